@@ -1,0 +1,88 @@
+"""Receipts assembled from parser events: what one printed receipt contained."""
+from escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
+
+
+class Receipt:
+    """One receipt: text lines, codes, images, how it ended.
+
+    lines: str per printed line, or None where the board could not decode it; then
+    raw_lines[i] holds ((encoding, intl_set, bytes), ...) for the server to decode.
+    """
+
+    def __init__(self):
+        self.lines = []
+        self.raw_lines = {}
+        self.barcodes = []
+        self.codes2d = []
+        self.images = []
+        self.cut = None
+        self.end = None
+        self.drawer = False
+
+    def is_empty(self):
+        return not (self.barcodes or self.codes2d or self.images or
+                    any(line is None or line for line in self.lines))
+
+    def trim(self):
+        """Drop leading and trailing blank lines (paper feeds, not content)."""
+        lines = self.lines
+        start = 0
+        while start < len(lines) and lines[start] == "":
+            start += 1
+        end = len(lines)
+        while end > start and lines[end - 1] == "":
+            end -= 1
+        if start or end < len(lines):
+            self.raw_lines = dict((k - start, v) for k, v in self.raw_lines.items()
+                                  if start <= k < end)
+            self.lines = lines[start:end]
+
+    def to_dict(self):
+        """Plain-data view (the `tilltap parse` JSON shape)."""
+        return {
+            "lines": self.lines,
+            "barcodes": [{"symbology": s, "data": d} for s, d in self.barcodes],
+            "codes2d": [{"type": t, "data": d} for t, d in self.codes2d],
+            "images": [{"kind": i[0], "width": i[1], "height": i[2], "size": i[3]}
+                       for i in self.images],
+            "cut": self.cut,
+            "end": self.end,
+            "drawer": self.drawer,
+        }
+
+
+class ReceiptAssembler:
+    """Feeds on parser events; returns each Receipt when its end event arrives."""
+
+    def __init__(self):
+        self._receipt = Receipt()
+
+    def add(self, events):
+        """Consume events; returns the list of receipts they completed."""
+        done = []
+        r = self._receipt
+        for ev in events:
+            kind = ev[0]
+            if kind == LINE:
+                if ev[1] is None:
+                    r.raw_lines[len(r.lines)] = ev[2]
+                r.lines.append(ev[1])
+            elif kind == BARCODE:
+                r.barcodes.append((ev[1], ev[2]))
+            elif kind == CODE2D:
+                r.codes2d.append((ev[1], ev[2]))
+            elif kind == IMAGE:
+                r.images.append(ev[1:5])
+            elif kind == DRAWER:
+                r.drawer = True
+            elif kind == RECEIPT_END:
+                r.end = ev[1]
+                r.cut = ev[2]
+                r.trim()
+                done.append(r)
+                r = self._receipt = Receipt()
+        return done
+
+    def pending(self):
+        """The receipt in progress (not yet ended), for inspection."""
+        return self._receipt

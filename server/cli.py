@@ -1,0 +1,24 @@
+"""`tilltap`: the one command-line entry point for host-side tools."""
+import argparse
+import sys
+
+from tilltap import parse_command
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="tilltap", description="TillTap host tools")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    parse_command.add_arguments(sub.add_parser(
+        "parse", help="parse ESC/POS print streams into receipts (JSON lines)",
+        description="Parse ESC/POS print streams; prints one JSON object per file."))
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
