@@ -169,28 +169,36 @@ _INTL = {
 _CODEC = {"katakana": "shift_jis", "jis": "euc_jp"}
 
 
+_page_tables = {}
+
+
 def codepage_table(vendor="epson"):
-    """The ESC t number -> encoding map of a printer vendor (see PROFILES docs)."""
-    if vendor not in _VENDOR_PAGES:
-        raise ValueError("unknown code-page map %r (known: %s)"
-                         % (vendor, ", ".join(sorted(_VENDOR_PAGES))))
-    table = {}
-    for spec in (_EPSON_PAGES, _VENDOR_PAGES[vendor]):
-        for item in spec.split():
-            n, enc = item.split(":")
-            table[int(n)] = enc
+    """The ESC t number -> encoding map of a printer vendor (shared; do not modify)."""
+    table = _page_tables.get(vendor)
+    if table is None:
+        if vendor not in _VENDOR_PAGES:
+            raise ValueError("unknown code-page map %r (known: %s)"
+                             % (vendor, ", ".join(sorted(_VENDOR_PAGES))))
+        table = {}
+        for spec in (_EPSON_PAGES, _VENDOR_PAGES[vendor]):
+            for item in spec.split():
+                n, enc = item.split(":")
+                table[int(n)] = enc
+        _page_tables[vendor] = table
     return table
 
 
 def decode_text(raw, encoding, intl=0):
     """Bytes of one text run as Unicode; None where this interpreter has no codec for them."""
+    if not raw:
+        return ""
     if encoding == "utf-8" or max(raw) < 0x80:
         try:
-            text = bytes(raw).decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeError:
             if _codecs is None:
                 return None
-            text = bytes(raw).decode("utf-8", "replace")
+            text = raw.decode("utf-8", "replace")
     elif _codecs is None:
         return None
     else:
@@ -201,7 +209,7 @@ def decode_text(raw, encoding, intl=0):
             _codecs.lookup(codec)
         except LookupError:
             codec = "cp437"
-        text = bytes(raw).decode(codec, "replace")
+        text = raw.decode(codec, "replace")
     if intl and encoding != "utf-8":
         text = _apply_intl(text, intl)
     return text
@@ -497,6 +505,17 @@ class Parser:
             return j + 1
         self._nl = 0
         if c == _ESC or c == _GS or (c == _FS and not self._star):
+            if j + 1 < n:
+                # fast path: a fixed-length command wholly in this buffer runs at once
+                if c == _ESC:
+                    total = (_STAR_ESC_FIX if self._star else _ESC_FIX)[buf[j + 1]]
+                else:
+                    total = (_GS_FIX if c == _GS else _FS_FIX)[buf[j + 1]]
+                if total and j + total <= n:
+                    self._hdr_mv[:total] = memoryview(buf)[j:j + total]
+                    self._hlen = total
+                    self._exec()
+                    return j + total
             self._begin(c)
         elif c == _DLE:
             if j + 1 < n:
@@ -1297,6 +1316,19 @@ class Parser:
                 self._line_event("", None)
             return
         runs = self._runs
+        if len(runs) == 1:
+            key = runs[0][1]
+            chunk = bytes(self._line_mv[:llen])
+            self._llen = 0
+            self._runs = []
+            self._run_key = None
+            self._line_cut = False
+            text = decode_text(chunk, key[0], key[1])
+            if text is None:
+                self._line_event(None, ((key[0], key[1], chunk),))
+            else:
+                self._line_event(text.rstrip(" "), None)
+            return
         spans = []
         for k in range(len(runs)):
             start, key = runs[k]

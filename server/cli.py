@@ -5,8 +5,15 @@ import sys
 from tilltap import parse_command
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Bad usage gets one line on stderr (and `--help` for the rest), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s (see --help)\n" % (self.prog, message))
+
+
 def build_parser():
-    ap = argparse.ArgumentParser(prog="tilltap", description="TillTap host tools")
+    ap = _ArgumentParser(prog="tilltap", description="TillTap host tools")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     parse_command.add_arguments(sub.add_parser(

@@ -1,0 +1,296 @@
+"""Parser framing, decoding and splitting; runs under pytest and under MicroPython."""
+import fwtest
+from escpos_parser import (BARCODE, CODE2D, CUT, DRAWER, IMAGE, LINE, RECEIPT_END, REQUEST,
+                           Parser, decode_text)
+
+ESC = b"\x1b"
+GS = b"\x1d"
+FS = b"\x1c"
+DLE = b"\x10"
+# Payload bytes that look like commands and line feeds: a parser that loses framing shows them.
+TRAP = b"\n\x1b@\x1dV\x00\x10\x04\x01\x1b\x64\x05\n"
+
+
+def events(stream, chunk=0, **options):
+    p = Parser(**options)
+    out = []
+    step = chunk or max(1, len(stream))
+    for i in range(0, len(stream), step):
+        out += p.feed(memoryview(stream)[i:i + step])
+    return out + p.close()
+
+
+def kinds(evs, kind):
+    return [e for e in evs if e[0] == kind]
+
+
+def lines(evs):
+    return [e[1] for e in evs if e[0] == LINE and e[1] != ""]
+
+
+def u16(n):
+    return bytes((n & 0xFF, n >> 8))
+
+
+def test_plain_lines_and_line_ends():
+    evs = events(b"one\ntwo\r\nthree\n\rfour\rfive   \n")
+    assert lines(evs) == ["one", "two", "three", "four", "five"]
+    assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "end", None)]
+
+
+def test_blank_lines_kept_between_text():
+    evs = events(b"a\n\nb\n")
+    assert [e[1] for e in evs if e[0] == LINE] == ["a", "", "b"]
+
+
+def test_raster_image_payload_never_desyncs():
+    x, y = 4, 3
+    payload = (TRAP * 2)[:x * y]
+    stream = b"before\n" + GS + b"v0\x00" + u16(x) + u16(y) + payload + b"after\n" + GS + b"V\x00"
+    for chunk in (0, 1, 5):
+        evs = events(stream, chunk)
+        assert lines(evs) == ["before", "after"], (chunk, evs)
+        assert kinds(evs, IMAGE) == [(IMAGE, "raster", 32, 3, 12)]
+        assert kinds(evs, REQUEST) == []
+        assert kinds(evs, CUT) == [(CUT, "full")]
+
+
+def test_column_image_stripes_merge_into_one_image():
+    stripe8 = ESC + b"*\x00" + u16(6) + TRAP[:6] + b"\n"
+    stripe24 = ESC + b"*\x21" + u16(4) + (TRAP * 2)[:12] + b"\n"
+    evs = events(ESC + b"3\x10" + stripe8 * 3 + ESC + b"2" + b"text\n" + stripe24 * 2)
+    assert kinds(evs, IMAGE) == [(IMAGE, "column", 6, 24, 18), (IMAGE, "column", 4, 48, 24)]
+    assert lines(evs) == ["text"]
+    assert [e[1] for e in evs if e[0] == LINE] == ["text"]
+
+
+def test_graphics_gs_paren_l_and_gs_8_l():
+    x, y = 16, 2
+    data = (TRAP * 3)[:x // 8 * y]
+    body = b"\x30\x70\x30\x01\x01\x31" + u16(x) + u16(y) + data
+    gs_paren = GS + b"(L" + u16(len(body)) + body
+    gs8 = GS + b"8L" + u16(len(body)) + b"\x00\x00" + body
+    print_buf = GS + b"(L\x02\x00\x30\x32"
+    evs = events(b"a\n" + gs_paren + print_buf + b"b\n" + gs8 + print_buf + b"c\n")
+    assert lines(evs) == ["a", "b", "c"]
+    assert kinds(evs, IMAGE) == [(IMAGE, "graphics", 16, 2, 4), (IMAGE, "graphics", 16, 2, 4)]
+
+
+def test_barcodes_function_a_and_b():
+    stream = (GS + b"k\x02" + b"4006381333931\x00" + b"x\n" +
+              GS + b"k\x04" + b"CODE-39\x00" +
+              GS + b"kI\x0b{B" + b"No.{C" + bytes((12, 34, 56, 0)) + b"y\n" +
+              GS + b"kE\x05ABC12" + b"z\n")
+    for chunk in (0, 1, 3):
+        evs = events(stream, chunk)
+        assert kinds(evs, BARCODE) == [
+            (BARCODE, "EAN13", "4006381333931"),
+            (BARCODE, "CODE39", "CODE-39"),
+            (BARCODE, "CODE128", "No.12345600"),
+            (BARCODE, "CODE39", "ABC12"),
+        ], evs
+        assert lines(evs) == ["x", "y", "z"]
+
+
+def test_barcode_function_a_ends_at_fixed_digit_count():
+    evs = events(GS + b"k\x03" + b"12345678" + b"rest\n")
+    assert kinds(evs, BARCODE) == [(BARCODE, "EAN8", "12345678")]
+    assert lines(evs) == ["rest"]
+
+
+def test_qr_code_reported_when_printed_not_when_stored():
+    data = b"https://e.example/inv?id=42&" + TRAP
+    store = GS + b"(k" + u16(len(data) + 3) + b"1P0" + data
+    size = GS + b"(k\x03\x001C\x06"
+    printq = GS + b"(k\x03\x001Q0"
+    evs = events(size + store + b"mid\n" + printq + printq)
+    qr = (CODE2D, "QR", data.decode())
+    assert kinds(evs, CODE2D) == [qr, qr]
+    assert lines(evs) == ["mid"]
+    assert kinds(events(store + b"x\n"), CODE2D) == []
+
+
+def test_pdf417_store_and_print():
+    data = b"PDF|417|DATA"
+    evs = events(GS + b"(k" + u16(len(data) + 3) + b"0P0" + data + GS + b"(k\x03\x000Q0")
+    assert kinds(evs, CODE2D) == [(CODE2D, "PDF417", "PDF|417|DATA")]
+
+
+def test_definitions_and_other_length_prefixed_commands_are_skipped():
+    amp = ESC + b"&\x03\x41\x42" + b"\x02" + TRAP[:6] + b"\x01" + TRAP[:3]
+    nv = FS + b"q\x01" + u16(1) + u16(1) + (TRAP * 2)[:8]
+    bmp = b"BM" + (22).to_bytes(4, "little") + (TRAP * 2)[:16]
+    gsd = GS + b"D0C0\x20\x20\x011" + bmp
+    dl = GS + b"*\x01\x01" + (TRAP * 2)[:8]
+    kanji = FS + b"2\xa1\xa1" + (TRAP * 6)[:72]
+    nvmem = FS + b"g1\x00\x00\x00\x00\x00" + u16(5) + TRAP[:5]
+    beep = ESC + b"(A" + u16(4) + b"\x30\x0a\x0a\x0a"
+    unknown_p16 = GS + b"(Z" + u16(6) + TRAP[:6]
+    counter = GS + b"C;" + b"1;2;3;4;5;"
+    stream = b"a\n" + amp + nv + gsd + dl + kanji + nvmem + beep + unknown_p16 + counter + b"b\n"
+    for chunk in (0, 1, 7):
+        p = Parser()
+        out = []
+        for i in range(0, len(stream), chunk or len(stream)):
+            out += p.feed(stream[i:i + (chunk or len(stream))])
+        out += p.close()
+        assert lines(out) == ["a", "b"], (chunk, out)
+        assert p.stats()["desync"] == 0
+        assert p.stats()["unknown_commands"] == 0
+
+
+def test_tab_positions_and_absolute_position_make_columns():
+    evs = events(ESC + b"D\x04\x0a\x00" + b"a\tb\tc\n" + b"Item" + ESC + b"$" + u16(240) +
+                 b"9.99\n")
+    assert lines(evs) == ["a   b     c", "Item                9.99"]
+
+
+def test_cuts_of_every_form_end_receipts():
+    cuts = [GS + b"V\x00", GS + b"V\x01", GS + b"V0", GS + b"V1", GS + b"VA\x03", GS + b"VB\x03",
+            GS + b"Va\x00", GS + b"Vb\x00", GS + b"Vg\x00", GS + b"Vh\x00", ESC + b"i", ESC + b"m"]
+    stream = b"".join(b"r%d\n" % k + c for k, c in enumerate(cuts))
+    evs = events(stream)
+    ends = kinds(evs, RECEIPT_END)
+    assert [e[2] for e in ends] == ["full", "partial", "full", "partial", "full", "partial",
+                                    "full", "partial", "full", "partial", "partial", "partial"]
+    assert lines(evs) == ["r%d" % k for k in range(len(cuts))]
+
+
+def test_cut_without_content_makes_no_receipt():
+    evs = events(GS + b"V\x00" + b"x\n" + GS + b"V\x00" + GS + b"V\x00")
+    assert len(kinds(evs, RECEIPT_END)) == 1
+    assert len(kinds(evs, CUT)) == 3
+
+
+def test_idle_gap_ends_a_receipt():
+    p = Parser()
+    p.feed(b"first\n")
+    assert p.idle() == [(RECEIPT_END, "idle", None)]
+    p.feed(b"second")
+    evs = p.idle()
+    assert evs == [(LINE, "second", None), (RECEIPT_END, "idle", None)]
+    assert p.idle() == []
+
+
+def test_status_requests_and_drawer():
+    stream = (DLE + b"\x04\x01" + DLE + b"\x04\x07\x01" + GS + b"r\x01" + GS + b"a\x0f" +
+              GS + b"(H\x06\x00\x30\x30abcd" + DLE + b"\x14\x01\x00\x05" + ESC + b"p\x00\x19\xfa" +
+              b"ok\n")
+    evs = events(stream)
+    assert [e[1] for e in kinds(evs, REQUEST)] == ["DLE EOT 1", "DLE EOT 7", "GS r 1", "GS a",
+                                                    "GS ( H 48"]
+    assert kinds(evs, DRAWER) == [(DRAWER, 2), (DRAWER, 2)]
+    assert lines(evs) == ["ok"]
+
+
+def test_dle_not_followed_by_a_realtime_command_is_ignored():
+    for chunk in (0, 1):
+        assert lines(events(b"a" + DLE + b"b\n", chunk)) == ["ab"]
+
+
+def test_codepage_and_international_set():
+    stream = ESC + b"t\x10" + b"caf\xe9\n" + ESC + b"R\x02" + b"[\\]{|}~\n"
+    evs = events(stream)
+    got = [e for e in evs if e[0] == LINE]
+    if fwtest.IS_MICROPYTHON:
+        assert got[0] == (LINE, None, (("cp1252", 0, b"caf\xe9"),))
+    else:
+        assert got[0] == (LINE, "café", None)
+    assert got[1] == (LINE, "ÄÖÜäöüß", None)
+
+
+def test_utf8_mode():
+    evs = events(FS + b"(C\x02\x00\x30\x02" + "Grüße 你好\n".encode("utf-8"))
+    assert lines(evs) == ["Grüße 你好"]
+
+
+def test_cjk_mode_and_printer_default_encoding():
+    gb = b"\xba\xcf\xbc\xc6 12.50"       # 合计 12.50 in GB18030
+    evs = events(FS + b"&" + gb + b"\n" + FS + b"." + b"x\n")
+    got = [e for e in evs if e[0] == LINE]
+    if fwtest.IS_MICROPYTHON:
+        assert got[0] == (LINE, None, (("gb18030", 0, gb),))
+    else:
+        assert got[0] == (LINE, "合计 12.50", None)
+    assert got[1] == (LINE, "x", None)
+    default = [e for e in events(gb + b"\n", encoding="gb18030") if e[0] == LINE]
+    assert default == got[:1]
+
+
+def test_customer_display_text_is_not_printed():
+    evs = events(b"a\n" + ESC + b"=\x02" + b"DISPLAY 9.99" + ESC + b"=\x01" + b"b\n")
+    assert lines(evs) == ["a", "b"]
+
+
+def test_page_mode_prints_on_form_feed_and_cancel_drops():
+    evs = events(ESC + b"L" + b"p1\n" + b"\x0c" + ESC + b"L" + b"gone\n" + b"\x18" +
+                 ESC + b"S" + b"s\n")
+    assert lines(evs) == ["p1", "s"]
+
+
+def test_absurd_lengths_count_as_desync_and_parsing_goes_on():
+    p = Parser(max_payload=1 << 20)
+    evs = p.feed(GS + b"8L\xff\xff\xff\x7f" + b"\n" + b"next\n") + p.close()
+    assert p.stats()["desync"] == 1
+    assert lines(evs) == ["next"]
+
+
+def test_long_lines_are_capped_and_counted():
+    p = Parser(max_line=64)
+    evs = p.feed(b"x" * 1000 + b"\n" + b"y\n") + p.close()
+    assert lines(evs) == ["x" * 64, "y"]
+    assert p.stats()["truncated_lines"] == 1
+
+
+def test_star_line_mode():
+    stream = (ESC + b"@" + ESC + b"\x1dt\x01" + ESC + b"E" + b"Bold\n" + ESC + b"F" +
+              ESC + b"i\x01\x01" + b"Big\n" + ESC + b"b\x34\x32\x31\x50" + b"ABC-1\x1e" +
+              ESC + b"\x1dyD1\x00" + u16(5) + b"hello" + ESC + b"\x1dyP" + b"\x07" +
+              ESC + b"d\x03")
+    for chunk in (0, 1):
+        evs = events(stream, chunk, profile="star")
+        assert lines(evs) == ["Bold", "Big"]
+        assert kinds(evs, BARCODE) == [(BARCODE, "CODE39", "ABC-1")]
+        assert kinds(evs, CODE2D) == [(CODE2D, "QR", "hello")]
+        assert kinds(evs, DRAWER) == [(DRAWER, 1)]
+        assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "cut", "partial")]
+
+
+def test_every_split_point_gives_the_same_events():
+    stream = (ESC + b"@" + b"Shop\n" + GS + b"v0\x00" + u16(2) + u16(2) + TRAP[:4] +
+              GS + b"k\x02" + b"4006381333931\x00" + ESC + b"t\x10" + b"\xe9\r\n" +
+              GS + b"(k" + u16(6) + b"1P0abc" + GS + b"(k\x03\x001Q0" + DLE + b"\x04\x01" +
+              b"total 1.00\n" + GS + b"VA\x00" + b"tail")
+    whole = events(stream)
+    for cut in range(1, len(stream)):
+        p = Parser()
+        got = p.feed(stream[:cut]) + p.feed(stream[cut:]) + p.close()
+        assert got == whole, cut
+
+
+def test_random_bytes_never_raise_and_memory_stays_bounded():
+    import gc
+    import random
+    random.seed(7)
+    p = Parser(max_payload=4096)
+    gc.collect()
+    before = gc.mem_alloc() if fwtest.IS_MICROPYTHON else 0
+    for _ in range(200):
+        n = random.getrandbits(11) + 1
+        data = bytes(random.getrandbits(8) for _ in range(n))
+        for i in range(0, len(data), 97):
+            p.feed(data[i:i + 97])
+    p.close()
+    if fwtest.IS_MICROPYTHON:
+        gc.collect()
+        assert gc.mem_alloc() - before < 48 * 1024, gc.mem_alloc() - before
+    assert p.stats()["bytes"] > 100000
+
+
+def test_decode_text_on_this_interpreter():
+    assert decode_text(b"plain", "cp437") == "plain"
+    assert decode_text(b"#1", "cp437", 3) == "£1"
+    if fwtest.IS_MICROPYTHON:
+        assert decode_text(b"\x82", "cp437") is None
+    else:
+        assert decode_text(b"\x82", "cp437") == "é"
