@@ -98,6 +98,11 @@ _GS_FIX = _table((
     (5, b"^z"),
     (6, b"g"),
 ))
+# Fixed-length commands that do something beyond style (see _exec); the rest only need framing.
+_ACTS = _table(((1, b"@tRdJKeimp=LS\x0c$\\uv"),))
+_GS_ACTS = _table(((1, b"arIg/:^"),))
+_FS_ACTS = _table(((1, b"&.Cp"),))
+_STAR_ACTS = _table(((1, b"@daJIR\x06\x0c"),))
 _STAR_ESC_FIX = _table((
     (2, b"@EF45\x0e\x14MP:gpO0\x32"),
     (3, b"-_Wh3RtlQNzJIadU%/\x06\x0c"),
@@ -190,18 +195,17 @@ def codepage_table(vendor="epson"):
 
 def decode_text(raw, encoding, intl=0):
     """Bytes of one text run as Unicode; None where this interpreter has no codec for them."""
-    if not raw:
-        return ""
-    if encoding == "utf-8" or max(raw) < 0x80:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeError:
-            if _codecs is None:
-                return None
-            text = raw.decode("utf-8", "replace")
-    elif _codecs is None:
-        return None
-    else:
+    try:
+        text = raw.decode("utf-8")
+        # same length: plain ASCII, the same in every code page (cheaper than max(raw) < 0x80);
+        # JIS Kanji pairs are ASCII bytes, so they never take this path
+        if encoding == "jis" or (encoding != "utf-8" and len(text) != len(raw)):
+            text = None
+    except UnicodeError:
+        text = None
+    if text is None:
+        if _codecs is None:
+            return None
         if encoding == "jis":
             raw = bytes(b | 0x80 if b >= 0x21 else b for b in raw)
         codec = _CODEC.get(encoding, encoding)
@@ -446,23 +450,37 @@ class Parser:
             self._data.extend(mv[i:i + take])
 
     def _text(self, buf, mv, i, n):
-        stop = i + _TEXT_WINDOW
-        if stop > n:
-            stop = n
-        j = buf.find(b"\n", i, stop)
-        if j < 0:
-            j = stop
-        if j > i:
-            if min(mv[i:j]) < 0x20:
-                k = i
-                while buf[k] >= 0x20:
-                    k += 1
-                j = k
+        """Text state: printable runs in bulk (find, min), line feeds inline, else a control."""
+        while i < n:
+            stop = i + _TEXT_WINDOW
+            if stop > n:
+                stop = n
+            j = buf.find(b"\n", i, stop)
+            if j < 0:
+                j = stop
             if j > i:
-                self._put_text(mv, i, j)
-        if j >= n or (j == stop and buf[j] >= 0x20):
-            return j
-        return self._control(buf[j], buf, j, n)
+                if min(mv[i:j]) < 0x20:
+                    k = i
+                    while buf[k] >= 0x20:
+                        k += 1
+                    j = k
+                if j > i:
+                    self._put_text(mv, i, j)
+            if j >= n:
+                return j
+            c = buf[j]
+            if c == _LF:
+                if self._nl == _CR:
+                    self._nl = 0           # second half of CR LF
+                else:
+                    self._newline()
+                    self._nl = _LF
+                i = j + 1
+            elif c >= 0x20:
+                i = j                      # window full of text: look further
+            else:
+                return self._control(c, buf, j, n)
+        return i
 
     def _put_text(self, mv, i, j):
         self._nl = 0
@@ -712,6 +730,13 @@ class Parser:
         h = self._hdr
         p = h[0]
         c = h[1]
+        if p == _ESC:
+            acts = _STAR_ACTS if self._star else _ACTS
+        else:
+            acts = _GS_ACTS if p == _GS else _FS_ACTS
+        if not acts[c]:
+            self._done()
+            return
         if self._star and p == _ESC:
             self._star_exec(c)
         elif p == _ESC:
