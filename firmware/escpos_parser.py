@@ -12,7 +12,9 @@ Events are tuples whose first item is the kind:
     (CODE2D, type, data)       a 2D code (QR, PDF417, ...) when it is printed
     (IMAGE, kind, width, height, size)  an image: raster | column | graphics | star-raster | logo
     (CUT, "full"|"partial")
-    (RECEIPT_END, reason, cut) reason: cut | idle | init | abort | end; cut: full | partial | None
+    (RECEIPT_END, reason, cut, offset)
+                               reason: cut | idle | init | abort | end; cut: full | partial |
+                               None; offset: stream position just after the receipt's last byte
     (DRAWER, pin)              cash drawer kick
     (REQUEST, name)            a command that makes the printer answer (a reply will come back)
 
@@ -341,7 +343,7 @@ class Parser:
         return out
 
     def close(self):
-        """End of stream: returns the events still pending, then starts afresh."""
+        """End of stream: returns the events still pending, then starts afresh (offsets from 0)."""
         self._out = out = []
         self._end_receipt("end")
         self._reset_stream()
@@ -354,6 +356,8 @@ class Parser:
     # ---- state ------------------------------------------------------------------------------
 
     def _reset_stream(self):
+        self._base = 0             # stream offset of the buffer being parsed
+        self._cursor = 0           # stream offset just after the command being run
         self._mode = _TEXT
         self._hlen = 0
         self._need = 0
@@ -404,6 +408,7 @@ class Parser:
         mv = memoryview(buf)
         i = 0
         self._stats["bytes"] += n
+        base = self._base
         while i < n:
             mode = self._mode
             if mode == _TEXT:
@@ -420,6 +425,7 @@ class Parser:
                 i += take
                 self._hlen = have + take
                 if self._hlen == self._need:
+                    self._cursor = base + i
                     self._next()
             elif mode == _SKIP:
                 take = self._remain if self._remain < n - i else n - i
@@ -440,6 +446,7 @@ class Parser:
                 i = self._scan(buf, i, n)
             else:
                 i = self._dle_lookahead(buf[i], i)
+        self._base = base + n
 
     def _keep(self, mv, i, take):
         room = self._data_cap - len(self._data)
@@ -532,6 +539,7 @@ class Parser:
                 if total and j + total <= n:
                     self._hdr_mv[:total] = memoryview(buf)[j:j + total]
                     self._hlen = total
+                    self._cursor = self._base + j + total
                     self._exec()
                     return j + total
             self._begin(c)
@@ -816,7 +824,7 @@ class Parser:
     def _init(self):
         self._end_line()
         if self._split_on_init:
-            self._end_receipt("init")
+            self._end_receipt("init", None, self._cursor - 2)
         self._reset_printer()
 
     # ---- DLE real-time commands -------------------------------------------------------------
@@ -1452,13 +1460,15 @@ class Parser:
         self._out.append((CUT, kind))
         self._end_receipt("cut", kind)
 
-    def _end_receipt(self, reason, cut=None):
+    def _end_receipt(self, reason, cut=None, offset=None):
         self._end_line()
         self._end_image()
         if self._content:
             self._content = False
             self._stats["receipts"] += 1
-            self._out.append((RECEIPT_END, reason, cut))
+            if offset is None:
+                offset = self._cursor if reason in ("cut", "abort") else self._base
+            self._out.append((RECEIPT_END, reason, cut, offset))
 
     def _replay_macro(self, times):
         events = self._macro

@@ -17,6 +17,7 @@ class Receipt:
         self.images = []
         self.cut = None
         self.end = None
+        self.offset = None   # stream position just after this receipt's last byte
         self.drawer = False
 
     def is_empty(self):
@@ -78,6 +79,7 @@ class ReceiptAssembler:
             elif kind == RECEIPT_END:
                 r.end = ev[1]
                 r.cut = ev[2]
+                r.offset = ev[3]
                 r.trim()
                 done.append(r)
                 r = self._receipt = Receipt()

@@ -33,9 +33,10 @@ def u16(n):
 
 
 def test_plain_lines_and_line_ends():
-    evs = events(b"one\ntwo\r\nthree\n\rfour\rfive   \n")
+    stream = b"one\ntwo\r\nthree\n\rfour\rfive   \n"
+    evs = events(stream)
     assert lines(evs) == ["one", "two", "three", "four", "five"]
-    assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "end", None)]
+    assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "end", None, len(stream))]
 
 
 def test_blank_lines_kept_between_text():
@@ -156,6 +157,19 @@ def test_cuts_of_every_form_end_receipts():
     assert lines(evs) == ["r%d" % k for k in range(len(cuts))]
 
 
+def test_receipt_end_offsets_split_the_stream_exactly():
+    first = ESC + b"@" + b"a\n" + GS + b"V\x00"
+    second = ESC + b"@" + b"b\n" + ESC + b"i"
+    third = ESC + b"@" + b"c\n"
+    stream = first + second + third + ESC + b"@" + b"d"
+    for chunk in (0, 1, 3):
+        ends = kinds(events(stream, chunk, split_on_init=True), RECEIPT_END)
+        assert ends == [(RECEIPT_END, "cut", "full", len(first)),
+                        (RECEIPT_END, "cut", "partial", len(first + second)),
+                        (RECEIPT_END, "init", None, len(first + second + third)),
+                        (RECEIPT_END, "end", None, len(stream))], (chunk, ends)
+
+
 def test_cut_without_content_makes_no_receipt():
     evs = events(GS + b"V\x00" + b"x\n" + GS + b"V\x00" + GS + b"V\x00")
     assert len(kinds(evs, RECEIPT_END)) == 1
@@ -165,10 +179,10 @@ def test_cut_without_content_makes_no_receipt():
 def test_idle_gap_ends_a_receipt():
     p = Parser()
     p.feed(b"first\n")
-    assert p.idle() == [(RECEIPT_END, "idle", None)]
+    assert p.idle() == [(RECEIPT_END, "idle", None, 6)]
     p.feed(b"second")
     evs = p.idle()
-    assert evs == [(LINE, "second", None), (RECEIPT_END, "idle", None)]
+    assert evs == [(LINE, "second", None), (RECEIPT_END, "idle", None, 12)]
     assert p.idle() == []
 
 
@@ -253,7 +267,7 @@ def test_star_line_mode():
         assert kinds(evs, BARCODE) == [(BARCODE, "CODE39", "ABC-1")]
         assert kinds(evs, CODE2D) == [(CODE2D, "QR", "hello")]
         assert kinds(evs, DRAWER) == [(DRAWER, 1)]
-        assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "cut", "partial")]
+        assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "cut", "partial", len(stream))]
 
 
 def test_every_split_point_gives_the_same_events():
