@@ -1,0 +1,138 @@
+"""The tap: forwards POS -> printer and printer -> POS byte for byte, and feeds capture.
+
+Failure assumptions, written down first:
+- The printer may stop taking bytes (paper out, CTS held, TCP window full) for any length of
+  time; the POS may send anything in any chunking; either side may disconnect.
+- Capture (parser, spool, uplink) may raise, run out of memory, or be slow; flash writes and
+  network operations hold the CPU for tens of milliseconds up to the uplink's timeouts.
+What the tap guarantees:
+- Bytes are forwarded in order, unchanged, nothing added or dropped. When the printer cannot
+  take more, the tap holds the chunk it has and stops reading from the POS: back-pressure goes
+  to the POS (UART RTS, TCP window) instead of into an unbounded buffer. Replies from the
+  printer go back to the POS the same way.
+- A chunk goes on to the printer before capture sees it; capture works on that chunk only
+  (bounded). An exception in capture switches capture off (counted) and forwarding carries on.
+- Slow work (the uplink) runs only in idle gaps: no byte from the POS for `work_idle_ms` and
+  nothing waiting to be forwarded, one bounded step at a time.
+"""
+_CHUNK = 512
+
+
+class Direction:
+    """One direction of the pass-through, with the chunk it could not forward yet."""
+
+    def __init__(self, src, dst, size=_CHUNK):
+        self.src = src
+        self.dst = dst
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+        self.start = 0
+        self.end = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.closed = False
+
+    def pending(self):
+        return self.end - self.start
+
+    def pump(self):
+        """Forward what the destination takes; read a new chunk only when none is held.
+
+        Returns the number of new bytes read (the chunk is self.mv[:n] until the next pump).
+        """
+        if self.start < self.end and not self._drain():
+            return 0
+        n = self.src.readinto(self.buf)
+        if n is None:
+            self.closed = True
+            return 0
+        if n:
+            self.bytes_in += n
+            self.start = 0
+            self.end = n
+            if self.dst is None:          # listen-only: nothing to forward to
+                self.start = n
+                self.bytes_out += n
+            else:
+                self._drain()
+        return n
+
+    def _drain(self):
+        while self.start < self.end:
+            w = self.dst.write(self.mv[self.start:self.end])
+            if w is None:
+                self.closed = True
+                return False
+            if not w:
+                return False
+            self.start += w
+            self.bytes_out += w
+        return True
+
+
+class Tap:
+    """The forwarding loop's state; step() is one iteration, never blocking.
+
+    pos, printer: ports (see ports.py); printer is None in listen-only mode.
+    capture: a Capture or None; work: callable(now_ms) for one bounded step of slow work
+    (the uplink) or None; clock: callable returning milliseconds (monotonic).
+    """
+
+    def __init__(self, pos, printer, capture=None, work=None, clock=None, split_idle_ms=3000,
+                 work_idle_ms=200, chunk=_CHUNK):
+        self.down = Direction(pos, printer, chunk)
+        self.up = Direction(printer, pos, chunk) if printer is not None else None
+        self.capture = capture
+        self.work = work
+        self._clock = clock
+        self._split_idle_ms = split_idle_ms
+        self._work_idle_ms = work_idle_ms
+        self._last_byte = clock() if clock else 0
+        self._split_due = False
+        self.capture_errors = 0
+        self.work_errors = 0
+        self.last_error = None
+
+    def step(self):
+        """Forward both ways, feed capture, and, in an idle gap, run slow work.
+
+        Returns True when bytes moved (the caller should call again at once).
+        """
+        n = self.down.pump()
+        if n and self.capture is not None:
+            try:
+                self.capture.feed(self.down.mv[:n])
+            except Exception as e:   # noqa: BLE001 -- capture must never stop printing
+                self._capture_failed(e)
+        moved = n > 0
+        if self.up is not None and self.up.pump():
+            moved = True
+        now = self._clock()
+        if n:
+            self._last_byte = now
+            self._split_due = True
+        idle = now - self._last_byte
+        if self._split_due and idle >= self._split_idle_ms:
+            self._split_due = False
+            if self.capture is not None:
+                try:
+                    self.capture.idle()
+                except Exception as e:   # noqa: BLE001
+                    self._capture_failed(e)
+        if (self.work is not None and not moved and idle >= self._work_idle_ms and
+                not self.down.pending() and not (self.up and self.up.pending())):
+            try:
+                self.work(now)
+            except Exception as e:   # noqa: BLE001 -- a failing uplink retries later
+                self.work_errors += 1
+                self.last_error = repr(e)
+        return moved
+
+    def closed(self):
+        """True when either side closed (network mode: the job's connection ended)."""
+        return self.down.closed or (self.up is not None and self.up.closed)
+
+    def _capture_failed(self, e):
+        self.capture = None
+        self.capture_errors += 1
+        self.last_error = repr(e)

@@ -1,0 +1,46 @@
+"""Capture: receipts spooled with exactly their own raw bytes, bounded, never raising."""
+from capture import Capture
+
+JOB = b"\x1b@Shop\nItem 1.00\n\x1dV\x00"
+
+
+class ListSpool:
+    def __init__(self, fail=False):
+        self.records = []
+        self.fail = fail
+
+    def append(self, record):
+        if self.fail:
+            raise OSError(28, "ENOSPC")
+        self.records.append(record)
+        return len(self.records)
+
+
+def _raw_of(record):
+    return record
+
+
+def test_raw_bytes_split_exactly_at_each_cut_for_any_chunking():
+    stream = JOB + b"\x1b@Second\n\x1dV\x01" + JOB
+    for size in (1, 3, 7, 64, len(stream)):
+        spool = ListSpool()
+        capture = Capture(spool, lambda r, raw: raw)
+        for i in range(0, len(stream), size):
+            capture.feed(memoryview(stream)[i:i + size])
+        assert spool.records == [JOB, b"\x1b@Second\n\x1dV\x01", JOB], size
+
+
+def test_receipt_bigger_than_the_raw_window_is_stored_without_raw():
+    big = b"\x1b@" + b"Line of a long receipt\n" * 100 + b"\x1dV\x00"
+    spool = ListSpool()
+    capture = Capture(spool, lambda r, raw: raw or b"(none)", raw_max=512)
+    for i in range(0, len(big + JOB), 100):
+        capture.feed((big + JOB)[i:i + 100])
+    assert spool.records == [b"(none)", JOB]
+    assert capture.raw_omitted == 1
+
+
+def test_spool_failure_is_counted_not_raised():
+    capture = Capture(ListSpool(fail=True), lambda r, raw: raw)
+    capture.feed(JOB + JOB)
+    assert capture.store_errors == 2 and capture.receipts == 2

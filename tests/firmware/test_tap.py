@@ -1,0 +1,166 @@
+"""The forwarding loop with fake ports: byte-exact both ways, back-pressure, fail-safe capture."""
+import random
+
+from capture import Capture
+from tap import Tap
+
+
+class Source:
+    """A port that delivers the given chunks one per read (b"" = nothing this time)."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.written = bytearray()
+        self.accept = None
+
+    def readinto(self, mv):
+        if not self.chunks:
+            return 0
+        chunk = self.chunks[0]
+        n = min(len(chunk), len(mv))
+        mv[:n] = chunk[:n]
+        if n < len(chunk):
+            self.chunks[0] = chunk[n:]
+        else:
+            self.chunks.pop(0)
+        return n
+
+    def write(self, mv):
+        n = len(mv) if self.accept is None else min(len(mv), self.accept())
+        self.written.extend(mv[:n])
+        return n
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0
+
+    def __call__(self):
+        return self.now
+
+
+class ListSpool:
+    def __init__(self):
+        self.records = []
+
+    def append(self, record):
+        self.records.append(record)
+        return len(self.records)
+
+
+def _stream():
+    random.seed(3)
+    return bytes(random.getrandbits(8) for _ in range(5000))
+
+
+def _chunks(data, sizes):
+    out = []
+    i = 0
+    k = 0
+    while i < len(data):
+        n = sizes[k % len(sizes)]
+        out.append(data[i:i + n])
+        if k % 3 == 0:
+            out.append(b"")
+        i += n
+        k += 1
+    return out
+
+
+def test_bytes_pass_both_ways_unchanged_with_a_slow_printer():
+    data = _stream()
+    replies = b"\x12\x00\x14\x16" * 50
+    pos = Source(_chunks(data, [1, 700, 33, 512, 5]))
+    printer = Source(_chunks(replies, [1, 4, 3]))
+    random.seed(5)
+    printer.accept = lambda: random.getrandbits(2) * 60      # 0 (busy) to 180 bytes a time
+    clock = Clock()
+    tap = Tap(pos, printer, capture=None, clock=clock)
+    for _ in range(20000):
+        tap.step()
+        clock.now += 1
+        if not pos.chunks and not printer.chunks and not tap.down.pending():
+            break
+    assert bytes(printer.written) == data
+    assert bytes(pos.written) == replies
+    assert tap.down.bytes_in == tap.down.bytes_out == len(data)
+
+
+def test_printer_that_takes_nothing_stops_reads_from_the_pos():
+    pos = Source([b"a" * 512] * 10)
+    printer = Source([])
+    printer.accept = lambda: 0
+    tap = Tap(pos, printer, clock=Clock())
+    for _ in range(100):
+        tap.step()
+    assert tap.down.bytes_in == 512       # one chunk held, nothing more read
+    assert len(pos.chunks) == 9
+    printer.accept = None
+    for _ in range(100):
+        tap.step()
+    assert bytes(printer.written) == b"a" * 5120
+
+
+class Exploding:
+    def __init__(self):
+        self.calls = 0
+
+    def feed(self, chunk):
+        self.calls += 1
+        if self.calls == 2:
+            raise MemoryError("simulated")
+
+    def idle(self):
+        pass
+
+
+def test_capture_failure_switches_capture_off_and_forwarding_goes_on():
+    data = b"x" * 3000
+    pos = Source(_chunks(data, [100]))
+    printer = Source([])
+    capture = Exploding()
+    tap = Tap(pos, printer, capture=capture, clock=Clock())
+    for _ in range(200):
+        tap.step()
+    assert bytes(printer.written) == data
+    assert tap.capture is None and tap.capture_errors == 1 and capture.calls == 2
+    assert "simulated" in tap.last_error
+
+
+def test_slow_work_runs_only_in_idle_gaps():
+    calls = []
+    pos = Source([b"abc", b"", b"def"] + [b""] * 50)
+    printer = Source([])
+    clock = Clock()
+    tap = Tap(pos, printer, work=calls.append, clock=clock, work_idle_ms=10)
+    for _ in range(40):
+        tap.step()
+        clock.now += 1
+    assert calls and min(calls) >= 12      # last POS byte at t=2, then 10 ms of quiet
+    assert bytes(printer.written) == b"abcdef"
+
+
+def test_idle_gap_ends_the_receipt_and_spools_it_with_its_raw_bytes():
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: repr((receipt.lines, raw)).encode())
+    job1 = b"\x1b@Coffee 3.50\nTotal 3.50\n\x1dV\x00"
+    job2 = b"\x1b@Tea 2.00\n"
+    pos = Source([job1[:7], job1[7:], job2] + [b""] * 30)
+    clock = Clock()
+    tap = Tap(pos, Source([]), capture=capture, clock=clock, split_idle_ms=20)
+    for _ in range(40):
+        tap.step()
+        clock.now += 1
+    assert spool.records == [repr((["Coffee 3.50", "Total 3.50"], job1)).encode(),
+                             repr((["Tea 2.00"], job2)).encode()]
+
+
+def test_listen_only_captures_without_forwarding():
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: raw)
+    job = b"Listen 1.00\n\x1dV\x01"
+    pos = Source([job])
+    tap = Tap(pos, None, capture=capture, clock=Clock())
+    tap.step()
+    assert spool.records == [job]
+    assert tap.down.bytes_in == tap.down.bytes_out == len(job)
