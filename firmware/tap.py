@@ -18,6 +18,10 @@ What the tap guarantees:
 _CHUNK = 512
 
 
+def _minus(a, b):
+    return a - b
+
+
 class Direction:
     """One direction of the pass-through, with the chunk it could not forward yet."""
 
@@ -75,16 +79,18 @@ class Tap:
 
     pos, printer: ports (see ports.py); printer is None in listen-only mode.
     capture: a Capture or None; work: callable(now_ms) for one bounded step of slow work
-    (the uplink) or None; clock: callable returning milliseconds (monotonic).
+    (the uplink) or None; clock: callable returning milliseconds, diff(a, b): a - b for
+    that clock (time.ticks_ms / time.ticks_diff on the board, where ticks wrap).
     """
 
-    def __init__(self, pos, printer, capture=None, work=None, clock=None, split_idle_ms=3000,
-                 work_idle_ms=200, chunk=_CHUNK):
+    def __init__(self, pos, printer, capture=None, work=None, clock=None, diff=None,
+                 split_idle_ms=3000, work_idle_ms=200, chunk=_CHUNK):
         self.down = Direction(pos, printer, chunk)
         self.up = Direction(printer, pos, chunk) if printer is not None else None
         self.capture = capture
         self.work = work
         self._clock = clock
+        self._diff = diff or _minus
         self._split_idle_ms = split_idle_ms
         self._work_idle_ms = work_idle_ms
         self._last_byte = clock() if clock else 0
@@ -111,7 +117,7 @@ class Tap:
         if n:
             self._last_byte = now
             self._split_due = True
-        idle = now - self._last_byte
+        idle = self._diff(now, self._last_byte)
         if self._split_due and idle >= self._split_idle_ms:
             self._split_due = False
             if self.capture is not None:

@@ -1,0 +1,329 @@
+"""TillTap firmware entry point: builds the hardware from the board definition and the
+configuration, then runs the tap until power goes.
+
+On the board `main.py` runs at boot with /board.json and /config.json. On a PC (the `host`
+board, MicroPython unix port):
+
+    micropython firmware/main.py --board boards/host/board.json --config config.json \
+        [--status status.json]
+
+Fail-safe order: forwarding is built first and from the board definition alone; capture and
+uplink are built after it, each inside its own try, so a bad configuration, a broken flash or
+an out-of-memory leaves a tap that still forwards (and says why in its status). On boards with a
+bypass relay the relay connects POS and printer directly until the forwarding loop runs, and a
+hung board is restarted by the watchdog.
+"""
+import gc
+import json
+import os
+import sys
+import time
+
+import config
+from capture import Capture
+from escpos_parser import Parser
+from ports import SocketPort, UartPort
+from tap import Tap
+
+try:
+    import machine
+    import micropython
+except ImportError:   # CPython (imports only) and the unix port have no machine module
+    machine = None
+    micropython = None
+
+try:
+    import select
+    import socket
+except ImportError:
+    select = socket = None
+
+FIRMWARE_VERSION = "0.1.0"
+_CHUNK = 512
+_POLL_MS = 10          # longest sleep of the loop when nothing moves
+_CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last replies
+_STATUS_EVERY_MS = 500
+
+_ticks_ms = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
+_ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
+
+
+def load_board(path):
+    """The board definition (pins, UARTs, modes) from its JSON file."""
+    with open(path) as f:
+        return json.load(f)
+
+
+def device_id(cfg):
+    """The configured ID, else machine.unique_id() as hex (the ESP32's base MAC)."""
+    if cfg["device_id"]:
+        return cfg["device_id"]
+    if machine and hasattr(machine, "unique_id"):
+        return "".join("%02x" % b for b in machine.unique_id())
+    return "host"
+
+
+class Runner:
+    """Owns the tap, capture and status for one board; run() never returns."""
+
+    def __init__(self, board, cfg, status_path=None):
+        self.board = board
+        self.cfg = cfg
+        self.status_path = status_path
+        self.started = _ticks_ms()
+        self.problems = []
+        self.capture = None
+        self.spool = None
+        self.work = None
+        self.jobs = 0
+        self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0}
+        self._wdt = None
+        self._last_status = 0
+
+    # ---- building ---------------------------------------------------------------------------
+
+    def build_capture(self):
+        """Parser, spool and capture from the configuration; None (with a reason) if that fails."""
+        try:
+            from spool import Spool
+            cfg = self.cfg
+            self.spool = Spool(cfg["spool"]["dir"], max_bytes=cfg["spool"]["max_bytes"],
+                               min_free=cfg["spool"]["min_free"],
+                               policy=cfg["spool"]["when_full"])
+            parser = Parser(profile=cfg["printer"]["profile"],
+                            codepage_map=cfg["printer"]["codepage_map"],
+                            encoding=cfg["printer"]["encoding"] or None,
+                            split_on_init=cfg["split"]["on_init"])
+            self.capture = Capture(self.spool, self.encode_record, parser,
+                                   raw_max=cfg["upload"]["raw_bytes_max"])
+        except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
+            self.problems.append("capture disabled: %r" % (e,))
+            self.capture = None
+        return self.capture
+
+    def encode_record(self, receipt, raw):
+        """The spool record for a finished receipt (JSON, see the protocol)."""
+        record = receipt.to_dict()
+        record["captured_ms"] = _ticks_diff(_ticks_ms(), self.started)
+        if raw is not None:
+            record["raw_len"] = len(raw)
+        return json.dumps(record).encode()
+
+    def new_tap(self, pos, printer):
+        cfg = self.cfg
+        return Tap(pos, printer, capture=self.capture, work=self.work, clock=_ticks_ms,
+                   diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"],
+                   work_idle_ms=cfg["upload"]["idle_ms"], chunk=_CHUNK)
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def run_uarts(self):
+        """Inline or listen-only mode on a board's UARTs."""
+        board = self.board
+        listen = self.cfg["mode"] == "listen" or "printer_uart" not in board
+        flow = self.cfg["printer"]["flow"] == "rtscts"
+        pos_uart = self._uart(board["pos_uart"], flow and not listen)
+        pos = UartPort(pos_uart, board["txbuf"], flow)
+        printer = None
+        if not listen:
+            printer = UartPort(self._uart(board["printer_uart"], flow), board["txbuf"], flow)
+        self._bypass(False)
+        tap = self.new_tap(pos, printer)
+        poller = select.poll()
+        poller.register(pos.stream, select.POLLIN)
+        if printer:
+            poller.register(printer.stream, select.POLLIN)
+        while True:
+            if not tap.step():
+                poller.poll(_POLL_MS)
+            self._tick(tap)
+
+    def run_network(self):
+        """Network mode (and the host board): POS jobs arrive on TCP, go on to the printer's IP."""
+        cfg = self.cfg
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(socket.getaddrinfo("0.0.0.0", cfg["pos"]["listen_port"])[0][-1])
+        listener.listen(1)
+        listener.setblocking(False)
+        printer_addr = socket.getaddrinfo(cfg["printer"]["host"], cfg["printer"]["port"])[0][-1]
+        idle = self.new_tap(_Nothing(), None)   # runs capture splits and uplink between jobs
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        while True:
+            conn = self._accept(listener)
+            if conn is None:
+                if not idle.step():
+                    poller.poll(_POLL_MS)
+                self._tick(idle)
+                continue
+            self._job(conn, printer_addr)
+
+    def _job(self, conn, printer_addr):
+        """One print job: forward until the POS closes, then let the printer answer, close."""
+        self.jobs += 1
+        psock = socket.socket()
+        try:
+            psock.settimeout(self.cfg["server"]["timeout_ms"] / 1000)
+            psock.connect(printer_addr)
+        except OSError as e:
+            # printer unreachable: refuse the job so the POS sees the error and retries
+            self.problems.append("printer unreachable: %r" % (e,))
+            psock.close()
+            conn.close()
+            return
+        pos = SocketPort(conn)
+        printer = SocketPort(psock)
+        tap = self.new_tap(pos, printer)
+        poller = select.poll()
+        poller.register(conn, select.POLLIN)
+        poller.register(psock, select.POLLIN)
+        closing = None
+        while True:
+            moved = tap.step()
+            self._tick(tap)
+            if tap.closed() and not tap.down.pending():
+                now = _ticks_ms()
+                if closing is None:
+                    closing = now
+                elif _ticks_diff(now, closing) >= _CLOSE_GRACE_MS or tap.up.closed:
+                    break
+            if not moved:
+                poller.poll(_POLL_MS)
+        self._account(tap)
+        pos.close()
+        printer.close()
+        if self.capture is not None:
+            try:
+                self.capture.idle()     # the connection's end ends its receipt
+            except Exception as e:   # noqa: BLE001
+                self.problems.append("capture: %r" % (e,))
+
+    def _accept(self, listener):
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return None
+        return conn
+
+    def _account(self, tap):
+        t = self.totals
+        t["pos_bytes"] += tap.down.bytes_in
+        t["printer_bytes"] += tap.down.bytes_out
+        t["replies_in"] += tap.up.bytes_in if tap.up else 0
+        t["replies_out"] += tap.up.bytes_out if tap.up else 0
+
+    def _uart(self, pins, flow):
+        kwargs = {"baudrate": self.cfg["printer"]["baudrate"], "rx": pins["rx"],
+                  "rxbuf": self.board["rxbuf"], "txbuf": self.board["txbuf"],
+                  "timeout": 0, "timeout_char": 0}
+        if pins.get("tx", -1) >= 0:
+            kwargs["tx"] = pins["tx"]
+        if flow and "rts" in pins:
+            kwargs.update(rts=pins["rts"], cts=pins["cts"], flow=machine.UART.RTS | machine.UART.CTS)
+        return machine.UART(pins["id"], **kwargs)
+
+    def _bypass(self, on):
+        pin = self.board.get("bypass_pin")
+        if machine and hasattr(machine, "Pin") and pin is not None:
+            # relay released (pin low) = POS wired straight to the printer
+            machine.Pin(pin, machine.Pin.OUT).value(0 if on else 1)
+
+    def _tick(self, tap):
+        if self._wdt:
+            self._wdt.feed()
+        now = _ticks_ms()
+        if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
+            self._last_status = now
+            self.write_status(tap)
+
+    def status(self, tap=None):
+        """Health figures: what moved, what was captured, the spool, the problems seen."""
+        totals = dict(self.totals)
+        if tap is not None:
+            totals["pos_bytes"] += tap.down.bytes_in
+            totals["printer_bytes"] += tap.down.bytes_out
+            if tap.up is not None:
+                totals["replies_in"] += tap.up.bytes_in
+                totals["replies_out"] += tap.up.bytes_out
+        gc.collect()
+        out = {"firmware": FIRMWARE_VERSION, "device": device_id(self.cfg),
+               "uptime_ms": _ticks_diff(_ticks_ms(), self.started), "jobs": self.jobs,
+               "mem_free": gc.mem_free(), "problems": self.problems[-5:]}
+        out.update(totals)
+        if self.capture is not None:
+            out["receipts"] = self.capture.receipts
+            out["store_errors"] = self.capture.store_errors
+            out["parser"] = self.capture.parser.stats()
+        if self.spool is not None:
+            out["spool"] = self.spool.stats()
+        if tap is not None:
+            out["capture_errors"] = tap.capture_errors
+            out["work_errors"] = tap.work_errors
+        return out
+
+    def write_status(self, tap=None):
+        tmp = self.status_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(self.status(tap)))
+        os.rename(tmp, self.status_path)
+
+    def run(self):
+        """Forward forever, in the mode the configuration and the board allow."""
+        if machine and hasattr(machine, "WDT") and self.cfg["watchdog_ms"]:
+            self._wdt = machine.WDT(timeout=self.cfg["watchdog_ms"])
+        if micropython and hasattr(micropython, "kbd_intr"):
+            micropython.kbd_intr(-1)     # POS bytes (0x03) must never interrupt the firmware
+        if self.cfg["mode"] == "network" or self.board["chip"] == "unix":
+            self.run_network()
+        else:
+            self.run_uarts()
+
+
+class _Nothing:
+    """A port with no bytes: lets the between-jobs loop run capture splits and slow work."""
+
+    def readinto(self, mv):
+        return 0
+
+
+def _args(argv):
+    opts = {"--board": "/board.json", "--config": "/config.json", "--status": None}
+    k = 1
+    while k < len(argv):
+        if argv[k] in opts and k + 1 < len(argv):
+            opts[argv[k]] = argv[k + 1]
+            k += 2
+        else:
+            raise SystemExit("usage: main.py [--board FILE] [--config FILE] [--status FILE]")
+    return opts
+
+
+def main(argv=None):
+    """Boot: board, configuration (defaults when it is bad), capture, then forward forever."""
+    opts = _args(argv if argv is not None else getattr(sys, "argv", ["main.py"]))
+    board = load_board(opts["--board"])
+    problems = []
+    try:
+        cfg = config.load(opts["--config"])
+    except config.ConfigError as e:
+        problems.append("config: %s" % e)
+        print("tilltap: config:", e)
+        if board["chip"] == "unix":
+            raise SystemExit(2)          # no printer address to forward to
+        # On a board: with a bypass relay POS and printer stay wired directly; without one,
+        # forward with the default line settings and capture nothing.
+        cfg = config.defaults()
+        if board.get("bypass_pin") is not None:
+            Runner(board, cfg)._bypass(True)
+            while True:
+                time.sleep(60)
+    runner = Runner(board, cfg, opts["--status"])
+    runner.problems += problems
+    if not problems:
+        runner.build_capture()
+    runner.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""A simulated POS: sends print jobs to a printer address (the tap) over TCP, like port 9100.
+
+Status-aware POS software asks the printer for its status (DLE EOT 1) before a job and waits
+for the answer; the simulator does the same, so the tap's reply path is exercised too.
+"""
+import asyncio
+
+STATUS_REQUEST = b"\x10\x04\x01"
+
+
+class JobResult:
+    def __init__(self):
+        self.sent = 0
+        self.replies = b""
+
+
+async def send_job(host, port, stream, ask_status=True, timeout=10.0, chunk=777):
+    """Sends one job on its own connection; returns what was sent and what came back."""
+    result = JobResult()
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        if ask_status:
+            writer.write(STATUS_REQUEST)
+            await writer.drain()
+            result.replies += await asyncio.wait_for(reader.read(1), timeout)
+            result.sent += len(STATUS_REQUEST)
+        for i in range(0, len(stream), chunk):
+            writer.write(stream[i:i + chunk])
+            await writer.drain()
+        result.sent += len(stream)
+        writer.write_eof()
+        while True:
+            data = await asyncio.wait_for(reader.read(4096), timeout)
+            if not data:
+                break
+            result.replies += data
+    finally:
+        writer.close()
+    return result
