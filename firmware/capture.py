@@ -13,24 +13,30 @@ class Capture:
     """Chunks in, spooled receipt records out.
 
     encode(receipt, raw) -> bytes builds the spool record (raw is None when it was too big);
-    spool.append(record) stores it durably.
+    spool.append(record) stores it durably; make_parser() -> a new Parser (printer options).
     """
 
-    def __init__(self, spool, encode, parser=None, raw_max=16384):
-        self.parser = parser or Parser()
-        self._assembler = ReceiptAssembler()
+    def __init__(self, spool, encode, make_parser=Parser, raw_max=16384):
+        self._make_parser = make_parser
         self._spool = spool
         self._encode = encode
         self._raw_max = raw_max
         self._raw = bytearray(raw_max)
         self._raw_mv = memoryview(self._raw)
-        self._raw_len = 0
-        self._raw_start = 0      # stream offset of self._raw[0]
-        self._raw_whole = True   # False once the receipt in progress outgrew the window
+        self.reset()
         self.receipts = 0
         self.raw_omitted = 0
         self.store_errors = 0
         self.last_seq = None
+
+    def reset(self):
+        """Start afresh after a failure: a new parser, the receipt in progress is dropped."""
+        self.parser = self._make_parser()
+        self._assembler = ReceiptAssembler()
+        self._raw_len = 0
+        self._raw_start = 0      # stream offset of self._raw[0]
+        self._raw_whole = True   # False once the receipt in progress outgrew the window
+        return self
 
     def feed(self, chunk):
         """Parse one forwarded chunk; spools every receipt it completed."""

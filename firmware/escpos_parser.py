@@ -176,23 +176,19 @@ _INTL = {
 _CODEC = {"katakana": "shift_jis", "jis": "euc_jp"}
 
 
-_page_tables = {}
+def page_encoding(vendor, n):
+    """The encoding a vendor's printers use for ESC t n, or None when the number is unknown.
 
-
-def codepage_table(vendor="epson"):
-    """The ESC t number -> encoding map of a printer vendor (shared; do not modify)."""
-    table = _page_tables.get(vendor)
-    if table is None:
-        if vendor not in _VENDOR_PAGES:
-            raise ValueError("unknown code-page map %r (known: %s)"
-                             % (vendor, ", ".join(sorted(_VENDOR_PAGES))))
-        table = {}
-        for spec in (_EPSON_PAGES, _VENDOR_PAGES[vendor]):
-            for item in spec.split():
-                n, enc = item.split(":")
-                table[int(n)] = enc
-        _page_tables[vendor] = table
-    return table
+    Looked up in the table strings themselves: no per-entry objects on the board's heap.
+    """
+    key = " %d:" % n
+    for spec in (_VENDOR_PAGES[vendor], _EPSON_PAGES):
+        k = (" " + spec).find(key)
+        if k >= 0:
+            k += len(key) - 1
+            end = spec.find(" ", k)
+            return spec[k:end if end >= 0 else len(spec)]
+    return None
 
 
 def decode_text(raw, encoding, intl=0):
@@ -291,8 +287,10 @@ class Parser:
             raise ValueError("unknown encoding %r (known: %s)"
                              % (encoding, ", ".join(e for e in ENCODINGS if e)))
         self._star = profile == "star"
-        self._pages = codepage_table(codepage_map or ("star" if self._star else "epson"))
-        self._star_pages = codepage_table("star")
+        self._vendor = codepage_map or ("star" if self._star else "epson")
+        if self._vendor not in _VENDOR_PAGES:
+            raise ValueError("unknown code-page map %r (known: %s)"
+                             % (self._vendor, ", ".join(sorted(_VENDOR_PAGES))))
         self._default_mb = encoding
         self._default_page = codepage
         self._split_on_init = split_on_init
@@ -385,7 +383,7 @@ class Parser:
         self._utf8 = False
         self._intl = 0
         self._page_no = self._default_page
-        self._page_table = self._pages
+        self._page_vendor = self._vendor
         self._kanji = self._default_mb is not None
         self._mb = self._default_mb or "gb18030"
         self._tabs = None
@@ -399,7 +397,7 @@ class Parser:
         elif self._kanji:
             enc = self._mb
         else:
-            enc = self._page_table.get(self._page_no) or "cp437"
+            enc = page_encoding(self._page_vendor, self._page_no) or "cp437"
         self._key = (enc, self._intl)
 
     # ---- main loop --------------------------------------------------------------------------
@@ -752,7 +750,7 @@ class Parser:
                 self._init()
             elif c == 0x74:
                 self._page_no = h[2]
-                self._codepage_changed(self._pages)
+                self._codepage_changed(self._vendor)
             elif c == 0x52:
                 self._intl = h[2]
                 self._set_key()
@@ -815,10 +813,10 @@ class Parser:
                 self._image("logo", 0, 0, 0)
         self._done()
 
-    def _codepage_changed(self, table):
-        if self._page_no not in table:
+    def _codepage_changed(self, vendor):
+        if page_encoding(vendor, self._page_no) is None:
             self._stats["unknown_codepages"] += 1
-        self._page_table = table
+        self._page_vendor = vendor
         self._set_key()
 
     def _init(self):
@@ -924,7 +922,7 @@ class Parser:
 
     def _star_codepage(self):
         self._page_no = self._hdr[3]
-        self._codepage_changed(self._star_pages)
+        self._codepage_changed("star")
         self._done()
 
     # ---- GS specials ------------------------------------------------------------------------

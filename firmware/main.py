@@ -76,7 +76,8 @@ class Runner:
         self.spool = None
         self.work = None
         self.jobs = 0
-        self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0}
+        self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0,
+                       "capture_errors": 0, "work_errors": 0}
         self._wdt = None
         self._last_status = 0
 
@@ -87,17 +88,21 @@ class Runner:
         try:
             from spool import Spool
             cfg = self.cfg
+            _make_parents(cfg["spool"]["dir"])
             self.spool = Spool(cfg["spool"]["dir"], max_bytes=cfg["spool"]["max_bytes"],
                                min_free=cfg["spool"]["min_free"],
                                policy=cfg["spool"]["when_full"])
-            parser = Parser(profile=cfg["printer"]["profile"],
-                            codepage_map=cfg["printer"]["codepage_map"],
-                            encoding=cfg["printer"]["encoding"] or None,
-                            split_on_init=cfg["split"]["on_init"])
-            self.capture = Capture(self.spool, self.encode_record, parser,
+            printer = cfg["printer"]
+
+            def make_parser():
+                return Parser(profile=printer["profile"], codepage_map=printer["codepage_map"],
+                              encoding=printer["encoding"] or None,
+                              split_on_init=cfg["split"]["on_init"])
+
+            self.capture = Capture(self.spool, self.encode_record, make_parser,
                                    raw_max=cfg["upload"]["raw_bytes_max"])
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
-            self.problems.append("capture disabled: %r" % (e,))
+            self._problem("capture disabled: %r" % (e,))
             self.capture = None
         return self.capture
 
@@ -168,7 +173,7 @@ class Runner:
             psock.connect(printer_addr)
         except OSError as e:
             # printer unreachable: refuse the job so the POS sees the error and retries
-            self.problems.append("printer unreachable: %r" % (e,))
+            self._problem("printer unreachable: %r" % (e,))
             psock.close()
             conn.close()
             return
@@ -197,7 +202,7 @@ class Runner:
             try:
                 self.capture.idle()     # the connection's end ends its receipt
             except Exception as e:   # noqa: BLE001
-                self.problems.append("capture: %r" % (e,))
+                self._problem("capture: %r" % (e,))
 
     def _accept(self, listener):
         try:
@@ -212,6 +217,7 @@ class Runner:
         t["printer_bytes"] += tap.down.bytes_out
         t["replies_in"] += tap.up.bytes_in if tap.up else 0
         t["replies_out"] += tap.up.bytes_out if tap.up else 0
+        t["work_errors"] += tap.work_errors
 
     def _uart(self, pins, flow):
         kwargs = {"baudrate": self.cfg["printer"]["baudrate"], "rx": pins["rx"],
@@ -229,9 +235,19 @@ class Runner:
             # relay released (pin low) = POS wired straight to the printer
             machine.Pin(pin, machine.Pin.OUT).value(0 if on else 1)
 
+    def _problem(self, text):
+        """Remember a problem for the status report (the last few only: bounded memory)."""
+        self.problems.append(text)
+        del self.problems[:-8]
+
     def _tick(self, tap):
         if self._wdt:
             self._wdt.feed()
+        if tap.capture is None and self.capture is not None:
+            # capture failed on this tap: note why, start a fresh parser, carry on capturing
+            self.totals["capture_errors"] += 1
+            self._problem("capture: %s" % tap.last_error)
+            tap.capture = self.capture.reset()
         now = _ticks_ms()
         if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
@@ -258,8 +274,7 @@ class Runner:
         if self.spool is not None:
             out["spool"] = self.spool.stats()
         if tap is not None:
-            out["capture_errors"] = tap.capture_errors
-            out["work_errors"] = tap.work_errors
+            out["work_errors"] += tap.work_errors
         return out
 
     def write_status(self, tap=None):
@@ -278,6 +293,18 @@ class Runner:
             self.run_network()
         else:
             self.run_uarts()
+
+
+def _make_parents(path):
+    """Creates the directories above path (os.makedirs does not exist on the board)."""
+    parts = path.rstrip("/").split("/")[:-1]
+    for k in range(1, len(parts) + 1):
+        sub = "/".join(parts[:k])
+        if sub:
+            try:
+                os.mkdir(sub)
+            except OSError:
+                pass          # exists already
 
 
 class _Nothing:

@@ -1,0 +1,61 @@
+"""Configuration: defaults for everything optional, a clear message naming a bad field."""
+import json
+
+import config
+import fwtest
+
+
+def _error(given):
+    try:
+        config.validate(given)
+    except config.ConfigError as e:
+        return str(e)
+    raise AssertionError("accepted: %r" % (given,))
+
+
+def test_empty_config_gets_every_default():
+    cfg = config.validate({})
+    assert cfg == config.defaults()
+    assert cfg["mode"] == "inline" and cfg["printer"]["baudrate"] == 115200
+    assert cfg["spool"]["when_full"] == "drop_oldest"
+
+
+def test_given_values_override_defaults():
+    cfg = config.validate({"printer": {"encoding": "gb18030", "baudrate": 38400},
+                           "upload": {"mode": "fields"}})
+    assert cfg["printer"]["encoding"] == "gb18030"
+    assert cfg["printer"]["baudrate"] == 38400
+    assert cfg["printer"]["profile"] == "epson"
+    assert cfg["upload"]["mode"] == "fields"
+
+
+def test_errors_name_the_field():
+    assert _error({"printer": {"baudrate": "fast"}}).startswith("printer.baudrate: must be an")
+    assert _error({"printer": {"baudrate": 7}}).startswith("printer.baudrate: must be between")
+    assert _error({"printer": {"baudrate": True}}).startswith("printer.baudrate:")
+    assert _error({"mode": "sniff"}).startswith("mode: must be one of")
+    assert _error({"wifi": {"ssdi": "x"}}) == "wifi.ssdi: unknown setting"
+    assert _error({"colour": 1}) == "colour: unknown setting"
+    assert _error({"wifi": "home"}) == "wifi: must be an object"
+    assert _error({"mode": "network"}) == "printer.host: required in network mode"
+    assert _error([1]).startswith("(top level)")
+
+
+def test_load_reports_unreadable_and_bad_json():
+    d = fwtest.tmpdir("cfg")
+    try:
+        path = d + "/config.json"
+        with open(path, "w") as f:
+            f.write("{not json")
+        for bad in (path, d + "/missing.json"):
+            try:
+                config.load(bad)
+            except config.ConfigError as e:
+                assert str(e).startswith("(file) " + bad)
+            else:
+                raise AssertionError(bad)
+        with open(path, "w") as f:
+            f.write(json.dumps({"split": {"idle_ms": 1500}}))
+        assert config.load(path)["split"]["idle_ms"] == 1500
+    finally:
+        fwtest.rmtree(d)
