@@ -35,3 +35,26 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# ---- a real board (see README: Flashing and operating a board) ----------------------------
+BOARD ?= esp32-devkitc
+PORT ?=
+FIRMWARE ?=
+CONFIG ?= config.json
+
+.PHONY: flash deploy repl logs
+flash: $(STAMP)
+	@test -n "$(PORT)" || { echo "make flash: set PORT=/dev/ttyUSB0 (and FIRMWARE=...bin)"; exit 2; }
+	$(BIN)/tilltap board flash --board $(BOARD) --port $(PORT) --firmware "$(FIRMWARE)"
+
+deploy: $(STAMP)
+	@test -n "$(PORT)" || { echo "make deploy: set PORT=/dev/ttyUSB0 (and CONFIG=config.json)"; exit 2; }
+	$(BIN)/tilltap board deploy --board $(BOARD) --port $(PORT) --config $(CONFIG)
+
+repl: $(STAMP)
+	@test -n "$(PORT)" || { echo "make repl: set PORT=/dev/ttyUSB0"; exit 2; }
+	$(BIN)/tilltap board repl --port $(PORT)
+
+logs: $(STAMP)
+	@test -n "$(PORT)" || { echo "make logs: set PORT=/dev/ttyUSB0"; exit 2; }
+	$(BIN)/tilltap board logs --port $(PORT)

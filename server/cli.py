@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from tilltap import parse_command
+from tilltap import board_command, parse_command
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -19,6 +19,9 @@ def build_parser():
     parse_command.add_arguments(sub.add_parser(
         "parse", help="parse ESC/POS print streams into receipts (JSON lines)",
         description="Parse ESC/POS print streams; prints one JSON object per file."))
+    board_command.add_arguments(sub.add_parser(
+        "board", help="flash, deploy to and talk to a board",
+        description="Flash MicroPython, deploy the firmware and configuration, open a REPL."))
     return ap
 
 

@@ -1,0 +1,136 @@
+"""`tilltap board ...`: flash MicroPython, deploy the firmware and its configuration, open a REPL.
+
+    tilltap board flash  --board esp32-devkitc --port /dev/ttyUSB0 --firmware ESP32_GENERIC.bin
+    tilltap board deploy --board esp32-devkitc --port /dev/ttyUSB0 --config config.json
+    tilltap board repl   --port /dev/ttyUSB0
+    tilltap board logs   --port /dev/ttyUSB0
+
+`--dry-run` prints the commands instead of running them. The Makefile's flash, deploy, repl
+and logs targets call these.
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import config as device_config
+from tilltap.unixport import ROOT, compile_firmware
+
+BOARDS = os.path.join(ROOT, "boards")
+_ESPTOOL_CHIP = {"esp32": "esp32", "esp32s3": "esp32s3", "esp32c3": "esp32c3"}
+# The board runs /main.py at boot; it stays a two-line stub so that nothing is compiled on
+# the board (compiling source costs heap): the firmware's main module goes to /lib precompiled.
+_BOOT_STUB = "import tilltap_main\ntilltap_main.main()\n"
+
+
+def board_names():
+    return sorted(n for n in os.listdir(BOARDS) if os.path.isfile(os.path.join(BOARDS, n,
+                                                                                "board.json")))
+
+
+def load_board(name):
+    path = os.path.join(BOARDS, name, "board.json")
+    if not os.path.isfile(path):
+        raise SystemExit("tilltap board: unknown board %r (known: %s)"
+                         % (name, ", ".join(board_names())))
+    with open(path) as f:
+        return json.load(f)
+
+
+def add_arguments(ap):
+    sub = ap.add_subparsers(dest="board_command", metavar="ACTION")
+    sub.required = True
+    for name, helptext in (("flash", "erase the flash and write a MicroPython image"),
+                           ("deploy", "copy the precompiled firmware, board and config"),
+                           ("repl", "open the board's REPL"),
+                           ("logs", "attach to the running firmware's console")):
+        p = sub.add_parser(name, help=helptext)
+        if name in ("flash", "deploy"):
+            p.add_argument("--board", required=True, help="one of: " + ", ".join(board_names()))
+        p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+        p.add_argument("--dry-run", action="store_true", help="print the commands only")
+        if name == "flash":
+            p.add_argument("--firmware", required=True,
+                           help="MicroPython .bin for the chip (micropython.org/download)")
+            p.add_argument("--baud", type=int, default=460800)
+        if name == "deploy":
+            p.add_argument("--config", required=True, help="device configuration JSON")
+    ap.set_defaults(run=run)
+
+
+def _bin(name):
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def flash_commands(board, port, firmware, baud=460800):
+    """esptool commands that put a MicroPython image on the board, at its chip's offset."""
+    chip = _ESPTOOL_CHIP.get(board["chip"])
+    if chip is None:
+        raise SystemExit("tilltap board: %s is not flashed with esptool" % board["name"])
+    esptool = _bin("esptool")
+    return [[esptool, "--chip", chip, "--port", port, "erase-flash"],
+            [esptool, "--chip", chip, "--port", port, "--baud", str(baud), "write-flash",
+             board["flash_offset"], firmware]]
+
+
+def deploy_commands(board, port, config_path, build_dir):
+    """mpremote commands that copy the .mpy firmware, board.json and config.json."""
+    with open(config_path) as f:
+        cfg = device_config.validate(json.load(f))   # refuse a bad config before copying
+    if cfg["mode"] not in board["modes"]:
+        raise SystemExit("tilltap board: mode %r is not possible on %s (possible: %s)"
+                         % (cfg["mode"], board["name"], ", ".join(board["modes"])))
+    lib = compile_firmware(os.path.join(build_dir, "lib"))
+    os.rename(os.path.join(lib, "main.mpy"), os.path.join(lib, "tilltap_main.mpy"))
+    stub = os.path.join(build_dir, "main.py")
+    with open(stub, "w") as f:
+        f.write(_BOOT_STUB)
+    files = sorted(os.path.join(lib, f) for f in os.listdir(lib))
+    mpremote = _bin("mpremote")
+    cmds = [[mpremote, "connect", port, "fs", "mkdir", ":lib"]]
+    cmds.append([mpremote, "connect", port, "fs", "cp"] + files + [":lib/"])
+    cmds.append([mpremote, "connect", port, "fs", "cp", stub, ":main.py"])
+    cmds.append([mpremote, "connect", port, "fs", "cp", os.path.join(BOARDS, board["name"],
+                                                                      "board.json"),
+                 ":board.json"])
+    cmds.append([mpremote, "connect", port, "fs", "cp", config_path, ":config.json"])
+    cmds.append([mpremote, "connect", port, "reset"])
+    return cmds
+
+
+def run(args):
+    build = tempfile.mkdtemp(prefix="tilltap-deploy-")
+    try:
+        return _run(args, build)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def _run(args, build):
+    port = args.port
+    if args.board_command == "flash":
+        cmds = flash_commands(load_board(args.board), port, args.firmware, args.baud)
+        if not args.dry_run and not os.path.isfile(args.firmware):
+            print("tilltap board: no such firmware file: %s" % args.firmware, file=sys.stderr)
+            return 2
+    elif args.board_command == "deploy":
+        try:
+            cmds = deploy_commands(load_board(args.board), port, args.config, build)
+        except device_config.ConfigError as e:
+            print("tilltap board: %s: %s" % (args.config, e), file=sys.stderr)
+            return 2
+    elif args.board_command == "repl":
+        cmds = [[_bin("mpremote"), "connect", port, "repl"]]
+    else:
+        cmds = [[_bin("mpremote"), "connect", port, "resume", "repl"]]
+    for cmd in cmds:
+        print(" ".join(shlex.quote(c) for c in cmd), flush=True)
+        if not args.dry_run:
+            result = subprocess.run(cmd)
+            # mkdir of an existing :lib fails harmlessly
+            if result.returncode and cmd[4:6] != ["mkdir", ":lib"]:
+                return result.returncode
+    return 0

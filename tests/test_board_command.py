@@ -1,0 +1,51 @@
+"""`tilltap board`: the esptool and mpremote commands a real board gets (printed, not run)."""
+import json
+import os
+import subprocess
+
+from unixport import VENV_BIN
+
+TILLTAP = os.path.join(VENV_BIN, "tilltap")
+
+
+def tilltap(*args):
+    return subprocess.run([TILLTAP, "board"] + list(args), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_flash_uses_each_chips_offset():
+    offsets = {"esp32-devkitc": ("esp32", "0x1000"), "esp32-s3-devkitc": ("esp32s3", "0x0"),
+               "esp32-c3": ("esp32c3", "0x0")}
+    for board, (chip, offset) in offsets.items():
+        out = tilltap("flash", "--board", board, "--port", "/dev/ttyUSB0", "--firmware", "mp.bin",
+                      "--dry-run")
+        assert out.returncode == 0, out.stderr
+        erase, write = out.stdout.splitlines()
+        assert erase.endswith("--chip %s --port /dev/ttyUSB0 erase-flash" % chip)
+        assert write.endswith("write-flash %s mp.bin" % offset)
+
+
+def test_deploy_copies_precompiled_firmware_board_and_config(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"wifi": {"ssid": "shop"}, "server": {"host": "tilltap.local"}}))
+    out = tilltap("deploy", "--board", "esp32-devkitc", "--port", "/dev/ttyUSB0", "--config",
+                  str(cfg), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for name in ("escpos_parser.mpy", "spool.mpy", "tap.mpy", "tilltap_main.mpy"):
+        assert name in text
+    assert "main.py :main.py" in text and "board.json :board.json" in text
+    assert str(cfg) + " :config.json" in text
+
+
+def test_deploy_refuses_a_bad_config_naming_the_field(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"printer": {"baudrate": 12}}))
+    out = tilltap("deploy", "--board", "esp32-devkitc", "--port", "/dev/ttyUSB0", "--config",
+                  str(cfg), "--dry-run")
+    assert out.returncode == 2
+    assert "printer.baudrate: must be between" in out.stderr
+    cfg.write_text(json.dumps({"mode": "inline"}))
+    out = tilltap("deploy", "--board", "esp32-c3", "--port", "/dev/ttyUSB0", "--config",
+                  str(cfg), "--dry-run")
+    assert out.returncode != 0 and "not possible on esp32-c3" in out.stderr
