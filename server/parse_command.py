@@ -4,6 +4,7 @@ import sys
 
 import escpos_parser
 from receipt import ReceiptAssembler
+from tilltap.extract import add_fields
 
 
 def add_arguments(ap):
@@ -17,6 +18,9 @@ def add_arguments(ap):
                     help="the printer's default multibyte (CJK) encoding")
     ap.add_argument("--chunk-size", type=int, default=0, metavar="N",
                     help="feed the parser N bytes at a time (default: whole file)")
+    ap.add_argument("--fields", action="store_true",
+                    help="add the extracted consumption data (total, items, payments, ...) to "
+                         "each receipt; card numbers are masked")
     ap.set_defaults(run=run)
 
 
@@ -53,6 +57,8 @@ def run(args):
             status = 1
             continue
         receipts, stats = parse_stream(data, args.chunk_size, **options)
+        if args.fields:
+            receipts = [add_fields(r) for r in receipts]
         print(json.dumps({"file": path, "receipts": receipts, "stats": stats},
                          ensure_ascii=False), flush=True)
     return status

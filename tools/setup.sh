@@ -52,8 +52,20 @@ if [ ! -f "$MPLIB/umqtt/simple.py" ]; then
     rm -rf "$tmp"
 fi
 
-# Services the integration tests use; report what is missing rather than fail here.
-for cmd in mosquitto; do
-    command -v "$cmd" >/dev/null 2>&1 || echo "setup: note: '$cmd' not found; install it with: apt-get install -y $cmd" >&2
-done
+# Debian packages the integration tests use (they skip with a reason where one is missing).
+# As root with apt-get (CI, a fresh machine) they are installed; otherwise we say what to run.
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-chi-sim)
+if command -v tesseract >/dev/null 2>&1 && ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim; then
+    missing+=(tesseract-ocr-chi-sim)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${missing[*]}"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "setup: note: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+    fi
+fi
 echo "setup: done ($("$VENV/bin/python" --version), $(PATH="$VENV/bin:$PATH" command -v micropython))"

@@ -1,0 +1,1040 @@
+"""Receipt fields from printed text lines: total, items, payments, date, receipt and member number.
+
+Runs on the board (MicroPython: no `re`, small tables, one pass over the lines, nothing kept per
+line) and on the server, whose extractor (server/extract.py) builds on the same scanner and the
+same keyword tables: the tables below are the single source of truth for both.
+
+    extract(lines) -> {"total": "12.50", "subtotal": "12.50", "currency": "EUR",
+                       "receipt_no": "4711", "datetime": "2026-03-01T14:05:00",
+                       "member_id": None, "payments": [{"type": "card", "amount": "12.50"}],
+                       "items": [{"name": "Latte", "qty": "2", "unit_price": "4.75",
+                                  "amount": "9.50"}]}
+
+Lines are str, or None where the board could not decode one (skipped). Amounts are decimal
+strings as printed, with a dot ("10.47", "1.272", "-0.65"); None where a field is absent.
+mask_cards(line) hides card numbers before a line is stored or sent.
+
+How it reads a receipt (no fixed layout):
+- Labels: keywords (LABELS) found leftmost-longest, so "Cash tendered" is not "Cash" and
+  "Sous-total" is not "total". A label's value is the last number before the next label on the
+  line: "现金 242.00  实收：246.00" is a payment and a tendered amount.
+- Numbers glued to letters ("330ml", "12h44"), dates, times and hyphenated codes are not
+  amounts. Decimal comma or point is decided once per receipt by counting "d,dd" / "d.dd".
+- Items: lines before the first summary label (subtotal, total, tax, payment...) that end in an
+  amount, with quantity and unit price from "3 x Name", a "3 x 1.50" line after the item, or
+  quantity/price/amount columns that multiply out; a line of numbers only takes its name from
+  the text line above it.
+"""
+
+# ---- rules (data) -----------------------------------------------------------------------------
+# Keywords are lower case; matched on folded text (see fold()) at word boundaries for Latin
+# words. The tag of a "total" group is its priority ("0": amount due, beats "1": plain total);
+# of a "payment" group the payment type. Fields "net" and "count" only stop a longer phrase from
+# being read as a total ("Total HT", "Total items").
+LABELS = (
+    ("total", "0", ("amount due", "balance due", "total due", "to pay", "zu zahlen",
+                    "net à payer", "à payer", "a pagar", "total a pagar", "应收", "应收金额",
+                    "应付", "应付金额", "实付", "实付金额")),
+    ("total", "1", ("total", "grand total", "total ttc", "total eur", "summe", "gesamt",
+                    "gesamtbetrag", "gesamtsumme", "endsumme", "montant total", "importe total",
+                    "合计", "合計", "总计", "總計", "总额", "总金额", "消费合计")),
+    ("net", "", ("total ht", "total net", "net total", "summe netto", "base imponible")),
+    ("count", "", ("total items", "total qty", "items total", "anzahl artikel", "nombre d'articles",
+                   "总数", "件数")),
+    ("subtotal", "", ("subtotal", "sub-total", "sub total", "sous-total", "sous total",
+                      "zwischensumme", "小计", "小計")),
+    ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
+                 "gst", "hst", "pst", "total tva", "total tax", "税额", "税金", "税")),
+    ("discount", "", ("discount", "saving", "savings", "coupon", "total savings", "rabatt",
+                      "nachlass", "remise", "réduction", "descuento", "dto", "优惠", "折扣",
+                      "折让", "抹零")),
+    ("tendered", "", ("tendered", "cash tendered", "amount tendered", "given", "cash given",
+                      "gegeben", "bar gegeben", "reçu", "espèces reçues", "montant reçu",
+                      "entregado", "efectivo entregado", "recibido", "实收", "实收金额", "收款")),
+    ("change", "", ("change", "change due", "rückgeld", "wechselgeld", "rendu", "rendu monnaie",
+                    "monnaie rendue", "cambio", "vuelto", "su cambio", "找零", "找赎", "找續")),
+    ("payment", "cash", ("cash", "bar", "barzahlung", "espèces", "especes", "efectivo", "contado",
+                         "现金", "現金")),
+    ("payment", "card", ("card", "credit", "debit", "credit card", "debit card", "visa",
+                         "mastercard", "maestro", "amex", "american express", "ec", "ec-karte",
+                         "girocard", "karte", "kreditkarte", "cb", "carte", "carte bancaire",
+                         "carte bleue", "tarjeta", "tarjeta crédito", "银行卡", "刷卡", "信用卡",
+                         "银联")),
+    ("payment", "wechat", ("wechat", "wechat pay", "微信", "微信支付")),
+    ("payment", "alipay", ("alipay", "支付宝")),
+    ("member", "", ("member", "member no", "membership", "rewards card", "loyalty",
+                    "loyalty card", "club card", "payback", "payback-karte", "kunden-nr",
+                    "kundennummer", "kundenkarte", "carte fidélité", "carte de fidélité",
+                    "n° client", "socio", "tarjeta socio", "会员号", "会员卡", "会员卡号", "会员")),
+    ("receipt_no", "", ("receipt", "receipt no", "invoice", "invoice no", "order", "trans",
+                        "tr#", "trans#", "beleg", "beleg-nr", "belegnr", "bon-nr", "bonnr",
+                        "bon nr", "rechnung", "rechnungsnr", "quittung", "ticket", "facture",
+                        "factura", "factura simplificada", "单号", "小票号", "流水号", "票号",
+                        "订单号", "单据号")),
+    ("cashier", "", ("cashier", "server", "clerk", "operator", "sales associate", "served by",
+                     "bediener", "kassierer", "kassiererin", "es bediente sie", "caissier",
+                     "caissière", "serveur", "serveuse", "vendeur", "vendeuse", "le atendió",
+                     "atendido por", "cajero", "cajera", "收银员", "收银", "店员", "服务员",
+                     "营业员")),
+    ("register", "", ("till", "register", "kasse", "caisse", "caja", "terminal", "pos",
+                      "收银机", "款台", "机号")),
+)
+# Labels whose amount is a receipt total: their line ends the item list.
+SUMMARY = ("total", "subtotal", "tax", "payment", "tendered", "change", "net")
+MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change")
+# A label and its amount may have only currency words between them ("SUMME EUR 9,42"), so
+# "Total savings 3.00" or "Bar Snack 3.50" are no total or payment.
+STRICT = ("total", "subtotal", "payment", "tendered", "change")
+
+# Symbol or ISO code -> ISO 4217. Longest first: "R$" before "$". "$" alone is taken as USD.
+CURRENCIES = (("us$", "USD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
+              ("₹", "INR"), ("￥", "CNY"), ("¥", "CNY"), ("元", "CNY"), ("$", "USD"),
+              ("eur", "EUR"), ("gbp", "GBP"), ("usd", "USD"), ("cny", "CNY"), ("rmb", "CNY"),
+              ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"), ("aud", "AUD"),
+              ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"), ("czk", "CZK"),
+              ("inr", "INR"))
+# Words that may stand between an item's numbers: "3 x 1.50", "1,272 kg x 2,99/kg".
+TIMES = ("x", "×", "*", "@")
+UNITS = ("kg", "g", "lb", "lbs", "pc", "pcs", "st", "stk", "ea", "uds", "个", "件", "瓶", "斤",
+         "份", "杯", "盒", "包", "袋", "只", "支")
+# Column captions: tell a "price qty amount" table from a "qty price amount" one.
+QTY_WORDS = ("qty", "quantity", "menge", "anz", "anzahl", "qté", "quantité", "cant", "cantidad",
+             "uds", "数量", "數量", "수량")
+PRICE_WORDS = ("price", "unit price", "preis", "einzelpreis", "e-preis", "prix", "p.u.",
+               "precio", "单价", "單價", "단가")
+# Words after the label of a number: "Receipt No: 12", "Ticket n° 5", "Order #3".
+NUMBER_WORDS = ("no", "nr", "n°", "nº", "num", "number", "nummer", "numéro", "núm")
+MONTHS = (("jan", 1), ("ene", 1), ("feb", 2), ("fév", 2), ("fev", 2), ("mar", 3), ("mär", 3),
+          ("apr", 4), ("avr", 4), ("abr", 4), ("may", 5), ("mai", 5), ("jun", 6), ("juin", 6),
+          ("jul", 7), ("juil", 7), ("aug", 8), ("aoû", 8), ("aou", 8), ("ago", 8), ("sep", 9),
+          ("oct", 10), ("okt", 10), ("nov", 11), ("dec", 12), ("dez", 12), ("déc", 12),
+          ("dic", 12))
+
+# Number flags
+PERCENT = 1      # "19%"
+PER_UNIT = 2     # "2,99/kg"
+LONG = 4         # 8+ integer digits: a code, not an amount
+
+# ---- text -------------------------------------------------------------------------------------
+
+
+def _is_letter(c):
+    """Latin (incl. accented), Greek, Cyrillic: the same answer on CPython and MicroPython."""
+    o = ord(c)
+    return 97 <= o <= 122 or 65 <= o <= 90 or (0xC0 <= o < 0x2E80 and o != 0xD7 and o != 0xF7)
+
+
+def _is_cjk(c):
+    o = ord(c)
+    return 0x2E80 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7A3 or 0xF900 <= o <= 0xFAFF
+
+
+def _is_digit(c):
+    return "0" <= c <= "9"
+
+
+def has_word(text):
+    """True if the text has a letter or a CJK character (a name, not just numbers)."""
+    for c in text:
+        if _is_letter(c) or _is_cjk(c):
+            return True
+    return False
+
+
+def fold(line):
+    """Lower case, full-width ASCII as ASCII, box-drawing as spaces; one char per char.
+
+    Positions in the folded text are positions in the line, so values are cut from the line.
+    MicroPython's lower() only knows ASCII: Latin-1 capitals and Œ are mapped here.
+    """
+    low = line.lower()
+    if len(low) != len(line):  # CPython: a few capitals lower-case to two characters
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in line)
+    chars = None
+    i = 0
+    for c in low:
+        o = ord(c)
+        if o >= 0xC0:
+            n = 0
+            if o <= 0xDE and o != 0xD7:
+                n = o + 32
+            elif 0xFF01 <= o <= 0xFF5E:
+                n = o - 0xFEE0
+                if 65 <= n <= 90:
+                    n += 32
+            elif o == 0x3000 or 0x2500 <= o <= 0x257F:
+                n = 32
+            elif o == 0x152:
+                n = 0x153
+            if n:
+                if chars is None:
+                    chars = list(low)
+                chars[i] = chr(n)
+        i += 1
+    return "".join(chars) if chars else low
+
+
+# ---- numbers ----------------------------------------------------------------------------------
+
+
+def _parse_number(s, comma):
+    """'1.234,50' -> (mantissa 123450, scale 2, int digits); None for '19.01.2026'.
+
+    One separator followed by three digits is a thousands separator unless it is the receipt's
+    decimal mark: "5,100" is 5100 on a decimal-point receipt, "1,272" kg on a decimal-comma one.
+    """
+    dec = "," if comma else "."
+    ndot = s.count(".")
+    ncom = s.count(",")
+    if ndot and ncom:
+        dec = "." if s.rfind(".") > s.rfind(",") else ","
+        head, _, frac = s.rpartition(dec)
+        groups = head.split("," if dec == "." else ".")
+    elif ndot or ncom:
+        sep = "." if ndot else ","
+        parts = s.split(sep)
+        if len(parts) == 2 and (sep == dec or len(parts[1]) != 3):
+            head, frac, groups = parts[0], parts[1], (parts[0],)
+        else:
+            frac, groups = "", parts
+    else:
+        frac, groups = "", (s,)
+    if len(groups) > 1:
+        if not 1 <= len(groups[0]) <= 3:
+            return None
+        for g in groups[1:]:
+            if len(g) != 3:
+                return None
+        if (len(frac) and s.count(dec) > 1):
+            return None
+    digits = "".join(groups)
+    return int(digits + frac), len(frac), len(digits)
+
+
+def numbers(text, comma):
+    """Amount-like numbers of a folded line: [(start, end, mantissa, scale, flags)].
+
+    start..end covers the digits (and a leading minus sign). Skipped: numbers glued to letters
+    ("330ml", "x6", "12h44", "DE123"), dates, times and hyphenated codes ("4821-03-825979").
+    "3x1.50" counts as two numbers.
+    """
+    out = []
+    n = len(text)
+    i = 0
+    while i < n:
+        if not _is_digit(text[i]):
+            i += 1
+            continue
+        j = i + 1
+        while j < n:
+            c = text[j]
+            if _is_digit(c):
+                j += 1
+            elif (c == "." or c == ",") and j + 1 < n and _is_digit(text[j + 1]):
+                j += 2
+            else:
+                break
+        num = _number_at(text, i, j, comma)
+        if num is not None:
+            out.append(num)
+        i = j
+    return out
+
+
+def _number_at(text, i, j, comma):
+    n = len(text)
+    before = text[i - 1] if i else " "
+    before2 = text[i - 2] if i > 1 else " "
+    after = text[j] if j < n else " "
+    after2 = text[j + 1] if j + 1 < n else " "
+    if _is_letter(before) and not (before in "x×" and _is_digit(before2)):
+        return None
+    if _is_letter(after) and not (after in "x×" and _is_digit(after2)):
+        return None
+    if (before in ":/-" and _is_digit(before2)) or (after in ":/-" and _is_digit(after2)):
+        return None
+    if before == "-" and _is_letter(before2):
+        return None
+    parsed = _parse_number(text[i:j], comma)
+    if parsed is None:
+        return None
+    mant, scale, ndigits = parsed
+    flags = LONG if ndigits >= 8 else 0
+    if after == "%":
+        flags |= PERCENT
+    elif after == "/" and _is_letter(after2):
+        flags |= PER_UNIT
+    if before == "-" or (after == "-" and (after2 == " " or j + 1 >= n)):
+        mant = -mant
+        if before == "-":
+            i -= 1
+    return (i, j, mant, scale, flags)
+
+
+def fmt(mant, scale):
+    """(123450, 2) -> '1234.50'."""
+    sign = "-" if mant < 0 else ""
+    digits = str(abs(mant))
+    if scale <= 0:
+        return sign + digits
+    digits = "0" * (scale + 1 - len(digits)) + digits
+    return sign + digits[:-scale] + "." + digits[-scale:]
+
+
+def _times_matches(qty, price, amount):
+    """qty * price equals amount to within half of amount's last printed digit."""
+    scale = qty[3] + price[3]
+    product = qty[2] * price[2]
+    if scale >= amount[3]:
+        target = amount[2] * 10 ** (scale - amount[3])
+        unit = 10 ** (scale - amount[3])
+    else:
+        product *= 10 ** (amount[3] - scale)
+        target, unit = amount[2], 1
+    return 2 * abs(product - target) <= unit
+
+
+def unit_price(amount, qty):
+    """amount / qty rounded half up to amount's decimals (at least 2): the unit price."""
+    scale = max(amount[3], 2)
+    num = amount[2] * 10 ** (scale - amount[3] + qty[3])
+    den = qty[2]
+    if den <= 0:
+        return None
+    return fmt((2 * num + den) // (2 * den), scale)
+
+
+# ---- labels -----------------------------------------------------------------------------------
+
+
+def _whole_word(text, k, word):
+    """True if word, found at text[k:], is not part of a longer Latin word ("total" in
+    "subtotal"). CJK keywords match anywhere."""
+    e = k + len(word)
+    return not ((_is_letter(word[0]) and k and _is_letter(text[k - 1])) or
+                (_is_letter(word[-1]) and e < len(text) and _is_letter(text[e])))
+
+
+def find_word(text, words):
+    """Position of the first of words in text as a whole word, -1 if none is there."""
+    best = -1
+    for word in words:
+        k = text.find(word)
+        while k >= 0 and not _whole_word(text, k, word):
+            k = text.find(word, k + 1)
+        if k >= 0 and (best < 0 or k < best):
+            best = k
+    return best
+
+
+def labels(text):
+    """Keyword hits in a folded line, leftmost-longest, no overlaps: [(start, end, field, tag)]."""
+    found = []
+    for field, tag, words in LABELS:
+        for word in words:
+            k = text.find(word)
+            while k >= 0:
+                if _whole_word(text, k, word):
+                    found.append((k, k + len(word), field, tag))
+                k = text.find(word, k + 1)
+    if not found:
+        return found
+    found.sort(key=lambda h: (h[0], -h[1]))
+    out = []
+    end = 0
+    for hit in found:
+        # a keyword in parentheses qualifies the label before it: "TOTAL (incl. VAT)"
+        if hit[0] >= end and text.count("(", 0, hit[0]) <= text.count(")", 0, hit[0]):
+            out.append(hit)
+            end = hit[1]
+    return out
+
+
+def _only_currency_words(text):
+    """True if text (a folded piece of a line) has no words but currency codes.
+
+    Words in parentheses are allowed: "Subtotal (3 items) 12.00".
+    """
+    depth = 0
+    word = ""
+    for c in text + " ":
+        if _is_letter(c) or _is_cjk(c):
+            word += c
+            continue
+        if word and not depth and currency(word) is None:
+            return False
+        word = ""
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth = max(depth - 1, 0)
+    return True
+
+
+def labelled_values(text, nums, hits, decimals):
+    """Money labels of a line with their amounts: [(hit, number)].
+
+    A label's amount is the last money number between it and the next label.
+    """
+    out = []
+    for h in range(len(hits)):
+        start, end, field, tag = hits[h]
+        if field not in MONEY:
+            continue
+        stop = hits[h + 1][0] if h + 1 < len(hits) else len(text)
+        best = None
+        for num in nums:
+            if end <= num[0] and num[1] <= stop and is_money(num, decimals):
+                best = num
+        if best is None:
+            continue
+        if field in STRICT and not _only_currency_words(text[end:best[0]]):
+            continue
+        out.append((hits[h], best))
+    return out
+
+
+def is_money(num, decimals):
+    """An amount: two decimals (or a whole number on receipts that print no decimals)."""
+    if num[4]:
+        return False
+    return num[3] == 2 or (not decimals and num[3] == 0)
+
+
+def token_after(line, text, start, stop, require_digits=1):
+    """The identifier after a label: "Receipt No: 4821-03-1" -> "4821-03-1" (None if none).
+
+    Skips ':', '#', '.', '°' and words like "No"/"Nr"; the token ends at a space or CJK
+    character and must hold at least require_digits digits and no decimal amount.
+    """
+    i = start
+    while i < stop:
+        c = text[i]
+        if c in " :#.°º-=":
+            i += 1
+            continue
+        matched = False
+        for w in NUMBER_WORDS:
+            e = i + len(w)
+            if text.startswith(w, i) and (e >= stop or not _is_letter(text[e])):
+                i = e
+                matched = True
+                break
+        if not matched:
+            break
+    j = i
+    while j < stop and text[j] != " " and not _is_cjk(text[j]) and text[j] not in ",;()":
+        j += 1
+    while j > i and text[j - 1] in ".:-":
+        j -= 1
+    digits = 0
+    for c in text[i:j]:
+        if _is_digit(c):
+            digits += 1
+    if digits < require_digits:
+        return None
+    return line[i:j]
+
+
+def currency(word):
+    """ISO code for a folded currency symbol or code, None if it is none."""
+    for sym, code in CURRENCIES:
+        if word == sym:
+            return code
+    return None
+
+
+def find_currency(text, nums, next_to_number):
+    """Currency named in a folded line; with next_to_number only a symbol beside an amount."""
+    for sym, code in CURRENCIES:
+        k = text.find(sym)
+        while k >= 0:
+            e = k + len(sym)
+            if _whole_word(text, k, sym):
+                if not next_to_number:
+                    return code
+                for num in nums:
+                    if num[0] - 2 <= e <= num[0] or num[1] <= k <= num[1] + 1:
+                        return code
+            k = text.find(sym, k + 1)
+    return None
+
+
+# ---- dates ------------------------------------------------------------------------------------
+
+
+def _digit_runs(text):
+    runs = []
+    n = len(text)
+    i = 0
+    while i < n:
+        if _is_digit(text[i]):
+            j = i
+            while j < n and _is_digit(text[j]):
+                j += 1
+            runs.append((i, j, int(text[i:j])))
+            i = j
+        else:
+            i += 1
+    return runs
+
+
+def find_date(text, month_first):
+    """(year, month, day, end) of the first date in a folded line, or None.
+
+    Y-M-D, D.M.Y, D/M/Y (M/D/Y when month_first, or when the day cannot be a month),
+    2026年1月24日, "27 Oct 2023", "6th of April 2015", "April 6, 2015".
+    """
+    runs = _digit_runs(text)
+    for k in range(len(runs) - 2):
+        a, b, c = runs[k], runs[k + 1], runs[k + 2]
+        s1 = text[a[1]:b[0]]
+        s2 = text[b[1]:c[0]]
+        la, lc = a[1] - a[0], c[1] - c[0]
+        if s1 == s2 and s1 in ("-", "/", "."):
+            if la == 4 and c[1] - c[0] <= 2:
+                y, m, d = a[2], b[2], c[2]
+            elif la <= 2 and b[1] - b[0] <= 2 and lc in (2, 4):
+                y = c[2] + 2000 if lc == 2 else c[2]
+                if a[2] > 12 or (b[2] <= 12 and not (month_first and s1 == "/")):
+                    d, m = a[2], b[2]
+                else:
+                    m, d = a[2], b[2]
+            else:
+                continue
+        elif s1 == "年" and s2 == "月" and la == 4:
+            y, m, d = a[2], b[2], c[2]
+        else:
+            continue
+        if 1 <= m <= 12 and 1 <= d <= 31 and 1990 <= y <= 2099:
+            return y, m, d, c[1]
+    return _find_named_date(text, runs)
+
+
+def _find_named_date(text, runs):
+    for k in range(len(runs)):
+        start, end, year = runs[k]
+        if end - start != 4 or not 1990 <= year <= 2099:
+            continue
+        words = text[runs[k - 2][1] if k > 1 else 0:start].replace(",", " ").split()
+        month = 0
+        for w in words:
+            if len(w) <= 10 and has_word(w) and not _digit_runs(w):
+                for prefix, m in MONTHS:
+                    if w.startswith(prefix):
+                        month = m
+        if not month:
+            continue
+        for r in (runs[k - 1] if k else None, runs[k - 2] if k > 1 else None):
+            if r and r[1] - r[0] <= 2 and 1 <= r[2] <= 31 and text[r[0]:start].count(" ") <= 4:
+                return year, month, r[2], end
+    return None
+
+
+def find_time(text, start):
+    """(hour, minute, second) of the first time at or after start: 14:05, 14:05:33, 2:05 PM,
+    14h05, 下午2:05. None if there is none."""
+    runs = _digit_runs(text)
+    for k in range(len(runs) - 1):
+        a, b = runs[k], runs[k + 1]
+        if a[0] < start or a[1] - a[0] > 2 or b[1] - b[0] != 2 or b[0] != a[1] + 1:
+            continue
+        sep = text[a[1]]
+        if sep not in ":h":
+            continue
+        h, mi, s = a[2], b[2], 0
+        end = b[1]
+        if sep == ":" and k + 2 < len(runs):
+            c = runs[k + 2]
+            if c[0] == b[1] + 1 and text[b[1]] == ":" and c[1] - c[0] == 2:
+                s, end = c[2], c[1]
+        rest = text[end:end + 6].lstrip()
+        pm = rest.startswith("pm") or rest.startswith("p.m") or "下午" in text[max(0, a[0] - 3):a[0]]
+        am = rest.startswith("am") or rest.startswith("a.m") or "上午" in text[max(0, a[0] - 3):a[0]]
+        if pm and h < 12:
+            h += 12
+        elif am and h == 12:
+            h = 0
+        if h <= 23 and mi <= 59 and s <= 59:
+            return h, mi, s
+    return None
+
+
+# ---- card numbers -----------------------------------------------------------------------------
+
+
+def _luhn(digits):
+    total = 0
+    odd = False
+    for k in range(len(digits) - 1, -1, -1):
+        d = ord(digits[k]) - 48
+        if odd:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+        odd = not odd
+    return total % 10 == 0
+
+
+def _ean13(digits):
+    total = 0
+    for k in range(12):
+        total += (ord(digits[k]) - 48) * (3 if k % 2 else 1)
+    return (10 - total % 10) % 10 == ord(digits[12]) - 48
+
+
+def is_card_number(digits):
+    """13-19 digits passing Luhn. A valid EAN-13 not starting with 4 is a barcode (13-digit
+    card numbers are old Visa only, all starting with 4)."""
+    n = len(digits)
+    if not 13 <= n <= 19 or not _luhn(digits):
+        return False
+    return not (n == 13 and digits[0] != "4" and _ean13(digits))
+
+
+def mask_cards(line):
+    """The line with card numbers masked: all digits but the last four become '*'.
+
+    A card number is 13-19 digits, contiguous or in groups of 3-6 joined by one space or dash
+    ("4111 1111 1111 1111", "3782-822463-10005"), that passes Luhn. None stays None.
+    """
+    if not line:
+        return line
+    n = len(line)
+    out = None
+    i = 0
+    while i < n:
+        if not _is_digit(line[i]):
+            i += 1
+            continue
+        groups = []
+        j = i
+        while True:
+            k = j
+            while k < n and _is_digit(line[k]):
+                k += 1
+            groups.append((j, k))
+            if k + 1 < n and line[k] in " -" and _is_digit(line[k + 1]):
+                j = k + 1
+            else:
+                break
+        if len(groups) > 1:
+            for g in groups:
+                if not 3 <= g[1] - g[0] <= 6:
+                    groups = groups[:1]  # not card-like groups: judge each run on its own
+                    break
+        digits = "".join(line[a:b] for a, b in groups)
+        if is_card_number(digits):
+            if out is None:
+                out = list(line)
+            keep = len(digits) - 4
+            for a, b in groups:
+                for p in range(a, b):
+                    if keep > 0:
+                        out[p] = "*"
+                        keep -= 1
+        i = groups[-1][1]
+    return "".join(out) if out else line
+
+
+# ---- the extractor ----------------------------------------------------------------------------
+
+
+def _clock_suffix(low):
+    """A 12-hour time: "8:45 pm", "10:59am"."""
+    for mark in ("am", "pm", "a.m", "p.m"):
+        k = low.find(mark)
+        while k >= 0:
+            before = low[:k].rstrip()
+            if before and _is_digit(before[-1]) and ":" in before[-6:]:
+                return True
+            k = low.find(mark, k + 1)
+    return False
+
+
+def receipt_style(lines):
+    """(decimal comma?, prints decimals?, month before day?) from the whole receipt."""
+    comma = dot = 0
+    us = False
+    for line in lines:
+        if not line:
+            continue
+        n = len(line)
+        for k in range(1, n - 2):
+            c = line[k]
+            if (c == "," or c == ".") and _is_digit(line[k - 1]) and _is_digit(line[k + 1]) \
+                    and _is_digit(line[k + 2]) and (k + 3 >= n or not _is_digit(line[k + 3])):
+                if c == ",":
+                    comma += 1
+                else:
+                    dot += 1
+        if not us:
+            us = "$" in line or _clock_suffix(line.lower())
+    is_comma = comma > dot
+    return is_comma, comma + dot > 0, us and not is_comma
+
+
+class Extractor:
+    """Reads a receipt line by line; result() gives the fields. server/extract.py extends it.
+
+    Subclasses get every decoded line through on_line() with its scan (folded text, numbers,
+    labels, labelled amounts), so nothing is scanned twice.
+    """
+
+    def __init__(self, lines):
+        self.comma, self.decimals, self.month_first = receipt_style(lines)
+        self.values = {}          # field -> [(tag, amount string, line index)]
+        self.payments = []
+        self.receipt_no = None
+        self.member_id = None
+        self.date = None
+        self.time = None
+        self.currency = None
+        self.items = []           # [name, qty, unit_price, amount, first line, last line]
+        self._currency_rank = 9   # 0: on the total line, 1: on another amount line, 2: anywhere
+        self._time_next = False   # date without time: the time may be on the next line
+        self._in_items = True     # until the first subtotal, total, tax or payment
+        self._pending = None      # (name, line index): a text line waiting for its numbers
+        self._columns = None      # "qp" or "pq" from a column header
+        self._qty_column = False
+        self._label_above = None  # money label ending the previous line, amount on this one
+
+    def run(self, lines):
+        for index in range(len(lines)):
+            line = lines[index]
+            if line:
+                self.feed(index, line)
+        return self
+
+    def feed(self, index, line):
+        """Scan one decoded line and take what it holds."""
+        text = fold(line)
+        nums = numbers(text, self.comma)
+        hits = labels(text)
+        found = labelled_values(text, nums, hits, self.decimals)
+        if self._label_above is not None:
+            if not hits and len(nums) == 1 and is_money(nums[0], self.decimals):
+                found = [(self._label_above, nums[0])]
+            self._label_above = None
+        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip():
+            self._label_above = hits[-1]
+        for hit, num in found:
+            self._money(hit, num, index)
+        self._find_currency(text, nums, found)
+        named = self._identifiers(line, text, hits)
+        dated = self._datetime(text)
+        self._item_line(index, line, text, nums, hits, found, named or dated)
+        self.on_line(index, line, text, nums, hits, found)
+
+    def on_line(self, index, line, text, nums, hits, found):
+        """Hook for subclasses: one decoded line and its scan."""
+
+    def _money(self, hit, num, index):
+        field, tag = hit[2], hit[3]
+        amount = fmt(num[2], num[3])
+        if field == "payment":
+            self.payments.append({"type": tag, "amount": amount})
+        else:
+            self.values.setdefault(field, []).append((tag, amount, index))
+
+    def _find_currency(self, text, nums, found):
+        rank = 2
+        for hit, num in found:
+            rank = min(rank, 0 if hit[2] == "total" else 1)
+        if rank < self._currency_rank:
+            code = find_currency(text, nums, rank == 2)
+            if code:
+                self.currency = code
+                self._currency_rank = rank
+
+    def _identifiers(self, line, text, hits):
+        """Receipt and member number; True if this line gave one."""
+        named = False
+        for h in range(len(hits)):
+            start, end, field, tag = hits[h]
+            stop = hits[h + 1][0] if h + 1 < len(hits) else len(text)
+            if field == "receipt_no" and self.receipt_no is None:
+                self.receipt_no = token_after(line, text, end, stop)
+                named = named or self.receipt_no is not None
+            elif field == "member" and self.member_id is None:
+                token = token_after(line, text, end, stop, 4)
+                if token and "." not in token and "," not in token:
+                    self.member_id = token
+                    named = True
+        return named
+
+    def _datetime(self, text):
+        """First date of the receipt and the time on its line (or the next); True if dated."""
+        date = find_date(text, self.month_first)
+        if self._time_next:
+            self._time_next = False
+            if date is None:
+                self.time = find_time(text, 0)
+        if date is not None and self.date is None:
+            self.date = date[:3]
+            self.time = find_time(text, date[3])
+            self._time_next = self.time is None
+        return date is not None
+
+    # ---- items
+
+    def _item_line(self, index, line, text, nums, hits, found, skip):
+        if not self._in_items:
+            return
+        for hit, num in found:
+            if hit[2] in SUMMARY:
+                self._in_items = False
+                return
+        if skip or self._column_header(text):
+            self._pending = None
+            return
+        if _is_code_line(text, nums):
+            return  # an item's SKU line between its name and its numbers
+        group, xs = _trailing_numbers(text, nums)
+        if group and len(group) >= 2 and xs[-1] and not group[-1][4] & PERCENT:
+            self._qty_line(group[-2], group[-1], text)
+            return
+        if not group or not self._amount_ok(group[-1], group):
+            # a text line ("CALCETINES PACK 3"): the name of numbers that may follow
+            self._pending = (_strip_box(line), index) if has_word(text) else None
+            return
+        amount = group[-1]
+        qty = price = None
+        used = 1
+        if len(group) >= 3 and xs[-2]:
+            if _times_matches(group[-3], group[-2], amount):
+                qty, price, used = group[-3], group[-2], 3
+        elif len(group) >= 3 and _times_matches(group[-3], group[-2], amount):
+            qty, price = self._qty_and_price(group[-3], group[-2])
+            used = 3
+        elif len(group) >= 2 and self._qty_column and group[-2][3] != 2 and group[-2][2] > 0:
+            qty, used = group[-2], 2
+        name, prefix_qty = _item_name(line, text, nums, group[-used])
+        if qty is None:
+            qty = prefix_qty
+        first = index
+        if name is None and self._pending is not None:
+            name, first = self._pending
+        self._pending = None
+        amount_s = fmt(amount[2], amount[3])
+        if price is not None:
+            price_s = fmt(price[2], price[3])
+        elif qty is None or qty[2] == 10 ** qty[3]:
+            price_s = amount_s
+        else:
+            price_s = unit_price(amount, qty)
+        self.items.append([name, fmt(qty[2], qty[3]) if qty else "1", price_s, amount_s,
+                           first, index])
+
+    def _amount_ok(self, amount, group):
+        if amount[2] < 0 or amount[4]:
+            return False
+        if amount[3] == 2:
+            return True
+        # whole-number amounts only in quantity/price/amount columns that multiply out
+        return not self.decimals and len(group) >= 3 and _times_matches(group[-3], group[-2], amount)
+
+    def _qty_and_price(self, a, b):
+        """Which of two column numbers is the quantity."""
+        if self._columns:
+            return (a, b) if self._columns == "qp" else (b, a)
+        if a[3] != 2 and b[3] == 2:
+            return a, b
+        if b[3] != 2 and a[3] == 2:
+            return b, a
+        return (a, b) if a[2] * 10 ** b[3] <= b[2] * 10 ** a[3] else (b, a)
+
+    def _qty_line(self, qty, price, text):
+        """'  3 x 1.50' under an item: its quantity and unit price."""
+        self._pending = None
+        if not self.items or has_word(text[:qty[0]]):
+            return
+        item = self.items[-1]
+        if item[1] == "1" and _times_matches(qty, price, decimal(item[3])):
+            item[1] = fmt(qty[2], qty[3])
+            item[2] = fmt(price[2], price[3])
+
+    def _column_header(self, text):
+        """A caption line "Name Qty Price Amount": remember the column order."""
+        q = find_word(text, QTY_WORDS)
+        if q < 0 or numbers(text, self.comma):
+            return False
+        p = find_word(text, PRICE_WORDS)
+        self._qty_column = True
+        if p >= 0:
+            self._columns = "qp" if q < p else "pq"
+        return True
+
+    # ---- result
+
+    def result(self):
+        """The fields (see the module docstring)."""
+        total = self._best_total()
+        subtotal = self._first("subtotal")
+        payments = self.payments
+        change = self._first("change")
+        if total is None and payments:
+            total = add_amounts(p["amount"] for p in payments)
+        if total is None:
+            tendered = self._first("tendered")
+            if tendered is not None and change is not None:
+                total = add_amounts((tendered, "-" + change))
+        if total is not None and change is not None:
+            payments = _net_of_change(payments, total, change)
+        return {
+            "total": total,
+            "subtotal": subtotal,
+            "currency": self.currency,
+            "receipt_no": self.receipt_no,
+            "datetime": self._iso_datetime(),
+            "member_id": self.member_id,
+            "payments": payments,
+            "items": [{"name": i[0], "qty": i[1], "unit_price": i[2], "amount": i[3]}
+                      for i in self.items],
+        }
+
+    def _first(self, field):
+        got = self.values.get(field)
+        return got[0][1] if got else None
+
+    def _best_total(self):
+        best = None
+        for tag, amount, index in self.values.get("total", ()):
+            if best is None or tag < best[0]:
+                best = (tag, amount)
+        return best[1] if best else None
+
+    def _iso_datetime(self):
+        if self.date is None:
+            return None
+        y, m, d = self.date
+        if self.time is None:
+            return "%04d-%02d-%02d" % (y, m, d)
+        return "%04d-%02d-%02dT%02d:%02d:%02d" % ((y, m, d) + tuple(self.time))
+
+
+def _item_name(line, text, nums, first):
+    """(name, quantity) from the text before an item's numbers; name None if it has none.
+
+    "3 x Latte" gives quantity 3; a leading code of 5+ digits (a SKU) is not part of the name.
+    """
+    start = 0
+    qty = None
+    lead = [n for n in nums if n[1] <= first[0]]
+    if lead and not text[:lead[0][0]].strip():
+        num = lead[0]
+        rest = text[num[1]:first[0]].split()
+        if rest and rest[0] in TIMES and num[3] != 2 and num[2] > 0:
+            qty = num
+            start = text.find(rest[0], num[1]) + len(rest[0])
+        elif num[3] == 0 and num[1] - num[0] >= 5:
+            start = num[1]
+    name = _strip_box(line[start:first[0]]).strip(_NAME_TRIM)
+    if not has_word(name):
+        return None, qty
+    return name, qty
+
+
+# Trimmed from both ends of an item name: column bars and currency signs before the amount.
+_NAME_TRIM = " \t|" + "".join(sym for sym, code in CURRENCIES if not has_word(sym))
+
+
+def _strip_box(name):
+    """Box-drawing characters (table frames) as spaces, ends stripped."""
+    return "".join(" " if 0x2500 <= ord(c) <= 0x257F else c for c in name).strip()
+
+
+def _trailing_numbers(text, nums):
+    """The numbers that end a folded line, with only spaces, currency, 'x' or units between.
+
+    Returns (numbers, xs): xs[k] is True when a multiplication sign stands before numbers[k].
+    A tax class letter or currency after the last number is allowed ("10,47 B", "7,60 €").
+    """
+    if not nums:
+        return (), ()
+    last = nums[-1]
+    for word in text[last[1]:].split():
+        if not (word.startswith("/") or currency(word) or word in "*|" or
+                (len(word) == 1 and _is_letter(word) and word != "x")):
+            return (), ()
+    group = [last]
+    xs = [False]
+    for k in range(len(nums) - 2, -1, -1):
+        gap = text[nums[k][1]:group[0][0]].split()
+        times = False
+        ok = True
+        for word in gap:
+            if word in TIMES:
+                times = True
+            elif not (word in UNITS or currency(word) or word == "|" or word.startswith("/")):
+                ok = False
+                break
+        if not ok:
+            break
+        xs[0] = times
+        group.insert(0, nums[k])
+        xs.insert(0, False)
+    # xs[k] refers to the sign between group[k - 1] and group[k]
+    return group, xs
+
+
+def _is_code_line(text, nums):
+    """'Ref. 8412179068644': a short label and a long number, no amount (an item's SKU line)."""
+    for num in nums:
+        if num[3] == 2:
+            return False
+    letters = 0
+    for c in text:
+        if _is_letter(c) or _is_cjk(c):
+            letters += 1
+    if letters > 4:
+        return False
+    for c in range(len(text) - 5):
+        if text[c:c + 6].isdigit():
+            return True
+    return False
+
+
+def decimal(s):
+    """'-10.47' (an amount string from fmt) -> number tuple as numbers() gives it."""
+    neg = s.startswith("-")
+    head, _, frac = s.lstrip("-").partition(".")
+    mant = int(head + frac)
+    return (0, 0, -mant if neg else mant, len(frac), 0)
+
+
+def add_amounts(amounts):
+    """Sum of amount strings, kept exact: ('10.95', '-1.05') -> '9.90'."""
+    total = 0
+    scale = 0
+    for a in amounts:
+        num = decimal(a)
+        if num[3] > scale:
+            total *= 10 ** (num[3] - scale)
+            scale = num[3]
+        total += num[2] * 10 ** (scale - num[3])
+    return fmt(total, scale)
+
+
+def _net_of_change(payments, total, change):
+    """Cash handed over printed as the cash payment: take the change off it if that makes the
+    payments add up to the total."""
+    paid = add_amounts([p["amount"] for p in payments]) if payments else None
+    if paid is None or paid == total:
+        return payments
+    if add_amounts((paid, "-" + change)) != total:
+        return payments
+    out = []
+    done = False
+    for p in payments:
+        if p["type"] == "cash" and not done:
+            p = {"type": "cash", "amount": add_amounts((p["amount"], "-" + change))}
+            done = True
+        out.append(p)
+    return out if done else payments
+
+
+def extract(lines):
+    """The fields of one receipt from its text lines (None entries are skipped)."""
+    return Extractor(lines).run(lines).result()

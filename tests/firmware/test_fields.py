@@ -1,0 +1,163 @@
+"""Field extraction on the board (fields.py); runs under pytest and under MicroPython."""
+from fields import extract, fmt, fold, labels, mask_cards, numbers
+
+GERMAN = [
+    "Bäckerei Schäfer",
+    "Hauptstraße 17",
+    "Beleg-Nr. 65865           19.01.2026 09:19",
+    "Es bediente Sie: Sabine",
+    "==========================================",
+    "3 x Heiße Schokolade                 10,50",
+    "Franzbrötchen                         1,90",
+    "Gouda jung 400g                      10,47 B",
+    "  3 x 3,49",
+    "Süßkartoffeln                         3,56 B",
+    "  1,020 kg x 3,49/kg",
+    "==========================================",
+    "Zwischensumme                        26,43",
+    "enth. MwSt 7%                         1,73",
+    "Summe                              26,43 €",
+    "EC-Karte                             20,00",
+    "Bar                                  10,00",
+    "Gegeben                              10,00",
+    "Rückgeld                              3,57",
+    "PAYBACK-Karte: 9860960575",
+    "TSE-Start: 2026-01-19T09:19:00",
+]
+
+CHINESE = [
+    "华联超市",
+    "单号：HL8369007128",
+    "日期：2026年1月24日 07:35",
+    "商品/条码               数量      单价      金额",
+    "五花肉",
+    "6901375095032          1.272     29.80     37.91",
+    "可口可乐330ml",
+    "6906035586905              2      3.00      6.00",
+    "小计                                       43.91",
+    "合计                                     ￥43.91",
+    "微信支付                                   43.91",
+    "会员号：8719422719",
+]
+
+
+def test_german_receipt():
+    f = extract(GERMAN)
+    assert f["total"] == "26.43"
+    assert f["subtotal"] == "26.43"
+    assert f["currency"] == "EUR"
+    assert f["receipt_no"] == "65865"
+    assert f["datetime"] == "2026-01-19T09:19:00"
+    assert f["member_id"] == "9860960575"
+    assert f["payments"] == [{"type": "card", "amount": "20.00"}, {"type": "cash", "amount": "6.43"}]
+    assert f["items"] == [
+        {"name": "Heiße Schokolade", "qty": "3", "unit_price": "3.50", "amount": "10.50"},
+        {"name": "Franzbrötchen", "qty": "1", "unit_price": "1.90", "amount": "1.90"},
+        {"name": "Gouda jung 400g", "qty": "3", "unit_price": "3.49", "amount": "10.47"},
+        {"name": "Süßkartoffeln", "qty": "1.020", "unit_price": "3.49", "amount": "3.56"},
+    ]
+
+
+def test_chinese_columns_take_the_name_from_the_line_above():
+    f = extract(CHINESE)
+    assert f["total"] == "43.91"
+    assert f["currency"] == "CNY"
+    assert f["receipt_no"] == "HL8369007128"
+    assert f["datetime"] == "2026-01-24T07:35:00"
+    assert f["member_id"] == "8719422719"
+    assert f["payments"] == [{"type": "wechat", "amount": "43.91"}]
+    assert f["items"] == [
+        {"name": "五花肉", "qty": "1.272", "unit_price": "29.80", "amount": "37.91"},
+        {"name": "可口可乐330ml", "qty": "2", "unit_price": "3.00", "amount": "6.00"},
+    ]
+
+
+def test_undecodable_lines_are_skipped():
+    f = extract([None, "Latte 12oz          4.75", None, "TOTAL              $4.75"])
+    assert f["total"] == "4.75"
+    assert f["items"] == [{"name": "Latte 12oz", "qty": "1", "unit_price": "4.75", "amount": "4.75"}]
+
+
+def test_nothing_found_is_none():
+    f = extract(["Hello world!", "", None])
+    assert f == {"total": None, "subtotal": None, "currency": None, "receipt_no": None,
+                 "datetime": None, "member_id": None, "payments": [], "items": []}
+
+
+def test_labels_are_leftmost_longest_whole_words():
+    def fields_of(line):
+        return [(h[2], h[3]) for h in labels(fold(line))]
+    assert fields_of("Sous-total 7,60") == [("subtotal", "")]
+    assert fields_of("Zwischensumme 7,60") == [("subtotal", "")]
+    assert fields_of("Cash tendered 20.00") == [("tendered", "")]
+    assert fields_of("Espèces reçues 20,00") == [("tendered", "")]
+    assert fields_of("ESPÈCES 20,00") == [("payment", "cash")]  # capitals folded on the board too
+    assert fields_of("Barcode scanner") == []
+    assert fields_of("现金   242.00   实收：246.00") == [("payment", "cash"), ("tendered", "")]
+
+
+def test_a_total_needs_its_amount_beside_it():
+    assert extract(["Total savings          3.00"])["total"] is None
+    assert extract(["TOTAL (incl. VAT)     12.00"])["total"] == "12.00"
+    assert extract(["SUMME EUR               9,42"])["total"] == "9.42"
+    # amount due beats a plain total; the amount may be on the line below a big label
+    assert extract(["合计：   1      242.00", "应收：   240.00"])["total"] == "240.00"
+    assert extract(["TOTAL", "     $41.49"])["total"] == "41.49"
+
+
+def test_cash_handed_over_becomes_the_amount_paid():
+    f = extract(["TOTAL  10.95", "CASH   20.00", "CHANGE  9.05"])
+    assert f["payments"] == [{"type": "cash", "amount": "10.95"}]
+
+
+def test_total_from_tendered_and_change_when_no_total_is_printed():
+    f = extract(["商品名称    单价    数量    小计", "肥皂   20   4   80", "实收：80   找零：0"])
+    assert f["total"] == "80"
+    assert f["items"] == [{"name": "肥皂", "qty": "4", "unit_price": "20", "amount": "80"}]
+
+
+def test_numbers_skip_codes_dates_and_glued_units():
+    def values(line, comma=False):
+        return [fmt(n[2], n[3]) for n in numbers(fold(line), comma)]
+    assert values("Mineralwasser 1,5L  0,39 A", True) == ["0.39"]
+    assert values("4821-03-825979  2026-05-02 17:06  12h44") == []
+    assert values("Korean 5,100   1   5,100") == ["5100", "1", "5100"]
+    assert values("Rabatt 10%   -1,05", True) == ["10", "-1.05"]
+    assert values("1,272 kg x 2,99/kg", True) == ["1.272", "2.99"]
+    assert values("1.234,50 EUR", True) == ["1234.50"]
+
+
+def test_dates():
+    def when(lines):
+        return extract(lines)["datetime"]
+    assert when(["05/21/2026 8:45 PM", "TOTAL  $4.00"]) == "2026-05-21T20:45:00"
+    assert when(["02/08/2026 11:57", "TOTAL  4,00 €"]) == "2026-08-02T11:57:00"
+    assert when(["10/02/2026 12h44"]) == "2026-02-10T12:44:00"
+    assert when(["03/29/12  14:33:30  TR#: 011534"]) == "2012-03-29T14:33:30"
+    assert when(["Monday 6th of April 2015 02:56:25 PM"]) == "2015-04-06T14:56:25"
+    assert when([" 27 Oct 2023 @ 15:35:41EDT"]) == "2023-10-27T15:35:41"
+    assert when(["日期：2016-03-25", "单号：1"]) == "2016-03-25"
+    assert when(["Datum: 28.10.2026", "Zeit: 12:11:23"]) == "2026-10-28T12:11:23"
+
+
+def test_identifiers():
+    assert extract(["Ticket n° 55818"])["receipt_no"] == "55818"
+    assert extract(["Order #3105"])["receipt_no"] == "3105"
+    assert extract(["Factura simplificada: T001-696062"])["receipt_no"] == "T001-696062"
+    assert extract(["Keep your receipt for refunds"])["receipt_no"] is None
+    assert extract(["Socio nº 39662992"])["member_id"] == "39662992"
+    assert extract(["Carte fidélité n° 1234567"])["member_id"] == "1234567"
+    assert extract(["Loyalty reward 10%     -0.95"])["member_id"] is None
+
+
+def test_mask_cards():
+    assert mask_cards("VISA 4111 1111 1111 1111") == "VISA **** **** **** 1111"
+    assert mask_cards("Card:4012888888881881 ok") == "Card:************1881 ok"
+    assert mask_cards("AMEX 3782-822463-10005") == "AMEX ****-******-*0005"
+    # not Luhn-valid, too short, or an EAN-13 barcode: unchanged
+    assert mask_cards("4111 1111 1111 1112") == "4111 1111 1111 1112"
+    assert mask_cards("Tel. 04 91 12 34 56") == "Tel. 04 91 12 34 56"
+    assert mask_cards("6906035586905   2   3.00") == "6906035586905   2   3.00"
+    assert mask_cards("单号：201510211832171490001") == "单号：201510211832171490001"
+    assert mask_cards(None) is None
+    assert mask_cards("") == ""

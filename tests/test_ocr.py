@@ -1,0 +1,108 @@
+"""OCR of raster-only receipts (tilltap.ocr) against the corpus transcriptions.
+
+Needs the `tesseract` binary (apt-get install -y tesseract-ocr tesseract-ocr-chi-sim); the
+tests that run it skip without it. Image decoding is tested without Tesseract.
+"""
+import difflib
+import os
+import shutil
+import unicodedata
+
+import pytest
+from PIL import Image, ImageChops
+
+from corpus import CORPUS
+from receipt_factory import generate_receipts
+from tilltap import ocr
+
+RASTER = [  # stream, parser options, minimum similarity measured by bench/bench_extract.py
+    ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.75),
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.25),  # dithered grey glyphs
+    ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
+]
+
+
+def need_tesseract(language=None):
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract not installed: apt-get install -y tesseract-ocr tesseract-ocr-chi-sim")
+    if language and language not in ocr.tesseract_languages():
+        pytest.skip("Tesseract language %s not installed: apt-get install -y tesseract-ocr-chi-sim"
+                    % language)
+
+
+def stream(name):
+    path = os.path.join(CORPUS, "real", name)
+    if not os.path.exists(path):
+        pytest.skip("ESC/POS corpus not found at %s (set TILLTAP_CORPUS)" % CORPUS)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def normalise(text):
+    """Compare characters only: full-width forms as ASCII, dashes alike, no whitespace."""
+    text = unicodedata.normalize("NFKC", text).replace("—", "-").replace("一", "-")
+    return "".join(text.split())
+
+
+def similarity(got, want):
+    return difflib.SequenceMatcher(None, normalise(got), normalise(want), autojunk=False).ratio()
+
+
+def test_raster_payload_decodes_msb_first_row_by_row():
+    # 16 x 2 dots: first row dots 0 and 15, second row dot 8
+    img = ocr.decode_image("raster", 16, 2, bytes([0x80, 0x01, 0x00, 0x80]))
+    black = [(x, y) for y in range(2) for x in range(16) if img.getpixel((x, y)) == 0]
+    assert black == [(0, 0), (15, 0), (8, 1)]
+
+
+def test_column_stripes_decode_column_major():
+    # ESC * 24-dot: 2 columns x 3 bytes; dot (0, 0) and dot (1, 23)
+    payload = bytes([0x80, 0, 0, 0, 0, 0x01])
+    img = ocr.decode_image("column", 2, 24, payload)
+    black = [(x, y) for y in range(24) for x in range(2) if img.getpixel((x, y)) == 0]
+    assert black == [(0, 0), (1, 23)]
+
+
+def test_generated_logos_decode_the_same_in_all_three_image_commands():
+    """The factory prints its logo as GS v 0, GS ( L and ESC *: all three give one picture."""
+    pages = {}
+    for receipt in generate_receipts(seed=2, count=6):
+        if receipt.language == "zh":
+            continue
+        (printed, specs, page), = ocr.receipt_pages(receipt.stream)
+        if page is not None:
+            pages.setdefault(specs[0][0], page)
+    assert set(pages) == {"raster", "graphics", "column"}
+    for page in pages.values():
+        inked = ImageChops.invert(page.convert("L")).getbbox()
+        assert inked is not None and inked[2] - inked[0] > 60  # a drawn frame, not noise
+
+
+@pytest.mark.parametrize("name, options, minimum", RASTER)
+def test_ocr_matches_the_transcription(name, options, minimum):
+    need_tesseract("chi_sim" if "npos" in name else None)
+    receipts = ocr.ocr_stream(stream(name), **options)
+    text = "\n".join(line for r in receipts for line in r.lines)
+    with open(os.path.join(CORPUS, "expected", name + ".txt"), encoding="utf-8") as f:
+        want = f.read()
+    assert similarity(text, want) >= minimum
+
+
+def test_ocr_text_goes_through_the_extractor():
+    need_tesseract("chi_sim")
+    (receipt,) = ocr.ocr_stream(stream("taoyuan__npos/raster.bin"), encoding="gb18030")
+    assert receipt.fields.total == "242.00"
+    assert receipt.fields.datetime == "2016-03-25"
+    assert receipt.fields.member_id == "10001703"
+    assert receipt.page.width == 464 and receipt.page.height == 576
+
+
+def test_receipts_with_only_a_logo_are_not_read():
+    need_tesseract()
+    receipts = ocr.ocr_stream(b"\x1b@" + b"\x1dv0\x00\x02\x00\x08\x00" + b"\xff" * 16 + b"\x1dV\x00")
+    assert receipts == []
+
+
+def test_clean_line_joins_han_characters():
+    assert ocr.clean_line("会 员 卡 ： 10001703") == "会员卡： 10001703"
+    assert ocr.clean_line("Total  12.00") == "Total  12.00"
