@@ -29,7 +29,7 @@ SCHEMA = {
     "server.tls": (bool, False, None),
     "server.ca_file": (str, "", None),
     "server.credential": (str, "", None),
-    "server.timeout_ms": (int, 5000, (200, 60000)),
+    "server.timeout_ms": (int, 2000, (200, 60000)),  # the longest a network step may hold the loop
     "printer.profile": (str, "epson", ("epson", "star")),
     "printer.codepage_map": (str, "epson", ("epson", "star", "bixolon", "zjiang", "xprinter",
                                             "rongta")),

@@ -20,6 +20,7 @@ import sys
 import time
 
 import config
+import protocol
 from capture import Capture
 from escpos_parser import Parser
 from ports import SocketPort, UartPort
@@ -74,7 +75,11 @@ class Runner:
         self.problems = []
         self.capture = None
         self.spool = None
+        self.uplink = None
+        self.network = None
         self.work = None
+        self.device = device_id(cfg)
+        self.boot = 0
         self.jobs = 0
         self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0,
                        "capture_errors": 0, "work_errors": 0}
@@ -89,6 +94,7 @@ class Runner:
             from spool import Spool
             cfg = self.cfg
             _make_parents(cfg["spool"]["dir"])
+            self.boot = _next_boot(cfg["spool"]["dir"] + ".boot")
             self.spool = Spool(cfg["spool"]["dir"], max_bytes=cfg["spool"]["max_bytes"],
                                min_free=cfg["spool"]["min_free"],
                                policy=cfg["spool"]["when_full"])
@@ -107,12 +113,61 @@ class Runner:
         return self.capture
 
     def encode_record(self, receipt, raw):
-        """The spool record for a finished receipt (JSON, see the protocol)."""
-        record = receipt.to_dict()
-        record["captured_ms"] = _ticks_diff(_ticks_ms(), self.started)
-        if raw is not None:
-            record["raw_len"] = len(raw)
-        return json.dumps(record).encode()
+        """The spool record for a finished receipt (protocol.py), built once at capture."""
+        upload = self.cfg["upload"]
+        synced = self.clock_synced()
+        captured = _wall_ms() if synced else _ticks_diff(_ticks_ms(), self.started)
+        if upload["mode"] == "text" or raw is None or not protocol.want_raw(
+                receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
+            raw = None
+        rec = protocol.record_from_receipt(receipt, self.device, self.boot, captured, synced,
+                                           raw=raw, images=upload["images"])
+        return protocol.encode_record(rec)
+
+    def clock_synced(self):
+        """True once the wall clock was set (NTP on the board; the host's clock on a PC)."""
+        return self.board["chip"] == "unix" or self.network is not None and self.network.synced
+
+    def build_uplink(self):
+        """The uplink over MQTT or HTTP; the tap runs its steps in idle gaps."""
+        try:
+            import uplink
+            server = self.cfg["server"]
+            if not server["host"]:
+                raise ValueError("server.host is not set")
+            timeout = server["timeout_ms"]
+            if server["transport"] == "mqtt":
+                transport = uplink.MQTTTransport(
+                    self.device, server["host"], server["port"], server["credential"],
+                    tls=_tls_context(server) if server["tls"] else None, timeout_ms=timeout)
+            else:
+                scheme = "https" if server["tls"] else "http"
+                port = server["port"] or (443 if server["tls"] else 80)
+                transport = uplink.HTTPTransport(
+                    self.device, "%s://%s:%d" % (scheme, server["host"], port),
+                    server["credential"], timeout_ms=timeout)
+            upload = self.cfg["upload"]
+            self.uplink = uplink.Uplink(
+                self.spool, transport, self.device, boot=self.boot, firmware=FIRMWARE_VERSION,
+                batch_count=upload["batch_count"], batch_bytes=upload["batch_bytes"],
+                idle_ms=upload["idle_ms"], printer_status=self.printer_status,
+                uptime=lambda: _ticks_diff(_ticks_ms(), self.started))
+            self.work = self.uplink_step
+        except Exception as e:   # noqa: BLE001 -- capture and forwarding go on; spool fills
+            self._problem("uplink disabled: %r" % (e,))
+            self.uplink = None
+        return self.uplink
+
+    def uplink_step(self, now):
+        """One bounded piece of network work, only while the network is up."""
+        if self.network is not None and not self.network.step(now):
+            return
+        self.uplink.step(now)
+
+    def printer_status(self):
+        """What telemetry reports about the printer side."""
+        return {"jobs": self.jobs, "bytes": self.totals["printer_bytes"],
+                "replies": self.totals["replies_in"]}
 
     def new_tap(self, pos, printer):
         cfg = self.cfg
@@ -273,6 +328,8 @@ class Runner:
             out["parser"] = self.capture.parser.stats()
         if self.spool is not None:
             out["spool"] = self.spool.stats()
+        if self.uplink is not None:
+            out["uplink"] = self.uplink.stats()
         if tap is not None:
             out["work_errors"] += tap.work_errors
         return out
@@ -293,6 +350,37 @@ class Runner:
             self.run_network()
         else:
             self.run_uarts()
+
+
+def _wall_ms():
+    """Milliseconds since 1970 (MicroPython on the ESP32 counts time.time() from 2000)."""
+    t = time.time()
+    if t < protocol.EPOCH_2000_OFFSET_S:
+        t += protocol.EPOCH_2000_OFFSET_S
+    return int(t * 1000)
+
+
+def _next_boot(path):
+    """The boot counter, incremented and stored (tmp + rename: a power cut keeps the old one)."""
+    try:
+        with open(path) as f:
+            boot = int(f.read()) + 1
+    except (OSError, ValueError):
+        boot = 1
+    with open(path + ".tmp", "w") as f:
+        f.write(str(boot))
+    os.rename(path + ".tmp", path)
+    return boot
+
+
+def _tls_context(server):
+    """A verifying TLS context with the configured CA (certificates need the NTP-set clock)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    with open(server["ca_file"], "rb") as f:
+        ctx.load_verify_locations(cadata=f.read())
+    return ctx
 
 
 def _make_parents(path):
@@ -348,7 +436,11 @@ def main(argv=None):
     runner = Runner(board, cfg, opts["--status"])
     runner.problems += problems
     if not problems:
-        runner.build_capture()
+        if board["chip"] != "unix":
+            from wifi import Network
+            runner.network = Network(cfg)
+        if runner.build_capture():
+            runner.build_uplink()
     runner.run()
 
 

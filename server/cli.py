@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from tilltap import board_command, parse_command
+from tilltap import board_command, devices_command, parse_command, serve
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -19,6 +19,12 @@ def build_parser():
     parse_command.add_arguments(sub.add_parser(
         "parse", help="parse ESC/POS print streams into receipts (JSON lines)",
         description="Parse ESC/POS print streams; prints one JSON object per file."))
+    serve.add_arguments(sub.add_parser(
+        "serve", help="run the server: HTTP API and MQTT consumer",
+        description="Receive receipts over HTTP and MQTT, store them once, acknowledge them."))
+    devices_command.add_arguments(sub.add_parser(
+        "devices", help="register, list and revoke devices; write Mosquitto passwd/acl files",
+        description="The device registry: one unique ID and credential per tap."))
     board_command.add_arguments(sub.add_parser(
         "board", help="flash, deploy to and talk to a board",
         description="Flash MicroPython, deploy the firmware and configuration, open a REPL."))

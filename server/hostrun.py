@@ -5,22 +5,13 @@ the tap forwards to a printer address, exactly as in network mode on the board.
 """
 import json
 import os
-import socket
 import subprocess
 import time
 
+from tilltap.netutil import free_port
 from tilltap.unixport import ROOT, compile_firmware, micropython_command, micropython_path
 
 HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
-
-
-def free_port():
-    """A TCP port nobody listens on right now (for the tap, the printer, a broker...)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class FirmwareProcess:

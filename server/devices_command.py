@@ -1,0 +1,63 @@
+"""`tilltap devices add|list|revoke|mosquitto`: the device registry from the command line.
+
+    tilltap devices add a1b2c3d4e5f6          # prints the credential, once
+    tilltap devices add --role server tilltap-server
+    tilltap devices list
+    tilltap devices revoke a1b2c3d4e5f6
+    tilltap devices mosquitto /etc/mosquitto/tilltap   # passwd + acl, then reload mosquitto
+
+add and revoke also rewrite the Mosquitto files when --mosquitto-dir is given.
+"""
+import json
+import os
+import sys
+
+from tilltap import db, devices
+
+
+def add_arguments(ap):
+    ap.add_argument("--db", default=os.environ.get("TILLTAP_DB", db.DEFAULT_URL),
+                    help="SQLAlchemy URL (default $TILLTAP_DB or %(default)s)")
+    ap.add_argument("--schema", default=None, help="PostgreSQL schema for the tables")
+    ap.add_argument("--mosquitto-dir", help="rewrite passwd and acl here after a change")
+    sub = ap.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    p = sub.add_parser("add", help="register a device; prints its credential once")
+    p.add_argument("device_id")
+    p.add_argument("--role", choices=devices.ROLES, default="device",
+                   help="server: an account for `tilltap serve` to consume MQTT with")
+    p = sub.add_parser("list", help="list devices (JSON lines)")
+    p = sub.add_parser("revoke", help="revoke a device's credential")
+    p.add_argument("device_id")
+    p = sub.add_parser("mosquitto", help="write Mosquitto passwd and acl files")
+    p.add_argument("directory")
+    ap.set_defaults(run=run)
+
+
+def run(args):
+    engine = db.make_engine(args.db, schema=args.schema)
+    try:
+        if args.action == "add":
+            print(devices.add(engine, args.device_id, args.role))
+        elif args.action == "revoke":
+            devices.revoke(engine, args.device_id)
+        elif args.action == "list":
+            for d in devices.list_all(engine):
+                print(json.dumps(d, default=str))
+        else:
+            for path in devices.write_mosquitto_files(engine, args.directory):
+                print(path)
+    except devices.DeviceError as e:
+        print("tilltap devices: %s" % e, file=sys.stderr)
+        return 1
+    if args.mosquitto_dir and args.action in ("add", "revoke"):
+        devices.write_mosquitto_files(engine, args.mosquitto_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(prog="tilltap devices")
+    add_arguments(ap)
+    parsed = ap.parse_args()
+    sys.exit(parsed.run(parsed))

@@ -1,0 +1,159 @@
+"""firmware/protocol.py: what the board builds is exactly what the server accepts (both
+interpreters), and what the server refuses is refused with a reason."""
+import json
+
+import protocol
+from receipt import Receipt
+
+
+def _receipt():
+    r = Receipt()
+    r.lines = ["SHOP", None, "TOTAL 7.00"]
+    r.raw_lines = {1: (("cp437", 0, b"\x80\x81"), ("cp437", 2, b"\xe1"))}
+    r.barcodes = [("EAN13", "4006381333931")]
+    r.codes2d = [("QR", "https://x.example/r/1")]
+    r.images = [("raster", 384, 80, 3840)]
+    r.cut = "full"
+    r.end = "cut"
+    return r
+
+
+def _record(seq=5, **kw):
+    rec = protocol.record_from_receipt(_receipt(), "a1b2c3d4e5f6", 3, 1767225600000, True, **kw)
+    if seq is not None:
+        rec["seq"] = seq
+    return rec
+
+
+def test_built_record_is_valid_and_round_trips():
+    raw = b"\x1b@HELLO\n\x1dV\x00"
+    rec = _record(raw=raw)
+    assert protocol.validate_record(rec, "a1b2c3d4e5f6", 1767225600000) is None
+    back = json.loads(json.dumps(rec))
+    assert back["lines"] == ["SHOP", None, "TOTAL 7.00"]
+    assert back["raw_lines"] == [[1, [["cp437", 0, "gIE="], ["cp437", 2, "4Q=="]]]]
+    assert protocol.unb64(back["raw"]["data"]) == raw
+    assert back["raw"]["encoding"] == "identity" and back["raw"]["size"] == len(raw)
+    assert back["images"] == [{"kind": "raster", "width": 384, "height": 80, "size": 3840}]
+
+
+def test_batch_splices_seq_into_stored_records():
+    bodies = [protocol.encode_record(_record(seq=None)) for _ in range(3)]
+    payload = protocol.batch_bytes("a1b2c3d4e5f6", [(7, bodies[0]), (8, bodies[1]),
+                                                    (9, bytearray(bodies[2]))])
+    batch = protocol.parse_batch(bytes(payload), "a1b2c3d4e5f6")
+    assert [r["seq"] for r in batch["records"]] == [7, 8, 9]
+    for rec in batch["records"]:
+        assert protocol.validate_record(rec, "a1b2c3d4e5f6") is None
+
+
+def test_non_ascii_text_survives_the_batch():
+    r = _receipt()
+    r.lines = ["Käse 2,50 €", "小计"]
+    r.raw_lines = {}
+    body = protocol.encode_record(
+        protocol.record_from_receipt(r, "dev-1", 0, 1234, False))
+    batch = protocol.parse_batch(bytes(protocol.batch_bytes("dev-1", [(0, body)])))
+    assert batch["records"][0]["lines"] == ["Käse 2,50 €", "小计"]
+
+
+def test_envelope_errors_have_reasons():
+    cases = [
+        (b"not json", "not JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"v": 99, "device": "d", "records": []}', "unknown version"),
+        (b'{"v": 1, "device": "D/+", "records": []}', "bad device"),
+        (b'{"v": 1, "device": "d", "records": {}}', "records must be a list"),
+        (b'{"v": 1, "device": "other", "records": []}', "does not match"),
+        (b" " * (protocol.MAX_BATCH_BYTES + 1), "larger than"),
+    ]
+    for data, reason in cases:
+        try:
+            protocol.parse_batch(data, "d" if b"other" in data else None)
+        except protocol.ProtocolError as e:
+            assert reason in str(e), (data[:40], str(e))
+        else:
+            raise AssertionError("accepted %r" % data[:40])
+
+
+def test_record_errors_have_reasons():
+    now = 1767225600000
+
+    def broken(**changes):
+        rec = _record()
+        for k, v in changes.items():
+            if v is _DELETE:
+                del rec[k]
+            else:
+                rec[k] = v
+        return protocol.validate_record(rec, "a1b2c3d4e5f6", now)
+
+    assert "unknown version" in broken(v=2)
+    assert "missing field 'seq'" in broken(seq=_DELETE)
+    assert "missing field 'lines'" in broken(lines=_DELETE)
+    assert "unknown field" in broken(extra=1)
+    assert "seq must be" in broken(seq=-1)
+    assert "seq must be" in broken(seq=True)
+    assert "seq must be" in broken(seq=2 ** 32)
+    assert "another device" in broken(device="ffff")
+    assert "future" in broken(captured_at=now + protocol.MAX_FUTURE_SKEW_MS + 1)
+    assert broken(captured_at=now + protocol.MAX_FUTURE_SKEW_MS) is None
+    # an unsynced clock is uptime, never "in the future"
+    assert broken(captured_at=now * 10, time_synced=False) is None
+    assert "lines" in broken(lines=["ok", 3])
+    assert "barcodes" in broken(barcodes=[["EAN13"]])
+    assert "images" in broken(images=[{"kind": "raster"}])
+    assert "raw_lines" in broken(raw_lines=[[9, []]])
+    assert "raw must be" in broken(raw={"encoding": "gzip", "size": 1, "data": ""})
+    assert "booleans" in broken(drawer=1)
+    assert "JSON object" in protocol.validate_record([1])
+
+
+_DELETE = object()
+
+
+def test_ack_encoding():
+    data = protocol.encode_ack([3, 4], [(5, "lines must be a list")])
+    assert protocol.parse_ack(data) == ([3, 4], 1)
+    assert protocol.parse_ack(b'{"acked": [1, "x", true, 2]}') == ([1, 2], 0)
+    for bad in (b"", b"{}", b'{"acked": 1}', b"\xff", b"[1]"):
+        assert protocol.parse_ack(bad) is None
+
+
+def test_topics_and_device_ids():
+    assert protocol.receipts_topic("ab") == "tilltap/ab/receipts"
+    assert protocol.ack_topic("ab") == "tilltap/ab/ack"
+    assert protocol.shared_filter("receipts") == "$share/tilltap-ingest/tilltap/+/receipts"
+    assert protocol.device_from_topic("tilltap/ab/telemetry") == ("ab", "telemetry")
+    assert protocol.device_from_topic("tilltap/a+b/receipts") == (None, None)
+    assert protocol.device_from_topic("other/ab/receipts") == (None, None)
+    assert protocol.device_id_from_uid(b"\xa1\xb2\x00\x0f") == "a1b2000f"
+    for bad in ("", "A", "a/b", "a#", "x" * 65, None, 5):
+        assert not protocol.valid_device_id(bad)
+
+
+def test_raw_and_image_policy():
+    r = _receipt()
+    assert not protocol.want_raw(r, 100, 1000, images=False)  # has an image, images off
+    assert protocol.want_raw(r, 100, 1000, images=True)
+    assert not protocol.want_raw(r, 2000, 1000, images=True)  # too large
+    r.images = [("raster", 8, 1, 1, b"\xff")]
+    rec = protocol.record_from_receipt(r, "d", 0, 0, False, images=True, seq=0)
+    assert rec["images"][0]["data"] == "/w=="
+    rec = protocol.record_from_receipt(r, "d", 0, 0, False, images=False, seq=0)
+    assert "data" not in rec["images"][0]
+
+
+def test_telemetry_round_trip():
+    stats = {"count": 2, "bytes": 900, "oldest": 4, "newest": 5, "free": 10000, "dropped": 3,
+             "dropped_by": {"full_oldest": 3}, "dropped_ranges": [(1, 3)]}
+    data = protocol.telemetry("d", 2, 5000, 40000, stats, 120, {"paper": "ok"}, "0.1.0",
+                              {"acked": 4})
+    obj = protocol.parse_telemetry(data, "d")
+    assert obj["spool"]["count"] == 2 and obj["dropped_ranges"] == [[1, 3]]
+    for bad in (b"{", b'{"v": 1, "device": "d", "x": 1}', b'{"v": 2, "device": "d"}'):
+        try:
+            protocol.parse_telemetry(bad)
+        except protocol.ProtocolError:
+            continue
+        raise AssertionError(bad)

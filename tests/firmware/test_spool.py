@@ -1,0 +1,508 @@
+"""Behaviour of firmware/spool.py over a plain directory (CPython and the MicroPython unix port).
+
+Power loss on real LittleFS is in test_spool_powerloss.py (MicroPython only).
+"""
+import os
+
+import fwtest
+import spool
+from spool import Spool
+
+_ENOSPC = 28
+_EIO = 5
+
+
+def _receipt(n, size=600):
+    """A text receipt of about `size` bytes, distinct per n."""
+    line = "%04d  ITEM-%d  2 x 3.50  7.00\n" % (n, n * 7919 % 1000)
+    body = ("RECEIPT %d\n" % n + line * (size // len(line) + 1))[:size]
+    return body.encode()
+
+
+def _record_files(directory):
+    """seq -> path of every record file under the spool directory."""
+    out = {}
+    for sub in os.listdir(directory):
+        if len(sub) != 6:
+            continue
+        for name in os.listdir(directory + "/" + sub):
+            if len(name) == 2:
+                out[(int(sub, 16) << 6) | int(name, 16)] = directory + "/" + sub + "/" + name
+    return out
+
+
+def _all_names(directory):
+    names = []
+    for sub in os.listdir(directory):
+        names.append(sub)
+        if len(sub) == 6 or sub == "tmp":
+            names += [sub + "/" + n for n in os.listdir(directory + "/" + sub)]
+    return sorted(names)
+
+
+def _flip_byte(path, offset):
+    data = bytearray(fwtest.read_file(path))
+    data[offset] ^= 0x40
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+class FaultFS:
+    """The os module, except that the next `failures` file creations raise OSError(errno)."""
+
+    def __init__(self, errno=_ENOSPC, failures=0):
+        self.errno = errno
+        self.failures = failures
+        self.opened = []
+
+    def open(self, path, mode="r"):
+        self.opened.append(path)
+        if "w" in mode and self.failures:
+            self.failures -= 1
+            raise OSError(self.errno, "injected")
+        return open(path, mode)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+def test_append_pending_ack_roundtrip():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        records = [_receipt(i, 300 + 500 * i) for i in range(6)]
+        seqs = [sp.append(r) for r in records]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 6
+        got = sp.pending(10)
+        assert got == list(zip(seqs, records))
+        sp.ack(seqs[:2])
+        assert sp.pending(10) == list(zip(seqs[2:], records[2:]))
+        assert sp.pending(2) == list(zip(seqs[2:4], records[2:4]))
+        st = sp.stats()
+        assert st["count"] == 4 and st["oldest"] == seqs[2] and st["newest"] == seqs[5]
+        assert st["bytes"] == sum(os.stat(p)[6] for p in _record_files(d).values())
+        assert st["free"] > 0 and st["dropped"] == 0 and st["dropped_ranges"] == []
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_records_survive_reopen_in_order():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        seqs = [sp.append(_receipt(i)) for i in range(5)]
+        sp.ack([seqs[1]])
+        sp = Spool(d)
+        assert [s for s, _ in sp.pending(10)] == [seqs[0]] + seqs[2:]
+        assert sp.pending(10)[0][1] == _receipt(0)
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_ack_deletes_exactly_those_and_ignores_unknown():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        seqs = [sp.append(_receipt(i)) for i in range(5)]
+        sp.ack([seqs[3], seqs[1], 999999, 0, -5])
+        sp.ack([seqs[3]])  # again: harmless
+        assert [s for s, _ in sp.pending(10)] == [seqs[0], seqs[2], seqs[4]]
+        assert sorted(_record_files(d)) == [seqs[0], seqs[2], seqs[4]]
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_seqs_never_reused_after_everything_acked_and_reboot():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        seqs = [sp.append(_receipt(i)) for i in range(3)]
+        sp.ack(seqs)
+        assert sp.pending(10) == []
+        sp = Spool(d)
+        s = sp.append(_receipt(9))
+        assert s > seqs[-1]
+        assert sp.pending(10) == [(s, _receipt(9))]  # the kept marker is not a record
+        sp.ack([s])
+        assert [n for n in _all_names(d) if n.startswith("last.")] == ["last.%08x" % s]
+        sp = Spool(d)
+        assert sp.append(_receipt(10)) == s + 1
+        assert [n for n in _all_names(d) if n.startswith("last.")] == []
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_drain_costs_no_state_rewrite():
+    """Acking the newest record keeps its seq on disk by a rename, not a state-file write."""
+    d = fwtest.tmpdir("spool")
+    try:
+        fs = FaultFS()
+        sp = Spool(d, fs=fs)
+        for i in range(3):
+            sp.ack([sp.append(_receipt(i))])
+        assert [p for p in fs.opened if "state" in p] == [d + "/state"]  # the read at boot
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_seqs_increase_across_many_reopens_and_subdirectories():
+    d = fwtest.tmpdir("spool")
+    try:
+        last = 0
+        for round_ in range(4):
+            sp = Spool(d)
+            for i in range(150):
+                s = sp.append(b"r%d-%d" % (round_, i))
+                assert s > last
+                last = s
+            sp.ack([s for s, _ in sp.pending(100)])
+        sp = Spool(d)
+        assert sp.stats()["count"] == 4 * 50
+        for sub in os.listdir(d):
+            if len(sub) == 6:
+                assert len(os.listdir(d + "/" + sub)) <= 64
+        sp.ack([s for s, _ in sp.pending(1000)])
+        # emptied subdirectories are removed (each costs LittleFS metadata blocks)
+        assert len([n for n in os.listdir(d) if len(n) == 6]) <= 1
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_pending_limit_and_max_bytes():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        seqs = [sp.append(_receipt(i, 1000)) for i in range(5)]
+        assert [s for s, _ in sp.pending(3)] == seqs[:3]
+        assert [s for s, _ in sp.pending(10, max_bytes=2500)] == seqs[:2]
+        assert [s for s, _ in sp.pending(10, max_bytes=10)] == seqs[:1]  # never stuck
+        assert sp.pending(0) == []
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_recovery_cleans_temporary_and_torn_files():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        seqs = [sp.append(_receipt(i)) for i in range(3)]
+        files = _record_files(d)
+        with open(d + "/tmp/%08x" % (seqs[-1] + 1), "wb") as f:
+            f.write(b"half a rec")  # a write cut before its rename
+        with open(files[seqs[1]], "wb") as f:
+            f.write(b"TT\x01")  # shorter than a header
+        with open(d + "/tmp/state", "wb") as f:
+            f.write(b"x")
+        sp = Spool(d)
+        assert [s for s, _ in sp.pending(10)] == [seqs[0], seqs[2]]
+        assert sp.stats()["dropped_by"]["corrupt"] == 1
+        assert sp.dropped_ranges() == [(seqs[1], seqs[1])]
+        assert os.listdir(d + "/tmp") == []
+        assert sp.append(_receipt(5)) == seqs[-1] + 1
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_recovery_reads_no_record_payload():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        for i in range(300):
+            sp.append(_receipt(i, 200))
+        fs = FaultFS()
+        sp = Spool(d, fs=fs)
+        assert fs.opened == [d + "/state"], fs.opened[:5]
+        assert sp.stats()["count"] == 300
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_corrupt_record_is_counted_removed_never_returned():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        seqs = [sp.append(_receipt(i, 800)) for i in range(4)]
+        files = _record_files(d)
+        _flip_byte(files[seqs[1]], -3)  # payload
+        _flip_byte(files[seqs[2]], 4)  # header: seq field
+        got = sp.pending(10)
+        assert [s for s, _ in got] == [seqs[0], seqs[3]]
+        assert got[1][1] == _receipt(3, 800)
+        st = sp.stats()
+        assert st["dropped_by"]["corrupt"] == 2 and st["count"] == 2
+        assert sp.dropped_ranges() == [(seqs[1], seqs[2])]
+        assert sorted(_record_files(d)) == [seqs[0], seqs[3]]
+        sp = Spool(d)  # the count and ranges are persisted
+        assert sp.stats()["dropped_by"]["corrupt"] == 2
+        assert sp.dropped_ranges() == [(seqs[1], seqs[2])]
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_foreign_and_renamed_files_are_rejected():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d)
+        a = sp.append(_receipt(1))
+        b = sp.append(_receipt(2))
+        files = _record_files(d)
+        os.remove(files[b])
+        os.rename(files[a], files[b])  # right bytes, wrong name
+        with open(d + "/notes.txt", "wb") as f:
+            f.write(b"left by someone")
+        sp = Spool(d)
+        assert sp.pending(10) == []
+        assert sp.stats()["dropped_by"]["corrupt"] == 1
+        assert sp.append(_receipt(3)) == b + 1
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_rotten_state_file_does_not_stop_boot():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d, policy="stop_capturing", max_bytes=1)
+        assert sp.append(_receipt(1)) is None
+        _flip_byte(d + "/state", 5)
+        sp = Spool(d)
+        assert sp.stats()["dropped"] == 0  # counters lost, not invented
+        assert sp.append(_receipt(2)) is not None
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_drop_oldest_keeps_newest_and_reports_ranges():
+    d = fwtest.tmpdir("spool")
+    try:
+        size = len(_receipt(0, 1000)) + 16
+        sp = Spool(d, max_bytes=5 * size, compress=False)
+        seqs = [sp.append(_receipt(i, 1000)) for i in range(12)]
+        assert None not in seqs
+        assert [s for s, _ in sp.pending(20)] == seqs[-5:]
+        st = sp.stats()
+        assert st["dropped_by"]["full_oldest"] == 7 and st["bytes"] <= 5 * size
+        assert sp.dropped_ranges() == [(seqs[0], seqs[6])]
+        sp = Spool(d, max_bytes=5 * size, compress=False)
+        assert sp.dropped_ranges() == [(seqs[0], seqs[6])]
+        sp.clear_dropped(seqs[3])
+        assert sp.dropped_ranges() == [(seqs[4], seqs[6])]
+        assert Spool(d).dropped_ranges() == [(seqs[4], seqs[6])]
+        assert Spool(d).stats()["dropped_by"]["full_oldest"] == 7  # counters stay
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_stop_capturing_drops_new_and_still_consumes_seq():
+    d = fwtest.tmpdir("spool")
+    try:
+        size = len(_receipt(0, 1000)) + 16
+        sp = Spool(d, max_bytes=3 * size, policy="stop_capturing", compress=False)
+        kept = [sp.append(_receipt(i, 1000)) for i in range(3)]
+        assert sp.append(_receipt(3, 1000)) is None
+        assert sp.append(_receipt(4, 1000)) is None
+        assert [s for s, _ in sp.pending(10)] == kept
+        assert sp.dropped_ranges() == [(kept[-1] + 1, kept[-1] + 2)]
+        assert sp.stats()["dropped_by"]["full_new"] == 2
+        sp = Spool(d, max_bytes=3 * size, policy="stop_capturing", compress=False)
+        sp.ack(kept[:1])
+        assert sp.append(_receipt(5, 1000)) == kept[-1] + 3  # the dropped seqs stay used
+        assert sp.stats()["dropped_by"]["full_new"] == 2
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_record_bigger_than_the_spool_is_dropped_not_the_others():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d, max_bytes=2000, compress=False)
+        a = sp.append(_receipt(1, 500))
+        assert sp.append(os.urandom(3000)) is None
+        assert sp.pending(10) == [(a, _receipt(1, 500))]
+        assert sp.stats()["dropped_by"]["full_new"] == 1
+    finally:
+        fwtest.rmtree(d)
+
+
+class SmallFS(FaultFS):
+    """A filesystem of `blocks` 4 KiB blocks as statvfs sees it; every file takes whole blocks."""
+
+    def __init__(self, directory, blocks):
+        FaultFS.__init__(self)
+        self.directory = directory
+        self.blocks = blocks
+
+    def statvfs(self, path):
+        used = 0
+        for name in _all_names(self.directory):
+            st = os.stat(self.directory + "/" + name)
+            used += 1 if st[0] & 0x4000 else (st[6] + 4095) // 4096
+        free = self.blocks - used
+        return (4096, 4096, self.blocks, free, free, 0, 0, 0, 0, 255)
+
+
+def test_min_free_is_kept_on_the_filesystem():
+    d = fwtest.tmpdir("spool")
+    try:
+        fs = SmallFS(d, 12)
+        sp = Spool(d, min_free=4 * 4096, fs=fs)
+        seqs = [sp.append(_receipt(i, 1000)) for i in range(12)]
+        assert None not in seqs
+        st = fs.statvfs(d)
+        assert st[1] * st[4] >= 4 * 4096
+        kept = [s for s, _ in sp.pending(20)]
+        assert kept == seqs[-len(kept):] and len(kept) >= 4
+        assert sp.stats()["dropped_by"]["full_oldest"] == 12 - len(kept)
+        sp = Spool(d, min_free=4 * 4096, fs=fs, policy="stop_capturing")
+        assert sp.append(_receipt(99, 1000)) is None
+        assert [s for s, _ in sp.pending(20)] == kept
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_enospc_during_append_evicts_oldest_and_never_raises():
+    d = fwtest.tmpdir("spool")
+    try:
+        fs = FaultFS()
+        sp = Spool(d, fs=fs)
+        seqs = [sp.append(_receipt(i)) for i in range(3)]
+        fs.failures = 1
+        s = sp.append(_receipt(3))
+        assert s == seqs[-1] + 1
+        assert [x for x, _ in sp.pending(10)] == seqs[1:] + [s]
+        assert sp.stats()["dropped_by"]["full_oldest"] == 1
+        fs.failures = 100  # the filesystem stays full: give up on the new record, keep counting
+        assert sp.append(_receipt(4)) is None
+        st = sp.stats()
+        assert st["dropped_by"]["write_error"] == 1 and st["count"] >= 1
+        assert os.listdir(d + "/tmp") == []
+        fs.failures = 0
+        assert sp.append(_receipt(5)) is not None
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_enospc_with_stop_capturing_drops_new():
+    d = fwtest.tmpdir("spool")
+    try:
+        fs = FaultFS(failures=0)
+        sp = Spool(d, fs=fs, policy="stop_capturing")
+        a = sp.append(_receipt(1))
+        fs.failures = 1
+        assert sp.append(_receipt(2)) is None
+        assert sp.pending(10) == [(a, _receipt(1))]
+        assert sp.stats()["dropped_by"]["write_error"] == 1
+        assert sp.dropped_ranges() == [(a + 1, a + 1)]
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_io_error_during_append_is_counted():
+    d = fwtest.tmpdir("spool")
+    try:
+        fs = FaultFS(errno=_EIO, failures=1)
+        sp = Spool(d, fs=fs)
+        assert sp.append(_receipt(1)) is None
+        b = sp.append(_receipt(2))
+        assert b == 2 and sp.stats()["dropped_by"]["write_error"] == 1
+        assert sp.dropped_ranges() == [(1, 1)]
+    finally:
+        fwtest.rmtree(d)
+
+
+class EveryThirdFS(FaultFS):
+    """Only every third record write succeeds (EIO otherwise): drops with gaps between."""
+
+    def open(self, path, mode="r"):
+        if "w" in mode and "/tmp/" in path and not path.endswith("state"):
+            self.failures += 1
+            if self.failures % 3 != 1:
+                raise OSError(_EIO, "injected")
+        return open(path, mode)
+
+
+def test_dropped_ranges_merge_and_stay_bounded():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d, max_ranges=3, fs=EveryThirdFS())
+        kept = [s for s in [sp.append(b"receipt %d" % i) for i in range(40)] if s is not None]
+        assert kept == list(range(1, 41, 3))
+        ranges = sp.dropped_ranges()
+        assert len(ranges) == 3 and ranges == sorted(ranges)
+        dropped = set(range(1, 41)) - set(kept)
+        for s in dropped:  # every dropped seq is still covered
+            assert [r for r in ranges if r[0] <= s <= r[1]], s
+        assert sp.stats()["dropped_by"]["write_error"] == len(dropped)
+        assert ranges == [(2, 33), (35, 36), (38, 39)]  # equal gaps: the oldest merge first
+        assert Spool(d).dropped_ranges() == ranges
+        sp.clear_dropped(39)
+        assert sp.dropped_ranges() == [] and Spool(d).dropped_ranges() == []
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_compression_where_available():
+    d = fwtest.tmpdir("spool")
+    try:
+        record = _receipt(7, 1500)
+        sp = Spool(d)
+        s = sp.append(record)
+        size = os.stat(_record_files(d)[s])[6]
+        if spool._deflate(record) is None:
+            assert size == len(record) + 16  # MicroPython build without compression
+        else:
+            assert size < len(record) // 2
+        assert sp.pending(1) == [(s, record)]
+        s2 = Spool(d, compress=False).append(record)
+        assert os.stat(_record_files(d)[s2])[6] == len(record) + 16
+    finally:
+        fwtest.rmtree(d)
+
+
+# A record file written by CPython (zlib, raw deflate, 1 KiB window): seq 0x45, compressed.
+_CPYTHON_RECORD = (
+    "5454010145000000210000004b18074f0b727576f50c085130e4f20c71f5d53554503054a85030d23330"
+    "500093d4110600"
+)
+
+
+def test_reads_records_compressed_by_the_other_interpreter():
+    d = fwtest.tmpdir("spool")
+    try:
+        from binascii import unhexlify
+
+        os.mkdir(d + "/000001")
+        with open(d + "/000001/05", "wb") as f:
+            f.write(unhexlify(_CPYTHON_RECORD))
+        sp = Spool(d)
+        expected = b"RECEIPT 1\n" + b"ITEM-1  1 x 2.00  2.00\n" * 4
+        assert sp.pending(5) == [(0x45, expected)]
+        assert sp.append(b"next") == 0x46
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_bad_policy_is_refused():
+    d = fwtest.tmpdir("spool")
+    try:
+        try:
+            Spool(d, policy="drop_everything")
+        except ValueError:
+            return
+        assert False, "accepted an unknown policy"
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_eviction_that_empties_a_subdirectory_keeps_appending():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d, max_bytes=3000, compress=False)
+        for i in range(62):
+            sp.append(b"r%d" % i + b"." * 900)
+        # seq 63 still belongs to the first subdirectory; storing it evicts all that is there
+        assert sp.append(b"big" + b"." * 2500) == 63
+        assert [s for s, _ in sp.pending(10)] == [63]
+        assert sp.append(b"next") == 64
+        assert [s for s, _ in Spool(d).pending(10)] == [63, 64]
+    finally:
+        fwtest.rmtree(d)
