@@ -131,10 +131,10 @@ class Runner:
     def build_uplink(self):
         """The uplink over MQTT or HTTP; the tap runs its steps in idle gaps."""
         try:
-            import uplink
             server = self.cfg["server"]
             if not server["host"]:
                 raise ValueError("server.host is not set")
+            import uplink
             timeout = server["timeout_ms"]
             if server["transport"] == "mqtt":
                 transport = uplink.MQTTTransport(
