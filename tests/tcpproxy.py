@@ -1,11 +1,13 @@
 """A TCP proxy the tests put between a device and the server or broker, to break the link.
 
-Modes: "forward" (plain relay), "blackhole" (accept, then never answer nor forward), and
+Modes: "forward" (plain relay), "blackhole" (accept, then never answer nor forward),
+slow(seconds) (relay, but hold every chunk that long: a slow server or link), and
 cut_after(n): relay, but drop both sides of every connection once n bytes went upstream in it
 (a message cut half-way). Switching mode affects new connections; cut_all() drops live ones.
 """
 import socket
 import threading
+import time
 
 from tilltap.netutil import free_port
 
@@ -16,6 +18,7 @@ class Proxy:
         self.port = free_port()
         self.mode = "forward"
         self.cut_bytes = None
+        self.delay = 0
         self.cuts = 0
         self._conns = []
         self._lock = threading.Lock()
@@ -27,7 +30,10 @@ class Proxy:
         self.mode, self.cut_bytes = "cut", n
 
     def forward(self):
-        self.mode, self.cut_bytes = "forward", None
+        self.mode, self.cut_bytes, self.delay = "forward", None, 0
+
+    def slow(self, seconds):
+        self.mode, self.cut_bytes, self.delay = "forward", None, seconds
 
     def blackhole(self):
         self.mode = "blackhole"
@@ -73,6 +79,8 @@ class Proxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if self.delay:
+                    time.sleep(self.delay)
                 if budget is not None and budget[0] is not None:
                     if len(data) >= budget[0]:
                         dst.sendall(data[:budget[0]])
