@@ -7,6 +7,13 @@ board, MicroPython unix port):
     micropython firmware/main.py --board boards/host/board.json --config config.json \
         [--status status.json]
 
+Two threads. The main thread forwards and captures; nothing in it waits on the network. The
+uplink runs in its own thread: its socket waits (connect, DNS, reads, a server that never
+answers) release the GIL on the ESP32, so forwarding goes on meanwhile. The spool is the only
+thing both threads touch, behind one lock. What can still hold the forwarding thread: a flash
+write (tens of ms; the UART RX interrupt keeps buffering) and a TLS handshake's crypto (~1 s,
+once per connection: the MQTT connection is kept open).
+
 Fail-safe order: forwarding is built first and from the board definition alone; capture and
 uplink are built after it, each inside its own try, so a bad configuration, a broken flash or
 an out-of-memory leaves a tap that still forwards (and says why in its status). On boards with a
@@ -77,14 +84,14 @@ class Runner:
         self.spool = None
         self.uplink = None
         self.network = None
-        self.work = None
         self.device = device_id(cfg)
         self.boot = 0
         self.jobs = 0
         self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0,
-                       "capture_errors": 0, "work_errors": 0}
+                       "capture_errors": 0}
         self._wdt = None
         self._last_status = 0
+        self.peak_alloc = 0
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -95,9 +102,10 @@ class Runner:
             cfg = self.cfg
             _make_parents(cfg["spool"]["dir"])
             self.boot = _next_boot(cfg["spool"]["dir"] + ".boot")
-            self.spool = Spool(cfg["spool"]["dir"], max_bytes=cfg["spool"]["max_bytes"],
-                               min_free=cfg["spool"]["min_free"],
-                               policy=cfg["spool"]["when_full"])
+            self.spool = _LockedSpool(Spool(cfg["spool"]["dir"],
+                                            max_bytes=cfg["spool"]["max_bytes"],
+                                            min_free=cfg["spool"]["min_free"],
+                                            policy=cfg["spool"]["when_full"]))
             printer = cfg["printer"]
 
             def make_parser():
@@ -148,21 +156,33 @@ class Runner:
                     server["credential"], timeout_ms=timeout)
             upload = self.cfg["upload"]
             self.uplink = uplink.Uplink(
-                self.spool, transport, self.device, boot=self.boot, firmware=FIRMWARE_VERSION,
+                self.spool, transport, self.device, boot=self.boot,
+                firmware=FIRMWARE_VERSION,
                 batch_count=upload["batch_count"], batch_bytes=upload["batch_bytes"],
                 idle_ms=upload["idle_ms"], printer_status=self.printer_status,
                 uptime=lambda: _ticks_diff(_ticks_ms(), self.started))
-            self.work = self.uplink_step
         except Exception as e:   # noqa: BLE001 -- capture and forwarding go on; spool fills
             self._problem("uplink disabled: %r" % (e,))
             self.uplink = None
         return self.uplink
 
-    def uplink_step(self, now):
-        """One bounded piece of network work, only while the network is up."""
-        if self.network is not None and not self.network.step(now):
-            return
-        self.uplink.step(now)
+    def start_uplink(self):
+        """Runs the uplink in its own thread (see the module docstring)."""
+        import _thread
+        if hasattr(_thread, "stack_size"):
+            _thread.stack_size(16 * 1024)
+        _thread.start_new_thread(self._uplink_loop, ())
+
+    def _uplink_loop(self):
+        while True:
+            now = _ticks_ms()
+            wait = 1000
+            try:
+                if self.network is None or self.network.step(now):
+                    wait = self.uplink.step(now)
+            except Exception as e:   # noqa: BLE001 -- the thread must live on
+                self._problem("uplink: %r" % (e,))
+            time.sleep_ms(min(max(wait, 5), 200))
 
     def printer_status(self):
         """What telemetry reports about the printer side."""
@@ -171,9 +191,8 @@ class Runner:
 
     def new_tap(self, pos, printer):
         cfg = self.cfg
-        return Tap(pos, printer, capture=self.capture, work=self.work, clock=_ticks_ms,
-                   diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"],
-                   work_idle_ms=cfg["upload"]["idle_ms"], chunk=_CHUNK)
+        return Tap(pos, printer, capture=self.capture, clock=_ticks_ms,
+                   diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"], chunk=_CHUNK)
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -207,15 +226,13 @@ class Runner:
         listener.listen(1)
         listener.setblocking(False)
         printer_addr = socket.getaddrinfo(cfg["printer"]["host"], cfg["printer"]["port"])[0][-1]
-        idle = self.new_tap(_Nothing(), None)   # runs capture splits and uplink between jobs
         poller = select.poll()
         poller.register(listener, select.POLLIN)
         while True:
             conn = self._accept(listener)
             if conn is None:
-                if not idle.step():
-                    poller.poll(_POLL_MS)
-                self._tick(idle)
+                poller.poll(_POLL_MS)
+                self._tick(None)
                 continue
             self._job(conn, printer_addr)
 
@@ -272,7 +289,6 @@ class Runner:
         t["printer_bytes"] += tap.down.bytes_out
         t["replies_in"] += tap.up.bytes_in if tap.up else 0
         t["replies_out"] += tap.up.bytes_out if tap.up else 0
-        t["work_errors"] += tap.work_errors
 
     def _uart(self, pins, flow):
         kwargs = {"baudrate": self.cfg["printer"]["baudrate"], "rx": pins["rx"],
@@ -298,7 +314,7 @@ class Runner:
     def _tick(self, tap):
         if self._wdt:
             self._wdt.feed()
-        if tap.capture is None and self.capture is not None:
+        if tap is not None and tap.capture is None and self.capture is not None:
             # capture failed on this tap: note why, start a fresh parser, carry on capturing
             self.totals["capture_errors"] += 1
             self._problem("capture: %s" % tap.last_error)
@@ -317,10 +333,13 @@ class Runner:
             if tap.up is not None:
                 totals["replies_in"] += tap.up.bytes_in
                 totals["replies_out"] += tap.up.bytes_out
+        used = gc.mem_alloc()           # sampled before collecting: what the loop holds
+        self.peak_alloc = max(self.peak_alloc, used)
         gc.collect()
         out = {"firmware": FIRMWARE_VERSION, "device": device_id(self.cfg),
                "uptime_ms": _ticks_diff(_ticks_ms(), self.started), "jobs": self.jobs,
-               "mem_free": gc.mem_free(), "problems": self.problems[-5:]}
+               "mem_free": gc.mem_free(), "mem_alloc_peak": self.peak_alloc,
+               "problems": self.problems[-5:]}
         out.update(totals)
         if self.capture is not None:
             out["receipts"] = self.capture.receipts
@@ -330,8 +349,6 @@ class Runner:
             out["spool"] = self.spool.stats()
         if self.uplink is not None:
             out["uplink"] = self.uplink.stats()
-        if tap is not None:
-            out["work_errors"] += tap.work_errors
         return out
 
     def write_status(self, tap=None):
@@ -350,6 +367,31 @@ class Runner:
             self.run_network()
         else:
             self.run_uarts()
+
+
+class _LockedSpool:
+    """The spool shared by capture (main thread) and the uplink thread: one call at a time."""
+
+    def __init__(self, spool):
+        import _thread
+        self._spool = spool
+        self._lock = _thread.allocate_lock()
+
+    def append(self, record):
+        with self._lock:
+            return self._spool.append(record)
+
+    def pending(self, limit, max_bytes=None):
+        with self._lock:
+            return self._spool.pending(limit, max_bytes)
+
+    def ack(self, seqs):
+        with self._lock:
+            return self._spool.ack(seqs)
+
+    def stats(self):
+        with self._lock:
+            return self._spool.stats()
 
 
 def _wall_ms():
@@ -395,13 +437,6 @@ def _make_parents(path):
                 pass          # exists already
 
 
-class _Nothing:
-    """A port with no bytes: lets the between-jobs loop run capture splits and slow work."""
-
-    def readinto(self, mv):
-        return 0
-
-
 def _args(argv):
     opts = {"--board": "/board.json", "--config": "/config.json", "--status": None}
     k = 1
@@ -439,8 +474,8 @@ def main(argv=None):
         if board["chip"] != "unix":
             from wifi import Network
             runner.network = Network(cfg)
-        if runner.build_capture():
-            runner.build_uplink()
+        if runner.build_capture() and runner.build_uplink():
+            runner.start_uplink()
     runner.run()
 
 

@@ -12,8 +12,7 @@ What the tap guarantees:
   printer go back to the POS the same way.
 - A chunk goes on to the printer before capture sees it; capture works on that chunk only
   (bounded). An exception in capture switches capture off (counted) and forwarding carries on.
-- Slow work (the uplink) runs only in idle gaps: no byte from the POS for `work_idle_ms` and
-  nothing waiting to be forwarded, one bounded step at a time.
+- Nothing here waits on the network: the uplink runs in its own thread (see main.py).
 """
 _CHUNK = 512
 
@@ -78,29 +77,25 @@ class Tap:
     """The forwarding loop's state; step() is one iteration, never blocking.
 
     pos, printer: ports (see ports.py); printer is None in listen-only mode.
-    capture: a Capture or None; work: callable(now_ms) for one bounded step of slow work
-    (the uplink) or None; clock: callable returning milliseconds, diff(a, b): a - b for
+    capture: a Capture or None; clock: callable returning milliseconds, diff(a, b): a - b for
     that clock (time.ticks_ms / time.ticks_diff on the board, where ticks wrap).
     """
 
-    def __init__(self, pos, printer, capture=None, work=None, clock=None, diff=None,
-                 split_idle_ms=3000, work_idle_ms=200, chunk=_CHUNK):
+    def __init__(self, pos, printer, capture=None, clock=None, diff=None, split_idle_ms=3000,
+                 chunk=_CHUNK):
         self.down = Direction(pos, printer, chunk)
         self.up = Direction(printer, pos, chunk) if printer is not None else None
         self.capture = capture
-        self.work = work
         self._clock = clock
         self._diff = diff or _minus
         self._split_idle_ms = split_idle_ms
-        self._work_idle_ms = work_idle_ms
         self._last_byte = clock() if clock else 0
         self._split_due = False
         self.capture_errors = 0
-        self.work_errors = 0
         self.last_error = None
 
     def step(self):
-        """Forward both ways, feed capture, and, in an idle gap, run slow work.
+        """Forward both ways, feed capture, end a receipt after the idle gap.
 
         Returns True when bytes moved (the caller should call again at once).
         """
@@ -125,13 +120,6 @@ class Tap:
                     self.capture.idle()
                 except Exception as e:   # noqa: BLE001
                     self._capture_failed(e)
-        if (self.work is not None and not moved and idle >= self._work_idle_ms and
-                not self.down.pending() and not (self.up and self.up.pending())):
-            try:
-                self.work(now)
-            except Exception as e:   # noqa: BLE001 -- a failing uplink retries later
-                self.work_errors += 1
-                self.last_error = repr(e)
         return moved
 
     def closed(self):

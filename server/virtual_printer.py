@@ -5,6 +5,7 @@ answers the requests a status-aware POS waits for, like an Epson TM printer that
 paper: DLE EOT, GS r, GS I, GS a (automatic status back) and GS ( H (process ID).
 """
 import asyncio
+import time
 
 import escpos_parser
 
@@ -25,6 +26,7 @@ class VirtualPrinter:
         self.host = host
         self.port = port
         self.received = bytearray()
+        self.arrivals = []        # (time.monotonic(), len(received)) after every read
         self.replied = bytearray()
         self.jobs = 0
         self._server = None
@@ -48,6 +50,7 @@ class VirtualPrinter:
                 if not data:
                     break
                 self.received += data
+                self.arrivals.append((time.monotonic(), len(self.received)))
                 for event in parser.feed(data):
                     if event[0] == escpos_parser.REQUEST and event[1] in REPLIES:
                         reply = REPLIES[event[1]]

@@ -127,19 +127,6 @@ def test_capture_failure_switches_capture_off_and_forwarding_goes_on():
     assert "simulated" in tap.last_error
 
 
-def test_slow_work_runs_only_in_idle_gaps():
-    calls = []
-    pos = Source([b"abc", b"", b"def"] + [b""] * 50)
-    printer = Source([])
-    clock = Clock()
-    tap = Tap(pos, printer, work=calls.append, clock=clock, work_idle_ms=10)
-    for _ in range(40):
-        tap.step()
-        clock.now += 1
-    assert calls and min(calls) >= 12      # last POS byte at t=2, then 10 ms of quiet
-    assert bytes(printer.written) == b"abcdef"
-
-
 def test_idle_gap_ends_the_receipt_and_spools_it_with_its_raw_bytes():
     spool = ListSpool()
     capture = Capture(spool, lambda receipt, raw: repr((receipt.lines, raw)).encode())
