@@ -49,7 +49,7 @@ SCHEMA = {
     "upload.raw_bytes_max": (int, 4096, (0, 1 << 20)),
     "upload.images": (bool, False, None),
     "upload.batch_count": (int, 20, (1, 500)),
-    "upload.batch_bytes": (int, 16384, (1024, 1 << 20)),
+    "upload.batch_bytes": (int, 4096, (1024, 1 << 20)),  # one contiguous buffer on the heap
     "upload.idle_ms": (int, 200, (10, 60000)),
     "ntp.host": (str, "pool.ntp.org", None),
     "watchdog_ms": (int, 8000, (0, 60000)),

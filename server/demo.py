@@ -82,6 +82,12 @@ class Demo:
         self.engine = db.make_engine(self.db_url)
         self.port = port
         self.broker = self.server = self.tap = self.printer = None
+        self.heapsize = None
+
+    async def start_with_heap(self, heapsize):
+        """start() with the firmware's heap limited (-X heapsize), for the memory bench."""
+        self.heapsize = heapsize
+        return await self.start()
 
     async def start(self):
         credential = devices.add(self.engine, DEVICE)
@@ -101,7 +107,8 @@ class Demo:
         self.printer = await VirtualPrinter().start()
         self.tap = FirmwareProcess(self.dir, self.printer.port, {
             "device_id": DEVICE, "server": server_cfg,
-            "upload": {"batch_count": 20, "idle_ms": 100}, "split": {"idle_ms": 1500}}).start()
+            "upload": {"idle_ms": 100}, "split": {"idle_ms": 1500}},
+            heapsize=self.heapsize).start()
         return self
 
     async def replay(self, jobs):

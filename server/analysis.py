@@ -1,0 +1,261 @@
+"""Receipt fields into the analysis tables, and receipts linked to customers.
+
+    extract_and_store(engine, device_id, seq)   # one stored receipt -> receipt_fields/items
+    extract_pending(engine)                     # every receipt without fields yet
+    PendingExtractor(engine).start()            # `tilltap serve`: extract_pending every few s
+    reextract_all(engine, progress)             # `tilltap reextract`: after a rule or template change
+    link_customers(engine)                      # after a CRM import: member ID, else phone
+
+A receipt's fields come from tilltap.extract on the record's lines (with the printer's layout
+template when one is stored), so re-running gives the same rows: a receipt's rows are replaced
+whole, never patched. One extractor runs at a time (the serve process or the CLI).
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import threading
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import and_, delete, func, select, true, tuple_, update
+
+import fields as rules
+from tilltap import db
+from tilltap.analysis_db import (customers, layout_templates, receipt_fields, receipt_items,
+                                 receipt_payments)
+from tilltap.extract import TemplateError, extract_fields, load_template
+
+log = logging.getLogger("tilltap.analysis")
+
+BATCH = 500
+_MAX_AMOUNT = Decimal(10) ** 12  # Numeric(14, 2); a larger "amount" is a misread number
+
+# Refunds and voids as POS software prints them (folded to lower case).
+_REFUND = re.compile(r"\b(refund|return|retoure|rückgabe|erstattung|remboursement|avoir|"
+                     r"devoluci[oó]n|reembolso)\b|退货|退款")
+_VOID = re.compile(r"\b(void|voided|storno|storniert|annulation|annulé|anulad[oa]|cancelad[oa])\b"
+                   r"|作废|撤销")
+_PHONE_LABEL = re.compile(r"\b(tel|phone|mobile|mob|handy|telefon|t[ée]l[ée]phone|portable|"
+                          r"tel[ée]fono|m[oó]vil)\b|电话|手机")
+_PHONE = re.compile(r"\+?\d[\d ()/.-]{5,20}\d")
+_TRAILING_DIGITS = re.compile(r"(\d{1,18})\D*$")
+
+
+def phone_key(phone):
+    """The last 9 digits of a phone number, so national and international forms match; None
+    for fewer than 7 digits (not a phone number)."""
+    digits = re.sub(r"\D", "", phone or "")
+    return digits[-9:] if len(digits) >= 7 else None
+
+
+def _receipt_phone(lines):
+    """The phone key of the last labelled phone number on the receipt: the store's own number
+    is in the header, a customer's (loyalty, delivery) further down."""
+    found = None
+    for line in lines:
+        if line and _PHONE_LABEL.search(rules.fold(line)):
+            match = _PHONE.search(line)
+            if match:
+                found = phone_key(match.group()) or found
+    return found
+
+
+def _amount(text, limit=_MAX_AMOUNT):
+    try:
+        value = Decimal(text)
+    except (TypeError, InvalidOperation):
+        return None
+    return value if value.is_finite() and abs(value) < limit else None
+
+
+def _cut(text, size):
+    return text[:size] if text else None
+
+
+def _receipt_dt(printed, record):
+    """The printed local date-time; else the capture time (UTC) if the tap's clock was set."""
+    if printed:
+        try:
+            return datetime.datetime.fromisoformat(printed)
+        except ValueError:
+            pass
+    if record.get("time_synced"):
+        return datetime.datetime.fromtimestamp(record["captured_at"] / 1000,
+                                               datetime.timezone.utc).replace(tzinfo=None)
+    return None
+
+
+def _rows(device_id, seq, record, template):
+    """(receipt_fields row, receipt_items rows, receipt_payments rows) for one stored record."""
+    lines = record.get("lines") or []
+    found = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
+                           [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
+    folded = [rules.fold(line) for line in lines if line]
+    total = _amount(found.total)
+    refund = (total is not None and total < 0) or any(_REFUND.search(t) for t in folded)
+    key = {"device_id": device_id, "seq": seq}
+    items = [dict(key, line_no=n, name=_cut(i.name, 200), qty=_amount(i.qty),
+                  unit_price=_amount(i.unit_price), amount=_amount(i.amount), sku=_cut(i.sku, 32))
+             for n, i in enumerate(found.items)]
+    payments = [dict(key, line_no=n, type=p.type, amount=_amount(p.amount))
+                for n, p in enumerate(found.payments)]
+    number = _TRAILING_DIGITS.search(found.receipt_no or "")
+    row = dict(
+        key, store=_cut(found.store, 200), receipt_no=_cut(found.receipt_no, 64),
+        receipt_num=int(number.group(1)) if number else None,
+        receipt_dt=_receipt_dt(found.datetime, record), total=total,
+        currency=_cut(found.currency, 3),
+        payment_types=",".join(sorted({p.type for p in found.payments})) or None,
+        member_id=_cut(found.member_id, 64), phone_key=_receipt_phone(lines), customer_id=None,
+        item_count=len(items), refund=bool(refund), void=any(_VOID.search(t) for t in folded),
+        template=template is not None, extracted_at=db.utcnow())
+    return row, items, payments
+
+
+def _templates(conn, device_ids):
+    """{device_id: Template} for the devices that have a valid stored template."""
+    out = {}
+    rows = conn.execute(select(layout_templates).where(
+        layout_templates.c.device_id.in_(sorted(device_ids))))
+    for row in rows:
+        try:
+            out[row.device_id] = load_template(row.template)
+        except TemplateError:
+            continue  # checked on PUT; one edited by hand in the database is skipped, not fatal
+    return out
+
+
+def _customer_ids(conn, rows):
+    """Sets customer_id on receipt_fields rows: by member ID, else by a phone key that exactly
+    one customer has."""
+    members = {r["member_id"] for r in rows if r["member_id"]}
+    phones = {r["phone_key"] for r in rows if r["phone_key"]}
+    by_member, by_phone = {}, {}
+    if members:
+        by_member = dict(conn.execute(select(customers.c.member_id, customers.c.id).where(
+            customers.c.member_id.in_(sorted(members)))).all())
+    if phones:
+        by_phone = dict(conn.execute(
+            select(customers.c.phone_key, func.min(customers.c.id))
+            .where(customers.c.phone_key.in_(sorted(phones)))
+            .group_by(customers.c.phone_key).having(func.count() == 1)).all())
+    for row in rows:
+        row["customer_id"] = by_member.get(row["member_id"]) or by_phone.get(row["phone_key"])
+
+
+def _extract_batch(conn, keys):
+    """Extracts and stores the receipts keys [(device_id, seq)] in the caller's transaction."""
+    if not keys:
+        return 0
+    found = conn.execute(select(db.receipts.c.device_id, db.receipts.c.seq, db.receipts.c.record)
+                         .where(tuple_(db.receipts.c.device_id, db.receipts.c.seq).in_(keys))).all()
+    templates = _templates(conn, {r.device_id for r in found})
+    fields_rows, item_rows, payment_rows = [], [], []
+    for device_id, seq, record in found:
+        row, items, payments = _rows(device_id, seq, record, templates.get(device_id))
+        fields_rows.append(row)
+        item_rows += items
+        payment_rows += payments
+    _customer_ids(conn, fields_rows)
+    stored = [(r["device_id"], r["seq"]) for r in fields_rows]
+    # Children first: PostgreSQL enforces the foreign keys, SQLite (no PRAGMA) does not cascade.
+    for table in (receipt_items, receipt_payments, receipt_fields):
+        conn.execute(delete(table).where(tuple_(table.c.device_id, table.c.seq).in_(stored)))
+    for table, rows in ((receipt_fields, fields_rows), (receipt_items, item_rows),
+                        (receipt_payments, payment_rows)):
+        if rows:
+            conn.execute(table.insert(), rows)
+    return len(fields_rows)
+
+
+def extract_and_store(engine, device_id, seq):
+    """Extracts one stored receipt's fields and replaces its analysis rows; False if no such
+    receipt."""
+    with engine.begin() as conn:
+        return _extract_batch(conn, [(device_id, seq)]) == 1
+
+
+def extract_pending(engine, limit=None):
+    """Extracts every stored receipt that has no fields yet (new uploads); returns the count."""
+    done = 0
+    while limit is None or done < limit:
+        size = BATCH if limit is None else min(BATCH, limit - done)
+        with engine.begin() as conn:
+            keys = [tuple(k) for k in conn.execute(
+                select(db.receipts.c.device_id, db.receipts.c.seq)
+                .outerjoin(receipt_fields, and_(receipt_fields.c.device_id == db.receipts.c.device_id,
+                                                receipt_fields.c.seq == db.receipts.c.seq))
+                .where(receipt_fields.c.seq.is_(None)).limit(size))]
+            done += _extract_batch(conn, keys)
+        if len(keys) < size:
+            break
+    return done
+
+
+def reextract_all(engine, progress=None, device_id=None):
+    """Re-extracts every stored receipt (new rules, a changed template), or only device_id's;
+    returns the count.
+
+    progress: callable(done, total) after each batch. Pages by key, so receipts arriving
+    meanwhile are either included or left to extract_pending.
+    """
+    scope = true() if device_id is None else db.receipts.c.device_id == device_id
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(db.receipts).where(scope)).scalar()
+    done, after = 0, None
+    key = tuple_(db.receipts.c.device_id, db.receipts.c.seq)
+    while True:
+        query = select(db.receipts.c.device_id, db.receipts.c.seq).where(scope).order_by(
+            db.receipts.c.device_id, db.receipts.c.seq).limit(BATCH)
+        if after is not None:
+            query = query.where(key > tuple_(*after))
+        with engine.begin() as conn:
+            keys = [tuple(k) for k in conn.execute(query)]
+            done += _extract_batch(conn, keys)
+        if progress is not None:
+            progress(done, total)
+        if len(keys) < BATCH:
+            return done
+        after = keys[-1]
+
+
+def link_customers(engine):
+    """Re-links every receipt to its customer (member ID first, else a phone key exactly one
+    customer has); returns the number of receipts linked. Run after customers change."""
+    rf = receipt_fields
+    by_member = select(customers.c.id).where(customers.c.member_id == rf.c.member_id) \
+        .scalar_subquery()
+    by_phone = select(func.min(customers.c.id)).where(customers.c.phone_key == rf.c.phone_key) \
+        .group_by(customers.c.phone_key).having(func.count() == 1).scalar_subquery()
+    with engine.begin() as conn:
+        conn.execute(update(rf).values(customer_id=func.coalesce(by_member, by_phone)))
+        return conn.execute(select(func.count()).select_from(rf)
+                            .where(rf.c.customer_id.is_not(None))).scalar()
+
+
+class PendingExtractor:
+    """A thread that runs extract_pending every interval seconds, so reports follow uploads
+    without slowing the ingest path (extraction never delays an ack)."""
+
+    def __init__(self, engine, interval=5.0):
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pending-extractor", daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                extract_pending(self.engine)
+            except Exception:  # a database outage: log, try again next round
+                log.exception("extracting new receipts failed")
+            self._stop.wait(self.interval)

@@ -1,0 +1,107 @@
+"""Tables of the consumption analysis: extracted receipt fields, items, payments, customers,
+layout templates and dashboard operators.
+
+They live on db.metadata, so db.make_engine(create=True) creates them together with the ingest
+tables once this module is imported (tilltap.db imports it at the end for that reason).
+
+Everything here is derived from `receipts` and can be rebuilt from it (`tilltap reextract`),
+except customers, layout_templates and operators, which people enter.
+
+receipt_dt is the local date and time printed on the receipt (no time zone: a store's sales day
+is its local day); when nothing is printed it falls back to the capture time in UTC.
+"""
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, ForeignKeyConstraint, Index,
+                        Integer, Numeric, String, Table, Text)
+
+from tilltap.db import metadata
+
+AMOUNT = Numeric(14, 2)
+QUANTITY = Numeric(14, 3)  # weighed goods: "0.512" kg
+
+customers = Table(
+    "customers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(64), unique=True),
+    Column("phone", String(32)),
+    # Last 9 digits of the phone: "+49 30 1234567" and "030 1234567" give the same key.
+    Column("phone_key", String(16), index=True),
+    Column("name", String(200)),
+    Column("email", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attributes", JSON, nullable=False, default=dict),  # extra CSV columns
+)
+
+receipt_fields = Table(
+    "receipt_fields", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("store", String(200)),
+    Column("receipt_no", String(64)),
+    # Trailing digits of receipt_no: the running number whose gaps are unreported sales.
+    Column("receipt_num", BigInteger),
+    Column("receipt_dt", DateTime),
+    Column("total", AMOUNT),
+    Column("currency", String(3)),
+    Column("payment_types", String(100)),  # sorted, comma-separated: "card,cash"
+    Column("member_id", String(64)),
+    Column("phone_key", String(16)),
+    Column("customer_id", Integer),
+    Column("item_count", Integer, nullable=False, default=0),
+    Column("refund", Boolean, nullable=False, default=False),
+    Column("void", Boolean, nullable=False, default=False),
+    Column("template", Boolean, nullable=False, default=False),  # a layout template was applied
+    Column("extracted_at", DateTime(timezone=True), nullable=False),
+)
+# The report queries filter by date and group by store; the covering columns let SQLite and
+# PostgreSQL answer sales reports from the index alone.
+Index("ix_receipt_fields_dt", receipt_fields.c.receipt_dt, receipt_fields.c.store,
+      receipt_fields.c.total)
+Index("ix_receipt_fields_store_num", receipt_fields.c.store, receipt_fields.c.receipt_num)
+Index("ix_receipt_fields_member", receipt_fields.c.member_id)
+Index("ix_receipt_fields_customer", receipt_fields.c.customer_id, receipt_fields.c.receipt_dt)
+
+receipt_items = Table(
+    "receipt_items", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200)),
+    Column("qty", QUANTITY),
+    Column("unit_price", AMOUNT),
+    Column("amount", AMOUNT),
+    Column("sku", String(32)),
+    ForeignKeyConstraint(["device_id", "seq"], ["receipt_fields.device_id", "receipt_fields.seq"],
+                         ondelete="CASCADE"),
+)
+
+receipt_payments = Table(
+    "receipt_payments", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("line_no", Integer, primary_key=True, autoincrement=False),
+    Column("type", String(16), nullable=False),  # cash, card, wechat, alipay
+    Column("amount", AMOUNT),
+    ForeignKeyConstraint(["device_id", "seq"], ["receipt_fields.device_id", "receipt_fields.seq"],
+                         ondelete="CASCADE"),
+)
+
+layout_templates = Table(
+    "layout_templates", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("template", JSON, nullable=False),  # as extract.load_template accepts it
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+operators = Table(
+    "operators", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("password_hash", Text, nullable=False),  # scrypt$n$r$p$salt$hash
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+operator_sessions = Table(
+    "operator_sessions", metadata,
+    Column("token_sha256", String(64), primary_key=True),  # the cookie holds the token itself
+    Column("username", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
