@@ -47,7 +47,13 @@ PORT ?=
 FIRMWARE ?=
 CONFIG ?= config.json
 
-.PHONY: flash deploy repl logs
+DEVICE ?=
+
+.PHONY: flash deploy provision repl logs
+provision: $(STAMP)
+	@test -n "$(DEVICE)" || { echo "make provision: set DEVICE=<device id> (and CONFIG=config.json)"; exit 2; }
+	$(BIN)/tilltap board provision --device $(DEVICE) --config $(CONFIG)
+
 flash: $(STAMP)
 	@test -n "$(PORT)" || { echo "make flash: set PORT=/dev/ttyUSB0 (and FIRMWARE=...bin)"; exit 2; }
 	$(BIN)/tilltap board flash --board $(BOARD) --port $(PORT) --firmware "$(FIRMWARE)"

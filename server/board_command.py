@@ -2,6 +2,7 @@
 
     tilltap board flash  --board esp32-devkitc --port /dev/ttyUSB0 --firmware ESP32_GENERIC.bin
     tilltap board deploy --board esp32-devkitc --port /dev/ttyUSB0 --config config.json
+    tilltap board provision --device shop12-till1 --config config.json [--db URL]
     tilltap board repl   --port /dev/ttyUSB0
     tilltap board logs   --port /dev/ttyUSB0
 
@@ -43,6 +44,12 @@ def load_board(name):
 def add_arguments(ap):
     sub = ap.add_subparsers(dest="board_command", metavar="ACTION")
     sub.required = True
+    p = sub.add_parser("provision", help="register a device with the server and write its "
+                                         "ID and credential into a config file")
+    p.add_argument("--device", required=True, help="the device ID to register")
+    p.add_argument("--config", required=True, help="device configuration JSON to update")
+    p.add_argument("--db", default=os.environ.get("TILLTAP_DB", "sqlite:///tilltap.db"),
+                   help="the server's database URL (default $TILLTAP_DB or sqlite:///tilltap.db)")
     for name, helptext in (("flash", "erase the flash and write a MicroPython image"),
                            ("deploy", "copy the precompiled firmware, board and config"),
                            ("repl", "open the board's REPL"),
@@ -101,7 +108,41 @@ def deploy_commands(board, port, config_path, build_dir):
     return cmds
 
 
+def provision(db_url, device, config_path):
+    """Registers the device and writes its ID and credential into the config file (atomically).
+
+    The config is validated before anything is registered, so a bad file changes nothing.
+    """
+    from tilltap import db, devices
+    try:
+        with open(config_path) as f:
+            given = json.load(f)
+    except FileNotFoundError:
+        given = {}
+    given["device_id"] = device
+    given.setdefault("server", {})["credential"] = "(set below)"
+    device_config.validate(given)
+    engine = db.make_engine(db_url)
+    try:
+        given["server"]["credential"] = devices.add(engine, device)
+    finally:
+        engine.dispose()
+    tmp = config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(given, f, indent=2)
+    os.replace(tmp, config_path)
+
+
 def run(args):
+    if args.board_command == "provision":
+        try:
+            provision(args.db, args.device, args.config)
+        except (device_config.ConfigError, ValueError) as e:
+            print("tilltap board provision: %s" % e, file=sys.stderr)
+            return 2
+        print("registered %s; its credential is in %s (deploy it with: make deploy CONFIG=%s)"
+              % (args.device, args.config, args.config))
+        return 0
     build = tempfile.mkdtemp(prefix="tilltap-deploy-")
     try:
         return _run(args, build)

@@ -37,7 +37,7 @@ CORPUS = os.environ.get("TILLTAP_CORPUS") or os.path.join(ROOT, "..", "shared", 
 def add_arguments(ap):
     ap.add_argument("--once", action="store_true", help="replay once, report, exit")
     ap.add_argument("--uplink", choices=("http", "mqtt"), default="http")
-    ap.add_argument("--port", type=int, default=8000, help="the server's HTTP port")
+    ap.add_argument("--port", type=int, default=8080, help="the server's HTTP port (0: any free)")
     ap.add_argument("--dir", default=None, help="working directory (default: a temporary one)")
     ap.add_argument("--generated", type=int, default=30,
                     help="python-escpos receipts to add to the corpus streams")

@@ -49,3 +49,19 @@ def test_deploy_refuses_a_bad_config_naming_the_field(tmp_path):
     out = tilltap("deploy", "--board", "esp32-c3", "--port", "/dev/ttyUSB0", "--config",
                   str(cfg), "--dry-run")
     assert out.returncode != 0 and "not possible on esp32-c3" in out.stderr
+
+
+def test_provision_registers_the_device_and_writes_its_credential(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"server": {"host": "tilltap.local"}}))
+    url = "sqlite:///%s/server.db" % tmp_path
+    out = tilltap("provision", "--device", "shop1-till2", "--config", str(cfg), "--db", url)
+    assert out.returncode == 0, out.stderr
+    written = json.loads(cfg.read_text())
+    assert written["device_id"] == "shop1-till2"
+    assert written["server"]["host"] == "tilltap.local"
+    from tilltap import db, devices
+    engine = db.make_engine(url)
+    assert devices.verify(engine, "shop1-till2", written["server"]["credential"])
+    again = tilltap("provision", "--device", "shop1-till2", "--config", str(cfg), "--db", url)
+    assert again.returncode == 2 and "already registered" in again.stderr

@@ -1,0 +1,184 @@
+"""Consumption analysis: extraction into receipt_fields/items, templates, customer links and
+every report on a known dataset, against a real SQLite file and a real PostgreSQL."""
+import datetime
+import json
+import time
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+import analysis_data as data
+import protocol
+from dbtarget import db_target  # noqa: F401  (fixture)
+from receipt import Receipt
+from receipt_factory import generate_receipts
+from tilltap import analysis, analysis_db, db, devices
+from tilltap.extract import add_fields
+from tilltap.parse_command import parse_stream
+from tilltap.reports import REPORTS, ReportQuery
+
+D = Decimal
+MARCH = ReportQuery(start=datetime.date(2026, 3, 1), end=datetime.date(2026, 3, 31))
+
+
+@pytest.fixture
+def engine(db_target):
+    engine = db.make_engine(db_target.url, schema=db_target.schema)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def shop(engine):
+    data.load(engine)
+    return engine
+
+
+def _fields(engine, device, seq):
+    with engine.connect() as conn:
+        return conn.execute(select(analysis_db.receipt_fields).where(
+            analysis_db.receipt_fields.c.device_id == device,
+            analysis_db.receipt_fields.c.seq == seq)).one()
+
+
+def test_generated_receipts_are_stored_as_the_extractor_reads_them(engine):
+    devices.add(engine, "tap-gen")
+    with engine.begin() as conn:
+        wanted = {}
+        for seq, generated in enumerate(generate_receipts(seed=5, count=15)):
+            encoding = "gb18030" if generated.language == "zh" else None
+            parsed = parse_stream(generated.stream, encoding=encoding)[0][0]
+            r = Receipt()
+            r.lines, r.barcodes, r.codes2d = parsed["lines"], parsed["barcodes"], parsed["codes2d"]
+            rec = protocol.record_from_receipt(r, "tap-gen", 1, int(time.time() * 1000), True)
+            conn.execute(db.receipts.insert().values(
+                device_id="tap-gen", seq=seq, boot=1, captured_at=rec["captured_at"],
+                time_synced=True, received_at=db.utcnow(), record=rec))
+            wanted[seq] = (add_fields(parsed)["fields"], generated.fields)
+    assert analysis.extract_pending(engine) == 15
+    assert analysis.extract_pending(engine) == 0  # nothing left
+    right_totals = 0
+    for seq, (extracted, truth) in wanted.items():
+        row = _fields(engine, "tap-gen", seq)
+        assert row.store == extracted["store"] and row.receipt_no == extracted["receipt_no"]
+        assert row.member_id == extracted["member_id"]
+        assert row.item_count == len(extracted["items"])
+        assert row.receipt_dt == datetime.datetime.fromisoformat(extracted["datetime"])
+        right_totals += row.total == D(truth["total"])
+    assert right_totals >= 14  # the extractor's accuracy, measured in test_extract.py
+
+
+def test_known_receipt_fields_items_and_customer_links(shop):
+    row = _fields(shop, data.CORNER, 1)
+    assert (row.store, row.receipt_no, row.receipt_num, row.total) == ("CORNER SHOP", "1001", 1001,
+                                                                      D("6.20"))
+    assert row.receipt_dt == datetime.datetime(2026, 3, 2, 10, 15)
+    assert (row.payment_types, row.member_id, row.item_count) == ("card", "11111111", 2)
+    assert not row.refund and not row.void
+    assert _fields(shop, data.CORNER, 4).refund and _fields(shop, data.CORNER, 5).void
+    with shop.connect() as conn:
+        items = conn.execute(select(analysis_db.receipt_items).where(
+            analysis_db.receipt_items.c.device_id == data.CORNER,
+            analysis_db.receipt_items.c.seq == 1).order_by("line_no")).all()
+        names = dict(conn.execute(select(analysis_db.customers.c.id,
+                                         analysis_db.customers.c.name)).all())
+    assert [(i.name, i.qty, i.unit_price, i.amount) for i in items] == [
+        ("Bread", D("2"), D("2.50"), D("5.00")), ("Milk", D("1"), D("1.20"), D("1.20"))]
+    assert names[_fields(shop, data.CORNER, 1).customer_id] == "Alice Baker"
+    assert names[_fields(shop, data.BAKERY, 2).customer_id] == "Carol Chen"  # by phone
+    assert _fields(shop, data.CORNER, 2).customer_id is None
+
+
+def test_a_layout_template_overrides_and_reextract_applies_it(shop):
+    template = {"fields": {"store": {"pattern": "^Receipt No: (?P<value>\\d+)"}}}
+    with shop.begin() as conn:
+        conn.execute(analysis_db.layout_templates.insert().values(
+            device_id=data.BAKERY, template=template, updated_at=db.utcnow()))
+    seen = []
+    assert analysis.reextract_all(shop, progress=lambda done, total: seen.append((done, total))) == 7
+    assert seen[-1] == (7, 7)
+    assert _fields(shop, data.BAKERY, 1).store == "501" and _fields(shop, data.BAKERY, 1).template
+    assert _fields(shop, data.CORNER, 1).store == "CORNER SHOP"
+    assert analysis.extract_and_store(shop, data.CORNER, 1) is True
+    assert analysis.extract_and_store(shop, data.CORNER, 99) is False
+
+
+def test_sales_per_day_and_hour(shop):
+    rows = REPORTS["sales_by_day"](shop, MARCH)
+    assert [(r["day"], r["store"], r["receipts"], r["sales"]) for r in rows] == [
+        ("2026-03-02", "BAKERY", 1, D("4.50")), ("2026-03-02", "CORNER SHOP", 2, D("7.40")),
+        ("2026-03-03", "BAKERY", 1, D("1.50")), ("2026-03-03", "CORNER SHOP", 2, D("1.80"))]
+    hours = REPORTS["sales_by_hour"](shop, ReportQuery(store="CORNER SHOP"))
+    assert [(r["hour"], r["receipts"], r["sales"]) for r in hours] == [
+        (10, 2, D("9.20")), (11, 1, D("1.20")), (18, 1, D("-1.20"))]
+    one_day = ReportQuery(start=datetime.date(2026, 3, 3), end=datetime.date(2026, 3, 3))
+    assert {r["day"] for r in REPORTS["sales_by_day"](shop, one_day)} == {"2026-03-03"}
+
+
+def test_basket_items_payments_refunds(shop):
+    basket = {r["store"]: r for r in REPORTS["basket_size"](shop, MARCH)}
+    assert basket["CORNER SHOP"]["receipts"] == 3 and basket["CORNER SHOP"]["avg_items"] == 1.33
+    assert basket["CORNER SHOP"]["avg_amount"] == D("3.47")
+    assert (basket["BAKERY"]["avg_items"], basket["BAKERY"]["avg_amount"]) == (1.5, D("3.00"))
+    top = REPORTS["top_items"](shop, MARCH)
+    assert [(r["name"], r["qty"], r["amount"], r["receipts"]) for r in top] == [
+        ("Coffee", D("2"), D("6.00"), 2), ("Bread", D("2"), D("5.00"), 1),
+        ("Croissant", D("2"), D("3.00"), 2), ("Milk", D("2"), D("2.40"), 2)]
+    assert len(REPORTS["top_items"](shop, ReportQuery(limit=2))) == 2
+    mix = {r["type"]: r for r in REPORTS["payment_mix"](shop, MARCH)}
+    assert (mix["card"]["payments"], mix["card"]["amount"]) == (3, D("10.70"))
+    assert (mix["cash"]["payments"], mix["cash"]["amount"]) == (3, D("4.50"))
+    assert mix["card"]["share"] == round(10.70 / 15.20, 4)
+    back = {r["store"]: r for r in REPORTS["refunds"](shop, MARCH)}
+    assert (back["CORNER SHOP"]["receipts"], back["CORNER SHOP"]["refunds"],
+            back["CORNER SHOP"]["refund_amount"], back["CORNER SHOP"]["voids"]) == (5, 1, D("-1.20"), 1)
+    assert (back["BAKERY"]["refunds"], back["BAKERY"]["voids"]) == (0, 0)
+
+
+def test_customer_reports(shop):
+    spend = REPORTS["customer_spend"](shop, MARCH)
+    assert [(r["name"], r["visits"], r["spend"], r["avg_basket"]) for r in spend] == [
+        ("Alice Baker", 2, D("9.20"), D("4.60")), ("Bob Miller", 1, D("4.50"), D("4.50")),
+        ("Carol Chen", 1, D("1.50"), D("1.50"))]
+    assert REPORTS["visit_frequency"](shop, MARCH) == [{"visits": "1", "customers": 2},
+                                                       {"visits": "2", "customers": 1}]
+    assert REPORTS["new_vs_returning"](shop, MARCH) == [
+        {"day": "2026-03-02", "new_customers": 2, "returning_customers": 0},
+        {"day": "2026-03-03", "new_customers": 1, "returning_customers": 1}]
+    segments = {r["name"]: r for r in REPORTS["rfm"](shop, MARCH)}
+    alice = segments["Alice Baker"]
+    assert (alice["recency_days"], alice["frequency"], alice["monetary"]) == (28, 2, D("9.20"))
+    assert alice["f"] > segments["Bob Miller"]["f"] and alice["m"] > segments["Carol Chen"]["m"]
+    assert all(r["segment"] for r in segments.values())
+
+
+def test_receipt_number_gaps(shop):
+    assert REPORTS["receipt_gaps"](shop, MARCH) == [
+        {"device_id": data.CORNER, "store": "CORNER SHOP", "after_no": 1002, "before_no": 1005,
+         "missing": 2}]
+    assert REPORTS["receipt_gaps"](shop, ReportQuery(store="BAKERY")) == []
+
+
+def test_silent_printers_and_fleet(shop):
+    with shop.begin() as conn:
+        conn.execute(db.telemetry.insert().values(device_id=data.CORNER, received_at=db.utcnow(),
+                                                  report={"spool": {"count": 3}, "dropped": 1,
+                                                          "firmware": "0.1.0"}))
+    now = db.utcnow()
+    assert [r["device_id"] for r in REPORTS["silent_printers"](shop, ReportQuery(now=now))] == [
+        data.IDLE]
+    later = ReportQuery(now=now + datetime.timedelta(hours=48), hours=24)
+    silent = {r["device_id"]: r for r in REPORTS["silent_printers"](shop, later)}
+    assert set(silent) == set(data.DEVICES) and silent[data.IDLE]["hours_silent"] is None
+    assert 47 < silent[data.CORNER]["hours_silent"] <= 48
+    fleet = {r["device_id"]: r for r in REPORTS["fleet"](shop, ReportQuery())}
+    assert (fleet[data.CORNER]["store"], fleet[data.CORNER]["receipts"],
+            fleet[data.CORNER]["spool_backlog"], fleet[data.CORNER]["dropped"],
+            fleet[data.CORNER]["firmware"]) == ("CORNER SHOP", 5, 3, 1, "0.1.0")
+    assert fleet[data.IDLE]["receipts"] == 0 and fleet[data.IDLE]["last_receipt_at"] is None
+
+
+def test_every_report_runs_on_an_empty_database(engine):
+    for name, report in REPORTS.items():
+        assert report(engine, MARCH) == [], name
