@@ -22,11 +22,11 @@ def test_empty_config_gets_every_default():
 
 def test_given_values_override_defaults():
     cfg = config.validate({"printer": {"encoding": "gb18030", "baudrate": 38400},
-                           "upload": {"mode": "fields"}})
+                           "upload": {"mode": "text"}})
     assert cfg["printer"]["encoding"] == "gb18030"
     assert cfg["printer"]["baudrate"] == 38400
     assert cfg["printer"]["profile"] == "epson"
-    assert cfg["upload"]["mode"] == "fields"
+    assert cfg["upload"]["mode"] == "text"
 
 
 def test_errors_name_the_field():
