@@ -25,7 +25,7 @@ from tilltap import db, devices
 from tilltap.broker import Broker
 from tilltap.hostrun import FirmwareProcess
 from tilltap.parse_command import parse_stream
-from tilltap.pos_simulator import STATUS_REQUEST, send_job
+from tilltap.pos_simulator import send_jobs
 from tilltap.serverproc import ServerProc
 from tilltap.unixport import ROOT
 from tilltap.virtual_printer import VirtualPrinter
@@ -113,13 +113,7 @@ class Demo:
 
     async def replay(self, jobs):
         """Sends every job; returns (bytes sent, replies the POS got)."""
-        sent = bytearray()
-        replies = bytearray()
-        for _, data in jobs:
-            result = await send_job("127.0.0.1", self.tap.listen_port, data)
-            sent += STATUS_REQUEST + data
-            replies += result.replies
-        return bytes(sent), bytes(replies)
+        return await send_jobs("127.0.0.1", self.tap.listen_port, [data for _, data in jobs])
 
     def stored(self):
         """(rows stored for the demo tap, distinct seqs among them)."""

@@ -54,10 +54,3 @@ def run(args):
         devices.write_mosquitto_files(engine, args.mosquitto_dir)
     return 0
 
-
-if __name__ == "__main__":
-    import argparse
-    ap = argparse.ArgumentParser(prog="tilltap devices")
-    add_arguments(ap)
-    parsed = ap.parse_args()
-    sys.exit(parsed.run(parsed))

@@ -37,3 +37,14 @@ async def send_job(host, port, stream, ask_status=True, timeout=10.0, chunk=777)
     finally:
         writer.close()
     return result
+
+
+async def send_jobs(host, port, streams):
+    """Sends each stream as a job of its own; returns (every byte sent, every reply received)."""
+    sent = bytearray()
+    replies = bytearray()
+    for stream in streams:
+        result = await send_job(host, port, stream)
+        sent += STATUS_REQUEST + stream
+        replies += result.replies
+    return bytes(sent), bytes(replies)

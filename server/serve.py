@@ -80,10 +80,3 @@ def run(args):
         ingest.close()
     return 0
 
-
-if __name__ == "__main__":
-    import argparse
-    ap = argparse.ArgumentParser(prog="tilltap serve")
-    add_arguments(ap)
-    parsed = ap.parse_args()
-    sys.exit(parsed.run(parsed))

@@ -3,7 +3,7 @@
     srv = ServerProc(url, schema, mqtt=(port, user, password)).start()
     ... srv.port ...; srv.kill(); srv.start(); srv.stop()
 
-wrapper: a Python file run instead of `-m tilltap.serve` (fault-injection tests wrap the
+wrapper: a Python file run instead of `tilltap serve` (fault-injection tests wrap the
 server with a hook; the wrapper gets the same arguments).
 """
 import json
@@ -42,7 +42,7 @@ class ServerProc:
         return "http://127.0.0.1:%d" % self.port
 
     def start(self, wait=True):
-        entry = [self.wrapper] if self.wrapper else ["-m", "tilltap.serve"]
+        entry = [self.wrapper] if self.wrapper else ["-m", "tilltap.cli", "serve"]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable] + entry + self.args, cwd=ROOT,
                                      env=self.env, stdout=self._log, stderr=self._log)

@@ -6,7 +6,7 @@ import pytest
 from corpus import corpus_files, need_corpus
 from receipt_factory import generate_receipts
 from tilltap.hostrun import FirmwareProcess
-from tilltap.pos_simulator import STATUS_REQUEST, send_job
+from tilltap.pos_simulator import send_jobs
 from tilltap.virtual_printer import VirtualPrinter
 
 
@@ -14,12 +14,7 @@ async def _replay(tmp_path, streams, config=None, heapsize=None, receipts=1):
     printer = await VirtualPrinter().start()
     tap = FirmwareProcess(str(tmp_path), printer.port, config, heapsize=heapsize).start()
     try:
-        sent = b""
-        replies = b""
-        for stream in streams:
-            result = await send_job("127.0.0.1", tap.listen_port, stream)
-            sent += STATUS_REQUEST + stream
-            replies += result.replies
+        sent, replies = await send_jobs("127.0.0.1", tap.listen_port, streams)
         for _ in range(100):
             status = tap.status()
             if status.get("receipts", 0) >= receipts and status.get("printer_bytes") == len(sent):

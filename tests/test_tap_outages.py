@@ -12,7 +12,7 @@ from tilltap import db, devices
 from tilltap.hostrun import FirmwareProcess
 from tilltap.netutil import free_port, wait_for
 from tilltap.parse_command import parse_stream
-from tilltap.pos_simulator import STATUS_REQUEST, send_job
+from tilltap.pos_simulator import send_jobs
 from tilltap.serverproc import ServerProc
 from tilltap.virtual_printer import VirtualPrinter
 
@@ -23,16 +23,6 @@ def _jobs():
     jobs = [open(p, "rb").read() for p in corpus_files()
             if "estrella" not in p and "/tsp-" not in p]
     return jobs + [r.stream for r in generate_receipts(seed=9, count=12) if r.language != "zh"]
-
-
-async def _send(tap, jobs):
-    sent = b""
-    replies = b""
-    for data in jobs:
-        result = await send_job("127.0.0.1", tap.listen_port, data)
-        sent += STATUS_REQUEST + data
-        replies += result.replies
-    return sent, replies
 
 
 def test_printing_unaffected_by_server_outages_and_every_receipt_stored_once(tmp_path):
@@ -56,16 +46,16 @@ def test_printing_unaffected_by_server_outages_and_every_receipt_stored_once(tmp
         try:
             sent = replies = b""
             # 1. server down (nothing listens behind the proxy)
-            s, r = await _send(tap, thirds[0])
+            s, r = await send_jobs("127.0.0.1", tap.listen_port, thirds[0])
             sent, replies = sent + s, replies + r
             # 2. a server that accepts connections and never answers
             proxy.blackhole()
-            s, r = await _send(tap, thirds[1])
+            s, r = await send_jobs("127.0.0.1", tap.listen_port, thirds[1])
             sent, replies = sent + s, replies + r
             # 3. a slow server: every chunk held 300 ms each way
             server.start()
             proxy.slow(0.3)
-            s, r = await _send(tap, thirds[2])
+            s, r = await send_jobs("127.0.0.1", tap.listen_port, thirds[2])
             sent, replies = sent + s, replies + r
             assert bytes(printer.received) == sent, tap.log()
             assert replies == bytes(printer.replied)

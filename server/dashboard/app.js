@@ -1,0 +1,216 @@
+/* TillTap dashboard: one page, hash routes, data from /api/v1 with the session cookie.
+   Everything is built with textContent (receipt text is untrusted input from shops). */
+"use strict";
+
+var PAGES = ["overview", "fleet", "receipts", "customers", "reports"];
+var $ = function (id) { return document.getElementById(id); };
+
+function NotLoggedIn() {}
+
+/* fetch JSON; a 401 shows the login page. The header tells the server not to send a Basic
+   challenge, so the browser shows our form instead of its own dialog. */
+function api(path, options) {
+  options = options || {};
+  options.headers = Object.assign({"X-TillTap-Dashboard": "1"}, options.headers || {});
+  options.credentials = "same-origin";
+  return fetch(path, options).then(function (response) {
+    if (response.status === 401) { show("login"); throw new NotLoggedIn(); }
+    return response.json().then(function (body) {
+      if (!response.ok) { throw new Error(body.detail || response.statusText); }
+      return body;
+    });
+  });
+}
+
+function isoDay(date) { return date.toISOString().slice(0, 10); }
+function daysAgo(n) { var d = new Date(); d.setDate(d.getDate() - n); return isoDay(d); }
+function isNumber(v) { return typeof v === "number" || (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v)); }
+
+/* A table of rows (objects); onClick(row) makes rows clickable. */
+function table(container, rows, onClick) {
+  if (!rows.length) { container.textContent = "Nothing found."; return; }
+  var t = document.createElement("table");
+  var head = t.createTHead().insertRow();
+  Object.keys(rows[0]).forEach(function (k) {
+    var th = document.createElement("th"); th.textContent = k; head.appendChild(th);
+  });
+  var body = t.createTBody();
+  rows.forEach(function (row) {
+    var tr = body.insertRow();
+    Object.keys(rows[0]).forEach(function (k) {
+      var td = tr.insertCell(), v = row[k];
+      td.textContent = v === null || v === undefined ? "" : (typeof v === "object" ? JSON.stringify(v) : v);
+      if (isNumber(v)) { td.className = "num"; }
+    });
+    if (onClick) { tr.className = "clickable"; tr.addEventListener("click", function () { onClick(row); }); }
+  });
+  container.replaceChildren(t);
+}
+
+function show(page) {
+  document.querySelectorAll(".page").forEach(function (s) { s.hidden = s.id !== page; });
+  $("nav").hidden = page === "login";
+}
+
+function route() {
+  var page = location.hash.slice(1) || "overview";
+  if (PAGES.indexOf(page) < 0) { page = "overview"; }
+  show(page);
+  LOADERS[page]().catch(function (e) { if (!(e instanceof NotLoggedIn)) { alert(e.message); } });
+}
+
+var LOADERS = {
+  overview: function () {
+    var today = isoDay(new Date());
+    $("today-date").textContent = today;
+    return Promise.all([
+      api("/api/v1/reports/sales_by_day?from=" + daysAgo(29) + "&to=" + today),
+      api("/api/v1/reports/silent_printers"),
+    ]).then(function (answers) {
+      var perDay = {}, rows = answers[0].rows;
+      rows.forEach(function (r) { perDay[r.day] = (perDay[r.day] || 0) + Number(r.sales || 0); });
+      var todays = rows.filter(function (r) { return r.day === today; });
+      $("today-sales").textContent = todays.reduce(function (s, r) { return s + Number(r.sales || 0); }, 0).toFixed(2);
+      $("today-receipts").textContent = todays.reduce(function (s, r) { return s + r.receipts; }, 0);
+      $("silent-count").textContent = answers[1].rows.length;
+      var days = [];
+      for (var i = 29; i >= 0; i--) { days.push(daysAgo(i)); }
+      barChart($("sales-chart"), days.map(function (d) { return d.slice(5); }),
+               days.map(function (d) { return perDay[d] || 0; }), {title: "sales per day"});
+    });
+  },
+
+  fleet: function () {
+    return api("/api/v1/reports/fleet").then(function (body) {
+      var stale = Date.now() - 24 * 3600 * 1000;
+      table($("fleet-table"), body.rows.map(function (r) {
+        return {device: r.device_id, store: r.store, receipts: r.receipts,
+                last_receipt: r.last_receipt_at, last_seen: r.telemetry_at,
+                spool_backlog: r.spool_backlog, dropped: r.dropped, firmware: r.firmware,
+                status: r.revoked_at ? "revoked" :
+                        (!r.last_receipt_at || Date.parse(r.last_receipt_at) < stale ? "SILENT" : "ok")};
+      }));
+      $("fleet-table").querySelectorAll("td").forEach(function (td) {
+        if (td.textContent === "SILENT") { td.className = "stale"; }
+      });
+    });
+  },
+
+  receipts: function () { return searchReceipts(); },
+
+  customers: function () { return searchCustomers(); },
+
+  reports: function () {
+    if ($("report-name").options.length) { return showReport(); }
+    return api("/api/v1/reports").then(function (body) {
+      body.reports.forEach(function (name) {
+        var o = document.createElement("option"); o.value = o.textContent = name;
+        $("report-name").appendChild(o);
+      });
+      $("report-name").value = "sales_by_day";
+      return showReport();
+    });
+  },
+};
+
+function query(pairs) {
+  var q = new URLSearchParams();
+  Object.keys(pairs).forEach(function (k) { if (pairs[k]) { q.set(k, pairs[k]); } });
+  return q.toString();
+}
+
+function searchReceipts() {
+  var q = query({q: $("receipt-q").value, device: $("receipt-device").value,
+                 from: $("receipt-from").value, to: $("receipt-to").value});
+  return api("/api/v1/receipts?" + q).then(function (body) {
+    table($("receipt-results"), body.receipts.map(function (r) {
+      return {device: r.device_id, seq: r.seq, store: r.store, receipt_no: r.receipt_no,
+              date: r.receipt_dt, total: r.total, currency: r.currency, items: r.item_count,
+              payment: r.payment_types, member: r.member_id,
+              flags: (r.refund ? "refund " : "") + (r.void ? "void" : "")};
+    }), function (row) { showReceipt(row.device, row.seq); });
+  });
+}
+
+/* The receipt as printed (monospace text) next to what was extracted from it. */
+function showReceipt(device, seq) {
+  return api("/api/v1/receipts/" + encodeURIComponent(device) + "/" + seq).then(function (r) {
+    var box = $("receipt-detail"), pre = document.createElement("pre");
+    pre.className = "receipt";
+    pre.textContent = r.lines.map(function (l) { return l === null ? "[undecoded line]" : l; }).join("\n");
+    var facts = document.createElement("div");
+    table(facts, [{store: r.store, receipt_no: r.receipt_no, date: r.receipt_dt, total: r.total,
+                   currency: r.currency, member: r.member_id, customer: r.customer_id}]);
+    var items = document.createElement("div");
+    table(items, r.items.map(function (i) {
+      return {name: i.name, qty: i.qty, unit_price: i.unit_price, amount: i.amount};
+    }));
+    box.replaceChildren(pre, facts, items);
+  });
+}
+
+function searchCustomers() {
+  return api("/api/v1/customers?" + query({q: $("customer-q").value})).then(function (body) {
+    table($("customer-table"), body.customers.map(function (c) {
+      return {member_id: c.member_id, name: c.name, phone: c.phone, email: c.email,
+              visits: c.visits, spend: c.spend, last_visit: c.last_visit,
+              attributes: c.attributes};
+    }));
+  });
+}
+
+function reportQuery() {
+  return query({from: $("report-from").value, to: $("report-to").value, store: $("report-store").value});
+}
+
+/* The report as a table, and as a bar chart of its first money or count column. */
+function showReport() {
+  var name = $("report-name").value, q = reportQuery();
+  $("report-csv").href = "/api/v1/reports/" + name + "?" + q + (q ? "&" : "") + "format=csv";
+  return api("/api/v1/reports/" + name + "?" + q).then(function (body) {
+    table($("report-table"), body.rows);
+    var rows = body.rows, keys = rows.length ? Object.keys(rows[0]) : [];
+    var measure = ["sales", "amount", "spend", "monetary", "missing", "customers", "receipts",
+                   "new_customers", "payments"].filter(function (k) { return keys.indexOf(k) >= 0; })[0];
+    if (!measure) { $("report-chart").replaceChildren(); return; }
+    barChart($("report-chart"), rows.map(function (r) {
+      return keys.slice(0, 2).filter(function (k) { return k !== measure; })
+                 .map(function (k) { return r[k]; }).join(" ");
+    }), rows.map(function (r) { return Number(r[measure] || 0); }), {title: name});
+  });
+}
+
+$("login-form").addEventListener("submit", function (event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  fetch("/api/v1/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                          body: JSON.stringify({username: $("username").value, password: $("password").value})})
+    .then(function (response) {
+      if (!response.ok) { $("login-error").textContent = "Wrong username or password."; return; }
+      $("password").value = "";
+      route();
+    });
+});
+
+$("logout").addEventListener("click", function () {
+  api("/api/v1/logout", {method: "POST"}).then(function () { show("login"); });
+});
+
+$("receipt-search").addEventListener("submit", function (e) { e.preventDefault(); searchReceipts(); });
+$("customer-search").addEventListener("submit", function (e) { e.preventDefault(); searchCustomers(); });
+$("report-form").addEventListener("submit", function (e) { e.preventDefault(); showReport(); });
+$("customer-import").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var file = $("customer-file").files[0];
+  if (!file) { return; }
+  var form = new FormData();
+  form.append("file", file);
+  api("/api/v1/customers/import", {method: "POST", body: form}).then(function (body) {
+    $("import-result").textContent = body.imported + " imported, " + body.errors.length + " errors" +
+      body.errors.map(function (e) { return "; row " + e.row + ": " + e.error; }).join("");
+    return searchCustomers();
+  });
+});
+
+window.addEventListener("hashchange", route);
+route();
