@@ -147,7 +147,7 @@ class Runner:
             if server["transport"] == "mqtt":
                 transport = uplink.MQTTTransport(
                     self.device, server["host"], server["port"], server["credential"],
-                    tls=_tls_context(server) if server["tls"] else None, timeout_ms=timeout)
+                    tls=_read_tls(uplink, server) if server["tls"] else None, timeout_ms=timeout)
             else:
                 scheme = "https" if server["tls"] else "http"
                 port = server["port"] or (443 if server["tls"] else 80)
@@ -415,14 +415,10 @@ def _next_boot(path):
     return boot
 
 
-def _tls_context(server):
-    """A verifying TLS context with the configured CA (certificates need the NTP-set clock)."""
-    import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.verify_mode = ssl.CERT_REQUIRED
+def _read_tls(uplink, server):
+    """The verifying TLS context for the configured CA file (needs the NTP-set clock)."""
     with open(server["ca_file"], "rb") as f:
-        ctx.load_verify_locations(cadata=f.read())
-    return ctx
+        return uplink.tls_context(f.read())
 
 
 def _make_parents(path):

