@@ -51,6 +51,7 @@ _CHUNK = 512
 _POLL_MS = 10          # longest sleep of the loop when nothing moves
 _CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last replies
 _STATUS_EVERY_MS = 500
+_GC_AFTER_IDLE_MS = 1000
 
 _ticks_ms = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
 _ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
@@ -92,6 +93,8 @@ class Runner:
         self._wdt = None
         self._last_status = 0
         self.peak_alloc = 0
+        self._busy_at = 0
+        self._collected = False
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -213,9 +216,10 @@ class Runner:
         if printer:
             poller.register(printer.stream, select.POLLIN)
         while True:
-            if not tap.step():
+            moved = tap.step()
+            if not moved:
                 poller.poll(_POLL_MS)
-            self._tick(tap)
+            self._tick(tap, moved)
 
     def run_network(self):
         """Network mode (and the host board): POS jobs arrive on TCP, go on to the printer's IP."""
@@ -232,7 +236,7 @@ class Runner:
             conn = self._accept(listener)
             if conn is None:
                 poller.poll(_POLL_MS)
-                self._tick(None)
+                self._tick(None, False)
                 continue
             self._job(conn, printer_addr)
 
@@ -258,7 +262,7 @@ class Runner:
         closing = None
         while True:
             moved = tap.step()
-            self._tick(tap)
+            self._tick(tap, moved)
             if tap.closed() and not tap.down.pending():
                 now = _ticks_ms()
                 if closing is None:
@@ -311,15 +315,24 @@ class Runner:
         self.problems.append(text)
         del self.problems[:-8]
 
-    def _tick(self, tap):
+    def _tick(self, tap, moved):
+        """Per loop turn: watchdog, capture recovery, garbage collection in quiet times, status."""
         if self._wdt:
             self._wdt.feed()
+        now = _ticks_ms()
+        if moved:
+            self._busy_at = now
+            self._collected = False
+        elif not self._collected and _ticks_diff(now, self._busy_at) >= _GC_AFTER_IDLE_MS:
+            # collect while the line is quiet, so that a collection forced by a full heap
+            # (a pause in forwarding) is rare during a print job
+            gc.collect()
+            self._collected = True
         if tap is not None and tap.capture is None and self.capture is not None:
             # capture failed on this tap: note why, start a fresh parser, carry on capturing
             self.totals["capture_errors"] += 1
             self._problem("capture: %s" % tap.last_error)
             tap.capture = self.capture.reset()
-        now = _ticks_ms()
         if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
             self.write_status(tap)
