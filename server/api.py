@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 import protocol
-from tilltap import devices
+from tilltap import analysis_api, devices
 
 
 class _TooLarge(Exception):
@@ -65,6 +65,7 @@ def create_app(ingest, status=None):
     """
     app = FastAPI(title="TillTap ingest", version=str(protocol.VERSION))
     engine = ingest.engine
+    analysis_api.install(app, engine)  # operator API (reports, customers) and /dashboard
 
     async def _authenticate(request):
         device, secret = _credentials(request)

@@ -2,7 +2,8 @@
 import argparse
 import sys
 
-from tilltap import board_command, demo, devices_command, parse_command, serve
+from tilltap import (analysis_command, board_command, demo, devices_command, parse_command,
+                     serve)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -32,6 +33,15 @@ def build_parser():
     board_command.add_arguments(sub.add_parser(
         "board", help="flash, deploy to and talk to a board",
         description="Flash MicroPython, deploy the firmware and configuration, open a REPL."))
+    analysis_command.add_crm_arguments(sub.add_parser(
+        "crm", help="customer data: import a CSV (member_id, phone, name, email, ...)",
+        description="Upsert customers by member ID and link their receipts."))
+    analysis_command.add_reextract_arguments(sub.add_parser(
+        "reextract", help="extract the fields of every stored receipt again",
+        description="Re-run field extraction (rules and layout templates) on stored receipts."))
+    analysis_command.add_operators_arguments(sub.add_parser(
+        "operators", help="dashboard operators (login for reports and customer data)",
+        description="Create operators; device credentials never open the dashboard."))
     return ap
 
 

@@ -69,6 +69,8 @@ def make_engine(url=None, schema=None, create=True):
             conn.execute(text('CREATE SCHEMA IF NOT EXISTS "%s"' % schema))
         engine = engine.execution_options(schema_translate_map={None: schema})
     if create:
+        # the analysis tables (fields, customers, templates, operators) share this metadata
+        from tilltap import analysis_db  # noqa: F401
         metadata.create_all(engine)
     return engine
 

@@ -14,6 +14,7 @@ only if pass-through was byte-exact in both directions and every receipt was sto
 import asyncio
 import glob
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,7 @@ import time
 
 from sqlalchemy import func, select
 
-from tilltap import db, devices
+from tilltap import db, devices, operators
 from tilltap.broker import Broker
 from tilltap.hostrun import FirmwareProcess
 from tilltap.parse_command import parse_stream
@@ -31,6 +32,7 @@ from tilltap.unixport import ROOT
 from tilltap.virtual_printer import VirtualPrinter
 
 DEVICE = "demo-tap"
+OPERATOR = "demo"
 CORPUS = os.environ.get("TILLTAP_CORPUS") or os.path.join(ROOT, "..", "shared", "corpus")
 
 
@@ -91,6 +93,8 @@ class Demo:
 
     async def start(self):
         credential = devices.add(self.engine, DEVICE)
+        self.operator_password = secrets.token_urlsafe(9)
+        operators.add(self.engine, OPERATOR, self.operator_password)
         mqtt = None
         server_cfg = {"transport": self.uplink, "host": "127.0.0.1", "credential": credential,
                       "timeout_ms": 2000}
@@ -190,9 +194,8 @@ async def _main(args):
         print("\n".join(lines), flush=True)
         if args.once:
             return 0 if ok else 1
-        print("server: %s (API docs at %s/docs); Ctrl-C to stop" % (demo.server.url,
-                                                                    demo.server.url),
-              flush=True)
+        print("dashboard: %s/dashboard/  (login %s / %s; API docs at %s/docs); Ctrl-C to stop"
+              % (demo.server.url, OPERATOR, demo.operator_password, demo.server.url), flush=True)
         while True:
             await asyncio.sleep(3600)
     finally:

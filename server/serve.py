@@ -17,7 +17,7 @@ import threading
 
 import uvicorn
 
-from tilltap import api, db
+from tilltap import analysis, api, db
 from tilltap.ingest import Ingest
 
 
@@ -54,6 +54,7 @@ def run(args):
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     engine = db.make_engine(args.db, schema=args.schema)
     ingest = Ingest(engine, check_devices=True)
+    extractor = analysis.PendingExtractor(engine).start()  # fields of new receipts for reports
     consumer = None
     if args.mqtt_host:
         from tilltap.mqtt_consumer import Consumer
@@ -77,6 +78,7 @@ def run(args):
     finally:
         if consumer:
             consumer.stop()
+        extractor.close()
         ingest.close()
     return 0
 
