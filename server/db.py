@@ -41,6 +41,21 @@ receipts = Table(
     Column("raw", LargeBinary),  # ESC/POS bytes as sent (raw deflate or identity)
 )
 
+# A record whose (device, seq) is already stored with other content: the device's spool was
+# wiped (reflashed) and its seqs started again. Kept here, counted and logged, never dropped;
+# acked like a duplicate so that the device moves on.
+seq_conflicts = Table(
+    "seq_conflicts", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("boot", Integer, primary_key=True, autoincrement=False),
+    Column("captured_at", BigInteger, primary_key=True, autoincrement=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("record", JSON, nullable=False),
+    Column("raw_encoding", String(16)),
+    Column("raw", LargeBinary),
+)
+
 telemetry = Table(
     "telemetry", metadata,
     Column("device_id", String(64), primary_key=True),  # latest report per device

@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import Future
 
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 import protocol
@@ -102,7 +103,8 @@ class Ingest:
         self._queue = queue.Queue()
         self._lock = threading.Lock()
         self._counts = {"batches": 0, "stored": 0, "duplicates": 0, "rejected_records": 0,
-                        "rejected_batches": 0, "telemetry": 0, "commits": 0, "db_errors": 0}
+                        "rejected_batches": 0, "telemetry": 0, "commits": 0, "db_errors": 0,
+                        "seq_conflicts": 0}
         self._thread = threading.Thread(target=self._run, name="tilltap-writer", daemon=True)
         self._thread.start()
 
@@ -177,6 +179,27 @@ class Ingest:
             if stop:
                 return
 
+    def _keep_conflicts(self, conn, duplicates):
+        """Stores duplicates whose content differs from the stored record (a reused seq)."""
+        if not duplicates:
+            return
+        keys = [(r["device_id"], r["seq"]) for r in duplicates]
+        stored = dict(((row.device_id, row.seq), row.record) for row in conn.execute(
+            select(db.receipts.c.device_id, db.receipts.c.seq, db.receipts.c.record).where(
+                tuple_(db.receipts.c.device_id, db.receipts.c.seq).in_(keys))))
+        conflicts = [r for r in duplicates
+                     if stored.get((r["device_id"], r["seq"])) not in (None, r["record"])]
+        if conflicts:
+            new = conn.execute(self._insert(db.seq_conflicts).on_conflict_do_nothing().returning(
+                db.seq_conflicts.c.seq), [
+                {k: r[k] for k in ("device_id", "seq", "boot", "captured_at", "received_at",
+                                   "record", "raw_encoding", "raw")} for r in conflicts]).all()
+            if new:
+                self.count("seq_conflicts", len(new))
+                log.error("%d records reuse a stored seq with other content (device spool "
+                          "wiped?): kept in seq_conflicts, e.g. %s seq %d", len(new),
+                          conflicts[0]["device_id"], conflicts[0]["seq"])
+
     def _commit(self, group):
         try:
             with self.engine.begin() as conn:
@@ -198,6 +221,8 @@ class Ingest:
                     for r in rows:
                         r["received_at"] = now
                     inserted = {tuple(r) for r in conn.execute(stmt, rows)}
+                    self._keep_conflicts(conn, [r for r in rows if (r["device_id"], r["seq"])
+                                                not in inserted])
                 for job in group_ok:
                     if job[0] == "telemetry":
                         stmt = self._insert(db.telemetry).values(

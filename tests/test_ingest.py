@@ -62,6 +62,25 @@ def test_a_resent_batch_is_acked_again_and_stored_once(setup):
     assert ingest.stats()["stored"] == 10 and ingest.stats()["duplicates"] == 10
 
 
+def test_a_reused_seq_with_other_content_is_kept_not_dropped(setup):
+    """A reflashed device starts its seqs again: its new receipts must not vanish as dupes."""
+    engine, ingest, _ = setup
+    ingest.submit_batch(DEV, _batch([_record(s) for s in range(3)])).result(30)
+    wiped = [_record(s, lines=["OTHER SHOP", "NEW RECEIPT %d" % s], captured_at=s + 7)
+             for s in range(2)]
+    for _ in range(2):   # resent: stored once in seq_conflicts too
+        result = ingest.submit_batch(DEV, _batch(wiped)).result(30)
+        assert result.acked == [0, 1] and result.new == 0
+    assert ingest.stats()["seq_conflicts"] == 2
+    with engine.connect() as conn:
+        kept = conn.execute(select(db.seq_conflicts).order_by(db.seq_conflicts.c.seq)).all()
+        stored = conn.execute(select(db.receipts.c.record).where(
+            db.receipts.c.seq == 0)).scalar()
+    assert [k.record["lines"][1] for k in kept] == ["NEW RECEIPT 0", "NEW RECEIPT 1"]
+    assert stored["lines"][1] == "ITEM 0"     # the first receipt with that seq is untouched
+    assert _count(engine) == 3
+
+
 def test_raw_bytes_are_stored_as_sent_and_inflate(setup):
     engine, ingest, _ = setup
     ingest.submit_batch(DEV, _batch([_record(3)])).result(30)
