@@ -12,6 +12,8 @@
     GET  /api/v1/receipts               ?q=&device=&from=&to=&limit= with extracted fields
     GET  /api/v1/receipts/{device}/{seq}  lines, fields, items, payments
     GET  /api/v1/templates/{device_id}, PUT (checked with extract.load_template; re-extracts)
+    POST /api/v1/templates/{device_id}/test  {"template", "seq"}: what a draft template extracts
+                                        from that stored receipt (nothing is stored)
     GET  /dashboard/...                 the static dashboard (server/dashboard/)
 
 Every /api/v1 route here needs an operator: the session cookie from /login, or HTTP Basic with
@@ -37,10 +39,11 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, exists, func, or_, select
 
+import fields as rules
 from tilltap import analysis, crm, db, operators
 from tilltap.analysis_db import (customers, layout_templates, receipt_fields, receipt_items,
                                  receipt_payments)
-from tilltap.extract import TemplateError, load_template
+from tilltap.extract import TemplateError, apply_template, extract_fields, load_template
 from tilltap.reports import REPORTS, ReportQuery
 
 COOKIE = "tilltap_session"
@@ -326,6 +329,36 @@ def put_template(device_id: str, template: dict, tasks: BackgroundTasks,
             conn.execute(layout_templates.insert().values(device_id=device_id, **values))
     tasks.add_task(analysis.reextract_all, engine, None, device_id)
     return {"device_id": device_id, "reextracting": True}
+
+
+class TemplateTest(BaseModel):
+    template: dict
+    seq: int
+
+
+@router.post("/api/v1/templates/{device_id}/test")
+def test_template(device_id: str, body: TemplateTest, user=Depends(operator),
+                  engine=Depends(_engine)):
+    """A draft template run on one stored receipt of the printer: "template" what its own rules
+    find (None where a rule finds nothing), "fields" the receipt's fields with it applied.
+    Nothing is stored."""
+    try:
+        template = load_template(body.template)
+    except TemplateError as e:
+        raise HTTPException(422, str(e)) from None
+    with engine.connect() as conn:
+        record = conn.execute(select(db.receipts.c.record).where(
+            db.receipts.c.device_id == device_id, db.receipts.c.seq == body.seq)).scalar()
+    if record is None:
+        raise HTTPException(404, "no receipt %s/%d" % (device_id, body.seq))
+    lines = record.get("lines") or []
+    fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
+                            [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
+    found = apply_template(template, [line if line is None else rules.mask_cards(line)
+                                      for line in lines])
+    if "items" in found:
+        found["items"] = [vars(i) for i in found["items"]]
+    return {"device_id": device_id, "seq": body.seq, "template": found, "fields": fields.to_dict()}
 
 
 # ---- dashboard --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class VirtualPrinter:
         self.replied = bytearray()
         self.jobs = 0
         self._server = None
+        self._open = set()        # writers of jobs in progress, closed by stop()
 
     async def start(self):
         self._server = await asyncio.start_server(self._job, self.host, self.port)
@@ -39,10 +40,13 @@ class VirtualPrinter:
     async def stop(self):
         if self._server:
             self._server.close()
+            for writer in list(self._open):
+                writer.close()
             await self._server.wait_closed()
 
     async def _job(self, reader, writer):
         self.jobs += 1
+        self._open.add(writer)
         parser = escpos_parser.Parser()
         try:
             while True:
@@ -57,7 +61,8 @@ class VirtualPrinter:
                         self.replied += reply
                         writer.write(reply)
                 await writer.drain()
-        except ConnectionError:
-            pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass                  # the POS side went away, or the printer is being stopped
         finally:
+            self._open.discard(writer)
             writer.close()
