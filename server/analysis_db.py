@@ -58,7 +58,12 @@ Index("ix_receipt_fields_dt", receipt_fields.c.receipt_dt, receipt_fields.c.stor
       receipt_fields.c.total)
 Index("ix_receipt_fields_store_num", receipt_fields.c.store, receipt_fields.c.receipt_num)
 Index("ix_receipt_fields_member", receipt_fields.c.member_id)
-Index("ix_receipt_fields_customer", receipt_fields.c.customer_id, receipt_fields.c.receipt_dt)
+# void in the key: a customer's first sales visit (new_vs_returning) from the index alone.
+Index("ix_receipt_fields_customer_void", receipt_fields.c.customer_id, receipt_fields.c.void,
+      receipt_fields.c.receipt_dt)
+# A store's receipts of a day or month: the summaries below are recomputed per such group.
+Index("ix_receipt_fields_store_dt", receipt_fields.c.store, receipt_fields.c.receipt_dt,
+      receipt_fields.c.device_id, receipt_fields.c.receipt_num)
 
 receipt_items = Table(
     "receipt_items", metadata,
@@ -83,6 +88,33 @@ receipt_payments = Table(
     Column("amount", AMOUNT),
     ForeignKeyConstraint(["device_id", "seq"], ["receipt_fields.device_id", "receipt_fields.seq"],
                          ondelete="CASCADE"),
+)
+
+# Summaries for the reports that would otherwise read every receipt of a long range. Both are
+# derived from receipt_fields/receipt_items: analysis._extract_batch recomputes the groups a
+# batch touches, analysis.rebuild_summaries recomputes everything (after `tilltap reextract`).
+# A missing store or date is '' here (they are key columns).
+
+# top_items: per month and store, the items of sales receipts (not void, not refund).
+item_months = Table(
+    "item_months", metadata,
+    Column("month", String(7), primary_key=True),     # 'YYYY-MM' of receipt_dt
+    Column("store", String(200), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("qty", Numeric(18, 3)),                    # None when no line had a quantity
+    Column("amount", Numeric(18, 2)),
+    Column("lines", Integer, nullable=False),         # item lines (top_items "receipts")
+)
+
+# receipt_gaps: per printer, store and day, the receipt numbers' range and the gaps inside it.
+receipt_num_days = Table(
+    "receipt_num_days", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("store", String(200), primary_key=True),
+    Column("day", String(10), primary_key=True),      # 'YYYY-MM-DD' of receipt_dt
+    Column("min_num", BigInteger, nullable=False),
+    Column("max_num", BigInteger, nullable=False),
+    Column("gaps", JSON, nullable=False),             # [[after_no, before_no], ...] sorted
 )
 
 layout_templates = Table(

@@ -13,10 +13,12 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Integer, String, and_, case, cast, func, select, true
+from sqlalchemy import (Integer, String, and_, case, cast, func, or_, select, true, type_coerce,
+                        union_all)
 
 from tilltap import db
-from tilltap.analysis_db import customers, receipt_fields, receipt_items, receipt_payments
+from tilltap.analysis_db import (customers, item_months, receipt_fields, receipt_items,
+                                 receipt_num_days, receipt_payments)
 
 rf = receipt_fields
 _CENT = Decimal("0.01")
@@ -110,16 +112,74 @@ def basket_size(engine, q):
     return rows
 
 
-def top_items(engine, q):
-    """The q.limit items with the highest sales: quantity, amount, receipts they are on."""
+def _month_start(day):
+    return datetime.datetime(day.year, day.month, 1)
+
+
+def _next_month(dt):
+    return (dt + datetime.timedelta(days=32)).replace(day=1)
+
+
+def _full_months(q):
+    """(first, after_last): the whole months of q's range as datetimes (None: open end), or
+    None when the range holds no whole month."""
+    first = None if q.start is None else (
+        _month_start(q.start) if q.start.day == 1 else _next_month(_month_start(q.start)))
+    after = None
+    if q.end is not None:
+        after = _month_start(q.end + datetime.timedelta(days=1))  # end is the month's last day
+    if first is not None and after is not None and first >= after:
+        return None
+    return first, after
+
+
+def _item_lines(q, start, end):
+    """Per item name: qty, amount, lines of sales receipts in [start, end) (datetimes)."""
     it = receipt_items
-    amount = func.sum(it.c.amount).label("amount")
-    return _fetch(engine, select(it.c.name, func.sum(it.c.qty).label("qty"), amount,
-                                 func.count().label("receipts"))
-                  .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id,
-                                                rf.c.seq == it.c.seq)))
-                  .where(_where(q), rf.c.refund.is_(False), it.c.name.is_not(None))
-                  .group_by(it.c.name).order_by(amount.desc(), it.c.name).limit(q.limit),
+    conds = [rf.c.void.is_(False), rf.c.refund.is_(False), it.c.name.is_not(None),
+             rf.c.receipt_dt >= start, rf.c.receipt_dt < end]
+    if q.store is not None:
+        conds.append(rf.c.store == q.store)
+    return (select(it.c.name, func.sum(it.c.qty).label("qty"), func.sum(it.c.amount).label("amount"),
+                   func.count().label("lines"))
+            .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id, rf.c.seq == it.c.seq)))
+            .where(*conds).group_by(it.c.name))
+
+
+def top_items(engine, q):
+    """The q.limit items with the highest sales: quantity, amount, receipts they are on.
+
+    Whole months come from item_months; the days before and after them from the items."""
+    it, im = receipt_items, item_months
+    months = _full_months(q)
+    if months is None:  # a range inside one month or two: straight from the items
+        start = datetime.datetime.combine(q.start, datetime.time())
+        end = datetime.datetime.combine(q.end + datetime.timedelta(days=1), datetime.time())
+        parts = [_item_lines(q, start, end)]
+    else:
+        first, after = months
+        conds = []
+        if first is not None:
+            conds.append(im.c.month >= first.strftime("%Y-%m"))
+        if after is not None:
+            conds.append(im.c.month < after.strftime("%Y-%m"))
+        if q.start is not None or q.end is not None:
+            conds.append(im.c.month != "")  # receipts without a date are in no range
+        if q.store is not None:
+            conds.append(im.c.store == q.store)
+        parts = [select(im.c.name, im.c.qty, im.c.amount, im.c.lines).where(*conds)]
+        if q.start is not None and datetime.datetime.combine(q.start, datetime.time()) < first:
+            parts.append(_item_lines(q, datetime.datetime.combine(q.start, datetime.time()), first))
+        if q.end is not None:
+            end = datetime.datetime.combine(q.end + datetime.timedelta(days=1), datetime.time())
+            if after < end:
+                parts.append(_item_lines(q, after, end))
+    both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    amount = func.sum(both.c.amount).label("amount")
+    return _fetch(engine, select(both.c.name, type_coerce(func.sum(both.c.qty), it.c.qty.type).label("qty"),
+                                 type_coerce(amount, it.c.amount.type).label("amount"),
+                                 func.sum(both.c.lines).label("receipts"))
+                  .group_by(both.c.name).order_by(amount.desc(), both.c.name).limit(q.limit),
                   money=("amount",))
 
 
@@ -242,19 +302,63 @@ def new_vs_returning(engine, q):
                   .group_by(visits.c.day).order_by(visits.c.day))
 
 
-def receipt_gaps(engine, q):
-    """Missing receipt numbers per printer and store: runs of numbers never seen between two
-    consecutive captured receipts (unreported sales, or a tap that was unplugged)."""
+def _gaps_by_window(engine, q, partitions):
+    """receipt_gaps rows straight from receipt_fields, for the (device_id, store) partitions."""
     prev = func.lag(rf.c.receipt_num).over(partition_by=(rf.c.device_id, rf.c.store),
                                            order_by=rf.c.receipt_num)
+    which = or_(*(and_(rf.c.device_id == d, rf.c.store.is_(None) if s is None else rf.c.store == s)
+                  for d, s in partitions))
     ordered = (select(rf.c.device_id, rf.c.store, rf.c.receipt_num, prev.label("prev_num"))
-               .where(_where(q, sales=False), rf.c.receipt_num.is_not(None)).subquery())
+               .where(_where(q, sales=False), rf.c.receipt_num.is_not(None), which).subquery())
     return _fetch(engine, select(ordered.c.device_id, ordered.c.store,
                                  ordered.c.prev_num.label("after_no"),
                                  ordered.c.receipt_num.label("before_no"),
                                  (ordered.c.receipt_num - ordered.c.prev_num - 1).label("missing"))
                   .where(ordered.c.receipt_num - ordered.c.prev_num > 1)
-                  .order_by(ordered.c.store, ordered.c.device_id, ordered.c.prev_num))
+                  .order_by(ordered.c.prev_num))
+
+
+def receipt_gaps(engine, q):
+    """Missing receipt numbers per printer and store: runs of numbers never seen between two
+    consecutive captured receipts (unreported sales, or a tap that was unplugged).
+
+    From receipt_num_days: a printer's days in range, ordered by number, chain into one number
+    sequence when no day's numbers reach into the next day's; the gaps are then each day's own
+    and those between days. A printer whose days overlap (numbers restarting) is read from
+    receipt_fields."""
+    nd = receipt_num_days
+    conds = []
+    if q.start is not None:
+        conds.append(nd.c.day >= q.start.isoformat())
+    if q.end is not None:
+        conds.append(nd.c.day <= q.end.isoformat())
+    if q.start is not None or q.end is not None:
+        conds.append(nd.c.day != "")
+    if q.store is not None:
+        conds.append(nd.c.store == q.store)
+    store = func.nullif(nd.c.store, "")  # the order receipt_fields' NULL store sorts in
+    query = (select(nd.c.device_id, store.label("store"), nd.c.min_num, nd.c.max_num, nd.c.gaps)
+             .where(*conds).order_by(store, nd.c.device_id))
+    with engine.connect() as conn:
+        days = conn.execute(query).all()
+    partitions = {}
+    for row in days:
+        partitions.setdefault((row.device_id, row.store), []).append(row)
+    out = []
+    for (device_id, store_name), rows in partitions.items():
+        rows.sort(key=lambda r: (r.min_num, r.max_num))
+        if any(b.min_num < a.max_num for a, b in zip(rows, rows[1:])):
+            out += _gaps_by_window(engine, q, [(device_id, store_name)])
+            continue
+        found = []
+        for n, row in enumerate(rows):
+            if n and row.min_num - rows[n - 1].max_num > 1:
+                found.append((rows[n - 1].max_num, row.min_num))
+            found += [tuple(g) for g in row.gaps]
+        found.sort()
+        out += [{"device_id": device_id, "store": store_name, "after_no": a, "before_no": b,
+                 "missing": b - a - 1} for a, b in found]
+    return out
 
 
 def silent_printers(engine, q):

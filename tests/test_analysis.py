@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import and_, func, select
 
 import analysis_data as data
 import protocol
@@ -15,6 +15,7 @@ from receipt import Receipt
 from receipt_factory import generate_receipts
 from tilltap import analysis, analysis_db, db, devices
 from tilltap.extract import add_fields
+from tilltap.ingest import Ingest
 from tilltap.parse_command import parse_stream
 from tilltap.reports import REPORTS, ReportQuery
 
@@ -158,6 +159,114 @@ def test_receipt_number_gaps(shop):
         {"device_id": data.CORNER, "store": "CORNER SHOP", "after_no": 1002, "before_no": 1005,
          "missing": 2}]
     assert REPORTS["receipt_gaps"](shop, ReportQuery(store="BAKERY")) == []
+
+
+def _reference_top_items(engine, q):
+    """top_items as a plain join over every item (what the summaries must reproduce)."""
+    rf, it = analysis_db.receipt_fields, analysis_db.receipt_items
+    conds = [rf.c.void.is_(False), rf.c.refund.is_(False), it.c.name.is_not(None)]
+    if q.start:
+        conds.append(rf.c.receipt_dt >= datetime.datetime.combine(q.start, datetime.time()))
+    if q.end:
+        conds.append(rf.c.receipt_dt < datetime.datetime.combine(
+            q.end + datetime.timedelta(days=1), datetime.time()))
+    if q.store:
+        conds.append(rf.c.store == q.store)
+    with engine.connect() as conn:
+        rows = conn.execute(select(it.c.name, func.sum(it.c.qty), func.sum(it.c.amount), func.count())
+                            .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id,
+                                                          rf.c.seq == it.c.seq)))
+                            .where(*conds).group_by(it.c.name)).all()
+    rows = [{"name": n, "qty": D(qty).quantize(D("0.001")), "amount": D(amount).quantize(D("0.01")),
+             "receipts": count} for n, qty, amount, count in rows]
+    return sorted(rows, key=lambda r: (-r["amount"], r["name"]))[:q.limit]
+
+
+def _reference_gaps(engine, q):
+    """receipt_gaps by walking every receipt number in range in order."""
+    rf = analysis_db.receipt_fields
+    conds = [rf.c.receipt_num.is_not(None)]
+    if q.start:
+        conds.append(rf.c.receipt_dt >= datetime.datetime.combine(q.start, datetime.time()))
+    if q.end:
+        conds.append(rf.c.receipt_dt < datetime.datetime.combine(
+            q.end + datetime.timedelta(days=1), datetime.time()))
+    if q.store:
+        conds.append(rf.c.store == q.store)
+    with engine.connect() as conn:
+        rows = conn.execute(select(rf.c.device_id, rf.c.store, rf.c.receipt_num).where(*conds)).all()
+    numbers = {}
+    for device, store, num in rows:
+        numbers.setdefault((store, device), []).append(num)
+    out = []
+    for (store, device), nums in sorted(numbers.items()):
+        nums.sort()
+        out += [{"device_id": device, "store": store, "after_no": a, "before_no": b,
+                 "missing": b - a - 1} for a, b in zip(nums, nums[1:]) if b - a > 1]
+    return out
+
+
+def _summaries(engine):
+    with engine.connect() as conn:
+        return (sorted(tuple(r) for r in conn.execute(select(analysis_db.item_months))),
+                sorted(repr(tuple(r)) for r in conn.execute(select(analysis_db.receipt_num_days))))
+
+
+def test_summarised_reports_match_the_receipts_over_months(shop):
+    """top_items and receipt_gaps read summaries kept by extraction: over ranges cutting
+    months and days, after re-extraction moves receipts between stores, and for a printer
+    whose numbers restart every month (its days overlap), they give what the receipts give."""
+    items = [("Tea", "2.10"), ("Cake", "3.40"), ("Soup", "4.75"), ("2 x Roll", "1.60")]
+    specs = []
+    for n in range(40):  # CORNER: every few days Jan-May, numbers with gaps
+        day = datetime.date(2026, 1, 3) + datetime.timedelta(days=n * 3 + n % 2)
+        no = str(2000 + n + n // 7 * 3)
+        picked = [items[n % 4], items[(n + 1) % 4]]
+        total = "%.2f" % sum(float(a) for _, a in picked)
+        specs.append((data.CORNER, 100 + n, no, "%s 12:%02d" % (day, n), picked, total,
+                      "Cash", ["VOID"] if n % 13 == 5 else []))
+    for n in range(24):  # BAKERY: numbers restart on the 1st of each month
+        day = datetime.date(2026, 1, 2) + datetime.timedelta(days=n * 5)
+        no = str(1 + day.day // 3 + (n % 5 == 0))
+        specs.append((data.BAKERY, 100 + n, no, "%s 08:00" % day, [items[n % 4]], items[n % 4][1],
+                      "Card", []))
+    ingest = Ingest(shop, check_devices=True)
+    try:
+        for device in (data.CORNER, data.BAKERY):
+            records = [data.record(*spec) for spec in specs if spec[0] == device]
+            payload = json.dumps({"v": 1, "device": device, "records": records}).encode()
+            assert ingest.submit_batch(device, payload).result(30).acked == [r["seq"] for r in records]
+    finally:
+        ingest.close()
+    analysis.extract_pending(shop)
+
+    def check():
+        for q in (ReportQuery(), MARCH, ReportQuery(start=datetime.date(2026, 1, 20)),
+                  ReportQuery(end=datetime.date(2026, 3, 10)),
+                  ReportQuery(start=datetime.date(2026, 2, 11), end=datetime.date(2026, 4, 30)),
+                  ReportQuery(start=datetime.date(2026, 2, 11), end=datetime.date(2026, 2, 25)),
+                  ReportQuery(start=datetime.date(2026, 1, 1), end=datetime.date(2026, 2, 28),
+                              store="CORNER SHOP"),
+                  ReportQuery(start=datetime.date(2026, 2, 1), store="BAKERY", limit=2)):
+            assert REPORTS["top_items"](shop, q) == _reference_top_items(shop, q), q
+            assert REPORTS["receipt_gaps"](shop, q) == _reference_gaps(shop, q), q
+
+    check()
+    assert REPORTS["receipt_gaps"](shop, ReportQuery(store="BAKERY"))  # restarts: gaps found
+    kept = _summaries(shop)
+    analysis.rebuild_summaries(shop)
+    assert _summaries(shop) == kept
+    # a template moves the corner shop's receipts into another "store"; the summaries follow
+    with shop.begin() as conn:
+        conn.execute(analysis_db.layout_templates.insert().values(
+            device_id=data.CORNER, template={"fields": {"store": {"pattern": "^Date: (\\d{4}-\\d\\d)"}}},
+            updated_at=db.utcnow()))
+    analysis.reextract_all(shop, device_id=data.CORNER)
+    assert {r["store"] for r in REPORTS["receipt_gaps"](shop, ReportQuery())} >= {"2026-03"}
+    check()
+    kept = _summaries(shop)
+    analysis.rebuild_summaries(shop)
+    assert _summaries(shop) == kept
 
 
 def test_silent_printers_and_fleet(shop):

@@ -102,6 +102,28 @@ def test_customers_receipts_and_templates(shop):
     assert again["store"] == "501"  # re-extracted with the template
 
 
+def test_template_test_runs_a_draft_on_a_stored_receipt(shop):
+    client, _ = shop
+    auth = _basic(*OPERATOR)
+    path = "/api/v1/templates/%s/test" % data.CORNER
+    draft = {"fields": {"total": {"pattern": "^Receipt No: (?P<value>\\d+)"},
+                        "cashier": {"line": 0}, "tax": {"pattern": "^nothing here"}}}
+    got = client.post(path, json={"template": draft, "seq": 1}, headers=auth).json()
+    assert got["template"] == {"total": "1001", "cashier": "CORNER SHOP", "tax": None}
+    assert got["fields"]["total"] == "1001" and got["fields"]["store"] == "CORNER SHOP"
+    assert [i["name"] for i in got["fields"]["items"]] == ["Bread", "Milk"]
+    items = {"items": {"pattern": "^(?P<name>Milk)\\s+(?P<amount>\\S+)$"}, "fields": {}}
+    got = client.post(path, json={"template": items, "seq": 1}, headers=auth).json()
+    assert got["template"]["items"][0]["name"] == "Milk"
+    bad = client.post(path, json={"template": {"fields": {"nope": {"line": 0}}}, "seq": 1}, headers=auth)
+    assert bad.status_code == 422 and "unknown field" in bad.json()["detail"]
+    assert client.post(path, json={"template": draft, "seq": 99}, headers=auth).status_code == 404
+    assert client.post(path, json={"template": draft, "seq": 1}).status_code == 401
+    # nothing stored, nothing re-extracted
+    assert client.get("/api/v1/templates/" + data.CORNER, headers=auth).status_code == 404
+    assert client.get("/api/v1/receipts/%s/1" % data.CORNER, headers=auth).json()["total"] == "6.20"
+
+
 def test_dashboard_files_are_served_and_confined(shop):
     client, _ = shop
     assert client.get("/dashboard/").status_code == 200

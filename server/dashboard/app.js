@@ -132,20 +132,199 @@ function searchReceipts() {
   });
 }
 
-/* The receipt as printed (monospace text) next to what was extracted from it. */
+/* The receipt as printed (monospace text, one clickable span per line) next to what was
+   extracted from it, and the layout template builder for its printer. */
 function showReceipt(device, seq) {
   return api("/api/v1/receipts/" + encodeURIComponent(device) + "/" + seq).then(function (r) {
     var box = $("receipt-detail"), pre = document.createElement("pre");
     pre.className = "receipt";
-    pre.textContent = r.lines.map(function (l) { return l === null ? "[undecoded line]" : l; }).join("\n");
+    r.lines.forEach(function (l, i) {
+      var span = document.createElement("span");
+      span.className = "rline";
+      span.dataset.index = i;
+      span.textContent = l === null ? "[undecoded line]" : l;
+      if (l !== null) { span.addEventListener("mouseup", function () { pickLine(i); }); }
+      pre.appendChild(span);
+      if (i < r.lines.length - 1) { pre.appendChild(document.createTextNode("\n")); }
+    });
     var facts = document.createElement("div");
+    facts.id = "receipt-facts";
     table(facts, [{store: r.store, receipt_no: r.receipt_no, date: r.receipt_dt, total: r.total,
                    currency: r.currency, member: r.member_id, customer: r.customer_id}]);
     var items = document.createElement("div");
     table(items, r.items.map(function (i) {
       return {name: i.name, qty: i.qty, unit_price: i.unit_price, amount: i.amount};
     }));
-    box.replaceChildren(pre, facts, items);
+    box.replaceChildren(pre, facts, items, builderPanel());
+    return startBuilder(device, seq, r.lines);
+  });
+}
+
+/* ---- layout template builder ----------------------------------------------------------------
+   Click a line of the receipt (or select the value part of it), pick a field, "Add rule": the
+   rule goes into the draft template (JSON, as extract.load_template accepts it), which is run on
+   this receipt by POST /api/v1/templates/{device}/test; "Save template" stores it (PUT), and the
+   server re-extracts the printer's receipts. */
+var TEMPLATE_FIELDS = ["total", "subtotal", "tax", "tendered", "change", "receipt_no", "datetime",
+                       "member_id", "store", "cashier", "register", "currency"];
+var AMOUNT_FIELDS = ["total", "subtotal", "tax", "tendered", "change"];
+var builder = null;
+
+function el(tag, props, children) {
+  var e = document.createElement(tag);
+  Object.keys(props || {}).forEach(function (k) { e[k] = props[k]; });
+  (children || []).forEach(function (c) { e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
+  return e;
+}
+
+function builderPanel() {
+  var select = el("select", {id: "tpl-field"});
+  TEMPLATE_FIELDS.forEach(function (f) { select.appendChild(el("option", {value: f, textContent: f})); });
+  return el("div", {id: "template-builder", className: "builder"}, [
+    el("h2", {textContent: "Layout template for this printer"}),
+    el("p", {className: "hint", textContent: "Click a receipt line (or select its value), pick the field, add the rule."}),
+    el("div", {className: "filters"}, [
+      el("label", {}, ["line ", el("input", {id: "tpl-line", readOnly: true, size: 4})]),
+      el("label", {}, ["value ", el("input", {id: "tpl-value", size: 24})]),
+      el("label", {}, ["field ", select]),
+      el("button", {id: "tpl-add", type: "button", textContent: "Add rule"}),
+    ]),
+    el("textarea", {id: "tpl-json", rows: 8, spellcheck: false}),
+    el("div", {className: "filters"}, [
+      el("button", {id: "tpl-test", type: "button", textContent: "Test on this receipt"}),
+      el("button", {id: "tpl-save", type: "button", textContent: "Save template"}),
+      el("span", {id: "tpl-status"}),
+    ]),
+    el("div", {id: "tpl-result"}),
+  ]);
+}
+
+function startBuilder(device, seq, lines) {
+  builder = {device: device, seq: seq, lines: lines, line: null, start: 0, end: 0};
+  $("tpl-add").addEventListener("click", addRule);
+  $("tpl-test").addEventListener("click", function () { testTemplate(); });
+  $("tpl-save").addEventListener("click", saveTemplate);
+  $("tpl-value").addEventListener("input", function () {
+    if (builder.line === null) { return; }
+    var text = builder.lines[builder.line], at = text.lastIndexOf($("tpl-value").value);
+    builder.start = at < 0 ? 0 : at;
+    builder.end = at < 0 ? text.length : at + $("tpl-value").value.length;
+  });
+  return api("/api/v1/templates/" + encodeURIComponent(device)).then(function (body) {
+    setDraft(body.template);
+    $("tpl-status").textContent = "stored template loaded";
+  }, function (e) {
+    if (e instanceof NotLoggedIn) { throw e; }
+    setDraft({fields: {}});  // 404: none stored yet
+  });
+}
+
+function setDraft(template) { $("tpl-json").value = JSON.stringify(template, null, 2); }
+
+function draft() {
+  var t = JSON.parse($("tpl-json").value || "{}");
+  if (!t.fields) { t.fields = {}; }
+  return t;
+}
+
+/* The value part of a line: the selection inside it, else its last number (or the text after
+   a label, or the whole line). */
+function pickLine(index) {
+  var text = builder.lines[index], start = 0, end = text.length;
+  var sel = window.getSelection(), span = document.querySelector('.rline[data-index="' + index + '"]');
+  if (sel && !sel.isCollapsed && span.contains(sel.anchorNode) && span.contains(sel.focusNode)) {
+    start = Math.min(sel.anchorOffset, sel.focusOffset);
+    end = Math.max(sel.anchorOffset, sel.focusOffset);
+  } else {
+    var m = /[:：]\s+(\S.*?)\s*$/.exec(text) || /-?\d[\d.,]*\S*\s*$/.exec(text);
+    if (m) {
+      var value = m[1] || m[0].trim();
+      start = text.lastIndexOf(value); end = start + value.length;
+    }
+  }
+  builder.line = index; builder.start = start; builder.end = end;
+  document.querySelectorAll(".rline.picked").forEach(function (s) { s.classList.remove("picked"); });
+  span.classList.add("picked");
+  $("tpl-line").value = index;
+  $("tpl-value").value = text.slice(start, end);
+  var guess = guessField(text);
+  if (guess) { $("tpl-field").value = guess; }
+}
+
+function guessField(text) {
+  var t = text.toLowerCase();
+  if (/sub\s*total|zwischensumme/.test(t)) { return "subtotal"; }
+  if (/total|summe|sum\b|betrag/.test(t)) { return "total"; }
+  if (/receipt|beleg|bon\b|no[.:]/.test(t)) { return "receipt_no"; }
+  if (/\d{1,4}[-./]\d{1,2}[-./]\d{1,4}/.test(t)) { return "datetime"; }
+  if (/member|loyalty|kunde/.test(t)) { return "member_id"; }
+  if (/cashier|kassierer|bediente/.test(t)) { return "cashier"; }
+  if (/tax|vat|mwst|ust/.test(t)) { return "tax"; }
+  return null;
+}
+
+function reEscape(text) { return text.replace(/[.*+?^${}()|[\]\\\/]/g, "\\$&"); }
+function reText(text) { return text.trim().split(/\s+/).map(reEscape).join("\\s+"); }
+
+/* A field rule for the picked line and value: a pattern on the text before the value (its
+   label) when there is one, else the line's index with the value's columns. */
+function ruleFor(field) {
+  var text = builder.lines[builder.line], label = text.slice(0, builder.start).trim();
+  var rest = text.slice(builder.end).trim(), value = text.slice(builder.start, builder.end).trim();
+  if (!label) {
+    var rule = {line: builder.line};
+    if (builder.start > 0 || builder.end < text.length) { rule.columns = [builder.start, builder.end]; }
+    return rule;
+  }
+  var group = AMOUNT_FIELDS.indexOf(field) >= 0 && !/\s/.test(value) ? "\\S+" : ".+?";
+  return {pattern: "^\\s*" + reText(label) + "\\s*(?P<value>" + group + ")" +
+                   (rest ? "\\s+" + reText(rest) : "") + "\\s*$"};
+}
+
+function addRule() {
+  if (builder.line === null) { $("tpl-status").textContent = "click a receipt line first"; return; }
+  var t;
+  try { t = draft(); } catch (e) { $("tpl-status").textContent = "template is not JSON: " + e.message; return; }
+  var field = $("tpl-field").value;
+  t.fields[field] = ruleFor(field);
+  setDraft(t);
+  return testTemplate();
+}
+
+function testTemplate() {
+  var t;
+  try { t = draft(); } catch (e) { $("tpl-status").textContent = "template is not JSON: " + e.message; return Promise.resolve(); }
+  $("tpl-status").textContent = "testing...";
+  return api("/api/v1/templates/" + encodeURIComponent(builder.device) + "/test", {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({template: t, seq: builder.seq}),
+  }).then(function (body) {
+    var rows = Object.keys(body.template).filter(function (k) { return k !== "items"; }).map(function (k) {
+      return {field: k, template_finds: body.template[k], receipt_field: body.fields[k]};
+    });
+    table($("tpl-result"), rows);
+    $("tpl-status").textContent = "tested";
+  }, function (e) {
+    if (e instanceof NotLoggedIn) { throw e; }
+    $("tpl-status").textContent = "error: " + e.message;
+  });
+}
+
+function saveTemplate() {
+  var t;
+  try { t = draft(); } catch (e) { $("tpl-status").textContent = "template is not JSON: " + e.message; return; }
+  var device = builder.device, seq = builder.seq;
+  api("/api/v1/templates/" + encodeURIComponent(device), {
+    method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify(t),
+  }).then(function () {
+    $("tpl-status").textContent = "saved; re-extracting this printer's receipts";
+    // the server re-extracts in the background: show the receipt again shortly after
+    setTimeout(function () {
+      showReceipt(device, seq).then(function () { $("tpl-status").textContent = "saved"; });
+    }, 800);
+  }, function (e) {
+    if (e instanceof NotLoggedIn) { throw e; }
+    $("tpl-status").textContent = "error: " + e.message;
   });
 }
 
