@@ -36,7 +36,7 @@ async def run():
     jobs = demo_streams(30)
     want = expected_receipts(jobs)
     with tempfile.TemporaryDirectory() as tmp:
-        demo = Demo(tmp, "http")
+        demo = Demo(tmp, os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt"))
         try:
             await demo.start_with_heap(HEAP)
             await demo.replay(jobs)
@@ -52,9 +52,11 @@ async def run():
                                stored, want, "yes" if "MemoryError" in log
                                or any("MemoryError" in p for p in status.get("problems", []))
                                else "no"))
+    print("  heap free after a collection at the end: %d KB" % (status.get("mem_free", 0) // 1024))
     print("  captured %s, spool %s, uplink %s, capture errors %s" % (
         status.get("receipts"), status.get("spool", {}).get("count"), status.get("uplink"),
         status.get("capture_errors")))
+    print("  store errors:", status.get("store_errors"), status.get("last_store_error"), "parser receipts:", status.get("parser", {}).get("receipts"))
     print("  spool drops:", status.get("spool", {}).get("dropped_by"))
     for problem in status.get("problems", []):
         print("  problem seen:", problem)

@@ -27,6 +27,7 @@ class Capture:
         self.receipts = 0
         self.raw_omitted = 0
         self.store_errors = 0
+        self.last_store_error = None
         self.last_seq = None
 
     def reset(self):
@@ -87,5 +88,6 @@ class Capture:
         self.receipts += 1
         try:
             self.last_seq = self._spool.append(self._encode(receipt, raw))
-        except Exception:   # noqa: BLE001 -- a full or failing flash must never stop printing
+        except Exception as e:   # noqa: BLE001 -- a failing flash must never stop printing
             self.store_errors += 1
+            self.last_store_error = repr(e)

@@ -357,6 +357,7 @@ class Runner:
         if self.capture is not None:
             out["receipts"] = self.capture.receipts
             out["store_errors"] = self.capture.store_errors
+            out["last_store_error"] = self.capture.last_store_error
             out["parser"] = self.capture.parser.stats()
         if self.spool is not None:
             out["spool"] = self.spool.stats()
