@@ -5,6 +5,8 @@ chunk went on to the printer. Everything here is bounded per chunk: the parser's
 window of at most raw_max bytes (a receipt bigger than that is stored without its raw bytes,
 flagged), and one spool write per finished receipt.
 """
+import gc
+
 from escpos_parser import Parser
 from receipt import ReceiptAssembler
 
@@ -12,7 +14,8 @@ from receipt import ReceiptAssembler
 class Capture:
     """Chunks in, spooled receipt records out.
 
-    encode(receipt, raw) -> bytes builds the spool record (raw is None when it was too big);
+    encode(receipt, raw) -> bytes builds the spool record (raw is None when it was too big or
+    memory ran short);
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options).
     """
 
@@ -66,28 +69,38 @@ class Capture:
 
     def _finish(self, receipts):
         for receipt in receipts:
-            raw = None
-            if self._raw_max:
-                cut = receipt.offset - self._raw_start
-                kept = 0 <= cut <= self._raw_len
-                if kept and self._raw_whole:
-                    raw = bytes(self._raw_mv[:cut])
-                else:
-                    self.raw_omitted += 1
-                if kept:
-                    rest = self._raw_len - cut
-                    if rest:   # via a copy: the two ranges may overlap
-                        self._raw_mv[:rest] = bytes(self._raw_mv[cut:self._raw_len])
-                    self._raw_len = rest
-                    self._raw_start = receipt.offset
-                # else: the next receipt's first bytes are gone too, it stays not whole
-                self._raw_whole = kept
-            self._store(receipt, raw)
+            if not self._raw_max:
+                self._store(receipt, None)
+                continue
+            cut = receipt.offset - self._raw_start
+            kept = 0 <= cut <= self._raw_len
+            if not (kept and self._raw_whole):
+                self.raw_omitted += 1
+            # stored before the window moves on: the record is built from a view of it
+            self._store(receipt, self._raw_mv[:cut] if kept and self._raw_whole else None)
+            if kept:
+                rest = self._raw_len - cut
+                if rest:   # via a copy: the two ranges may overlap
+                    self._raw_mv[:rest] = bytes(self._raw_mv[cut:self._raw_len])
+                self._raw_len = rest
+                self._raw_start = receipt.offset
+            # else: the next receipt's first bytes are gone too, it stays not whole
+            self._raw_whole = kept
 
     def _store(self, receipt, raw):
         self.receipts += 1
-        try:
-            self.last_seq = self._spool.append(self._encode(receipt, raw))
-        except Exception as e:   # noqa: BLE001 -- a failing flash must never stop printing
-            self.store_errors += 1
-            self.last_store_error = repr(e)
+        for attempt in (0, 1):
+            try:
+                self.last_seq = self._spool.append(
+                    self._encode(receipt, bytes(raw) if raw is not None else None))
+                return
+            except MemoryError as e:
+                # mostly a fragmented heap: collect once and try again, then without raw bytes
+                gc.collect()
+                raw = None
+                error = e
+            except Exception as e:   # noqa: BLE001 -- a failing flash must never stop printing
+                error = e
+                break
+        self.store_errors += 1
+        self.last_store_error = repr(error)

@@ -189,8 +189,14 @@ class Runner:
 
     def printer_status(self):
         """What telemetry reports about the printer side."""
-        return {"jobs": self.jobs, "bytes": self.totals["printer_bytes"],
-                "replies": self.totals["replies_in"]}
+        status = {"jobs": self.jobs, "bytes": self.totals["printer_bytes"],
+                  "replies": self.totals["replies_in"],
+                  "capture_errors": self.totals["capture_errors"]}
+        if self.capture is not None:
+            # receipts that could not be stored never got a seq: report them here
+            status["receipts"] = self.capture.receipts
+            status["store_errors"] = self.capture.store_errors
+        return status
 
     def new_tap(self, pos, printer):
         cfg = self.cfg
