@@ -7,6 +7,7 @@ flagged), and one spool write per finished receipt.
 """
 import gc
 
+from cardmask import mask_receipt
 from escpos_parser import Parser
 from receipt import ReceiptAssembler
 
@@ -69,6 +70,7 @@ class Capture:
 
     def _finish(self, receipts):
         for receipt in receipts:
+            card = mask_receipt(receipt)      # before anything is stored
             if not self._raw_max:
                 self._store(receipt, None)
                 continue
@@ -77,7 +79,8 @@ class Capture:
             if not (kept and self._raw_whole):
                 self.raw_omitted += 1
             # stored before the window moves on: the record is built from a view of it
-            self._store(receipt, self._raw_mv[:cut] if kept and self._raw_whole else None)
+            whole = kept and self._raw_whole and not card   # raw bytes would hold the number
+            self._store(receipt, self._raw_mv[:cut] if whole else None)
             if kept:
                 rest = self._raw_len - cut
                 if rest:   # via a copy: the two ranges may overlap

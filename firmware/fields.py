@@ -12,7 +12,7 @@ same keyword tables: the tables below are the single source of truth for both.
 
 Lines are str, or None where the board could not decode one (skipped). Amounts are decimal
 strings as printed, with a dot ("10.47", "1.272", "-0.65"); None where a field is absent.
-mask_cards(line) hides card numbers before a line is stored or sent.
+mask_cards(line) (cardmask.py) hides card numbers before a line is stored or sent.
 
 How it reads a receipt (no fixed layout):
 - Labels: keywords (LABELS) found leftmost-longest, so "Cash tendered" is not "Cash" and
@@ -25,6 +25,7 @@ How it reads a receipt (no fixed layout):
   quantity/price/amount columns that multiply out; a line of numbers only takes its name from
   the text line above it.
 """
+from cardmask import mask_cards  # noqa: F401 -- part of this module's API for the server
 
 # ---- rules (data) -----------------------------------------------------------------------------
 # Keywords are lower case; matched on folded text (see fold()) at word boundaries for Latin
@@ -558,84 +559,6 @@ def find_time(text, start):
         if h <= 23 and mi <= 59 and s <= 59:
             return h, mi, s
     return None
-
-
-# ---- card numbers -----------------------------------------------------------------------------
-
-
-def _luhn(digits):
-    total = 0
-    odd = False
-    for k in range(len(digits) - 1, -1, -1):
-        d = ord(digits[k]) - 48
-        if odd:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-        odd = not odd
-    return total % 10 == 0
-
-
-def _ean13(digits):
-    total = 0
-    for k in range(12):
-        total += (ord(digits[k]) - 48) * (3 if k % 2 else 1)
-    return (10 - total % 10) % 10 == ord(digits[12]) - 48
-
-
-def is_card_number(digits):
-    """13-19 digits passing Luhn. A valid EAN-13 not starting with 4 is a barcode (13-digit
-    card numbers are old Visa only, all starting with 4)."""
-    n = len(digits)
-    if not 13 <= n <= 19 or not _luhn(digits):
-        return False
-    return not (n == 13 and digits[0] != "4" and _ean13(digits))
-
-
-def mask_cards(line):
-    """The line with card numbers masked: all digits but the last four become '*'.
-
-    A card number is 13-19 digits, contiguous or in groups of 3-6 joined by one space or dash
-    ("4111 1111 1111 1111", "3782-822463-10005"), that passes Luhn. None stays None.
-    """
-    if not line:
-        return line
-    n = len(line)
-    out = None
-    i = 0
-    while i < n:
-        if not _is_digit(line[i]):
-            i += 1
-            continue
-        groups = []
-        j = i
-        while True:
-            k = j
-            while k < n and _is_digit(line[k]):
-                k += 1
-            groups.append((j, k))
-            if k + 1 < n and line[k] in " -" and _is_digit(line[k + 1]):
-                j = k + 1
-            else:
-                break
-        if len(groups) > 1:
-            for g in groups:
-                if not 3 <= g[1] - g[0] <= 6:
-                    groups = groups[:1]  # not card-like groups: judge each run on its own
-                    break
-        digits = "".join(line[a:b] for a, b in groups)
-        if is_card_number(digits):
-            if out is None:
-                out = list(line)
-            keep = len(digits) - 4
-            for a, b in groups:
-                for p in range(a, b):
-                    if keep > 0:
-                        out[p] = "*"
-                        keep -= 1
-        i = groups[-1][1]
-    return "".join(out) if out else line
 
 
 # ---- the extractor ----------------------------------------------------------------------------

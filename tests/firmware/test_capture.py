@@ -44,3 +44,14 @@ def test_spool_failure_is_counted_not_raised():
     capture = Capture(ListSpool(fail=True), lambda r, raw: raw)
     capture.feed(JOB + JOB)
     assert capture.store_errors == 2 and capture.receipts == 2
+
+
+def test_card_numbers_are_masked_before_spooling_and_raw_bytes_withheld():
+    spool = ListSpool()
+    capture = Capture(spool, lambda r, raw: repr((r.lines, r.barcodes, raw)).encode())
+    job = (b"\x1b@Card 4111 1111 1111 1111 approved\nTotal 9.99\n"
+           b"\x1dkI\x12{B5555555555554444" + b"\x1dV\x00")
+    capture.feed(job + JOB)
+    assert spool.records[0] == repr((["Card **** **** **** 1111 approved", "Total 9.99"],
+                                     [("CODE128", "************4444")], None)).encode()
+    assert spool.records[1] == repr((["Shop", "Item 1.00"], [], JOB)).encode()
