@@ -25,7 +25,7 @@ import fields as rules
 from tilltap import db
 from tilltap.analysis_db import (customers, item_months, layout_templates, receipt_fields,
                                  receipt_items, receipt_num_days, receipt_payments)
-from tilltap.extract import TemplateError, extract_fields, load_template
+from tilltap.extract import TemplateError, apply_template, extract_fields, load_template
 
 log = logging.getLogger("tilltap.analysis")
 
@@ -392,3 +392,26 @@ class PendingExtractor:
             except Exception:  # a database outage: log, try again next round
                 log.exception("extracting new receipts failed")
             self._stop.wait(self.interval)
+
+
+def try_template(engine, device_id, seq, template_json):
+    """What a draft layout template extracts from one stored receipt; nothing is stored.
+
+    Returns {"device_id", "seq", "template": what the template's own rules find, "fields": the
+    receipt's fields with the template applied}. Raises TemplateError for a bad template and
+    LookupError when there is no such receipt.
+    """
+    template = load_template(template_json)
+    with engine.connect() as conn:
+        record = conn.execute(select(db.receipts.c.record).where(
+            db.receipts.c.device_id == device_id, db.receipts.c.seq == seq)).scalar()
+    if record is None:
+        raise LookupError("no receipt %s/%d" % (device_id, seq))
+    lines = record.get("lines") or []
+    fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
+                            [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
+    found = apply_template(template, [line if line is None else rules.mask_cards(line)
+                                      for line in lines])
+    if "items" in found:
+        found["items"] = [vars(i) for i in found["items"]]
+    return {"device_id": device_id, "seq": seq, "template": found, "fields": fields.to_dict()}

@@ -343,22 +343,11 @@ def test_template(device_id: str, body: TemplateTest, user=Depends(operator),
     find (None where a rule finds nothing), "fields" the receipt's fields with it applied.
     Nothing is stored."""
     try:
-        template = load_template(body.template)
+        return analysis.try_template(engine, device_id, body.seq, body.template)
     except TemplateError as e:
         raise HTTPException(422, str(e)) from None
-    with engine.connect() as conn:
-        record = conn.execute(select(db.receipts.c.record).where(
-            db.receipts.c.device_id == device_id, db.receipts.c.seq == body.seq)).scalar()
-    if record is None:
-        raise HTTPException(404, "no receipt %s/%d" % (device_id, body.seq))
-    lines = record.get("lines") or []
-    fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
-                            [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
-    found = apply_template(template, [line if line is None else rules.mask_cards(line)
-                                      for line in lines])
-    if "items" in found:
-        found["items"] = [vars(i) for i in found["items"]]
-    return {"device_id": device_id, "seq": body.seq, "template": found, "fields": fields.to_dict()}
+    except LookupError as e:
+        raise HTTPException(404, str(e)) from None
 
 
 # ---- dashboard --------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ the command line.
     tilltap crm import customers.csv          # upsert by member_id; bad rows listed on stderr
     tilltap reextract                         # all receipts again (new rules or templates)
     tilltap operators add alice               # asks for the password (or $TILLTAP_OPERATOR_PASSWORD)
+    tilltap template test DEVICE SEQ t.json   # what a layout template extracts from a receipt
 """
 import getpass
+import json
 import os
 import sys
 
@@ -72,4 +74,28 @@ def run_operators(args):
         print("tilltap operators: %s" % e, file=sys.stderr)
         return 1
     print("operator %s added" % args.username)
+    return 0
+
+
+def add_template_arguments(ap):
+    _db_arguments(ap)
+    sub = ap.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    p = sub.add_parser("test", help="show what a layout template extracts from a stored receipt")
+    p.add_argument("device_id")
+    p.add_argument("seq", type=int)
+    p.add_argument("template_file", help="the template JSON (as PUT /api/v1/templates takes)")
+    ap.set_defaults(run=run_template)
+
+
+def run_template(args):
+    engine = db.make_engine(args.db, schema=args.schema)
+    try:
+        with open(args.template_file) as f:
+            template = json.load(f)
+        result = analysis.try_template(engine, args.device_id, args.seq, template)
+    except (OSError, ValueError, LookupError) as e:
+        print("tilltap template: %s" % e, file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0

@@ -39,6 +39,9 @@ def build_parser():
     analysis_command.add_reextract_arguments(sub.add_parser(
         "reextract", help="extract the fields of every stored receipt again",
         description="Re-run field extraction (rules and layout templates) on stored receipts."))
+    analysis_command.add_template_arguments(sub.add_parser(
+        "template", help="layout templates: test one on a stored receipt",
+        description="Per-printer layout templates override the built-in extraction rules."))
     analysis_command.add_operators_arguments(sub.add_parser(
         "operators", help="dashboard operators (login for reports and customer data)",
         description="Create operators; device credentials never open the dashboard."))

@@ -30,3 +30,22 @@ def test_commands(db_target, tmp_path, monkeypatch, capsys):
     assert operators.verify(engine, "kim", "long enough pw")
     assert _run(analysis_command.add_operators_arguments, where + ["add", "kim"]) == 1
     engine.dispose()
+
+
+def test_template_test_shows_what_a_template_extracts(db_target, tmp_path, capsys):
+    import json
+    where = ["--db", db_target.url] + (["--schema", db_target.schema] if db_target.schema else [])
+    engine = db.make_engine(db_target.url, schema=db_target.schema)
+    data.load(engine)
+    template = tmp_path / "corner.json"
+    template.write_text(json.dumps({"fields": {"receipt_no": {"pattern": r"Receipt No: (\d+)"}}}))
+    argv = where + ["test", data.CORNER, "3", str(template)]
+    assert _run(analysis_command.add_template_arguments, argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["template"]["receipt_no"] == "1005" and out["fields"]["total"] == "3.00"
+    template.write_text(json.dumps({"fields": {"totl": {"line": 1}}}))
+    assert _run(analysis_command.add_template_arguments, argv) == 2
+    assert "template.fields.totl: unknown field" in capsys.readouterr().err
+    assert _run(analysis_command.add_template_arguments,
+                where + ["test", data.CORNER, "99", str(template)]) == 2
+    engine.dispose()
