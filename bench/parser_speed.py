@@ -16,33 +16,25 @@ def _now():
     return time.perf_counter()
 
 
-def _copy_loop(data, chunk, rounds):
+def _timed(data, chunk, rounds, parse):
+    """Seconds to copy the data chunk by chunk into a buffer, as the tap does, and (parse=True)
+    to feed each chunk to a parser too; returns (seconds, parser stats or None)."""
     buf = bytearray(chunk)
     bmv = memoryview(buf)
     mv = memoryview(data)
     n = len(data)
+    p = None
     t0 = _now()
     for _ in range(rounds):
+        p = Parser() if parse else None
         for i in range(0, n, chunk):
             k = n - i if n - i < chunk else chunk
             bmv[:k] = mv[i:i + k]
-    return _now() - t0
-
-
-def _parse(data, chunk, rounds):
-    buf = bytearray(chunk)
-    bmv = memoryview(buf)
-    mv = memoryview(data)
-    n = len(data)
-    t0 = _now()
-    for _ in range(rounds):
-        p = Parser()
-        for i in range(0, n, chunk):
-            k = n - i if n - i < chunk else chunk
-            bmv[:k] = mv[i:i + k]
-            p.feed(bmv[:k])
-        p.close()
-    return _now() - t0, p.stats()
+            if p is not None:
+                p.feed(bmv[:k])
+        if p is not None:
+            p.close()
+    return _now() - t0, (p.stats() if p is not None else None)
 
 
 def main():
@@ -52,8 +44,8 @@ def main():
         data = f.read()
     rounds = max(1, 4000000 // max(len(data), 1))
     mb = len(data) * rounds / 1e6
-    t_copy = _copy_loop(data, chunk, rounds)
-    t_parse, stats = _parse(data, chunk, rounds)
+    t_copy, _ = _timed(data, chunk, rounds, False)
+    t_parse, stats = _timed(data, chunk, rounds, True)
     image_mb = stats["image_bytes"] * rounds / 1e6
     print("impl=%s bytes=%d copy_mb_s=%.1f parse_mb_s=%.2f image_mb_s=%.1f lines=%d" % (
         sys.implementation.name, len(data), mb / t_copy, mb / t_parse, image_mb / t_parse,
