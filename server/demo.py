@@ -16,6 +16,7 @@ import glob
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -204,7 +205,13 @@ async def _main(args):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args):
+    # SIGTERM ends the demo like Ctrl-C does: every part it started is stopped
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return asyncio.run(_main(args))
     except KeyboardInterrupt:
