@@ -43,15 +43,16 @@ class Capture:
         self._raw_whole = True   # False once the receipt in progress outgrew the window
         return self
 
-    def feed(self, chunk):
-        """Parse one forwarded chunk; spools every receipt it completed."""
-        events = self.parser.feed(chunk)
+    def feed(self, chunk, n=None):
+        """Parse one forwarded chunk (or chunk[:n]); spools every receipt it completed."""
+        if n is None:
+            n = len(chunk)
+        events = self.parser.feed(chunk, n)
         if self._raw_max:
-            self._keep_raw(chunk)
+            self._keep_raw(chunk, n)
         self._finish(self._assembler.add(events))
 
-    def _keep_raw(self, chunk):
-        n = len(chunk)
+    def _keep_raw(self, chunk, n):
         if self._raw_len + n > self._raw_max:
             # the receipt in progress is too big to keep whole: keep only this chunk, which
             # holds the start of the next receipt if one begins in it
@@ -61,7 +62,7 @@ class Capture:
             if n > self._raw_max:
                 self._raw_start += n
                 return
-        self._raw_mv[self._raw_len:self._raw_len + n] = chunk
+        self._raw_mv[self._raw_len:self._raw_len + n] = memoryview(chunk)[:n]
         self._raw_len += n
 
     def idle(self):

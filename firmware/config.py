@@ -58,10 +58,7 @@ SCHEMA = {
 
 def defaults():
     """A full configuration with every default."""
-    cfg = {}
-    for name, (_, default, _) in SCHEMA.items():
-        _put(cfg, name, default)
-    return cfg
+    return validate({})
 
 
 def validate(given):

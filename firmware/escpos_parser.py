@@ -319,11 +319,17 @@ class Parser:
 
     # ---- public API -------------------------------------------------------------------------
 
-    def feed(self, data):
-        """Parse one chunk; returns the list of events completed by it."""
+    def feed(self, data, n=None):
+        """Parse one chunk; returns the list of events completed by it.
+
+        n: parse only data[:n]. A bytes or bytearray is parsed in place (the tap passes its
+        read buffer and the count read); a memoryview is copied in pieces first, since it has
+        no find().
+        """
         self._out = out = []
-        if isinstance(data, memoryview):
+        if n is None:
             n = len(data)
+        if isinstance(data, memoryview):
             pos = 0
             while pos < n:
                 k = n - pos if n - pos < _WORK_SIZE else _WORK_SIZE
@@ -331,7 +337,7 @@ class Parser:
                 self._run(self._work, k)
                 pos += k
         else:
-            self._run(data, len(data))
+            self._run(data, n)
         return out
 
     def idle(self):

@@ -294,11 +294,7 @@ class Runner:
         return conn
 
     def _account(self, tap):
-        t = self.totals
-        t["pos_bytes"] += tap.down.bytes_in
-        t["printer_bytes"] += tap.down.bytes_out
-        t["replies_in"] += tap.up.bytes_in if tap.up else 0
-        t["replies_out"] += tap.up.bytes_out if tap.up else 0
+        _add_counts(self.totals, tap)
 
     def _uart(self, pins, flow):
         kwargs = {"baudrate": self.cfg["printer"]["baudrate"], "rx": pins["rx"],
@@ -347,11 +343,7 @@ class Runner:
         """Health figures: what moved, what was captured, the spool, the problems seen."""
         totals = dict(self.totals)
         if tap is not None:
-            totals["pos_bytes"] += tap.down.bytes_in
-            totals["printer_bytes"] += tap.down.bytes_out
-            if tap.up is not None:
-                totals["replies_in"] += tap.up.bytes_in
-                totals["replies_out"] += tap.up.bytes_out
+            _add_counts(totals, tap)      # the job in progress, not yet in self.totals
         used = gc.mem_alloc()           # sampled before collecting: what the loop holds
         self.peak_alloc = max(self.peak_alloc, used)
         gc.collect()
@@ -412,6 +404,15 @@ class _LockedSpool:
     def stats(self):
         with self._lock:
             return self._spool.stats()
+
+
+def _add_counts(totals, tap):
+    """Adds a tap's byte counts (both directions) to a totals dict."""
+    totals["pos_bytes"] += tap.down.bytes_in
+    totals["printer_bytes"] += tap.down.bytes_out
+    if tap.up is not None:
+        totals["replies_in"] += tap.up.bytes_in
+        totals["replies_out"] += tap.up.bytes_out
 
 
 def _wall_ms():

@@ -235,23 +235,29 @@ def _is_str(x):
     return isinstance(x, str)
 
 
-def parse_batch(data, device=None):
-    """The batch dict of a payload, envelope checked (not the records); raises ProtocolError.
-
-    device: the authenticated device; the batch must name the same one.
-    """
-    if len(data) > MAX_BATCH_BYTES:
-        raise ProtocolError("batch larger than %d bytes" % MAX_BATCH_BYTES)
+def _envelope(data, what, limit):
+    """The JSON object of a batch or telemetry payload: size, JSON, version, device checked."""
+    if len(data) > limit:
+        raise ProtocolError("%s larger than %d bytes" % (what, limit))
     try:
         obj = json.loads(data)
     except (ValueError, TypeError, UnicodeError):
         raise ProtocolError("not JSON")
     if not isinstance(obj, dict):
-        raise ProtocolError("batch must be a JSON object")
+        raise ProtocolError("%s must be a JSON object" % what)
     if obj.get("v") != VERSION:
         raise ProtocolError("unknown version %r (this server speaks %d)" % (obj.get("v"), VERSION))
     if not valid_device_id(obj.get("device")):
         raise ProtocolError("bad device")
+    return obj
+
+
+def parse_batch(data, device=None):
+    """The batch dict of a payload, envelope checked (not the records); raises ProtocolError.
+
+    device: the authenticated device; the batch must name the same one.
+    """
+    obj = _envelope(data, "batch", MAX_BATCH_BYTES)
     if device is not None and obj["device"] != device:
         raise ProtocolError("batch device does not match the credential or topic")
     records = obj.get("records")
@@ -366,20 +372,11 @@ def telemetry(device, boot, uptime_ms, mem_free, spool_stats, last_ack_ms, print
 
 def parse_telemetry(data, device=None):
     """The telemetry dict of a payload; raises ProtocolError with the reason."""
-    if len(data) > MAX_TELEMETRY_BYTES:
-        raise ProtocolError("telemetry larger than %d bytes" % MAX_TELEMETRY_BYTES)
-    try:
-        obj = json.loads(data)
-    except (ValueError, TypeError, UnicodeError):
-        raise ProtocolError("not JSON")
-    if not isinstance(obj, dict):
-        raise ProtocolError("telemetry must be a JSON object")
-    if obj.get("v") != VERSION:
-        raise ProtocolError("unknown version %r" % (obj.get("v"),))
+    obj = _envelope(data, "telemetry", MAX_TELEMETRY_BYTES)
     for key in obj:
         if key not in TELEMETRY_FIELDS:
             raise ProtocolError("unknown field %r" % key)
-    if not valid_device_id(obj.get("device")) or (device is not None and obj["device"] != device):
+    if device is not None and obj["device"] != device:
         raise ProtocolError("bad device")
     ranges = obj.get("dropped_ranges", [])
     if not isinstance(ranges, list) or any(

@@ -102,7 +102,8 @@ class Tap:
         n = self.down.pump()
         if n and self.capture is not None:
             try:
-                self.capture.feed(self.down.mv[:n])
+                # the read buffer itself: the parser works on it in place, no copy
+                self.capture.feed(self.down.buf, n)
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
         moved = n > 0

@@ -39,11 +39,10 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, exists, func, or_, select
 
-import fields as rules
 from tilltap import analysis, crm, db, operators
 from tilltap.analysis_db import (customers, layout_templates, receipt_fields, receipt_items,
                                  receipt_payments)
-from tilltap.extract import TemplateError, apply_template, extract_fields, load_template
+from tilltap.extract import TemplateError, load_template
 from tilltap.reports import REPORTS, ReportQuery
 
 COOKIE = "tilltap_session"

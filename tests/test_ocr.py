@@ -9,7 +9,7 @@ import shutil
 import unicodedata
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import ImageChops
 
 from corpus import CORPUS
 from receipt_factory import generate_receipts

@@ -105,7 +105,7 @@ class Exploding:
     def __init__(self):
         self.calls = 0
 
-    def feed(self, chunk):
+    def feed(self, chunk, n=None):
         self.calls += 1
         if self.calls == 2:
             raise MemoryError("simulated")
