@@ -26,12 +26,11 @@ import os
 import sys
 import time
 
-import config
 import protocol
 from capture import Capture
 from escpos_parser import Parser
 from ports import SocketPort, UartPort
-from tap import Tap
+from tap import Tap, new_buffers
 
 try:
     import machine
@@ -68,7 +67,7 @@ def device_id(cfg):
     if cfg["device_id"]:
         return cfg["device_id"]
     if machine and hasattr(machine, "unique_id"):
-        return "".join("%02x" % b for b in machine.unique_id())
+        return protocol.device_id_from_uid(machine.unique_id())
     return "host"
 
 
@@ -89,12 +88,13 @@ class Runner:
         self.boot = 0
         self.jobs = 0
         self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0,
-                       "capture_errors": 0}
+                       "capture_errors": 0, "jobs_refused": 0}
         self._wdt = None
         self._last_status = 0
         self.peak_alloc = 0
         self._busy_at = 0
         self._collected = False
+        self._buffers = new_buffers(_CHUNK)   # at boot, before capture can fragment the heap
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -119,7 +119,7 @@ class Runner:
             self.capture = Capture(self.spool, self.encode_record, make_parser,
                                    raw_max=cfg["upload"]["raw_bytes_max"])
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
-            self._problem("capture disabled: %r" % (e,))
+            self._problem("capture disabled", e)
             self.capture = None
         return self.capture
 
@@ -148,13 +148,16 @@ class Runner:
             import uplink
             timeout = server["timeout_ms"]
             if server["transport"] == "mqtt":
-                transport = uplink.MQTTTransport(
+                import uplink_mqtt
+                transport = uplink_mqtt.MQTTTransport(
                     self.device, server["host"], server["port"], server["credential"],
-                    tls=_read_tls(uplink, server) if server["tls"] else None, timeout_ms=timeout)
+                    tls=_read_tls(uplink_mqtt, server) if server["tls"] else None,
+                    timeout_ms=timeout)
             else:
+                import uplink_http
                 scheme = "https" if server["tls"] else "http"
                 port = server["port"] or (443 if server["tls"] else 80)
-                transport = uplink.HTTPTransport(
+                transport = uplink_http.HTTPTransport(
                     self.device, "%s://%s:%d" % (scheme, server["host"], port),
                     server["credential"], timeout_ms=timeout)
             upload = self.cfg["upload"]
@@ -165,7 +168,7 @@ class Runner:
                 idle_ms=upload["idle_ms"], printer_status=self.printer_status,
                 uptime=lambda: _ticks_diff(_ticks_ms(), self.started))
         except Exception as e:   # noqa: BLE001 -- capture and forwarding go on; spool fills
-            self._problem("uplink disabled: %r" % (e,))
+            self._problem("uplink disabled", e)
             self.uplink = None
         return self.uplink
 
@@ -184,7 +187,7 @@ class Runner:
                 if self.network is None or self.network.step(now):
                     wait = self.uplink.step(now)
             except Exception as e:   # noqa: BLE001 -- the thread must live on
-                self._problem("uplink: %r" % (e,))
+                self._problem("uplink", e)
             time.sleep_ms(min(max(wait, 5), 200))
 
     def printer_status(self):
@@ -201,7 +204,8 @@ class Runner:
     def new_tap(self, pos, printer):
         cfg = self.cfg
         return Tap(pos, printer, capture=self.capture, clock=_ticks_ms,
-                   diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"], chunk=_CHUNK)
+                   diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"],
+                   buffers=self._buffers)
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -224,7 +228,7 @@ class Runner:
         while True:
             moved = tap.step()
             if not moved:
-                poller.poll(_POLL_MS)
+                _wait(poller)
             self._tick(tap, moved)
 
     def run_network(self):
@@ -241,30 +245,46 @@ class Runner:
         while True:
             conn = self._accept(listener)
             if conn is None:
-                poller.poll(_POLL_MS)
+                _wait(poller)
                 self._tick(None, False)
                 continue
-            self._job(conn, printer_addr)
+            try:
+                self._job(conn, printer_addr)
+            except MemoryError:
+                # the job's ports or poller did not fit (capture had the heap): the POS sees
+                # the connection close before a byte went on, and sends the job again
+                self.totals["jobs_refused"] += 1
+                gc.collect()
 
     def _job(self, conn, printer_addr):
         """One print job: forward until the POS closes, then let the printer answer, close."""
         self.jobs += 1
-        psock = socket.socket()
+        psock = None
         try:
-            psock.settimeout(self.cfg["server"]["timeout_ms"] / 1000)
-            psock.connect(printer_addr)
-        except OSError as e:
-            # printer unreachable: refuse the job so the POS sees the error and retries
-            self._problem("printer unreachable: %r" % (e,))
-            psock.close()
+            psock = socket.socket()
+            try:
+                psock.settimeout(self.cfg["server"]["timeout_ms"] / 1000)
+                psock.connect(printer_addr)
+            except OSError as e:
+                # printer unreachable: refuse the job so the POS sees the error and retries
+                self._problem("printer unreachable", e)
+                return
+            tap = self.new_tap(SocketPort(conn), SocketPort(psock))
+            poller = select.poll()
+            poller.register(conn, select.POLLIN)
+            poller.register(psock, select.POLLIN)
+            self._forward_job(tap, poller)
+        finally:
+            if psock is not None:
+                psock.close()
             conn.close()
-            return
-        pos = SocketPort(conn)
-        printer = SocketPort(psock)
-        tap = self.new_tap(pos, printer)
-        poller = select.poll()
-        poller.register(conn, select.POLLIN)
-        poller.register(psock, select.POLLIN)
+        if self.capture is not None:
+            try:
+                self.capture.idle()     # the connection's end ends its receipt
+            except Exception as e:   # noqa: BLE001
+                self._problem("capture", e)
+
+    def _forward_job(self, tap, poller):
         closing = None
         while True:
             moved = tap.step()
@@ -276,15 +296,8 @@ class Runner:
                 elif _ticks_diff(now, closing) >= _CLOSE_GRACE_MS or tap.up.closed:
                     break
             if not moved:
-                poller.poll(_POLL_MS)
+                _wait(poller)
         self._account(tap)
-        pos.close()
-        printer.close()
-        if self.capture is not None:
-            try:
-                self.capture.idle()     # the connection's end ends its receipt
-            except Exception as e:   # noqa: BLE001
-                self._problem("capture: %r" % (e,))
 
     def _accept(self, listener):
         try:
@@ -312,10 +325,16 @@ class Runner:
             # relay released (pin low) = POS wired straight to the printer
             machine.Pin(pin, machine.Pin.OUT).value(0 if on else 1)
 
-    def _problem(self, text):
-        """Remember a problem for the status report (the last few only: bounded memory)."""
-        self.problems.append(text)
-        del self.problems[:-8]
+    def _problem(self, what, error):
+        """Remember a problem for the status report (the last few only: bounded memory).
+
+        Formatted here, inside the guard: out of memory, the note is lost, never the job.
+        """
+        try:
+            self.problems.append("%s: %r" % (what, error))
+            del self.problems[:-8]
+        except MemoryError:
+            pass   # the counter the caller raised is the record that matters
 
     def _tick(self, tap, moved):
         """Per loop turn: watchdog, capture recovery, garbage collection in quiet times, status."""
@@ -331,13 +350,28 @@ class Runner:
             gc.collect()
             self._collected = True
         if tap is not None and tap.capture is None and self.capture is not None:
-            # capture failed on this tap: note why, start a fresh parser, carry on capturing
-            self.totals["capture_errors"] += 1
-            self._problem("capture: %s" % tap.last_error)
-            tap.capture = self.capture.reset()
+            self._restart_capture(tap)
         if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
-            self.write_status(tap)
+            try:
+                self.write_status(tap)
+            except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
+                self._problem("status", e)
+
+    def _restart_capture(self, tap):
+        """Capture failed on this tap: note why, start a fresh parser, carry on capturing.
+
+        Out of memory, the fresh parser may not fit either: then the tap forwards without
+        capture and the next turn tries again (after the idle collection, it usually fits).
+        """
+        if tap.last_error is not None:
+            self.totals["capture_errors"] += 1
+            self._problem("capture", tap.last_error)
+            tap.last_error = None
+        try:
+            tap.capture = self.capture.reset()
+        except MemoryError:
+            tap.capture = None
 
     def status(self, tap=None):
         """Health figures: what moved, what was captured, the spool, the problems seen."""
@@ -406,6 +440,14 @@ class _LockedSpool:
             return self._spool.stats()
 
 
+def _wait(poller):
+    """Sleep until a port has bytes or _POLL_MS passed; ipoll() allocates no result list."""
+    if hasattr(poller, "ipoll"):
+        poller.ipoll(_POLL_MS)
+    else:
+        poller.poll(_POLL_MS)
+
+
 def _add_counts(totals, tap):
     """Adds a tap's byte counts (both directions) to a totals dict."""
     totals["pos_bytes"] += tap.down.bytes_in
@@ -436,10 +478,10 @@ def _next_boot(path):
     return boot
 
 
-def _read_tls(uplink, server):
+def _read_tls(uplink_mqtt, server):
     """The verifying TLS context for the configured CA file (needs the NTP-set clock)."""
     with open(server["ca_file"], "rb") as f:
-        return uplink.tls_context(f.read())
+        return uplink_mqtt.tls_context(f.read())
 
 
 def _make_parents(path):
@@ -466,28 +508,42 @@ def _args(argv):
     return opts
 
 
+def boot_config(path):
+    """(configuration, problem): the validated file, or the defaults and why it was refused.
+
+    The schema module is dropped once the file is checked: on the board its code would
+    otherwise hold heap the receipts need for as long as the tap runs.
+    """
+    import config
+    try:
+        return config.load(path), None
+    except config.ConfigError as e:
+        return config.defaults(), "config: %s" % e
+    finally:
+        del config
+        sys.modules.pop("config", None)
+        gc.collect()
+
+
 def main(argv=None):
     """Boot: board, configuration (defaults when it is bad), capture, then forward forever."""
     opts = _args(argv if argv is not None else getattr(sys, "argv", ["main.py"]))
     board = load_board(opts["--board"])
-    problems = []
-    try:
-        cfg = config.load(opts["--config"])
-    except config.ConfigError as e:
-        problems.append("config: %s" % e)
-        print("tilltap: config:", e)
+    cfg, problem = boot_config(opts["--config"])
+    if problem:
+        print("tilltap:", problem)
         if board["chip"] == "unix":
             raise SystemExit(2)          # no printer address to forward to
         # On a board: with a bypass relay POS and printer stay wired directly; without one,
         # forward with the default line settings and capture nothing.
-        cfg = config.defaults()
         if board.get("bypass_pin") is not None:
             Runner(board, cfg)._bypass(True)
             while True:
                 time.sleep(60)
     runner = Runner(board, cfg, opts["--status"])
-    runner.problems += problems
-    if not problems:
+    if problem:
+        runner.problems.append(problem)
+    else:
         if board["chip"] != "unix":
             from wifi import Network
             runner.network = Network(cfg)

@@ -17,18 +17,26 @@ What the tap guarantees:
 _CHUNK = 512
 
 
+def new_buffers(chunk=_CHUNK):
+    """The two read buffers a Tap forwards through (one per direction)."""
+    return bytearray(chunk), bytearray(chunk)
+
+
 def _minus(a, b):
     return a - b
 
 
 class Direction:
-    """One direction of the pass-through, with the chunk it could not forward yet."""
+    """One direction of the pass-through, with the chunk it could not forward yet.
 
-    def __init__(self, src, dst, size=_CHUNK):
+    buf: the read buffer (a bytearray), allocated once by the caller and reused for every job.
+    """
+
+    def __init__(self, src, dst, buf):
         self.src = src
         self.dst = dst
-        self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
+        self.buf = buf
+        self.mv = memoryview(buf)
         self.start = 0
         self.end = 0
         self.bytes_in = 0
@@ -79,12 +87,17 @@ class Tap:
     pos, printer: ports (see ports.py); printer is None in listen-only mode.
     capture: a Capture or None; clock: callable returning milliseconds, diff(a, b): a - b for
     that clock (time.ticks_ms / time.ticks_diff on the board, where ticks wrap).
+    buffers: (POS -> printer, printer -> POS) read buffers from new_buffers(), kept by the
+    caller so that a new job allocates nothing big on a heap capture may have exhausted.
+    last_error: the exception that switched capture off (kept as is: formatting it in the
+    handler could itself run out of memory).
     """
 
     def __init__(self, pos, printer, capture=None, clock=None, diff=None, split_idle_ms=3000,
-                 chunk=_CHUNK):
-        self.down = Direction(pos, printer, chunk)
-        self.up = Direction(printer, pos, chunk) if printer is not None else None
+                 buffers=None):
+        down_buf, up_buf = buffers or new_buffers()
+        self.down = Direction(pos, printer, down_buf)
+        self.up = Direction(printer, pos, up_buf) if printer is not None else None
         self.capture = capture
         self._clock = clock
         self._diff = diff or _minus
@@ -130,4 +143,4 @@ class Tap:
     def _capture_failed(self, e):
         self.capture = None
         self.capture_errors += 1
-        self.last_error = repr(e)
+        self.last_error = e

@@ -19,6 +19,8 @@ import secrets
 from sqlalchemy import select, update
 
 import protocol
+
+import protocol_check
 from tilltap import db
 
 ROLES = ("device", "server")
@@ -48,7 +50,7 @@ def add(engine, device_id, role="device"):
     """
     if role not in ROLES:
         raise DeviceError("role must be one of %s" % ", ".join(ROLES))
-    if not protocol.valid_device_id(device_id):
+    if not protocol_check.valid_device_id(device_id):
         raise DeviceError("device ID must be 1-64 characters of 0-9 a-z _ -")
     secret = secrets.token_urlsafe(24)
     with engine.begin() as conn:
@@ -80,7 +82,7 @@ def list_all(engine):
 
 def verify(engine, device_id, secret, role="device"):
     """True if device_id is active, has this role and this credential."""
-    if not protocol.valid_device_id(device_id) or not secret:
+    if not protocol_check.valid_device_id(device_id) or not secret:
         return False
     with engine.connect() as conn:
         row = conn.execute(select(db.devices.c.secret_sha256).where(

@@ -28,6 +28,8 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 import protocol
+
+import protocol_check
 from tilltap import db, devices
 
 log = logging.getLogger("tilltap.ingest")
@@ -46,7 +48,7 @@ class Result:
 
     def ack_payload(self):
         """The ack message/body for the device."""
-        return protocol.encode_ack(self.acked, self.rejected)
+        return protocol_check.encode_ack(self.acked, self.rejected)
 
 
 def prepare(device, payload, now_ms):
@@ -55,13 +57,13 @@ def prepare(device, payload, now_ms):
     device: the authenticated device (HTTP credential or MQTT topic).
     """
     try:
-        batch = protocol.parse_batch(payload, device)
-    except protocol.ProtocolError as e:
+        batch = protocol_check.parse_batch(payload, device)
+    except protocol_check.ProtocolError as e:
         return [], Result(error=str(e))
     rows, rejected, seen = [], [], set()
     check_size = len(payload) > protocol.MAX_RECORD_BYTES  # else no record can be too big
     for rec in batch["records"]:
-        reason = protocol.validate_record(rec, device, now_ms)
+        reason = protocol_check.validate_record(rec, device, now_ms)
         if reason is None and check_size and \
                 len(json.dumps(rec).encode()) > protocol.MAX_RECORD_BYTES:
             reason = "record larger than %d bytes" % protocol.MAX_RECORD_BYTES
@@ -70,12 +72,12 @@ def prepare(device, payload, now_ms):
         if raw is not None:
             encoding = raw["encoding"]
             try:
-                raw = protocol.unb64(raw["data"])
-            except protocol.ProtocolError as e:
+                raw = protocol_check.unb64(raw["data"])
+            except protocol_check.ProtocolError as e:
                 reason = "raw: %s" % e
         if reason is not None:
             seq = rec.get("seq") if isinstance(rec, dict) else None
-            rejected.append((seq if protocol._is_int(seq) else None, reason))
+            rejected.append((seq if protocol_check._is_int(seq) else None, reason))
             continue
         if rec["seq"] in seen:
             continue
@@ -137,8 +139,8 @@ class Ingest:
     def submit_telemetry(self, device, payload, on_done=None):
         """Validates a telemetry report and keeps it as the device's latest."""
         try:
-            report = protocol.parse_telemetry(payload, device)
-        except protocol.ProtocolError as e:
+            report = protocol_check.parse_telemetry(payload, device)
+        except protocol_check.ProtocolError as e:
             self.count("rejected_batches")
             return self._done(Future(), on_done, Result(error=str(e)))
         fut = Future()

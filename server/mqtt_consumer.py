@@ -25,6 +25,8 @@ import paho.mqtt.client as mqtt
 
 import protocol
 
+import protocol_check
+
 log = logging.getLogger("tilltap.mqtt")
 
 
@@ -69,8 +71,8 @@ class Consumer:
         if reason_code.is_failure:
             log.error("broker refused the consumer: %s", reason_code)
             return
-        client.subscribe([(protocol.shared_filter("receipts", self._group), 1),
-                          (protocol.shared_filter("telemetry", self._group), 1)])
+        client.subscribe([(protocol_check.shared_filter("receipts", self._group), 1),
+                          (protocol_check.shared_filter("telemetry", self._group), 1)])
         self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -86,7 +88,7 @@ class Consumer:
             client.ack(msg.mid, msg.qos)
 
     def _handle(self, client, msg):
-        device, kind = protocol.device_from_topic(msg.topic)
+        device, kind = protocol_check.device_from_topic(msg.topic)
         if kind not in ("receipts", "telemetry"):
             self._ingest.count("mqtt_bad_topic")
             client.ack(msg.mid, msg.qos)

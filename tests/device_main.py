@@ -19,6 +19,8 @@ import time
 
 import protocol
 import uplink
+import uplink_http
+import uplink_mqtt
 from receipt import Receipt
 from spool import Spool
 
@@ -46,7 +48,7 @@ def _tls(ca_file):
     if not ca_file:
         return None
     with open(ca_file, "rb") as f:
-        return uplink.tls_context(f.read())
+        return uplink_mqtt.tls_context(f.read())
 
 
 def main(opts):
@@ -61,10 +63,10 @@ def main(opts):
             protocol.record_from_receipt(r, device, 1, time.ticks_ms(), False)))
     timeout = opts.get("timeout_ms", 2000)
     if opts["transport"] == "mqtt":
-        t = uplink.MQTTTransport(device, opts["host"], opts["port"], opts.get("credential"),
+        t = uplink_mqtt.MQTTTransport(device, opts["host"], opts["port"], opts.get("credential"),
                                  tls=_tls(opts.get("tls_ca")), timeout_ms=timeout)
     else:
-        t = uplink.HTTPTransport(device, "http://%s:%d" % (opts["host"], opts["port"]),
+        t = uplink_http.HTTPTransport(device, "http://%s:%d" % (opts["host"], opts["port"]),
                                  opts.get("credential"), timeout_ms=timeout)
     rec = Recorder(spool)
     up = uplink.Uplink(rec, t, device, firmware="e2e", batch_count=opts.get("batch_count", 20),

@@ -3,6 +3,8 @@ interpreters), and what the server refuses is refused with a reason."""
 import json
 
 import protocol
+
+import protocol_check
 from receipt import Receipt
 
 
@@ -28,11 +30,11 @@ def _record(seq=5, **kw):
 def test_built_record_is_valid_and_round_trips():
     raw = b"\x1b@HELLO\n\x1dV\x00"
     rec = _record(raw=raw)
-    assert protocol.validate_record(rec, "a1b2c3d4e5f6", 1767225600000) is None
+    assert protocol_check.validate_record(rec, "a1b2c3d4e5f6", 1767225600000) is None
     back = json.loads(json.dumps(rec))
     assert back["lines"] == ["SHOP", None, "TOTAL 7.00"]
     assert back["raw_lines"] == [[1, [["cp437", 0, "gIE="], ["cp437", 2, "4Q=="]]]]
-    assert protocol.unb64(back["raw"]["data"]) == raw
+    assert protocol_check.unb64(back["raw"]["data"]) == raw
     assert back["raw"]["encoding"] == "identity" and back["raw"]["size"] == len(raw)
     assert back["images"] == [{"kind": "raster", "width": 384, "height": 80, "size": 3840}]
 
@@ -41,10 +43,10 @@ def test_batch_splices_seq_into_stored_records():
     bodies = [protocol.encode_record(_record(seq=None)) for _ in range(3)]
     payload = protocol.batch_bytes("a1b2c3d4e5f6", [(7, bodies[0]), (8, bodies[1]),
                                                     (9, bytearray(bodies[2]))])
-    batch = protocol.parse_batch(bytes(payload), "a1b2c3d4e5f6")
+    batch = protocol_check.parse_batch(bytes(payload), "a1b2c3d4e5f6")
     assert [r["seq"] for r in batch["records"]] == [7, 8, 9]
     for rec in batch["records"]:
-        assert protocol.validate_record(rec, "a1b2c3d4e5f6") is None
+        assert protocol_check.validate_record(rec, "a1b2c3d4e5f6") is None
 
 
 def test_non_ascii_text_survives_the_batch():
@@ -53,7 +55,7 @@ def test_non_ascii_text_survives_the_batch():
     r.raw_lines = {}
     body = protocol.encode_record(
         protocol.record_from_receipt(r, "dev-1", 0, 1234, False))
-    batch = protocol.parse_batch(bytes(protocol.batch_bytes("dev-1", [(0, body)])))
+    batch = protocol_check.parse_batch(bytes(protocol.batch_bytes("dev-1", [(0, body)])))
     assert batch["records"][0]["lines"] == ["Käse 2,50 €", "小计"]
 
 
@@ -69,8 +71,8 @@ def test_envelope_errors_have_reasons():
     ]
     for data, reason in cases:
         try:
-            protocol.parse_batch(data, "d" if b"other" in data else None)
-        except protocol.ProtocolError as e:
+            protocol_check.parse_batch(data, "d" if b"other" in data else None)
+        except protocol_check.ProtocolError as e:
             assert reason in str(e), (data[:40], str(e))
         else:
             raise AssertionError("accepted %r" % data[:40])
@@ -86,7 +88,7 @@ def test_record_errors_have_reasons():
                 del rec[k]
             else:
                 rec[k] = v
-        return protocol.validate_record(rec, "a1b2c3d4e5f6", now)
+        return protocol_check.validate_record(rec, "a1b2c3d4e5f6", now)
 
     assert "unknown version" in broken(v=2)
     assert "missing field 'seq'" in broken(seq=_DELETE)
@@ -106,14 +108,14 @@ def test_record_errors_have_reasons():
     assert "raw_lines" in broken(raw_lines=[[9, []]])
     assert "raw must be" in broken(raw={"encoding": "gzip", "size": 1, "data": ""})
     assert "booleans" in broken(drawer=1)
-    assert "JSON object" in protocol.validate_record([1])
+    assert "JSON object" in protocol_check.validate_record([1])
 
 
 _DELETE = object()
 
 
 def test_ack_encoding():
-    data = protocol.encode_ack([3, 4], [(5, "lines must be a list")])
+    data = protocol_check.encode_ack([3, 4], [(5, "lines must be a list")])
     assert protocol.parse_ack(data) == ([3, 4], 1)
     assert protocol.parse_ack(b'{"acked": [1, "x", true, 2]}') == ([1, 2], 0)
     for bad in (b"", b"{}", b'{"acked": 1}', b"\xff", b"[1]"):
@@ -123,13 +125,13 @@ def test_ack_encoding():
 def test_topics_and_device_ids():
     assert protocol.receipts_topic("ab") == "tilltap/ab/receipts"
     assert protocol.ack_topic("ab") == "tilltap/ab/ack"
-    assert protocol.shared_filter("receipts") == "$share/tilltap-ingest/tilltap/+/receipts"
-    assert protocol.device_from_topic("tilltap/ab/telemetry") == ("ab", "telemetry")
-    assert protocol.device_from_topic("tilltap/a+b/receipts") == (None, None)
-    assert protocol.device_from_topic("other/ab/receipts") == (None, None)
+    assert protocol_check.shared_filter("receipts") == "$share/tilltap-ingest/tilltap/+/receipts"
+    assert protocol_check.device_from_topic("tilltap/ab/telemetry") == ("ab", "telemetry")
+    assert protocol_check.device_from_topic("tilltap/a+b/receipts") == (None, None)
+    assert protocol_check.device_from_topic("other/ab/receipts") == (None, None)
     assert protocol.device_id_from_uid(b"\xa1\xb2\x00\x0f") == "a1b2000f"
     for bad in ("", "A", "a/b", "a#", "x" * 65, None, 5):
-        assert not protocol.valid_device_id(bad)
+        assert not protocol_check.valid_device_id(bad)
 
 
 def test_raw_and_image_policy():
@@ -149,11 +151,11 @@ def test_telemetry_round_trip():
              "dropped_by": {"full_oldest": 3}, "dropped_ranges": [(1, 3)]}
     data = protocol.telemetry("d", 2, 5000, 40000, stats, 120, {"paper": "ok"}, "0.1.0",
                               {"acked": 4})
-    obj = protocol.parse_telemetry(data, "d")
+    obj = protocol_check.parse_telemetry(data, "d")
     assert obj["spool"]["count"] == 2 and obj["dropped_ranges"] == [[1, 3]]
     for bad in (b"{", b'{"v": 1, "device": "d", "x": 1}', b'{"v": 2, "device": "d"}'):
         try:
-            protocol.parse_telemetry(bad)
-        except protocol.ProtocolError:
+            protocol_check.parse_telemetry(bad)
+        except protocol_check.ProtocolError:
             continue
         raise AssertionError(bad)

@@ -9,6 +9,7 @@ import json
 
 import fwtest
 import protocol
+import protocol_check
 from spool import Spool
 from uplink import TransportError, Uplink
 
@@ -25,13 +26,13 @@ class Server:
         self.refuse = set()
 
     def handle(self, payload):
-        batch = protocol.parse_batch(bytes(payload), DEV)
+        batch = protocol_check.parse_batch(bytes(payload), DEV)
         self.batches.append([r["seq"] for r in batch["records"]])
         acked = []
         for rec in batch["records"]:
             if rec["seq"] in self.refuse:
                 continue
-            assert protocol.validate_record(rec, DEV) is None
+            assert protocol_check.validate_record(rec, DEV) is None
             self.stored.setdefault(rec["seq"], rec)
             acked.append(rec["seq"])
         return acked
@@ -274,7 +275,7 @@ def test_telemetry_reports_spool_depth_drops_and_last_ack():
                     printer_status=lambda: {"online": True}, rand=_rand)
         up.step(0)
         first = t.telemetry[0]
-        assert protocol.parse_telemetry(json.dumps(first).encode(), DEV)
+        assert protocol_check.parse_telemetry(json.dumps(first).encode(), DEV)
         assert first["spool"]["count"] == 4 and first["boot"] == 9
         assert first["firmware"] == "0.1.0" and first["printer"] == {"online": True}
         assert first["last_ack_ms"] is None

@@ -1,0 +1,205 @@
+"""What the server checks in every payload of the delivery protocol (protocol.py).
+
+The board never imports this module (its code would take heap the receipts need); it stays
+with the wire format, pure and MicroPython-compatible, so that the firmware's tests can check
+what the board builds against exactly what the server accepts.
+"""
+import json
+from binascii import a2b_base64
+
+from protocol import (MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID, MAX_FUTURE_SKEW_MS,
+                      MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP, TELEMETRY_FIELDS, TOPIC_ROOT,
+                      VERSION)
+
+_RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lines",
+                "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw")
+_OPTIONAL_KEYS = ("seq", "raw", "raw_lines")
+_IMAGE_KEYS = ("kind", "width", "height", "size", "data")
+_RAW_ENCODINGS = ("deflate", "identity")
+
+
+class ProtocolError(ValueError):
+    """A payload that does not follow this protocol; str(e) is the reason given back."""
+
+
+def shared_filter(kind, group=SHARE_GROUP):
+    """Shared-subscription filter for the server: every device's `kind` topic, load-shared."""
+    return "$share/%s/%s/+/%s" % (group, TOPIC_ROOT, kind)
+
+
+def device_from_topic(topic):
+    """(device, kind) of a device topic, or (None, None) if the topic is not one of ours."""
+    parts = topic.split("/")
+    if len(parts) != 3 or parts[0] != TOPIC_ROOT or not valid_device_id(parts[1]):
+        return None, None
+    return parts[1], parts[2]
+
+
+def valid_device_id(device):
+    """True for 1..64 chars of [0-9a-z_-]: safe in topics, file names and URLs."""
+    if not isinstance(device, str) or not 0 < len(device) <= MAX_DEVICE_ID:
+        return False
+    for c in device:
+        if not ("0" <= c <= "9" or "a" <= c <= "z" or c == "_" or c == "-"):
+            return False
+    return True
+
+
+def unb64(text):
+    """Bytes of base64 text; raises ProtocolError on bad base64."""
+    try:
+        return a2b_base64(text)
+    except (ValueError, TypeError):
+        raise ProtocolError("bad base64")
+
+
+def encode_ack(acked, rejected=()):
+    """Ack payload bytes: acked seqs, and [(seq or None, reason)] refused."""
+    obj = {"acked": list(acked)}
+    if rejected:
+        obj["rejected"] = [{"seq": s, "error": e} for s, e in rejected]
+    return json.dumps(obj).encode()
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_str(x):
+    return isinstance(x, str)
+
+
+def _envelope(data, what, limit):
+    """The JSON object of a batch or telemetry payload: size, JSON, version, device checked."""
+    if len(data) > limit:
+        raise ProtocolError("%s larger than %d bytes" % (what, limit))
+    try:
+        obj = json.loads(data)
+    except (ValueError, TypeError, UnicodeError):
+        raise ProtocolError("not JSON")
+    if not isinstance(obj, dict):
+        raise ProtocolError("%s must be a JSON object" % what)
+    if obj.get("v") != VERSION:
+        raise ProtocolError("unknown version %r (this server speaks %d)" % (obj.get("v"), VERSION))
+    if not valid_device_id(obj.get("device")):
+        raise ProtocolError("bad device")
+    return obj
+
+
+def parse_batch(data, device=None):
+    """The batch dict of a payload, envelope checked (not the records); raises ProtocolError.
+
+    device: the authenticated device; the batch must name the same one.
+    """
+    obj = _envelope(data, "batch", MAX_BATCH_BYTES)
+    if device is not None and obj["device"] != device:
+        raise ProtocolError("batch device does not match the credential or topic")
+    records = obj.get("records")
+    if not isinstance(records, list):
+        raise ProtocolError("records must be a list")
+    if len(records) > MAX_BATCH_RECORDS:
+        raise ProtocolError("more than %d records" % MAX_BATCH_RECORDS)
+    return obj
+
+
+def validate_record(rec, device=None, now_ms=None):
+    """None if rec is a valid record, else the reason it is not.
+
+    device: the record must belong to this device. now_ms: wall clock (Unix ms) to refuse
+    synced capture times more than MAX_FUTURE_SKEW_MS ahead.
+    """
+    if not isinstance(rec, dict):
+        return "record must be a JSON object"
+    for key in rec:
+        if key not in _RECORD_KEYS:
+            return "unknown field %r" % key
+    for key in _RECORD_KEYS:
+        if key not in rec and key not in _OPTIONAL_KEYS:
+            return "missing field %r" % key
+    if rec["v"] != VERSION:
+        return "unknown version %r" % (rec["v"],)
+    if not valid_device_id(rec["device"]):
+        return "bad device"
+    if device is not None and rec["device"] != device:
+        return "record of another device"
+    if "seq" not in rec:
+        return "missing field 'seq'"
+    if not _is_int(rec["seq"]) or not 0 <= rec["seq"] <= MAX_SEQ:
+        return "seq must be an integer 0..%d" % MAX_SEQ
+    if not _is_int(rec["boot"]) or rec["boot"] < 0:
+        return "boot must be a non-negative integer"
+    if not _is_int(rec["captured_at"]) or rec["captured_at"] < 0:
+        return "captured_at must be a non-negative integer"
+    if not isinstance(rec["time_synced"], bool) or not isinstance(rec["drawer"], bool):
+        return "time_synced and drawer must be booleans"
+    if rec["time_synced"] and now_ms is not None and \
+            rec["captured_at"] > now_ms + MAX_FUTURE_SKEW_MS:
+        return "captured_at is in the future"
+    lines = rec["lines"]
+    if not isinstance(lines, list) or any(not (x is None or _is_str(x)) for x in lines):
+        return "lines must be a list of strings or nulls"
+    for key in ("barcodes", "codes2d"):
+        items = rec[key]
+        if not isinstance(items, list) or any(
+                not isinstance(p, list) or len(p) != 2 or not _is_str(p[0]) or not _is_str(p[1])
+                for p in items):
+            return "%s must be a list of [string, string]" % key
+    for key in ("cut", "end"):
+        if not (rec[key] is None or _is_str(rec[key])):
+            return "%s must be a string or null" % key
+    return _check_images(rec["images"]) or _check_raw_lines(rec.get("raw_lines"), lines) or \
+        _check_raw(rec.get("raw"))
+
+
+def _check_images(images):
+    if not isinstance(images, list):
+        return "images must be a list"
+    for img in images:
+        if not isinstance(img, dict) or any(k not in _IMAGE_KEYS for k in img) or \
+                not _is_str(img.get("kind")) or \
+                any(not _is_int(img.get(k)) or img[k] < 0 for k in ("width", "height", "size")) \
+                or ("data" in img and not _is_str(img["data"])):
+            return "images must be {kind, width, height, size[, data]}"
+    return None
+
+
+def _check_raw_lines(raw_lines, lines):
+    if raw_lines is None:
+        return None
+    if not isinstance(raw_lines, list):
+        return "raw_lines must be a list"
+    for entry in raw_lines:
+        if not isinstance(entry, list) or len(entry) != 2 or not _is_int(entry[0]) or \
+                not 0 <= entry[0] < len(lines) or not isinstance(entry[1], list):
+            return "raw_lines entries must be [line index, spans]"
+        for span in entry[1]:
+            if not isinstance(span, list) or len(span) != 3 or not _is_str(span[0]) or \
+                    not _is_int(span[1]) or not _is_str(span[2]):
+                return "raw_lines spans must be [encoding, intl_set, base64]"
+    return None
+
+
+def _check_raw(raw):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or sorted(raw) != ["data", "encoding", "size"] or \
+            raw["encoding"] not in _RAW_ENCODINGS or not _is_int(raw["size"]) or \
+            raw["size"] < 0 or not _is_str(raw["data"]):
+        return "raw must be {encoding: deflate|identity, size, data}"
+    return None
+
+
+def parse_telemetry(data, device=None):
+    """The telemetry dict of a payload; raises ProtocolError with the reason."""
+    obj = _envelope(data, "telemetry", MAX_TELEMETRY_BYTES)
+    for key in obj:
+        if key not in TELEMETRY_FIELDS:
+            raise ProtocolError("unknown field %r" % key)
+    if device is not None and obj["device"] != device:
+        raise ProtocolError("bad device")
+    ranges = obj.get("dropped_ranges", [])
+    if not isinstance(ranges, list) or any(
+            not isinstance(r, list) or len(r) != 2 or not _is_int(r[0]) or not _is_int(r[1])
+            for r in ranges):
+        raise ProtocolError("dropped_ranges must be [[first, last], ...]")
+    return obj
