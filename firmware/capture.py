@@ -15,8 +15,8 @@ from receipt import ReceiptAssembler
 class Capture:
     """Chunks in, spooled receipt records out.
 
-    encode(receipt, raw) -> bytes builds the spool record (raw is None when it was too big or
-    memory ran short);
+    encode(receipt, raw) -> bytes builds the spool record (raw: a memoryview valid during the
+    call only, None when the receipt was too big or memory ran short);
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options).
     """
 
@@ -95,8 +95,7 @@ class Capture:
         self.receipts += 1
         for attempt in (0, 1):
             try:
-                self.last_seq = self._spool.append(
-                    self._encode(receipt, bytes(raw) if raw is not None else None))
+                self.last_seq = self._spool.append(self._encode(receipt, raw))
                 return
             except MemoryError as e:
                 # mostly a fragmented heap: collect once and try again, then without raw bytes

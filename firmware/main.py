@@ -400,7 +400,7 @@ class Runner:
     def write_status(self, tap=None):
         tmp = self.status_path + ".tmp"
         with open(tmp, "w") as f:
-            f.write(json.dumps(self.status(tap)))
+            json.dump(self.status(tap), f)   # streamed: no copy of the whole text on the heap
         os.rename(tmp, self.status_path)
 
     def run(self):

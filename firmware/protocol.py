@@ -90,8 +90,8 @@ def device_id_from_uid(uid):
 # -- building records (firmware side)
 
 def b64(data):
-    """Base64 text of bytes, no newline (MicroPython's b2a_base64 always adds one)."""
-    return b2a_base64(data).decode().rstrip("\n")
+    """Base64 text of bytes (or a memoryview of them), no newline."""
+    return b2a_base64(data, newline=False).decode()
 
 
 def want_raw(receipt, raw_size, raw_max, images):

@@ -6,6 +6,13 @@ option keep_images=True) are decoded, stacked top to bottom into one tall page, 
 `tesseract` binary (Debian packages tesseract-ocr, tesseract-ocr-chi-sim). The text lines go
 through the same field extractor as printed text (server/extract.py).
 
+Two kinds of page are read differently (measured on the raster corpus, see below):
+    crisp     bitmap fonts and rendered PDFs: the whole page at once, Tesseract's languages
+              together
+    dithered  a driver's grey text dithered to dots: blurred back to grey, then read line by
+              line (bands between blank rows), Han first and English for lines that are not;
+              dotted or dashed rules become a line of dashes as in printed text
+
     for receipt in ocr_stream(data, encoding="gb18030"):
         receipt.lines, receipt.fields
 
@@ -16,7 +23,9 @@ Payload layouts (1 = black dot):
 """
 from __future__ import annotations
 
+import csv
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,14 +39,37 @@ from escpos_parser import IMAGE, LINE, RECEIPT_END
 
 from .extract import ReceiptFields, extract_fields
 
-# Settings measured on the raster corpus (bench/bench_extract.py): Tesseract page segmentation
-# 6 (one uniform block of text) beat 4 (one column, varying sizes); thermal glyphs are ~24 dots
-# tall and read best scaled 2x with a slight blur that joins dithered strokes. Thickening the
-# strokes or scaling 3x made the PDF-rendered receipts much worse.
+# Settings measured on the raster corpus (bench/bench_extract.py: similarity with the
+# transcription; raster.bin 0.836, print-from-pdf 0.655, raster-2.bin 0.838).
+# Crisp pages: Tesseract page segmentation 6 (one uniform block of text) beat 4 (one column,
+# varying sizes); thermal glyphs are ~24 dots tall and read best scaled 2x with a slight blur that
+# smooths the dot edges. Thickening the strokes or scaling 3x made the PDF-rendered receipts much
+# worse; chi_sim alone read raster.bin better (0.885) but lost its date and total.
 _PSM = "6"
 _SCALE = 2
 _BLUR = 1.0
 _MARGIN = 16
+# Dithered pages: raster-2.bin read as a crisp page gave 0.339. A page is dithered when more
+# than 6% of its dots are specks, touching groups of at most 4 dots: 12.7% on raster-2.bin, at
+# most 3.4% on the crisp pages. Its dots are blurred back to grey at print resolution and the
+# grey darkened (gamma) so that thin strokes, dithered to a few scattered dots, count as much as
+# solid ones. chi_sim and eng together read half of its Han lines as Latin letters (0.34-0.47
+# whatever the blur); chi_sim alone: sigma 1.0-1.5 with gamma 2-6 gave 0.63-0.71 before rules,
+# thresholding the grey 0.21-0.68, scaling it 2-4x no better than 1x, a horizontal-only blur
+# 0.20-0.65, keeping per line the most confident of 3-7 blur settings +0.01-0.02 for 3-7 times
+# the time. Reading band by band lets rules (a quarter of raster-2.bin's transcription) be
+# written as dashes (0.70 -> 0.84) and a band chi_sim reads as less than a tenth Han be read
+# again with eng (pages dithered from print-from-pdf: 0.85-0.89 -> 0.92-0.95).
+# Still misread on raster-2.bin: its labels 应收, 实收, 现金 and 找零 (Tesseract's alternative
+# characters for those glyphs do not include them), so its total is not found.
+_SPECK_DOTS = 4
+_SPECK_SHARE = 0.06
+_DITHER_SIGMA = 1.25    # dots
+_DITHER_GAMMA = 4.0
+_BAND_GAP = 3           # blank rows that separate two lines; dithered glyphs have gaps of 1-2
+_RULE_HEIGHT = 4        # a rule is at most 1/4 as tall as a text line...
+_RULE_WIDTH = 2         # ...and at least 2 line heights wide
+_HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng
 
 
 class OcrUnavailable(RuntimeError):
@@ -121,23 +153,177 @@ def ocr_image(page: Image.Image, languages: list[str] | None = None) -> list[str
     if languages is None:
         installed = tesseract_languages()
         languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
+    if is_dithered(page):
+        return _read_dithered(page, languages)
+    return _read_crisp(page, languages)
+
+
+def _read_crisp(page, languages):
+    """The whole page scaled up and slightly blurred, read as one block of text."""
     big = page.convert("L").resize((page.width * _SCALE, page.height * _SCALE), Image.LANCZOS)
     big = big.filter(ImageFilter.GaussianBlur(_BLUR))
-    framed = Image.new("L", (big.width + 2 * _MARGIN, big.height + 2 * _MARGIN), 255)
-    framed.paste(big, (_MARGIN, _MARGIN))
-    with tempfile.TemporaryDirectory(prefix="tilltap-ocr-") as tmp:
-        path = os.path.join(tmp, "page.png")
-        framed.save(path)
-        out = subprocess.run(["tesseract", path, "stdout", "-l", "+".join(languages),
-                              "--psm", _PSM], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
-    lines = [clean_line(line) for line in out.stdout.splitlines()]
+    ((text, _),) = tesseract([big], languages, _PSM)
+    return _lines(text)
+
+
+def is_dithered(page: Image.Image) -> bool:
+    """True if the page is grey text dithered to dots rather than solid strokes: a share of its
+    dots lie in specks (touching groups of at most _SPECK_DOTS dots), which whole glyphs,
+    however thin, do not leave."""
+    dots, specks = 0, 0
+    for size in _component_sizes(page):
+        dots += size
+        if size <= _SPECK_DOTS:
+            specks += size
+    return dots > 0 and specks > _SPECK_SHARE * dots
+
+
+def _component_sizes(page):
+    """Dot counts of the page's 8-connected groups of black dots."""
+    width, height = page.size
+    black = bytearray(page.convert("L").tobytes().translate(_BLACK))   # 1 = an unvisited dot
+    sizes = []
+    start = black.find(1)
+    while start >= 0:
+        black[start] = 0
+        stack, size = [start], 0
+        while stack:
+            i = stack.pop()
+            size += 1
+            y, x = divmod(i, width)
+            for ny in range(max(y - 1, 0), min(y + 2, height)):
+                for nx in range(max(x - 1, 0), min(x + 2, width)):
+                    j = ny * width + nx
+                    if black[j]:
+                        black[j] = 0
+                        stack.append(j)
+        sizes.append(size)
+        start = black.find(1, start + 1)
+    return sizes
+
+
+_BLACK = bytes([1] + [0] * 255)     # grey level -> 1 for black
+
+
+def _read_dithered(page, languages):
+    """Band by band: rules become dashes, text bands are read from the de-dithered page."""
+    bands = line_bands(page)
+    line_height = sorted(bottom - top for top, bottom in bands)[len(bands) // 2]
+    rules = {band: _rule_width(page, band, line_height) for band in bands}
+    texts = [band for band in bands if rules[band] is None]
+    grey = dedither(page)
+    readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
+                           languages)
+    text_of = dict(zip(texts, readings))
+    lines = []
+    for band in bands:
+        if rules[band] is None:
+            lines += _lines(text_of[band])
+        else:
+            # receipt fonts are about half as wide as tall: one dash per character cell
+            lines.append("-" * max(3, round(2 * rules[band] / line_height)))
+    return lines
+
+
+def _read_bands(images, languages):
+    """Text of each band image: read with the languages other than eng (a Han language read
+    together with eng turns degraded Han glyphs into Latin letters), and again with eng where
+    that reading is mostly not Han; the more confident of the two readings is kept."""
+    first = [lang for lang in languages if lang != "eng"] or languages
+    readings = tesseract(images, first, _PSM)
+    if first != languages:
+        again = [k for k, (text, _) in enumerate(readings) if _han_share(text) < _HAN_SHARE]
+        english = tesseract([images[k] for k in again], ["eng"], _PSM)
+        for k, reading in zip(again, english):
+            if reading[1] > readings[k][1]:
+                readings[k] = reading
+    return [text for text, _ in readings]
+
+
+def dedither(page: Image.Image) -> Image.Image:
+    """Dithered dots blurred back to grey, the grey darkened so that light strokes count."""
+    grey = page.convert("L").filter(ImageFilter.GaussianBlur(_DITHER_SIGMA))
+    return grey.point([round(255 * (v / 255) ** _DITHER_GAMMA) for v in range(256)])
+
+
+def line_bands(page: Image.Image) -> list[tuple[int, int]]:
+    """(top, bottom) row ranges with ink, split where at least _BAND_GAP rows are blank."""
+    width = page.width
+    data = page.convert("L").tobytes()
+    inked = [data.find(0, y * width, (y + 1) * width) >= 0 for y in range(page.height)]
+    bands, top, blank = [], None, 0
+    for y, ink in enumerate(inked + [False] * _BAND_GAP):
+        if ink:
+            if top is None:
+                top = y
+            blank, bottom = 0, y + 1
+        elif top is not None:
+            blank += 1
+            if blank >= _BAND_GAP:
+                bands.append((top, bottom))
+                top = None
+    return bands
+
+
+def _rule_width(page, band, line_height):
+    """Ink width of the band if it is a rule (thin and wide), else None."""
+    top, bottom = band
+    ink = ImageChops.invert(page.convert("L").crop((0, top, page.width, bottom)))
+    left, _, right, _ = ink.getbbox()
+    if (bottom - top) * _RULE_HEIGHT <= line_height and right - left >= _RULE_WIDTH * line_height:
+        return right - left
+    return None
+
+
+def _han_share(text):
+    text = "".join(text.split())
+    return sum(_is_han(c) for c in text) / len(text) if text else 0.0
+
+
+def _lines(text):
+    lines = [clean_line(line) for line in text.splitlines()]
     return [line for line in lines if line]
 
 
+def tesseract(images: list[Image.Image], languages: list[str], psm: str) -> list[tuple[str, float]]:
+    """(text, mean word confidence 0-100) per image, from one run of the tesseract binary (a
+    list file of images: the language data is loaded once)."""
+    if not images:
+        return []
+    with tempfile.TemporaryDirectory(prefix="tilltap-ocr-") as tmp:
+        paths = []
+        for k, image in enumerate(images):
+            framed = Image.new("L", (image.width + 2 * _MARGIN, image.height + 2 * _MARGIN), 255)
+            framed.paste(image.convert("L"), (_MARGIN, _MARGIN))
+            paths.append(os.path.join(tmp, "%04d.png" % k))
+            framed.save(paths[-1])
+        listing = os.path.join(tmp, "images.txt")
+        with open(listing, "w") as f:
+            f.write("\n".join(paths) + "\n")
+        base = os.path.join(tmp, "out")
+        out = subprocess.run(["tesseract", listing, base, "-l", "+".join(languages), "--psm", psm,
+                              "txt", "tsv"], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
+        with open(base + ".txt", encoding="utf-8") as f:
+            texts = f.read().split("\f")       # one page per image, each ended by a form feed
+        with open(base + ".tsv", encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    confidences = [[] for _ in images]
+    for row in rows:
+        if row["level"] == "5" and (row["text"] or "").strip() and float(row["conf"]) >= 0:
+            confidences[int(row["page_num"]) - 1].append(float(row["conf"]))
+    return [(texts[k] if k < len(texts) else "", sum(c) / len(c) if c else 0.0)
+            for k, c in enumerate(confidences)]
+
+
+_DECIMAL_GAP = re.compile(r"(?<=\d)\. (?=\d)")
+
+
 def clean_line(line: str) -> str:
-    """Tesseract's chi_sim puts spaces between Han characters: drop those, keep the others."""
+    """Tesseract's chi_sim puts spaces between Han characters and after a decimal point
+    ("242. 00"): drop those, keep the others."""
+    line = _DECIMAL_GAP.sub(".", line)
     out = []
     for k, c in enumerate(line):
         if c == " " and out and _is_han(out[-1]):

@@ -129,7 +129,7 @@ def test_capture_failure_switches_capture_off_and_forwarding_goes_on():
 
 def test_idle_gap_ends_the_receipt_and_spools_it_with_its_raw_bytes():
     spool = ListSpool()
-    capture = Capture(spool, lambda receipt, raw: repr((receipt.lines, raw)).encode())
+    capture = Capture(spool, lambda receipt, raw: repr((receipt.lines, bytes(raw))).encode())
     job1 = b"\x1b@Coffee 3.50\nTotal 3.50\n\x1dV\x00"
     job2 = b"\x1b@Tea 2.00\n"
     pos = Source([job1[:7], job1[7:], job2] + [b""] * 30)
@@ -144,7 +144,7 @@ def test_idle_gap_ends_the_receipt_and_spools_it_with_its_raw_bytes():
 
 def test_listen_only_captures_without_forwarding():
     spool = ListSpool()
-    capture = Capture(spool, lambda receipt, raw: raw)
+    capture = Capture(spool, lambda receipt, raw: bytes(raw))
     job = b"Listen 1.00\n\x1dV\x01"
     pos = Source([job])
     tap = Tap(pos, None, capture=capture, clock=Clock())
