@@ -7,13 +7,14 @@ FIRMWARE_PY := $(wildcard firmware/*.py)
 
 .PHONY: help setup test mpy-check soak bench demo clean
 UPLINK ?= http
+UPLOAD ?= full
 
 help:
 	@echo "make setup      create .venv and install everything (pinned)"
 	@echo "make test       compile the firmware with mpy-cross, then run every test"
 	@echo "make soak       long property/fuzz and power-loss runs"
 	@echo "make bench      print speed and memory figures"
-	@echo "make demo       run the whole system on this PC (UPLINK=mqtt for MQTT)"
+	@echo "make demo       run the whole system on this PC (UPLINK=mqtt, UPLOAD=text|fields)"
 
 setup: $(STAMP)
 
@@ -36,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ONLY)
 
 demo: $(STAMP)
-	$(BIN)/tilltap demo --uplink $(UPLINK)
+	$(BIN)/tilltap demo --uplink $(UPLINK) --upload-mode $(UPLOAD)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -45,7 +45,7 @@ SCHEMA = {
     "spool.max_bytes": (int, 1024 * 1024, (16 * 1024, 1 << 30)),
     "spool.min_free": (int, 64 * 1024, (0, 1 << 30)),
     "spool.when_full": (str, "drop_oldest", ("drop_oldest", "stop_capturing")),
-    "upload.mode": (str, "full", ("full", "text")),
+    "upload.mode": (str, "full", ("full", "text", "fields")),
     "upload.raw_bytes_max": (int, 4096, (0, 1 << 20)),
     "upload.images": (bool, False, None),
     "upload.batch_count": (int, 20, (1, 500)),

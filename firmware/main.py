@@ -95,6 +95,7 @@ class Runner:
         self._busy_at = 0
         self._collected = False
         self._buffers = new_buffers(_CHUNK)   # at boot, before capture can fragment the heap
+        self._extract = None
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -109,6 +110,9 @@ class Runner:
                                             max_bytes=cfg["spool"]["max_bytes"],
                                             min_free=cfg["spool"]["min_free"],
                                             policy=cfg["spool"]["when_full"]))
+            if cfg["upload"]["mode"] == "fields":
+                from fields import extract      # the light extractor: only this mode pays for it
+                self._extract = extract
             printer = cfg["printer"]
 
             def make_parser():
@@ -128,6 +132,10 @@ class Runner:
         upload = self.cfg["upload"]
         synced = self.clock_synced()
         captured = _wall_ms() if synced else _ticks_diff(_ticks_ms(), self.started)
+        if self._extract is not None:     # upload mode "fields": only the consumption data
+            found = self._extract(receipt.readable_lines())
+            return protocol.encode_record(protocol.record_from_fields(
+                receipt, found, self.device, self.boot, captured, synced))
         if upload["mode"] == "text" or raw is None or not protocol.want_raw(
                 receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
             raw = None

@@ -32,6 +32,9 @@ Record (one receipt), a JSON object with exactly these keys (optional ones may b
     drawer       true if the cash drawer was kicked
     raw          optional {"encoding": "deflate" | "identity", "size": n, "data": base64}: the
                  receipt's ESC/POS bytes (raw deflate, any window) for re-parsing on the server
+    fields       optional, upload mode "fields" only (lines, codes and images then empty, no
+                 raw): what the board's extractor found, {FIELD_KEYS}: amounts as decimal
+                 strings or null, "payments" [{"type", "amount"}], "items" [{ITEM_KEYS}]
 Batch:  {"v": VERSION, "device": id, "records": [record, ...]}
 Ack:    {"acked": [seq, ...], "rejected": [{"seq": seq or null, "error": reason}, ...]}
         "acked" lists seqs the server has committed (new or already stored); a device deletes a
@@ -60,6 +63,10 @@ HTTP_TELEMETRY_PATH = "/api/v1/telemetry"
 # MicroPython ports with a 2000 epoch (ESP32) return time.time() from 2000-01-01.
 EPOCH_2000_OFFSET_S = 946684800
 
+# The consumption data of upload mode "fields" (firmware/fields.py extract()).
+FIELD_SCALARS = ("total", "subtotal", "currency", "receipt_no", "datetime", "member_id")
+FIELD_KEYS = FIELD_SCALARS + ("payments", "items")
+ITEM_KEYS = ("name", "qty", "unit_price", "amount")
 TELEMETRY_FIELDS = ("v", "device", "boot", "uptime_ms", "mem_free", "spool", "dropped",
                     "dropped_by", "dropped_ranges", "last_ack_ms", "printer", "firmware",
                     "uplink")
@@ -108,14 +115,11 @@ def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=Non
     where the caller could compress them (then sent instead). images: include image payloads
     (only present when the parser ran with keep_images). seq: normally None (see batch_bytes).
     """
-    rec = {
-        "v": VERSION, "device": device, "boot": boot, "captured_at": captured_at,
-        "time_synced": bool(time_synced), "lines": receipt.lines,
-        "barcodes": [[s, d] for s, d in receipt.barcodes],
-        "codes2d": [[t, d] for t, d in receipt.codes2d],
-        "images": [_image(i, images) for i in receipt.images],
-        "cut": receipt.cut, "end": receipt.end, "drawer": bool(receipt.drawer),
-    }
+    rec = _record_head(receipt, device, boot, captured_at, time_synced)
+    rec["lines"] = receipt.lines
+    rec["barcodes"] = [[s, d] for s, d in receipt.barcodes]
+    rec["codes2d"] = [[t, d] for t, d in receipt.codes2d]
+    rec["images"] = [_image(i, images) for i in receipt.images]
     if receipt.raw_lines:
         rec["raw_lines"] = [[i, [[enc, intl, b64(data)] for enc, intl, data in spans]]
                             for i, spans in sorted(receipt.raw_lines.items())]
@@ -127,6 +131,24 @@ def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=Non
         else:
             rec["raw"] = {"encoding": "identity", "size": len(raw), "data": b64(raw)}
     return rec
+
+
+def record_from_fields(receipt, fields, device, boot, captured_at, time_synced):
+    """The record of upload mode "fields": the consumption data the board extracted
+    (fields.extract(), FIELD_KEYS) and how the receipt ended; no text, codes or raw bytes."""
+    rec = _record_head(receipt, device, boot, captured_at, time_synced)
+    rec["lines"] = []
+    rec["barcodes"] = []
+    rec["codes2d"] = []
+    rec["images"] = []
+    rec["fields"] = fields
+    return rec
+
+
+def _record_head(receipt, device, boot, captured_at, time_synced):
+    return {"v": VERSION, "device": device, "boot": boot, "captured_at": captured_at,
+            "time_synced": bool(time_synced), "cut": receipt.cut, "end": receipt.end,
+            "drawer": bool(receipt.drawer)}
 
 
 def _image(img, with_data):

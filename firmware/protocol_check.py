@@ -7,13 +7,13 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64
 
-from protocol import (MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID, MAX_FUTURE_SKEW_MS,
-                      MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP, TELEMETRY_FIELDS, TOPIC_ROOT,
-                      VERSION)
+from protocol import (FIELD_KEYS, FIELD_SCALARS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
+                      MAX_FUTURE_SKEW_MS, MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP,
+                      TELEMETRY_FIELDS, TOPIC_ROOT, VERSION)
 
 _RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lines",
-                "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw")
-_OPTIONAL_KEYS = ("seq", "raw", "raw_lines")
+                "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw", "fields")
+_OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields")
 _IMAGE_KEYS = ("kind", "width", "height", "size", "data")
 _RAW_ENCODINGS = ("deflate", "identity")
 
@@ -148,7 +148,7 @@ def validate_record(rec, device=None, now_ms=None):
         if not (rec[key] is None or _is_str(rec[key])):
             return "%s must be a string or null" % key
     return _check_images(rec["images"]) or _check_raw_lines(rec.get("raw_lines"), lines) or \
-        _check_raw(rec.get("raw"))
+        _check_raw(rec.get("raw")) or _check_fields(rec.get("fields"))
 
 
 def _check_images(images):
@@ -186,6 +186,27 @@ def _check_raw(raw):
             raw["encoding"] not in _RAW_ENCODINGS or not _is_int(raw["size"]) or \
             raw["size"] < 0 or not _is_str(raw["data"]):
         return "raw must be {encoding: deflate|identity, size, data}"
+    return None
+
+
+def _check_fields(fields):
+    if fields is None:
+        return None
+    if not isinstance(fields, dict) or sorted(fields) != sorted(FIELD_KEYS):
+        return "fields must have exactly the keys %s" % ", ".join(FIELD_KEYS)
+    for key in FIELD_SCALARS:
+        if not (fields[key] is None or _is_str(fields[key])):
+            return "fields.%s must be a string or null" % key
+    payments = fields["payments"]
+    if not isinstance(payments, list) or any(
+            not isinstance(p, dict) or sorted(p) != ["amount", "type"] or not _is_str(p["type"])
+            or not _is_str(p["amount"]) for p in payments):
+        return "fields.payments must be [{type, amount}] of strings"
+    items = fields["items"]
+    if not isinstance(items, list) or any(
+            not isinstance(i, dict) or sorted(i) != sorted(ITEM_KEYS)
+            or any(not (i[k] is None or _is_str(i[k])) for k in ITEM_KEYS) for i in items):
+        return "fields.items must be [{%s}] of strings or nulls" % ", ".join(ITEM_KEYS)
     return None
 
 

@@ -25,7 +25,8 @@ import fields as rules
 from tilltap import db
 from tilltap.analysis_db import (customers, item_months, layout_templates, receipt_fields,
                                  receipt_items, receipt_num_days, receipt_payments)
-from tilltap.extract import TemplateError, apply_template, extract_fields, load_template
+from tilltap.extract import (TemplateError, apply_template, board_fields, extract_fields,
+                             load_template)
 
 log = logging.getLogger("tilltap.analysis")
 
@@ -90,8 +91,13 @@ def _receipt_dt(printed, record):
 def _rows(device_id, seq, record, template):
     """(receipt_fields row, receipt_items rows, receipt_payments rows) for one stored record."""
     lines = record.get("lines") or []
-    found = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
-                           [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
+    if "fields" in record:        # upload mode "fields": the board extracted, no text came
+        found = board_fields(record["fields"])
+    else:
+        found = extract_fields(lines, [{"symbology": s, "data": d}
+                                       for s, d in record.get("barcodes", ())],
+                               [{"type": t, "data": d} for t, d in record.get("codes2d", ())],
+                               template)
     folded = [rules.fold(line) for line in lines if line]
     total = _amount(found.total)
     refund = (total is not None and total < 0) or any(_REFUND.search(t) for t in folded)

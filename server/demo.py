@@ -23,6 +23,8 @@ import time
 
 from sqlalchemy import func, select
 
+import config as device_config
+
 from tilltap import db, devices, operators
 from tilltap.broker import Broker
 from tilltap.hostrun import FirmwareProcess
@@ -34,12 +36,16 @@ from tilltap.virtual_printer import VirtualPrinter
 
 DEVICE = "demo-tap"
 OPERATOR = "demo"
+UPLOAD_MODES = device_config.SCHEMA["upload.mode"][2]
 CORPUS = os.environ.get("TILLTAP_CORPUS") or os.path.join(ROOT, "..", "shared", "corpus")
 
 
 def add_arguments(ap):
     ap.add_argument("--once", action="store_true", help="replay once, report, exit")
     ap.add_argument("--uplink", choices=("http", "mqtt"), default="http")
+    ap.add_argument("--upload-mode", choices=UPLOAD_MODES, default="full",
+                    help="what leaves the tap: full (receipt and raw bytes), text, or fields "
+                         "(only what the board's extractor found)")
     ap.add_argument("--port", type=int, default=8080, help="the server's HTTP port (0: any free)")
     ap.add_argument("--dir", default=None, help="working directory (default: a temporary one)")
     ap.add_argument("--generated", type=int, default=30,
@@ -78,9 +84,10 @@ def expected_receipts(jobs):
 class Demo:
     """Starts every part; `close()` stops them."""
 
-    def __init__(self, workdir, uplink="http", port=None):
+    def __init__(self, workdir, uplink="http", port=None, upload_mode="full"):
         self.dir = workdir
         self.uplink = uplink
+        self.upload_mode = upload_mode
         self.db_url = "sqlite:///" + os.path.join(workdir, "tilltap.db")
         self.engine = db.make_engine(self.db_url)
         self.port = port
@@ -112,7 +119,7 @@ class Demo:
         self.printer = await VirtualPrinter().start()
         self.tap = FirmwareProcess(self.dir, self.printer.port, {
             "device_id": DEVICE, "server": server_cfg,
-            "upload": {"idle_ms": 100}, "split": {"idle_ms": 1500}},
+            "upload": {"idle_ms": 100, "mode": self.upload_mode}, "split": {"idle_ms": 1500}},
             heapsize=self.heapsize).start()
         return self
 
@@ -184,11 +191,11 @@ async def _main(args):
               file=sys.stderr)
         return 2
     want = expected_receipts(jobs)
-    demo = Demo(workdir, args.uplink, args.port)
+    demo = Demo(workdir, args.uplink, args.port, args.upload_mode)
     try:
         await demo.start()
-        print("tilltap demo: %s uplink, server %s, working directory %s"
-              % (args.uplink, demo.server.url, workdir), flush=True)
+        print("tilltap demo: %s uplink, upload mode %s, server %s, working directory %s"
+              % (args.uplink, args.upload_mode, demo.server.url, workdir), flush=True)
         sent, replies = await demo.replay(jobs)
         await demo.wait_stored(want, args.timeout)
         lines, ok = report(jobs, sent, replies, demo, want)

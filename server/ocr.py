@@ -55,18 +55,18 @@ _MARGIN = 16
 # grey darkened (gamma) so that thin strokes, dithered to a few scattered dots, count as much as
 # solid ones. chi_sim and eng together read half of its Han lines as Latin letters (0.34-0.47
 # whatever the blur); chi_sim alone: sigma 1.0-1.5 with gamma 2-6 gave 0.63-0.71 before rules,
-# thresholding the grey 0.21-0.68, scaling it 2-4x no better than 1x, a horizontal-only blur
-# 0.20-0.65, keeping per line the most confident of 3-7 blur settings +0.01-0.02 for 3-7 times
+# thresholding the grey 0.11-0.68, scaling it 2-4x no better than 1x, a horizontal-only blur
+# 0.12-0.65, keeping per line the most confident of 3-7 blur settings +0.01-0.02 for 3-7 times
 # the time. Reading band by band lets rules (a quarter of raster-2.bin's transcription) be
 # written as dashes (0.70 -> 0.84) and a band chi_sim reads as less than a tenth Han be read
 # again with eng (pages dithered from print-from-pdf: 0.85-0.89 -> 0.92-0.95).
-# Still misread on raster-2.bin: its labels 应收, 实收, 现金 and 找零 (Tesseract's alternative
-# characters for those glyphs do not include them), so its total is not found.
+# Still misread on raster-2.bin at every setting tried: 应收 and 实收 (Tesseract's alternative
+# characters for those glyphs include neither 应 nor 收), so its total is not found.
 _SPECK_DOTS = 4
 _SPECK_SHARE = 0.06
 _DITHER_SIGMA = 1.25    # dots
 _DITHER_GAMMA = 4.0
-_BAND_GAP = 3           # blank rows that separate two lines; dithered glyphs have gaps of 1-2
+_BAND_GAP = 3           # blank rows between two lines (raster-2.bin has one inside a line)
 _RULE_HEIGHT = 4        # a rule is at most 1/4 as tall as a text line...
 _RULE_WIDTH = 2         # ...and at least 2 line heights wide
 _HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng

@@ -3,8 +3,11 @@ import os
 import subprocess
 
 import pytest
+from sqlalchemy import select
 
 from corpus import need_corpus
+from receipt_factory import generate_receipts
+from tilltap import analysis, analysis_db, db
 from unixport import VENV_BIN
 
 
@@ -18,3 +21,31 @@ def test_demo_once_is_byte_exact_and_stores_every_receipt_once(uplink, tmp_path)
     assert result.returncode == 0, out + result.stderr
     assert "identical: yes" in out and "identical: NO" not in out
     assert "each once" in out and "result:                        OK" in out
+
+
+def test_upload_mode_fields_sends_only_what_the_board_extracted(tmp_path):
+    """The firmware extracts on the board (fields.py under the unix port); the server stores
+    records without text, codes or raw bytes, and analyses their fields."""
+    need_corpus()
+    result = subprocess.run([os.path.join(VENV_BIN, "tilltap"), "demo", "--once", "--uplink",
+                             "mqtt", "--upload-mode", "fields", "--port", "0", "--dir",
+                             str(tmp_path), "--generated", "12"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    engine = db.make_engine("sqlite:///%s" % (tmp_path / "tilltap.db"))
+    with engine.connect() as conn:
+        records = [r for (r,) in conn.execute(select(db.receipts.c.record)
+                                              .order_by(db.receipts.c.seq))]
+    assert records and all(r["lines"] == [] and r["barcodes"] == [] and "raw" not in r
+                           and "raw_lines" not in r and "fields" in r for r in records)
+    # the generated receipts are the last jobs, one receipt each, in order
+    truth = [g.fields for g in generate_receipts(seed=7, count=12) if g.language != "zh"]
+    board = [r["fields"] for r in records[-len(truth):]]
+    assert [f["total"] for f in board] == [t["total"] for t in truth]
+    assert [len(f["items"]) for f in board] == [len(t["items"]) for t in truth]
+    analysis.extract_pending(engine)
+    with engine.connect() as conn:
+        totals = [t for (t,) in conn.execute(select(analysis_db.receipt_fields.c.total)
+                                             .order_by(analysis_db.receipt_fields.c.seq))]
+    assert [str(t) for t in totals[-len(truth):]] == [t["total"] for t in truth]
+    engine.dispose()

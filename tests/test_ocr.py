@@ -9,7 +9,7 @@ import shutil
 import unicodedata
 
 import pytest
-from PIL import ImageChops
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from corpus import CORPUS
 from receipt_factory import generate_receipts
@@ -17,7 +17,7 @@ from tilltap import ocr
 
 RASTER = [  # stream, parser options, minimum similarity measured by bench/bench_extract.py
     ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.75),
-    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.25),  # dithered grey glyphs
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.8),  # dithered grey glyphs
     ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
 ]
 
@@ -106,3 +106,56 @@ def test_receipts_with_only_a_logo_are_not_read():
 def test_clean_line_joins_han_characters():
     assert ocr.clean_line("会 员 卡 ： 10001703") == "会员卡： 10001703"
     assert ocr.clean_line("Total  12.00") == "Total  12.00"
+
+
+def test_clean_line_closes_the_gap_after_a_decimal_point():
+    assert ocr.clean_line("现金 242. 00") == "现金 242.00"
+    assert ocr.clean_line("Page 1. Next") == "Page 1. Next"
+
+
+def strokes(grey):
+    """A page of glyph-like strokes (bars and frames) in the given grey, mode "1"."""
+    page = Image.new("L", (240, 120), 255)
+    draw = ImageDraw.Draw(page)
+    for x in range(10, 230, 24):
+        draw.rectangle((x, 10, x + 3, 50), fill=grey)
+        draw.rectangle((x, 70, x + 16, 73), fill=grey)
+        draw.rectangle((x, 80, x + 16, 110), outline=grey, width=2)
+    return page
+
+
+def test_dithered_grey_text_is_told_from_solid_strokes():
+    solid = strokes(0).convert("1", dither=Image.Dither.NONE)
+    # a driver's grey text: soft edges, then Floyd-Steinberg dithered to dots
+    dithered = strokes(110).filter(ImageFilter.GaussianBlur(1)).convert("1")
+    assert not ocr.is_dithered(solid)
+    assert ocr.is_dithered(dithered)
+    assert not ocr.is_dithered(Image.new("1", (8, 8), 1))
+
+
+def test_corpus_pages_dithered_or_crisp():
+    pages = {name: ocr.receipt_pages(stream(name), **options)[0][2] for name, options, _ in RASTER}
+    assert ocr.is_dithered(pages["taoyuan__npos/raster-2.bin"])
+    assert not ocr.is_dithered(pages["taoyuan__npos/raster.bin"])
+    assert not ocr.is_dithered(pages["mike42__escpos-php/print-from-pdf.bin"])
+
+
+def test_line_bands_split_at_blank_rows():
+    page = Image.new("1", (50, 40), 1)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((5, 2, 40, 9), fill=0)
+    draw.rectangle((5, 11, 40, 14), fill=0)     # 1 blank row: same line
+    draw.line((0, 25, 49, 25), fill=0)          # 10 blank rows: a new band, a rule
+    draw.point((7, 39), fill=0)
+    assert ocr.line_bands(page) == [(2, 15), (25, 26), (39, 40)]
+
+
+def test_rules_in_a_dithered_page_become_dashes():
+    need_tesseract("chi_sim")
+    page = ocr.receipt_pages(stream("taoyuan__npos/raster-2.bin"), encoding="gb18030")[0][2]
+    lines = ocr.ocr_image(page)
+    rules = [k for k, line in enumerate(lines) if set(line) == {"-"}]
+    assert len(rules) == 3 and all(len(lines[k]) >= 30 for k in rules)
+    # where the receipt prints them: around the item line, above the member's phone number
+    assert any("1031061" in line for line in lines[rules[0]:rules[1]])
+    assert any("1234567890" in line for line in lines[rules[2]:])

@@ -3,8 +3,8 @@ interpreters), and what the server refuses is refused with a reason."""
 import json
 
 import protocol
-
 import protocol_check
+from fields import extract
 from receipt import Receipt
 
 
@@ -159,3 +159,28 @@ def test_telemetry_round_trip():
         except protocol_check.ProtocolError:
             continue
         raise AssertionError(bad)
+
+
+def test_fields_record_carries_only_the_extracted_data():
+    r = _receipt()
+    found = extract(r.readable_lines())
+    assert found["total"] == "7.00"
+    rec = protocol.record_from_fields(r, found, "a1b2c3d4e5f6", 3, 1767225600000, True)
+    rec["seq"] = 9
+    assert protocol_check.validate_record(rec) is None
+    assert rec["lines"] == rec["barcodes"] == rec["codes2d"] == rec["images"] == []
+    assert "raw" not in rec and "raw_lines" not in rec
+    back = json.loads(protocol.encode_record(rec))
+    assert back["fields"] == found and back["end"] == "cut"
+    for bad, reason in (({}, "exactly the keys"), (dict(found, total=7), "fields.total"),
+                        (dict(found, payments=[{"type": "cash"}]), "fields.payments"),
+                        (dict(found, items=[{"name": "x"}]), "fields.items")):
+        assert reason in protocol_check.validate_record(dict(rec, fields=bad))
+
+
+def test_undecoded_lines_are_readable_where_ascii():
+    r = Receipt()
+    r.lines = ["Sous-total 53,10", None]
+    r.raw_lines = {1: (("cp858", 0, b"TOTAL TTC  53,10 \xd5"),)}
+    assert r.readable_lines() == ["Sous-total 53,10", "TOTAL TTC  53,10 ?"]
+    assert extract(r.readable_lines())["total"] == "53.10"
