@@ -73,7 +73,7 @@ async def run():
         print("  -X heapsize=%-5s pass-through %s, stored %d of %d, MemoryErrors in capture %d, "
               "in use after collection %d KB, peak %d KB" % (
                   heap, "byte-exact" if exact else "NOT EXACT", stored, want, errors,
-                  (status.get("mem_total", 0) - status.get("mem_free", 0)) // 1024,
+                  status.get("mem_alloc", 0) // 1024,
                   status.get("mem_alloc_peak", 0) // 1024))
     print("target: the workload in heapsize=128k without a MemoryError "
           "(64-bit stand-in for ~100 KB on the ESP32)")

@@ -36,12 +36,19 @@ class Capture:
 
     def reset(self):
         """Start afresh after a failure: a new parser, the receipt in progress is dropped."""
+        self.release()     # the old parser's heap is free before the new one is built
         self.parser = self._make_parser()
         self._assembler = ReceiptAssembler()
         self._raw_len = 0
         self._raw_start = 0      # stream offset of self._raw[0]
         self._raw_whole = True   # False once the receipt in progress outgrew the window
         return self
+
+    def release(self):
+        """Give the parser's and the receipt in progress's heap back (forwarding needs it);
+        capture is off until reset()."""
+        self.parser = None
+        self._assembler = None
 
     def feed(self, chunk, n=None):
         """Parse one forwarded chunk (or chunk[:n]); spools every receipt it completed."""

@@ -30,6 +30,7 @@ import protocol
 from capture import Capture
 from escpos_parser import Parser
 from ports import SocketPort, UartPort
+from status_led import DEGRADED, FAILED, HEALTHY, StatusLed
 from tap import Tap, new_buffers
 
 try:
@@ -51,9 +52,11 @@ _POLL_MS = 10          # longest sleep of the loop when nothing moves
 _CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last replies
 _STATUS_EVERY_MS = 500
 _GC_AFTER_IDLE_MS = 1000
+_RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
 
 _ticks_ms = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
 _ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
+_ticks_add = getattr(time, "ticks_add", None) or (lambda a, b: a + b)
 
 
 def load_board(path):
@@ -96,6 +99,9 @@ class Runner:
         self._collected = False
         self._buffers = new_buffers(_CHUNK)   # at boot, before capture can fragment the heap
         self._extract = None
+        self.config_refused = False
+        self._restart_at = None      # ticks before which capture is not restarted
+        self.led = _make_led(board.get("led"))
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -277,10 +283,11 @@ class Runner:
                 # printer unreachable: refuse the job so the POS sees the error and retries
                 self._problem("printer unreachable", e)
                 return
-            tap = self.new_tap(SocketPort(conn), SocketPort(psock))
-            poller = select.poll()
-            poller.register(conn, select.POLLIN)
-            poller.register(psock, select.POLLIN)
+            try:
+                tap, poller = self._open_job(conn, psock)
+            except MemoryError:
+                self._heap_to_forwarding()
+                tap, poller = self._open_job(conn, psock)
             self._forward_job(tap, poller)
         finally:
             if psock is not None:
@@ -291,6 +298,21 @@ class Runner:
                 self.capture.idle()     # the connection's end ends its receipt
             except Exception as e:   # noqa: BLE001
                 self._problem("capture", e)
+
+    def _open_job(self, conn, psock):
+        tap = self.new_tap(SocketPort(conn), SocketPort(psock))
+        poller = select.poll()
+        poller.register(conn, select.POLLIN)
+        poller.register(psock, select.POLLIN)
+        return tap, poller
+
+    def _heap_to_forwarding(self):
+        """Out of memory where forwarding needs a little: capture gives its heap back (the
+        receipt in progress is lost, counted) and restarts once memory allows."""
+        if self.capture is not None and self.capture.parser is not None:
+            self.capture.release()
+            self.totals["capture_errors"] += 1
+        gc.collect()
 
     def _forward_job(self, tap, poller):
         closing = None
@@ -344,11 +366,21 @@ class Runner:
         except MemoryError:
             pass   # the counter the caller raised is the record that matters
 
+    def health(self):
+        """What the status LED shows (status_led.py): config refused, degraded or healthy."""
+        if self.config_refused:
+            return FAILED
+        if self.capture is None or self.uplink is None or self.uplink.failing():
+            return DEGRADED
+        return HEALTHY
+
     def _tick(self, tap, moved):
         """Per loop turn: watchdog, capture recovery, garbage collection in quiet times, status."""
         if self._wdt:
             self._wdt.feed()
         now = _ticks_ms()
+        if self.led is not None:
+            self.led.show(self.health(), now)
         if moved:
             self._busy_at = now
             self._collected = False
@@ -357,8 +389,9 @@ class Runner:
             # (a pause in forwarding) is rare during a print job
             gc.collect()
             self._collected = True
-        if tap is not None and tap.capture is None and self.capture is not None:
-            self._restart_capture(tap)
+        if tap is not None and tap.capture is None and self.capture is not None and (
+                self._restart_at is None or _ticks_diff(now, self._restart_at) >= 0):
+            self._restart_capture(tap, now)
         if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
             try:
@@ -366,11 +399,11 @@ class Runner:
             except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
                 self._problem("status", e)
 
-    def _restart_capture(self, tap):
+    def _restart_capture(self, tap, now):
         """Capture failed on this tap: note why, start a fresh parser, carry on capturing.
 
         Out of memory, the fresh parser may not fit either: then the tap forwards without
-        capture and the next turn tries again (after the idle collection, it usually fits).
+        capture and tries again _RESTART_CAPTURE_MS later.
         """
         if tap.last_error is not None:
             self.totals["capture_errors"] += 1
@@ -378,8 +411,12 @@ class Runner:
             tap.last_error = None
         try:
             tap.capture = self.capture.reset()
+            self._restart_at = None
         except MemoryError:
+            # a failed allocation costs a full collection: try again in a while, not per turn
             tap.capture = None
+            self.capture.release()
+            self._restart_at = _ticks_add(now, _RESTART_CAPTURE_MS)
 
     def status(self, tap=None):
         """Health figures: what moved, what was captured, the spool, the problems seen."""
@@ -391,14 +428,17 @@ class Runner:
         gc.collect()
         out = {"firmware": FIRMWARE_VERSION, "device": device_id(self.cfg),
                "uptime_ms": _ticks_diff(_ticks_ms(), self.started), "jobs": self.jobs,
-               "mem_free": gc.mem_free(), "mem_alloc_peak": self.peak_alloc,
-               "problems": self.problems[-5:]}
+               "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
+               "mem_alloc_peak": self.peak_alloc,
+               "problems": self.problems[-5:],
+               "health": ("healthy", "degraded", "failed")[self.health()]}
         out.update(totals)
         if self.capture is not None:
             out["receipts"] = self.capture.receipts
             out["store_errors"] = self.capture.store_errors
             out["last_store_error"] = self.capture.last_store_error
-            out["parser"] = self.capture.parser.stats()
+            if self.capture.parser is not None:
+                out["parser"] = self.capture.parser.stats()
         if self.spool is not None:
             out["spool"] = self.spool.stats()
         if self.uplink is not None:
@@ -446,6 +486,17 @@ class _LockedSpool:
     def stats(self):
         with self._lock:
             return self._spool.stats()
+
+
+def _make_led(spec):
+    """The board's status LED (board.json "led": pin, NeoPixel or not), or None."""
+    if not spec or machine is None or not hasattr(machine, "Pin"):
+        return None
+    pin = machine.Pin(spec["pin"], machine.Pin.OUT)
+    if spec.get("neopixel"):
+        import neopixel
+        return StatusLed(pixel=neopixel.NeoPixel(pin, 1))
+    return StatusLed(pin=pin, active_high=spec.get("active_high", True))
 
 
 def _wait(poller):
@@ -545,12 +596,17 @@ def main(argv=None):
         # On a board: with a bypass relay POS and printer stay wired directly; without one,
         # forward with the default line settings and capture nothing.
         if board.get("bypass_pin") is not None:
-            Runner(board, cfg)._bypass(True)
+            runner = Runner(board, cfg)
+            runner._bypass(True)
+            runner.config_refused = True
             while True:
-                time.sleep(60)
+                if runner.led is not None:
+                    runner.led.show(runner.health(), _ticks_ms())
+                time.sleep_ms(100)
     runner = Runner(board, cfg, opts["--status"])
     if problem:
         runner.problems.append(problem)
+        runner.config_refused = True
     else:
         if board["chip"] != "unix":
             from wifi import Network

@@ -12,8 +12,11 @@ What the tap guarantees:
   printer go back to the POS the same way.
 - A chunk goes on to the printer before capture sees it; capture works on that chunk only
   (bounded). An exception in capture switches capture off (counted) and forwarding carries on.
+  Out of memory in forwarding itself, capture releases its heap first.
 - Nothing here waits on the network: the uplink runs in its own thread (see main.py).
 """
+import gc
+
 _CHUNK = 512
 
 
@@ -112,7 +115,7 @@ class Tap:
 
         Returns True when bytes moved (the caller should call again at once).
         """
-        n = self.down.pump()
+        n = self._pump(self.down)
         if n and self.capture is not None:
             try:
                 # the read buffer itself: the parser works on it in place, no copy
@@ -120,7 +123,7 @@ class Tap:
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
         moved = n > 0
-        if self.up is not None and self.up.pump():
+        if self.up is not None and self._pump(self.up):
             moved = True
         now = self._clock()
         if n:
@@ -139,6 +142,19 @@ class Tap:
     def closed(self):
         """True when either side closed (network mode: the job's connection ended)."""
         return self.down.closed or (self.up is not None and self.up.closed)
+
+    def _pump(self, direction):
+        try:
+            return direction.pump()
+        except MemoryError as e:
+            # Forwarding must have the heap: capture gives its own back (the receipt in
+            # progress is lost, counted), then the same pump again. Its state is consistent:
+            # start/end move only after a write, and a slice is allocated before each write.
+            if self.capture is not None:
+                self.capture.release()
+                self._capture_failed(e)
+            gc.collect()
+            return direction.pump()
 
     def _capture_failed(self, e):
         self.capture = None

@@ -206,6 +206,10 @@ class Uplink:
             None if self._last_ack is None else ticks_diff(now, self._last_ack), status,
             self._firmware, self.stats())
 
+    def failing(self):
+        """True while deliveries fail (backing off before the next try)."""
+        return self._retry_at is not None
+
     def stats(self):
         """Delivery counters, the backoff state and the last error."""
         out = dict(self._counts)

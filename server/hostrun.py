@@ -61,7 +61,9 @@ class FirmwareProcess:
             if self.status():          # written from the loop, after the listener is bound
                 return self
             time.sleep(0.05)
-        raise RuntimeError("firmware did not listen on %d: %s" % (self.listen_port, self.log()))
+        log = self.log()
+        self.stop()
+        raise RuntimeError("firmware did not listen on %d: %s" % (self.listen_port, log))
 
     def status(self):
         try:

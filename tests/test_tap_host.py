@@ -36,6 +36,7 @@ def test_every_corpus_stream_passes_byte_exact_both_ways(tmp_path):
     assert status["pos_bytes"] == status["printer_bytes"] == len(sent)
     assert status["capture_errors"] == 0
     assert [p for p in status["problems"] if not p.startswith("uplink disabled")] == []
+    assert status["health"] == "degraded"          # no server configured: nothing delivers
 
 
 @pytest.mark.parametrize("heapsize", ["176k"])  # the 128k target is not met yet: bench_memory

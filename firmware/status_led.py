@@ -1,0 +1,48 @@
+"""The board's status LED: the tap's health, readable by shop staff without a laptop.
+
+    steady on (green)      forwarding, capture and uplink healthy
+    slow blink (amber)     forwarding, but capture is off or receipts cannot be delivered
+                           (server or Wi-Fi down: they wait in the spool)
+    fast blink (red)       forwarding only: the configuration was refused, defaults in use
+    off                    the firmware is not running (on boards with a bypass relay the
+                           POS is then wired straight to the printer)
+
+The LED is written only when what it shows changes (a NeoPixel write blocks for ~30 us).
+"""
+try:
+    from micropython import const
+except ImportError:   # CPython (the tests)
+    def const(x):
+        return x
+
+HEALTHY = const(0)
+DEGRADED = const(1)
+FAILED = const(2)
+
+_BLINK_MS = (0, 1000, 200)      # half-period per state; 0: steady
+_COLOURS = ((0, 40, 0), (40, 25, 0), (40, 0, 0))
+
+
+class StatusLed:
+    """Shows a health state on a plain LED (pin) or a NeoPixel (pixel); both built by the
+    caller from the board definition (see main.py), so tests pass fakes."""
+
+    def __init__(self, pin=None, pixel=None, active_high=True):
+        self._pin = pin
+        self._pixel = pixel
+        self._on_value = 1 if active_high else 0
+        self._shown = None
+
+    def show(self, state, now_ms):
+        """Drive the LED for `state` at time now_ms (ticks); cheap when nothing changes."""
+        half = _BLINK_MS[state]
+        lit = half == 0 or (now_ms // half) % 2 == 0
+        key = state * 2 + lit
+        if key == self._shown:
+            return
+        self._shown = key
+        if self._pixel is not None:
+            self._pixel[0] = _COLOURS[state] if lit else (0, 0, 0)
+            self._pixel.write()
+        elif self._pin is not None:
+            self._pin.value(self._on_value if lit else 1 - self._on_value)
