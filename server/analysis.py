@@ -305,6 +305,19 @@ def rebuild_summaries(engine):
         _insert_chunked(conn, item_months, rows)
 
 
+def ensure_summaries(engine):
+    """Fills the report summaries of a database from before they existed (analysis rows, empty
+    summaries); True if it had to. `tilltap serve` runs it at start."""
+    with engine.connect() as conn:
+        fields_exist = conn.execute(select(receipt_fields.c.seq).limit(1)).first() is not None
+        summaries_exist = any(conn.execute(select(func.count()).select_from(t)).scalar()
+                              for t in (item_months, receipt_num_days))
+    if not fields_exist or summaries_exist:
+        return False
+    rebuild_summaries(engine)
+    return True
+
+
 def extract_and_store(engine, device_id, seq):
     """Extracts one stored receipt's fields and replaces its analysis rows; False if no such
     receipt."""

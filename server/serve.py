@@ -53,6 +53,9 @@ def run(args):
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     engine = db.make_engine(args.db, schema=args.schema)
     ingest = Ingest(engine, check_devices=True)
+    if analysis.ensure_summaries(engine):
+        logging.getLogger("tilltap.serve").info("report summaries rebuilt (database from "
+                                                "before them)")
     extractor = analysis.PendingExtractor(engine).start()  # fields of new receipts for reports
     consumer = None
     if args.mqtt_host:
