@@ -28,6 +28,7 @@ import time
 
 import protocol
 from capture import Capture
+from cardmask import mask_cards
 from escpos_parser import Parser
 from ports import SocketPort, UartPort
 from status_led import DEGRADED, FAILED, HEALTHY, StatusLed
@@ -47,7 +48,6 @@ except ImportError:
     select = socket = None
 
 FIRMWARE_VERSION = "0.1.0"
-_CHUNK = 512
 _POLL_MS = 10          # longest sleep of the loop when nothing moves
 _CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last replies
 _STATUS_EVERY_MS = 500
@@ -97,11 +97,16 @@ class Runner:
         self.peak_alloc = 0
         self._busy_at = 0
         self._collected = False
-        self._buffers = new_buffers(_CHUNK)   # at boot, before capture can fragment the heap
+        self._buffers = new_buffers()   # at boot, before capture can fragment the heap
         self._extract = None
         self.config_refused = False
+        self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
         self._restart_at = None      # ticks before which capture is not restarted
-        self.led = _make_led(board.get("led"))
+        try:
+            self.led = _make_led(board.get("led"))
+        except Exception as e:   # noqa: BLE001 -- a wrong pin never stops printing
+            self.led = None
+            self._problem("status LED", e)
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -126,8 +131,11 @@ class Runner:
                               encoding=printer["encoding"] or None,
                               split_on_init=cfg["split"]["on_init"])
 
+            upload = cfg["upload"]
+            # raw bytes leave the board in mode "full" only: no window to keep them otherwise
             self.capture = Capture(self.spool, self.encode_record, make_parser,
-                                   raw_max=cfg["upload"]["raw_bytes_max"])
+                                   raw_max=upload["raw_bytes_max"] if upload["mode"] == "full"
+                                   else 0)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self._problem("capture disabled", e)
             self.capture = None
@@ -139,7 +147,8 @@ class Runner:
         synced = self.clock_synced()
         captured = _wall_ms() if synced else _ticks_diff(_ticks_ms(), self.started)
         if self._extract is not None:     # upload mode "fields": only the consumption data
-            found = self._extract(receipt.readable_lines())
+            # masked again: a number split across two decoded spans joins up here
+            found = self._extract([mask_cards(line) for line in receipt.readable_lines()])
             return protocol.encode_record(protocol.record_from_fields(
                 receipt, found, self.device, self.boot, captured, synced))
         if upload["mode"] == "text" or raw is None or not protocol.want_raw(
@@ -198,7 +207,8 @@ class Runner:
             now = _ticks_ms()
             wait = 1000
             try:
-                if self.network is None or self.network.step(now):
+                self.online = self.network is None or self.network.step(now)
+                if self.online:
                     wait = self.uplink.step(now)
             except Exception as e:   # noqa: BLE001 -- the thread must live on
                 self._problem("uplink", e)
@@ -217,7 +227,10 @@ class Runner:
 
     def new_tap(self, pos, printer):
         cfg = self.cfg
-        return Tap(pos, printer, capture=self.capture, clock=_ticks_ms,
+        capture = self.capture
+        if capture is not None and capture.parser is None:
+            capture = None       # released for forwarding: _tick restarts it
+        return Tap(pos, printer, capture=capture, clock=_ticks_ms,
                    diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"],
                    buffers=self._buffers)
 
@@ -262,13 +275,7 @@ class Runner:
                 _wait(poller)
                 self._tick(None, False)
                 continue
-            try:
-                self._job(conn, printer_addr)
-            except MemoryError:
-                # the job's ports or poller did not fit (capture had the heap): the POS sees
-                # the connection close before a byte went on, and sends the job again
-                self.totals["jobs_refused"] += 1
-                gc.collect()
+            self._job(conn, printer_addr)
 
     def _job(self, conn, printer_addr):
         """One print job: forward until the POS closes, then let the printer answer, close."""
@@ -283,56 +290,70 @@ class Runner:
                 # printer unreachable: refuse the job so the POS sees the error and retries
                 self._problem("printer unreachable", e)
                 return
-            try:
-                tap, poller = self._open_job(conn, psock)
-            except MemoryError:
-                self._heap_to_forwarding()
-                tap, poller = self._open_job(conn, psock)
-            self._forward_job(tap, poller)
+            opened = self._open_job(conn, psock)
+            if opened is None:
+                # the job's ports did not fit even with capture's heap given back: the POS
+                # sees the connection close before a byte went on, and sends the job again
+                self.totals["jobs_refused"] += 1
+                return
+            self._forward_job(*opened)
+        except MemoryError:
+            gc.collect()          # socket() or connect(): as above, nothing went on yet
+            self.totals["jobs_refused"] += 1
+            return
         finally:
             if psock is not None:
                 psock.close()
             conn.close()
-        if self.capture is not None:
+        if self.capture is not None and self.capture.parser is not None:
             try:
                 self.capture.idle()     # the connection's end ends its receipt
             except Exception as e:   # noqa: BLE001
                 self._problem("capture", e)
 
     def _open_job(self, conn, psock):
-        tap = self.new_tap(SocketPort(conn), SocketPort(psock))
-        poller = select.poll()
-        poller.register(conn, select.POLLIN)
-        poller.register(psock, select.POLLIN)
-        return tap, poller
-
-    def _heap_to_forwarding(self):
-        """Out of memory where forwarding needs a little: capture gives its heap back (the
-        receipt in progress is lost, counted) and restarts once memory allows."""
-        if self.capture is not None and self.capture.parser is not None:
-            self.capture.release()
-            self.totals["capture_errors"] += 1
-        gc.collect()
+        """(tap, poller) for a job; out of memory, capture gives its heap back (the receipt in
+        progress is lost, counted, capture restarts later) for one more try, then None."""
+        for attempt in (0, 1):
+            try:
+                tap = self.new_tap(SocketPort(conn), SocketPort(psock))
+                poller = select.poll()
+                poller.register(conn, select.POLLIN)
+                poller.register(psock, select.POLLIN)
+                return tap, poller
+            except MemoryError:
+                if attempt == 0 and self.capture is not None and \
+                        self.capture.parser is not None:
+                    self.capture.release()
+                    self.totals["capture_errors"] += 1
+                    self._defer_restart(_ticks_ms())
+                gc.collect()
+        return None
 
     def _forward_job(self, tap, poller):
         closing = None
-        while True:
-            moved = tap.step()
-            self._tick(tap, moved)
-            if tap.closed() and not tap.down.pending():
-                now = _ticks_ms()
-                if closing is None:
-                    closing = now
-                elif _ticks_diff(now, closing) >= _CLOSE_GRACE_MS or tap.up.closed:
-                    break
-            if not moved:
-                _wait(poller)
-        self._account(tap)
+        try:
+            while True:
+                moved = tap.step()
+                self._tick(tap, moved)
+                if tap.closed() and not tap.down.pending():
+                    now = _ticks_ms()
+                    if closing is None:
+                        closing = now
+                    elif _ticks_diff(now, closing) >= _CLOSE_GRACE_MS or tap.up.closed:
+                        break
+                if not moved:
+                    _wait(poller)
+        finally:
+            self._account(tap)
 
     def _accept(self, listener):
         try:
             conn, _ = listener.accept()
         except OSError:
+            return None
+        except MemoryError:
+            gc.collect()      # the connection waits in the backlog for the next turn
             return None
         return conn
 
@@ -370,7 +391,8 @@ class Runner:
         """What the status LED shows (status_led.py): config refused, degraded or healthy."""
         if self.config_refused:
             return FAILED
-        if self.capture is None or self.uplink is None or self.uplink.failing():
+        if self.capture is None or self.capture.parser is None or self.uplink is None or \
+                not self.online or self.uplink.failing():
             return DEGRADED
         return HEALTHY
 
@@ -389,9 +411,12 @@ class Runner:
             # (a pause in forwarding) is rare during a print job
             gc.collect()
             self._collected = True
-        if tap is not None and tap.capture is None and self.capture is not None and (
-                self._restart_at is None or _ticks_diff(now, self._restart_at) >= 0):
-            self._restart_capture(tap, now)
+        if self.capture is not None:
+            if tap is not None and tap.last_error is not None:
+                self._capture_failed(tap, now)
+            if (self.capture.parser is None or tap is not None and tap.capture is None) and \
+                    self._restart_due(now):
+                self._restart_capture(tap, now)
         if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
             try:
@@ -399,24 +424,45 @@ class Runner:
             except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
                 self._problem("status", e)
 
-    def _restart_capture(self, tap, now):
-        """Capture failed on this tap: note why, start a fresh parser, carry on capturing.
-
-        Out of memory, the fresh parser may not fit either: then the tap forwards without
-        capture and tries again _RESTART_CAPTURE_MS later.
-        """
-        if tap.last_error is not None:
-            self.totals["capture_errors"] += 1
-            self._problem("capture", tap.last_error)
-            tap.last_error = None
-        try:
-            tap.capture = self.capture.reset()
-            self._restart_at = None
-        except MemoryError:
-            # a failed allocation costs a full collection: try again in a while, not per turn
-            tap.capture = None
+    def _capture_failed(self, tap, now):
+        """Count and note why capture stopped on this tap; after a MemoryError its restart
+        waits (rebuilding at once would fail the same way, a full collection each time)."""
+        error = tap.last_error
+        tap.last_error = None
+        self.totals["capture_errors"] += 1
+        self._problem("capture", error)
+        if isinstance(error, MemoryError):
             self.capture.release()
-            self._restart_at = _ticks_add(now, _RESTART_CAPTURE_MS)
+            self._defer_restart(now)
+
+    def _defer_restart(self, now):
+        self._restart_at = _ticks_add(now, _RESTART_CAPTURE_MS)
+
+    def _restart_due(self, now):
+        if self._restart_at is None:
+            return True
+        # due once reached; a deadline further off than it can be has been passed by a ticks
+        # wrap (a long quiet spell): due as well
+        wait = _ticks_diff(self._restart_at, now)
+        return wait <= 0 or wait > _RESTART_CAPTURE_MS
+
+    def _restart_capture(self, tap, now):
+        """A fresh parser (the receipt in progress was dropped), on the tap if there is one.
+
+        Out of memory, the fresh parser may not fit either: then forwarding goes on without
+        capture and the next try is _RESTART_CAPTURE_MS later.
+        """
+        try:
+            capture = self.capture.reset()
+            self._restart_at = None
+        except Exception as e:   # noqa: BLE001 -- most likely MemoryError; never the loop's end
+            capture = None
+            self.capture.release()
+            self._defer_restart(now)
+            if not isinstance(e, MemoryError):
+                self._problem("capture restart", e)
+        if tap is not None:
+            tap.capture = capture
 
     def status(self, tap=None):
         """Health figures: what moved, what was captured, the spool, the problems seen."""

@@ -1,8 +1,8 @@
 """The delivery protocol between a tap and the server: records, batches, acks, telemetry, topics.
 
 This module is the one definition of the wire format. The firmware builds and encodes with it;
-the server (`tilltap`) validates with protocol_check.py, which the board does not load. It is pure logic (json, binascii), so it runs unchanged
-under MicroPython and CPython.
+the server (`tilltap`) checks payloads with protocol_check.py, which the board does not load.
+It is pure logic (json, binascii), so it runs unchanged under MicroPython and CPython.
 
 Failure assumptions:
 - Anything on the wire can be truncated, duplicated, reordered or replayed; a device can run old
@@ -33,8 +33,10 @@ Record (one receipt), a JSON object with exactly these keys (optional ones may b
     raw          optional {"encoding": "deflate" | "identity", "size": n, "data": base64}: the
                  receipt's ESC/POS bytes (raw deflate, any window) for re-parsing on the server
     fields       optional, upload mode "fields" only (lines, codes and images then empty, no
-                 raw): what the board's extractor found, {FIELD_KEYS}: amounts as decimal
-                 strings or null, "payments" [{"type", "amount"}], "items" [{ITEM_KEYS}]
+                 raw): what the board's extractor found (FIELD_KEYS): total, subtotal,
+                 currency, receipt_no, datetime (ISO 8601, local), member_id as strings or
+                 null (amounts as decimal strings), payments [{"type", "amount"}], items
+                 [{"name", "qty", "unit_price", "amount"}]
 Batch:  {"v": VERSION, "device": id, "records": [record, ...]}
 Ack:    {"acked": [seq, ...], "rejected": [{"seq": seq or null, "error": reason}, ...]}
         "acked" lists seqs the server has committed (new or already stored); a device deletes a
@@ -64,8 +66,8 @@ HTTP_TELEMETRY_PATH = "/api/v1/telemetry"
 EPOCH_2000_OFFSET_S = 946684800
 
 # The consumption data of upload mode "fields" (firmware/fields.py extract()).
-FIELD_SCALARS = ("total", "subtotal", "currency", "receipt_no", "datetime", "member_id")
-FIELD_KEYS = FIELD_SCALARS + ("payments", "items")
+FIELD_KEYS = ("total", "subtotal", "currency", "receipt_no", "datetime", "member_id", "payments",
+              "items")
 ITEM_KEYS = ("name", "qty", "unit_price", "amount")
 TELEMETRY_FIELDS = ("v", "device", "boot", "uptime_ms", "mem_free", "spool", "dropped",
                     "dropped_by", "dropped_ranges", "last_ack_ms", "printer", "firmware",

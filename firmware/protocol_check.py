@@ -7,12 +7,13 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64
 
-from protocol import (FIELD_KEYS, FIELD_SCALARS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
+from protocol import (FIELD_KEYS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
                       MAX_FUTURE_SKEW_MS, MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP,
                       TELEMETRY_FIELDS, TOPIC_ROOT, VERSION)
 
 _RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lines",
-                "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw", "fields")
+                "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw",
+                "fields")
 _OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields")
 _IMAGE_KEYS = ("kind", "width", "height", "size", "data")
 _RAW_ENCODINGS = ("deflate", "identity")
@@ -189,24 +190,57 @@ def _check_raw(raw):
     return None
 
 
+_MAX_FIELD_TEXT = 200      # longer strings are refused; the server cuts to its columns
+_DATETIME_SHAPE = "dddd-dd-ddTdd:dd:dd"   # ISO 8601, local time, no offset; date alone too
+
+
+def _is_amount(s):
+    """A decimal string as fields.py writes it: -?D{1,15}(.D{1,6})? (no exponent, no NaN)."""
+    if not _is_str(s):
+        return False
+    body = s[1:] if s[:1] == "-" else s
+    whole, dot, frac = body.partition(".")
+    return 0 < len(whole) <= 15 and whole.isdigit() and (
+        not dot or 0 < len(frac) <= 6 and frac.isdigit())
+
+
+def _is_datetime(s):
+    if not _is_str(s) or len(s) not in (10, 16, 19):
+        return False
+    for c, want in zip(s, _DATETIME_SHAPE):
+        if not (c.isdigit() if want == "d" else c == want):
+            return False
+    return True
+
+
+def _is_text(s):
+    return s is None or _is_str(s) and len(s) <= _MAX_FIELD_TEXT
+
+
 def _check_fields(fields):
     if fields is None:
         return None
     if not isinstance(fields, dict) or sorted(fields) != sorted(FIELD_KEYS):
         return "fields must have exactly the keys %s" % ", ".join(FIELD_KEYS)
-    for key in FIELD_SCALARS:
-        if not (fields[key] is None or _is_str(fields[key])):
-            return "fields.%s must be a string or null" % key
+    for key in ("total", "subtotal"):
+        if not (fields[key] is None or _is_amount(fields[key])):
+            return "fields.%s must be a decimal string or null" % key
+    if not (fields["datetime"] is None or _is_datetime(fields["datetime"])):
+        return "fields.datetime must be YYYY-MM-DD[THH:MM[:SS]] or null"
+    if not all(_is_text(fields[k]) for k in ("currency", "receipt_no", "member_id")):
+        return "fields.currency, receipt_no and member_id must be short strings or null"
     payments = fields["payments"]
     if not isinstance(payments, list) or any(
-            not isinstance(p, dict) or sorted(p) != ["amount", "type"] or not _is_str(p["type"])
-            or not _is_str(p["amount"]) for p in payments):
-        return "fields.payments must be [{type, amount}] of strings"
+            not isinstance(p, dict) or sorted(p) != ["amount", "type"]
+            or not _is_str(p["type"]) or not _is_text(p["type"]) or not _is_amount(p["amount"])
+            for p in payments):
+        return "fields.payments must be [{type, amount}]"
     items = fields["items"]
     if not isinstance(items, list) or any(
-            not isinstance(i, dict) or sorted(i) != sorted(ITEM_KEYS)
-            or any(not (i[k] is None or _is_str(i[k])) for k in ITEM_KEYS) for i in items):
-        return "fields.items must be [{%s}] of strings or nulls" % ", ".join(ITEM_KEYS)
+            not isinstance(i, dict) or sorted(i) != sorted(ITEM_KEYS) or not _is_text(i["name"])
+            or any(not (i[k] is None or _is_amount(i[k])) for k in ITEM_KEYS[1:])
+            for i in items):
+        return "fields.items must be [{%s}]" % ", ".join(ITEM_KEYS)
     return None
 
 

@@ -154,7 +154,10 @@ class Tap:
                 self.capture.release()
                 self._capture_failed(e)
             gc.collect()
-            return direction.pump()
+            try:
+                return direction.pump()
+            except MemoryError:
+                return 0    # still none (the uplink holds it): the held chunk waits a turn
 
     def _capture_failed(self, e):
         self.capture = None

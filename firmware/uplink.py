@@ -218,6 +218,3 @@ class Uplink:
         out["skipped"] = len(self._skipped)
         out["last_error"] = self._last_error
         return out
-
-
-# -- MQTT

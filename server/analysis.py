@@ -32,6 +32,8 @@ log = logging.getLogger("tilltap.analysis")
 
 BATCH = 500
 _MAX_AMOUNT = Decimal(10) ** 12  # Numeric(14, 2); a larger "amount" is a misread number
+_MAX_QTY = Decimal(10) ** 11     # Numeric(14, 3)
+_PLACES = Decimal("0.001")       # the finest scale of the amount and quantity columns
 
 # Refunds and voids as POS software prints them (folded to lower case).
 _REFUND = re.compile(r"\b(refund|return|retoure|rückgabe|erstattung|remboursement|avoir|"
@@ -68,7 +70,9 @@ def _amount(text, limit=_MAX_AMOUNT):
         value = Decimal(text)
     except (TypeError, InvalidOperation):
         return None
-    return value if value.is_finite() and abs(value) < limit else None
+    if not value.is_finite() or abs(value) >= limit:
+        return None
+    return value.quantize(_PLACES)   # "1e-2000" is finite too: no exponent reaches the DB
 
 
 def _cut(text, size):
@@ -79,9 +83,12 @@ def _receipt_dt(printed, record):
     """The printed local date-time; else the capture time (UTC) if the tap's clock was set."""
     if printed:
         try:
-            return datetime.datetime.fromisoformat(printed)
+            dt = datetime.datetime.fromisoformat(printed)
         except ValueError:
-            pass
+            dt = None
+        if dt is not None:   # local time as printed; an offset (not from our extractors) to UTC
+            return dt if dt.tzinfo is None else dt.astimezone(datetime.timezone.utc).replace(
+                tzinfo=None)
     if record.get("time_synced"):
         return datetime.datetime.fromtimestamp(record["captured_at"] / 1000,
                                                datetime.timezone.utc).replace(tzinfo=None)
@@ -102,10 +109,10 @@ def _rows(device_id, seq, record, template):
     total = _amount(found.total)
     refund = (total is not None and total < 0) or any(_REFUND.search(t) for t in folded)
     key = {"device_id": device_id, "seq": seq}
-    items = [dict(key, line_no=n, name=_cut(i.name, 200), qty=_amount(i.qty),
+    items = [dict(key, line_no=n, name=_cut(i.name, 200), qty=_amount(i.qty, _MAX_QTY),
                   unit_price=_amount(i.unit_price), amount=_amount(i.amount), sku=_cut(i.sku, 32))
              for n, i in enumerate(found.items)]
-    payments = [dict(key, line_no=n, type=p.type, amount=_amount(p.amount))
+    payments = [dict(key, line_no=n, type=_cut(p.type, 16), amount=_amount(p.amount))
                 for n, p in enumerate(found.payments)]
     number = _TRAILING_DIGITS.search(found.receipt_no or "")
     row = dict(
@@ -113,10 +120,10 @@ def _rows(device_id, seq, record, template):
         receipt_num=int(number.group(1)) if number else None,
         receipt_dt=_receipt_dt(found.datetime, record), total=total,
         currency=_cut(found.currency, 3),
-        payment_types=",".join(sorted({p.type for p in found.payments})) or None,
+        payment_types=_cut(",".join(sorted({p.type for p in found.payments})), 100) or None,
         member_id=_cut(found.member_id, 64), phone_key=_receipt_phone(lines), customer_id=None,
         item_count=len(items), refund=bool(refund), void=any(_VOID.search(t) for t in folded),
-        template=template is not None, extracted_at=db.utcnow())
+        template=template is not None and "fields" not in record, extracted_at=db.utcnow())
     return row, items, payments
 
 
@@ -426,6 +433,9 @@ def try_template(engine, device_id, seq, template_json):
             db.receipts.c.device_id == device_id, db.receipts.c.seq == seq)).scalar()
     if record is None:
         raise LookupError("no receipt %s/%d" % (device_id, seq))
+    if "fields" in record:
+        raise TemplateError("receipt %s/%d came in upload mode fields: it has no text for a "
+                            "template" % (device_id, seq))
     lines = record.get("lines") or []
     fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
                             [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)

@@ -19,7 +19,6 @@ import secrets
 from sqlalchemy import select, update
 
 import protocol
-
 import protocol_check
 from tilltap import db
 

@@ -228,12 +228,14 @@ def _codes(barcodes, codes2d):
 def board_fields(fields: dict) -> ReceiptFields:
     """The ReceiptFields of a record the board sent in upload mode "fields" (protocol.py
     FIELD_KEYS, already checked by protocol_check): there are no lines to extract from."""
+    mask = rules.mask_cards          # as for lines: no card number is stored
     return ReceiptFields(
-        receipt_no=fields["receipt_no"], datetime=fields["datetime"],
-        items=[Item(i["name"], i["qty"], i["unit_price"], i["amount"]) for i in fields["items"]],
+        receipt_no=mask(fields["receipt_no"]), datetime=fields["datetime"],
+        items=[Item(mask(i["name"]), i["qty"], i["unit_price"], i["amount"])
+               for i in fields["items"]],
         subtotal=fields["subtotal"], total=fields["total"], currency=fields["currency"],
         payments=[Payment(p["type"], p["amount"]) for p in fields["payments"]],
-        member_id=fields["member_id"])
+        member_id=mask(fields["member_id"]))
 
 
 def extract_fields(lines, barcodes=(), codes2d=(), template=None) -> ReceiptFields:

@@ -28,7 +28,6 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 import protocol
-
 import protocol_check
 from tilltap import db, devices
 

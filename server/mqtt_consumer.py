@@ -24,7 +24,6 @@ import threading
 import paho.mqtt.client as mqtt
 
 import protocol
-
 import protocol_check
 
 log = logging.getLogger("tilltap.mqtt")

@@ -317,7 +317,7 @@ def tesseract(images: list[Image.Image], languages: list[str], psm: str) -> list
             for k, c in enumerate(confidences)]
 
 
-_DECIMAL_GAP = re.compile(r"(?<=\d)\. (?=\d)")
+_DECIMAL_GAP = re.compile(r"(?<=\d)\. (?=\d\d(?!\d))")   # "242. 00", not "1. 2x Latte"
 
 
 def clean_line(line: str) -> str:

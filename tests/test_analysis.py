@@ -296,3 +296,34 @@ def test_silent_printers_and_fleet(shop):
 def test_every_report_runs_on_an_empty_database(engine):
     for name, report in REPORTS.items():
         assert report(engine, MARCH) == [], name
+
+
+def test_board_fields_are_stored_even_at_the_columns_limits(engine):
+    """Upload mode fields: what protocol_check accepts is stored on both databases (amounts
+    beyond a column become NULL, long strings are cut, card numbers masked)."""
+    devices.add(engine, "tap-fields")
+    r = Receipt()
+    r.cut, r.end = "full", "cut"
+    found = {"total": "12.3456", "subtotal": None, "currency": "EUR", "receipt_no": "4711",
+             "datetime": "2026-03-01T10:15:00", "member_id": "4111111111111111",
+             "payments": [{"type": "t" * 40, "amount": "12.35"}],
+             "items": [{"name": "N" * 200, "qty": "500000000000", "unit_price": None,
+                        "amount": "999999999999999.9"}]}
+    rec = protocol.record_from_fields(r, found, "tap-fields", 1, int(time.time() * 1000), True)
+    rec["seq"] = 1
+    ingest = Ingest(engine, check_devices=True)
+    try:
+        payload = json.dumps({"v": 1, "device": "tap-fields", "records": [rec]}).encode()
+        assert ingest.submit_batch("tap-fields", payload).result(30).acked == [1]
+    finally:
+        ingest.close()
+    assert analysis.extract_pending(engine) == 1
+    row = _fields(engine, "tap-fields", 1)
+    assert row.total == D("12.35") or row.total == D("12.346")   # the column's scale
+    assert row.receipt_dt == datetime.datetime(2026, 3, 1, 10, 15)
+    assert row.member_id == "************1111" and not row.template
+    with engine.connect() as conn:
+        item = conn.execute(select(analysis_db.receipt_items)).one()
+        payment = conn.execute(select(analysis_db.receipt_payments)).one()
+    assert item.qty is None and item.amount is None and len(item.name) == 200
+    assert payment.type == "t" * 16 and payment.amount == D("12.35")

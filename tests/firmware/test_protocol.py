@@ -172,10 +172,20 @@ def test_fields_record_carries_only_the_extracted_data():
     assert "raw" not in rec and "raw_lines" not in rec
     back = json.loads(protocol.encode_record(rec))
     assert back["fields"] == found and back["end"] == "cut"
+    item = {"name": "Tea", "qty": "2", "unit_price": "1.50", "amount": "3.00"}
     for bad, reason in (({}, "exactly the keys"), (dict(found, total=7), "fields.total"),
+                        (dict(found, total="1e-2000"), "fields.total"),
+                        (dict(found, subtotal="NaN"), "fields.subtotal"),
+                        (dict(found, datetime="2026-03-01T10:00:00+02:00"), "fields.datetime"),
+                        (dict(found, member_id="9" * 201), "member_id"),
                         (dict(found, payments=[{"type": "cash"}]), "fields.payments"),
-                        (dict(found, items=[{"name": "x"}]), "fields.items")):
+                        (dict(found, payments=[{"type": "cash", "amount": "1,50"}]),
+                         "fields.payments"),
+                        (dict(found, items=[{"name": "x"}]), "fields.items"),
+                        (dict(found, items=[dict(item, qty="2 kg")]), "fields.items")):
         assert reason in protocol_check.validate_record(dict(rec, fields=bad))
+    good = dict(found, datetime="2026-03-01", total="-12.345", items=[item])
+    assert protocol_check.validate_record(dict(rec, fields=good)) is None
 
 
 def test_undecoded_lines_are_readable_where_ascii():

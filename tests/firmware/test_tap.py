@@ -151,3 +151,32 @@ def test_listen_only_captures_without_forwarding():
     tap.step()
     assert spool.records == [job]
     assert tap.down.bytes_in == tap.down.bytes_out == len(job)
+
+
+class StarvedPrinter(Source):
+    """A printer port whose first `fails` writes run out of memory (as a slice allocation)."""
+
+    def __init__(self, fails):
+        Source.__init__(self, [])
+        self.fails = fails
+
+    def write(self, mv):
+        if self.fails:
+            self.fails -= 1
+            raise MemoryError("simulated")
+        return Source.write(self, mv)
+
+
+def test_out_of_memory_in_forwarding_releases_capture_and_never_escapes():
+    job = b"\x1b@Shop\nItem 1.00\n\x1dV\x00"
+    for fails in (1, 2, 5):
+        spool = ListSpool()
+        capture = Capture(spool, lambda receipt, raw: b"r")
+        pos, printer = Source([job, job]), StarvedPrinter(fails)
+        tap = Tap(pos, printer, capture=capture, clock=Clock())
+        for _ in range(20):
+            tap.step()                      # never raises
+        assert bytes(printer.written) == job + job, fails   # nothing lost, nothing doubled
+        assert tap.capture is None and capture.parser is None   # its heap went to forwarding
+        assert isinstance(tap.last_error, MemoryError)
+        assert capture.reset().parser is not None               # and it can come back
