@@ -20,7 +20,7 @@ sys.path[:0] = [os.path.join(ROOT, "tests")]
 from tilltap.demo import Demo, demo_streams, expected_receipts  # noqa: E402
 from tilltap.unixport import compile_firmware, micropython_command, micropython_path  # noqa: E402
 
-HEAPS = os.environ.get("TILLTAP_BENCH_HEAPS", "128k,192k,256k,320k").split(",")
+HEAPS = os.environ.get("TILLTAP_BENCH_HEAPS", "128k,192k,256k,384k").split(",")
 UPLINK = os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt")
 TAP_MODULES = "main, spool, uplink, uplink_%s" % UPLINK
 
