@@ -15,8 +15,9 @@ from receipt import ReceiptAssembler
 class Capture:
     """Chunks in, spooled receipt records out.
 
-    encode(receipt, raw) -> bytes builds the spool record (raw: a memoryview valid during the
-    call only, None when the receipt was too big or memory ran short);
+    encode(receipt, raw) -> the spool record, bytes or a list of bytes parts (Spool.append),
+    (raw: a memoryview valid during the call only, None when the receipt was too big or memory
+    ran short);
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options).
     """
 

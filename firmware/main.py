@@ -149,14 +149,14 @@ class Runner:
         if self._extract is not None:     # upload mode "fields": only the consumption data
             # masked again: a number split across two decoded spans joins up here
             found = self._extract([mask_cards(line) for line in receipt.readable_lines()])
-            return protocol.encode_record(protocol.record_from_fields(
+            return protocol.record_parts(protocol.record_from_fields(
                 receipt, found, self.device, self.boot, captured, synced))
         if upload["mode"] == "text" or raw is None or not protocol.want_raw(
                 receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
             raw = None
         rec = protocol.record_from_receipt(receipt, self.device, self.boot, captured, synced,
                                            raw=raw, images=upload["images"])
-        return protocol.encode_record(rec)
+        return protocol.record_parts(rec)
 
     def clock_synced(self):
         """True once the wall clock was set (NTP on the board; the host's clock on a PC)."""
@@ -326,7 +326,6 @@ class Runner:
                         self.capture.parser is not None:
                     self.capture.release()
                     self.totals["capture_errors"] += 1
-                    self._defer_restart(_ticks_ms())
                 gc.collect()
         return None
 
@@ -413,7 +412,7 @@ class Runner:
             self._collected = True
         if self.capture is not None:
             if tap is not None and tap.last_error is not None:
-                self._capture_failed(tap, now)
+                self._capture_failed(tap)
             if (self.capture.parser is None or tap is not None and tap.capture is None) and \
                     self._restart_due(now):
                 self._restart_capture(tap, now)
@@ -424,19 +423,14 @@ class Runner:
             except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
                 self._problem("status", e)
 
-    def _capture_failed(self, tap, now):
-        """Count and note why capture stopped on this tap; after a MemoryError its restart
-        waits (rebuilding at once would fail the same way, a full collection each time)."""
+    def _capture_failed(self, tap):
+        """Count and note why capture stopped on this tap. It restarts at once: dropping the
+        receipt in progress usually frees what it needs, and every receipt starting while
+        capture waited would be lost uncounted; only a failed restart waits."""
         error = tap.last_error
         tap.last_error = None
         self.totals["capture_errors"] += 1
         self._problem("capture", error)
-        if isinstance(error, MemoryError):
-            self.capture.release()
-            self._defer_restart(now)
-
-    def _defer_restart(self, now):
-        self._restart_at = _ticks_add(now, _RESTART_CAPTURE_MS)
 
     def _restart_due(self, now):
         if self._restart_at is None:
@@ -458,7 +452,7 @@ class Runner:
         except Exception as e:   # noqa: BLE001 -- most likely MemoryError; never the loop's end
             capture = None
             self.capture.release()
-            self._defer_restart(now)
+            self._restart_at = _ticks_add(now, _RESTART_CAPTURE_MS)
             if not isinstance(e, MemoryError):
                 self._problem("capture restart", e)
         if tap is not None:

@@ -62,6 +62,8 @@ SHARE_GROUP = "tilltap-ingest"
 HTTP_INGEST_PATH = "/api/v1/ingest"
 HTTP_TELEMETRY_PATH = "/api/v1/telemetry"
 
+_PART = 512   # bytes per part of record_parts()
+
 # MicroPython ports with a 2000 epoch (ESP32) return time.time() from 2000-01-01.
 EPOCH_2000_OFFSET_S = 946684800
 
@@ -163,6 +165,35 @@ def _image(img, with_data):
 def encode_record(rec):
     """The bytes stored in the spool for a record (UTF-8 JSON object, without seq)."""
     return json.dumps(rec).encode()
+
+
+def record_parts(rec):
+    """The same JSON object as encode_record(rec), as a list of parts of about _PART bytes
+    (Spool.append stores their concatenation). On the board a heap fragmented by a long
+    receipt's many small objects has room for small pieces where a whole record may not fit;
+    only a single large value (the raw bytes' base64) still needs one block of its size."""
+    parts = []
+    part = bytearray(b"{")
+    comma = b""
+    for key in rec:
+        value = rec[key]
+        part += b'%s"%s":' % (comma, key.encode())
+        comma = b","
+        if isinstance(value, list):
+            part += b"["
+            for i, item in enumerate(value):
+                if i:
+                    part += b","
+                part += json.dumps(item).encode()
+                if len(part) >= _PART:
+                    parts.append(part)
+                    part = bytearray()
+            part += b"]"
+        else:
+            part += json.dumps(value).encode()
+    part += b"}"
+    parts.append(part)
+    return parts
 
 
 def batch_bytes(device, entries):

@@ -72,17 +72,25 @@ _ENOSPC = const(28)  # not in MicroPython's errno module; same value on LittleFS
 REASONS = ("full_oldest", "full_new", "corrupt", "write_error")
 
 
-def _deflate(data):
-    """Raw-deflated bytes, or None where this interpreter cannot compress."""
+def _deflate(parts):
+    """Raw-deflated bytes of the parts joined, or None where this interpreter cannot compress."""
     if zlib:
         c = zlib.compressobj(9, zlib.DEFLATED, -_WBITS)
-        return c.compress(data) + c.flush()
+        return b"".join([c.compress(p) for p in parts]) + c.flush()
     if not _DEFLATE_WRITES:
         return None
     buf = io.BytesIO()
     with deflate.DeflateIO(buf, deflate.RAW, _WBITS) as d:
-        d.write(data)
+        for p in parts:
+            d.write(p)
     return buf.getvalue()
+
+
+def _length(parts):
+    n = 0
+    for p in parts:
+        n += len(p)
+    return n
 
 
 def _inflate(data):
@@ -138,7 +146,10 @@ class Spool:
     # -- public API
 
     def append(self, record):
-        """Store one receipt record (bytes) durably; return its seq, or None if it was dropped.
+        """Store one receipt record durably; return its seq, or None if it was dropped.
+
+        record: bytes, or a list of bytes parts stored as their concatenation (on the board a
+        heap with room for many small pieces may have no single block for a whole record).
 
         Never raises. A dropped new record (spool full under stop_capturing, a record larger
         than the whole spool, or a filesystem error) still consumes its seq and is reported in
@@ -146,8 +157,8 @@ class Spool:
         """
         seq = self._next
         self._next = seq + 1
-        head, payload = self._encode(seq, record)
-        size = _HEAD_SIZE + len(payload)
+        head, payload = self._encode(seq, record if isinstance(record, list) else (record,))
+        size = _HEAD_SIZE + _length(payload)
         if not self._make_room(size):
             self._drop([seq], "full_new")
             return None
@@ -266,15 +277,19 @@ class Spool:
             self._remove(self._last(self._marker))
         self._marker = seq
 
-    def _encode(self, seq, record):
+    def _encode(self, seq, parts):
+        """(header, payload parts) of a record given as parts."""
         flags = 0
-        payload = record
+        payload = parts
         if self._compress:
-            packed = _deflate(record)
-            if packed is not None and len(packed) < len(record):
-                flags, payload = _DEFLATED, packed
-        head = struct.pack(_HEAD, b"TT", _VERSION, flags, seq, len(payload))
-        return head + struct.pack("<I", crc32(payload, crc32(head))), payload
+            packed = _deflate(parts)
+            if packed is not None and len(packed) < _length(parts):
+                flags, payload = _DEFLATED, (packed,)
+        head = struct.pack(_HEAD, b"TT", _VERSION, flags, seq, _length(payload))
+        crc = crc32(head)
+        for p in payload:
+            crc = crc32(p, crc)
+        return head + struct.pack("<I", crc), payload
 
     def _write(self, seq, head, payload):
         # Write a temporary file, close it, then rename: LittleFS commits the data at close and
@@ -290,7 +305,8 @@ class Spool:
             self._free = None  # a directory costs metadata blocks: re-measure
         with self._open(self._tmp(seq), "wb") as f:
             f.write(head)
-            f.write(payload)
+            for p in payload:
+                f.write(p)
         self._fs.rename(self._tmp(seq), self._path(seq))
 
     def _read(self, seq):

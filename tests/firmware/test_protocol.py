@@ -194,3 +194,17 @@ def test_undecoded_lines_are_readable_where_ascii():
     r.raw_lines = {1: (("cp858", 0, b"TOTAL TTC  53,10 \xd5"),)}
     assert r.readable_lines() == ["Sous-total 53,10", "TOTAL TTC  53,10 ?"]
     assert extract(r.readable_lines())["total"] == "53.10"
+
+
+def test_record_parts_are_the_same_json_in_small_pieces():
+    r = _receipt()
+    r.lines = ["Line %d with some text 1.00" % i for i in range(200)]
+    for rec in (_record(seq=None), _record(seq=None, raw=b"\x1b@" * 700),
+                protocol.record_from_receipt(r, "a1b2c3d4e5f6", 3, 1767225600000, True)):
+        parts = protocol.record_parts(rec)
+        joined = b"".join(bytes(p) for p in parts)
+        assert joined[:1] == b"{" and json.loads(joined) == json.loads(protocol.encode_record(rec))
+        big = [len(p) for p in parts if len(p) > 1024]   # only a single large value may be
+        assert len(big) <= 1, big
+    assert len(protocol.record_parts(protocol.record_from_receipt(
+        r, "a1b2c3d4e5f6", 3, 1767225600000, True))) > 10
