@@ -53,6 +53,7 @@ _CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last
 _STATUS_EVERY_MS = 500
 _GC_AFTER_IDLE_MS = 1000
 _RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
+_REBUILD_MS = 10000          # between attempts to build capture or uplink that did not fit
 
 _ticks_ms = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
 _ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
@@ -102,6 +103,7 @@ class Runner:
         self.config_refused = False
         self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
         self._restart_at = None      # ticks before which capture is not restarted
+        self._build_at = None        # ticks at which to build what did not fit at boot
         try:
             self.led = _make_led(board.get("led"))
         except Exception as e:   # noqa: BLE001 -- a wrong pin never stops printing
@@ -116,7 +118,8 @@ class Runner:
             from spool import Spool
             cfg = self.cfg
             _make_parents(cfg["spool"]["dir"])
-            self.boot = _next_boot(cfg["spool"]["dir"] + ".boot")
+            if not self.boot:
+                self.boot = _next_boot(cfg["spool"]["dir"] + ".boot")
             self.spool = _LockedSpool(Spool(cfg["spool"]["dir"],
                                             max_bytes=cfg["spool"]["max_bytes"],
                                             min_free=cfg["spool"]["min_free"],
@@ -138,6 +141,7 @@ class Runner:
                                    else 0)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self._problem("capture disabled", e)
+            self._retry_build(e)
             self.capture = None
         return self.capture
 
@@ -192,8 +196,22 @@ class Runner:
                 uptime=lambda: _ticks_diff(_ticks_ms(), self.started))
         except Exception as e:   # noqa: BLE001 -- capture and forwarding go on; spool fills
             self._problem("uplink disabled", e)
+            self._retry_build(e)
             self.uplink = None
         return self.uplink
+
+    def build(self):
+        """Capture, then the uplink and its thread. What did not fit in memory is built again
+        later (_tick, in a quiet moment); a configuration problem is not retried."""
+        self._build_at = None
+        if self.capture is None and self.build_capture() is None:
+            return
+        if self.uplink is None and self.build_uplink() is not None:
+            self.start_uplink()
+
+    def _retry_build(self, error):
+        if isinstance(error, MemoryError):
+            self._build_at = _ticks_add(_ticks_ms(), _REBUILD_MS)
 
     def start_uplink(self):
         """Runs the uplink in its own thread (see the module docstring)."""
@@ -410,11 +428,14 @@ class Runner:
             # (a pause in forwarding) is rare during a print job
             gc.collect()
             self._collected = True
+        if self._build_at is not None and not moved and _due(self._build_at, now, _REBUILD_MS):
+            gc.collect()
+            self.build()
         if self.capture is not None:
             if tap is not None and tap.last_error is not None:
                 self._capture_failed(tap)
             if (self.capture.parser is None or tap is not None and tap.capture is None) and \
-                    self._restart_due(now):
+                    _due(self._restart_at, now, _RESTART_CAPTURE_MS):
                 self._restart_capture(tap, now)
         if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
@@ -431,14 +452,6 @@ class Runner:
         tap.last_error = None
         self.totals["capture_errors"] += 1
         self._problem("capture", error)
-
-    def _restart_due(self, now):
-        if self._restart_at is None:
-            return True
-        # due once reached; a deadline further off than it can be has been passed by a ticks
-        # wrap (a long quiet spell): due as well
-        wait = _ticks_diff(self._restart_at, now)
-        return wait <= 0 or wait > _RESTART_CAPTURE_MS
 
     def _restart_capture(self, tap, now):
         """A fresh parser (the receipt in progress was dropped), on the tap if there is one.
@@ -526,6 +539,15 @@ class _LockedSpool:
     def stats(self):
         with self._lock:
             return self._spool.stats()
+
+
+def _due(deadline, now, period):
+    """True once ticks `now` reached `deadline` (None: at once), set at most `period` ahead;
+    a deadline further off than that was passed by a ticks wrap (a long quiet spell)."""
+    if deadline is None:
+        return True
+    wait = _ticks_diff(deadline, now)
+    return wait <= 0 or wait > period
 
 
 def _make_led(spec):
@@ -651,8 +673,7 @@ def main(argv=None):
         if board["chip"] != "unix":
             from wifi import Network
             runner.network = Network(cfg)
-        if runner.build_capture() and runner.build_uplink():
-            runner.start_uplink()
+        runner.build()
     runner.run()
 
 
