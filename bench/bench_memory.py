@@ -1,12 +1,14 @@
 """Heap the firmware needs on the MicroPython unix port for the demo workload (host board).
 
-The firmware runs precompiled (.mpy, as `make deploy` puts it on a board) with a fixed heap;
+The firmware runs from a ROMFS image (`rom:`, as a production board boots it: code in flash)
+or precompiled on the filesystem (`mpy:`, as `make deploy` without ROMFS=1) with a fixed heap;
 the POS replays the corpus and generated receipts through it while the uplink delivers them
 over MQTT to the real server. Reported: the heap taken by the loaded code, then per heap size:
 pass-through (byte-exact both ways or not), receipts stored, MemoryErrors counted by capture,
 the heap in use after a collection at the end, and the peak sampled while running (gc.mem_alloc
 before the status collection). 64-bit objects are about twice the size of the ESP32's 32-bit
-ones. TILLTAP_BENCH_HEAPS overrides the sizes ("128k,256k"), TILLTAP_BENCH_UPLINK the uplink.
+ones. In rom: runs the heap is that much beside the image (tilltap.unixport.rom_heapsize).
+TILLTAP_BENCH_HEAPS overrides the runs ("rom:128k,mpy:256k"), TILLTAP_BENCH_UPLINK the uplink.
 """
 import asyncio
 import os
@@ -18,34 +20,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests")]
 
 from tilltap.demo import Demo, demo_streams, expected_receipts  # noqa: E402
-from tilltap.unixport import compile_firmware, micropython_command, micropython_path  # noqa: E402
+from tilltap.unixport import (BOARD_MAIN, build_romfs, compile_firmware,  # noqa: E402
+                              micropython_command, micropython_path)
 
-HEAPS = os.environ.get("TILLTAP_BENCH_HEAPS", "128k,192k,256k,384k").split(",")
+RUNS = os.environ.get("TILLTAP_BENCH_HEAPS", "rom:112k,rom:128k,mpy:256k,mpy:384k").split(",")
 UPLINK = os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt")
 TAP_MODULES = "main, spool, uplink, uplink_%s" % UPLINK
 
 
 def code_heap():
-    """Heap taken by importing what the tap loads (.mpy), and by the whole firmware."""
+    """Heap taken by importing what the tap loads, as .mpy files and from the ROMFS image."""
     with tempfile.TemporaryDirectory() as tmp:
-        mpy = compile_firmware(tmp)
+        mpy = compile_firmware(os.path.join(tmp, "mpy"))
+        image = build_romfs(os.path.join(tmp, "firmware.romfs"))
+        mount = ("import vfs,sys\nf=open(%r,'rb')\nvfs.mount(vfs.VfsRom(f.read()),'/rom')\n"
+                 "sys.path.insert(0,'/rom')\n" % image)
         out = []
-        for modules in (TAP_MODULES, "main, spool, uplink, uplink_mqtt, uplink_http, fields, "
-                                     "config, protocol_check"):
-            probe = ("import gc\ngc.collect()\na=gc.mem_alloc()\nimport %s\n"
-                     "gc.collect()\nprint(gc.mem_alloc()-a)\n" % modules)
+        for setup, path, main in (("", mpy + ":" + micropython_path(), "main"),
+                                  (mount, ".frozen", BOARD_MAIN)):
+            probe = ("%simport gc\ngc.collect()\na=gc.mem_alloc()\nimport %s\n"
+                     "gc.collect()\nprint(gc.mem_alloc()-a)\n"
+                     % (setup, TAP_MODULES.replace("main", main, 1)))
             run = subprocess.run([micropython_command(), "-X", "heapsize=4M", "-c", probe],
-                                 env=dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path()),
+                                 env=dict(os.environ, MICROPYPATH=path),
                                  capture_output=True, text=True)
             out.append(int(run.stdout.strip() or 0))
-        return out
+        return out + [os.path.getsize(image)]
 
 
-async def workload(heap, jobs, want):
+async def workload(heap, rom, jobs, want):
     with tempfile.TemporaryDirectory() as tmp:
         demo = Demo(tmp, UPLINK)
         try:
-            await demo.start_with_heap(heap)
+            await demo.start_with_heap(heap, rom=rom)
             sent, replies = await demo.replay(jobs)
             await demo.wait_stored(want, 60)
             status = demo.tap.status()
@@ -59,24 +66,31 @@ async def workload(heap, jobs, want):
 async def run():
     jobs = demo_streams(30)
     want = expected_receipts(jobs)
-    tap_code, all_code = code_heap()
-    print("firmware code on the heap (.mpy, 64-bit): %d KB loaded by the tap (%s), %d KB for "
-          "every module" % (tap_code // 1024, TAP_MODULES, all_code // 1024))
+    mpy_code, rom_code, image = code_heap()
+    print("heap taken by the code the tap loads (%s, 64-bit): %d KB as .mpy files, %d KB "
+          "from the ROMFS image (%d KB in flash)" % (TAP_MODULES, mpy_code // 1024,
+                                                     rom_code // 1024, image // 1024))
     print("demo workload: %d jobs, %d receipts, %s uplink" % (len(jobs), want, UPLINK))
-    for heap in HEAPS:
+    for spec in RUNS:
+        kind, heap = spec.split(":")
         try:
-            status, exact, stored = await workload(heap, jobs, want)
+            status, exact, stored = await workload(heap, kind == "rom", jobs, want)
         except Exception as e:   # noqa: BLE001 -- a heap too small to boot is a figure too
-            print("  -X heapsize=%-5s does not run: %r" % (heap, e))
+            print("  %s heap %-5s does not run: %r" % (kind, heap, e))
             continue
+        if kind == "rom":   # the image is on the heap too (no flash to map): not the firmware's
+            for key in ("mem_alloc", "mem_alloc_peak"):
+                status[key] = status.get(key, 0) - image
         errors = status.get("capture_errors", 0) + status.get("store_errors", 0)
-        print("  -X heapsize=%-5s pass-through %s, stored %d of %d, MemoryErrors in capture %d, "
-              "in use after collection %d KB, peak %d KB" % (
-                  heap, "byte-exact" if exact else "NOT EXACT", stored, want, errors,
+        uplink = status.get("uplink", {})
+        print("  %s heap %-5s pass-through %s, stored %d of %d, MemoryErrors in capture %d, "
+              "uplink failures %d (last: %s), in use after collection %d KB, peak %d KB" % (
+                  kind, heap, "byte-exact" if exact else "NOT EXACT", stored, want, errors,
+                  uplink.get("failures", 0), uplink.get("last_error"),
                   status.get("mem_alloc", 0) // 1024,
                   status.get("mem_alloc_peak", 0) // 1024))
     print("target: the workload in heapsize=128k without a MemoryError "
-          "(64-bit stand-in for ~100 KB on the ESP32)")
+          "(64-bit stand-in for ~100 KB on the ESP32; code in flash as on a production board)")
 
 
 asyncio.run(run())

@@ -7,9 +7,8 @@ flagged), and one spool write per finished receipt.
 """
 import gc
 
-from cardmask import mask_receipt
 from escpos_parser import Parser
-from receipt import ReceiptAssembler
+from receipt import Receipt, ReceiptAssembler
 
 
 class Capture:
@@ -18,11 +17,14 @@ class Capture:
     encode(receipt, raw) -> the spool record, bytes or a list of bytes parts (Spool.append),
     (raw: a memoryview valid during the call only, None when the receipt was too big or memory
     ran short);
-    spool.append(record) stores it durably; make_parser() -> a new Parser (printer options).
+    spool.append(record) stores it durably; make_parser() -> a new Parser (printer options);
+    new_receipt() -> what assembles a receipt: receipt.Receipt, or protocol.RecordBuilder
+    (writes each line into the record as it comes).
     """
 
-    def __init__(self, spool, encode, make_parser=Parser, raw_max=16384):
+    def __init__(self, spool, encode, make_parser=Parser, raw_max=16384, new_receipt=Receipt):
         self._make_parser = make_parser
+        self._new_receipt = new_receipt
         self._spool = spool
         self._encode = encode
         self._raw_max = raw_max
@@ -39,7 +41,7 @@ class Capture:
         """Start afresh after a failure: a new parser, the receipt in progress is dropped."""
         self.release()     # the old parser's heap is free before the new one is built
         self.parser = self._make_parser()
-        self._assembler = ReceiptAssembler()
+        self._assembler = ReceiptAssembler(self._new_receipt)
         self._raw_len = 0
         self._raw_start = 0      # stream offset of self._raw[0]
         self._raw_whole = True   # False once the receipt in progress outgrew the window
@@ -79,7 +81,7 @@ class Capture:
 
     def _finish(self, receipts):
         for receipt in receipts:
-            card = mask_receipt(receipt)      # before anything is stored
+            card = receipt.mask()      # before anything is stored
             if not self._raw_max:
                 self._store(receipt, None)
                 continue

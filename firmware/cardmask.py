@@ -92,8 +92,9 @@ def mask_cards(line):
     return "".join(out) if out else line
 
 
-def _mask_bytes(data):
-    # undecoded lines (CJK on the board): digits are ASCII in every supported encoding
+def mask_bytes(data):
+    """mask_cards() for an undecoded line's bytes (CJK on the board): digits are ASCII in every
+    supported encoding. The same object when nothing was masked."""
     text = "".join(chr(b) for b in data)
     masked = mask_cards(text)
     return data if masked is text else bytes(ord(c) for c in masked)
@@ -114,7 +115,7 @@ def mask_receipt(receipt):
                 lines[i] = masked
                 found = True
     for i, spans in receipt.raw_lines.items():
-        masked = tuple((enc, intl, _mask_bytes(data)) for enc, intl, data in spans)
+        masked = tuple((enc, intl, mask_bytes(data)) for enc, intl, data in spans)
         if any(m[2] is not s[2] for m, s in zip(masked, spans)):
             receipt.raw_lines[i] = masked
             found = True

@@ -43,6 +43,8 @@ CUT = "cut"
 RECEIPT_END = "receipt_end"
 DRAWER = "drawer"
 REQUEST = "request"
+# One shared event for every blank line: a receipt fed by LFs costs a list slot per line.
+_BLANK_LINE = (LINE, "", None)
 
 _ESC = const(0x1B)
 _GS = const(0x1D)
@@ -1392,11 +1394,13 @@ class Parser:
             else:
                 self._stats["page_lines_dropped"] += 1
             return
+        self._stats["lines"] += 1
         if text or raw:
             self._end_image()
             self._content = True
-        self._stats["lines"] += 1
-        self._emit((LINE, text, raw))
+            self._emit((LINE, text, raw))
+        else:
+            self._emit(_BLANK_LINE)
 
     def _print_page(self):
         self._end_line()

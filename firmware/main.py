@@ -31,6 +31,7 @@ from capture import Capture
 from cardmask import mask_cards
 from escpos_parser import Parser
 from ports import SocketPort, UartPort
+from receipt import Receipt
 from status_led import DEGRADED, FAILED, HEALTHY, StatusLed
 from tap import Tap, new_buffers
 
@@ -135,10 +136,14 @@ class Runner:
                               split_on_init=cfg["split"]["on_init"])
 
             upload = cfg["upload"]
-            # raw bytes leave the board in mode "full" only: no window to keep them otherwise
+            # raw bytes leave the board in mode "full" only: no window to keep them otherwise.
+            # The extractor of mode "fields" reads whole receipts; the other modes write each
+            # line into its record as it prints.
             self.capture = Capture(self.spool, self.encode_record, make_parser,
                                    raw_max=upload["raw_bytes_max"] if upload["mode"] == "full"
-                                   else 0)
+                                   else 0,
+                                   new_receipt=Receipt if self._extract else
+                                   protocol.RecordBuilder)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self._problem("capture disabled", e)
             self._retry_build(e)
@@ -158,9 +163,8 @@ class Runner:
         if upload["mode"] == "text" or raw is None or not protocol.want_raw(
                 receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
             raw = None
-        rec = protocol.record_from_receipt(receipt, self.device, self.boot, captured, synced,
-                                           raw=raw, images=upload["images"])
-        return protocol.record_parts(rec)
+        return receipt.record_parts(self.device, self.boot, captured, synced, raw,
+                                    upload["images"])
 
     def clock_synced(self):
         """True once the wall clock was set (NTP on the board; the host's clock on a PC)."""

@@ -10,7 +10,7 @@ Failure assumptions:
   device, spool seq and boot, and the server checks everything (validate_record) before storing.
 - The board has little RAM: a record is encoded once, at capture time, and stored in the spool
   without its seq (the spool assigns the seq when it stores it). The uplink splices the seq in
-  front of the stored bytes when it builds a batch (batch_bytes) instead of decoding and
+  front of the stored bytes when it builds a batch (batch_parts) instead of decoding and
   re-encoding JSON.
 - Delivery is at-least-once: the same (device, seq) can arrive many times. The server stores it
   once and acknowledges it every time.
@@ -18,7 +18,7 @@ Failure assumptions:
 Record (one receipt), a JSON object with exactly these keys (optional ones may be absent):
     v            VERSION
     device       device ID: machine.unique_id() as lowercase hex, or a configured name
-    seq          spool seq (added by batch_bytes, absent in the spool)
+    seq          spool seq (added by batch_parts, absent in the spool)
     boot         boot counter of the device when the receipt was captured
     captured_at  ms since 1970-01-01 UTC if time_synced, else ms of uptime in that boot
     time_synced  true when captured_at is wall-clock time (NTP synced)
@@ -46,6 +46,8 @@ Telemetry: {"v": VERSION, "device": id, ...fields of TELEMETRY_FIELDS}
 import json
 from binascii import b2a_base64
 
+from cardmask import mask_bytes, mask_cards
+
 VERSION = 1
 
 # Limits, the same on both sides: the device never builds what the server would refuse.
@@ -63,6 +65,7 @@ HTTP_INGEST_PATH = "/api/v1/ingest"
 HTTP_TELEMETRY_PATH = "/api/v1/telemetry"
 
 _PART = 512   # bytes per part of record_parts()
+_RAW_PIECE = 384   # raw bytes per base64 part: 512 characters, no padding inside the string
 
 # MicroPython ports with a 2000 epoch (ESP32) return time.time() from 2000-01-01.
 EPOCH_2000_OFFSET_S = 946684800
@@ -117,7 +120,7 @@ def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=Non
 
     raw: the receipt's ESC/POS bytes to attach, or None; raw_deflated: the same bytes raw-deflated
     where the caller could compress them (then sent instead). images: include image payloads
-    (only present when the parser ran with keep_images). seq: normally None (see batch_bytes).
+    (only present when the parser ran with keep_images). seq: normally None (see batch_parts).
     """
     rec = _record_head(receipt, device, boot, captured_at, time_synced)
     rec["lines"] = receipt.lines
@@ -167,14 +170,19 @@ def encode_record(rec):
     return json.dumps(rec).encode()
 
 
-def record_parts(rec):
+def record_parts(rec, raw=None, members=None):
     """The same JSON object as encode_record(rec), as a list of parts of about _PART bytes
     (Spool.append stores their concatenation). On the board a heap fragmented by a long
-    receipt's many small objects has room for small pieces where a whole record may not fit;
-    only a single large value (the raw bytes' base64) still needs one block of its size."""
-    parts = []
-    part = bytearray(b"{")
-    comma = b""
+    receipt's many small objects has room for small pieces where a whole record may not fit.
+
+    raw: the receipt's ESC/POS bytes (a memoryview will do), added as rec["raw"] would be by
+    record_from_receipt(raw=...), their base64 written piece by piece: no value needs a
+    block of its whole size. members: parts holding members written already (RecordBuilder),
+    put first.
+    """
+    parts = [b"{"] + members if members else []
+    part = bytearray() if members else bytearray(b"{")
+    comma = b"," if members else b""
     for key in rec:
         value = rec[key]
         part += b'%s"%s":' % (comma, key.encode())
@@ -191,31 +199,136 @@ def record_parts(rec):
             part += b"]"
         else:
             part += json.dumps(value).encode()
+    if raw is not None:
+        part += b'%s"raw":{"encoding":"identity","size":%d,"data":"' % (comma, len(raw))
+        for pos in range(0, len(raw), _RAW_PIECE):
+            parts.append(part)
+            part = bytearray(b2a_base64(raw[pos:pos + _RAW_PIECE], newline=False))
+        part += b'"}'
     part += b"}"
     parts.append(part)
     return parts
 
 
-def batch_bytes(device, entries):
-    """One batch payload from spool entries [(seq, record bytes)], seq spliced into each.
+class RecordBuilder:
+    """A receipt written into its record while it prints (the board's capture in upload
+    modes full and text), in place of a receipt.Receipt: the same calls from the
+    ReceiptAssembler, the same record as record_from_receipt().
+
+    Each line goes straight into JSON parts of about _PART bytes, its card numbers masked, so
+    a long receipt holds a few blocks of text instead of an object per line and per span; a
+    heap fragmented by those has no room left for anything larger. Blank lines before the
+    first text are dropped and blank lines at the end are never written (as Receipt.trim).
+    """
+
+    def __init__(self):
+        self._lines = [bytearray(b'"lines":[')]
+        self._raw_lines = [bytearray(b',"raw_lines":[')]
+        self._count = 0          # lines written
+        self._raw_count = 0
+        self._blanks = 0         # blank lines held back: written only if text follows
+        self.barcodes = []
+        self.codes2d = []
+        self.images = []
+        self.cut = None
+        self.end = None
+        self.offset = None
+        self.drawer = False
+        self.card = False        # a card number was masked: the raw bytes must stay here
+
+    def add_line(self, text, raw):
+        """One printed line: text, or None and the undecoded spans."""
+        if text == "":
+            if self._count:
+                self._blanks += 1
+            return
+        while self._blanks:
+            self._blanks -= 1
+            self._write(self._lines, self._count, b'""')
+            self._count += 1
+        if text is None:
+            spans = []
+            for enc, intl, data in raw:
+                masked = mask_bytes(data)
+                self.card = self.card or masked is not data
+                spans.append([enc, intl, b64(masked)])
+            self._write(self._raw_lines, self._raw_count,
+                        json.dumps([self._count, spans]).encode())
+            self._raw_count += 1
+            self._write(self._lines, self._count, b"null")
+        else:
+            masked = mask_cards(text)
+            self.card = self.card or masked is not text
+            self._write(self._lines, self._count, json.dumps(masked).encode())
+        self._count += 1
+
+    @staticmethod
+    def _write(parts, count, item):
+        part = parts[-1]
+        if count:
+            part += b","
+        part += item
+        if len(part) >= _PART:
+            parts.append(bytearray())
+
+    def finish(self):
+        """The receipt ended: its lines are written already."""
+
+    def mask(self):
+        """Masks card numbers in its codes (its lines were masked as they came); True if the
+        receipt showed one anywhere (its raw bytes must not leave the board then)."""
+        for codes in (self.barcodes, self.codes2d):
+            for i in range(len(codes)):
+                masked = mask_cards(codes[i][1])
+                if masked is not codes[i][1]:
+                    codes[i] = (codes[i][0], masked)
+                    self.card = True
+        return self.card
+
+    def record_parts(self, device, boot, captured_at, time_synced, raw=None, images=False):
+        """record_parts(record_from_receipt(...), raw) of this receipt; may be called again
+        (without raw, after a MemoryError)."""
+        if self._raw_lines is not None:      # the arrays are closed once, on the first call
+            self._lines[-1] += b"]"
+            if self._raw_count:
+                self._raw_lines[-1] += b"]"
+                self._lines += self._raw_lines
+            self._raw_lines = None
+        members = list(self._lines)
+        rec = _record_head(self, device, boot, captured_at, time_synced)
+        rec["barcodes"] = [[s, d] for s, d in self.barcodes]
+        rec["codes2d"] = [[t, d] for t, d in self.codes2d]
+        rec["images"] = [_image(i, images) for i in self.images]
+        return record_parts(rec, raw, members)
+
+
+def batch_parts(device, entries):
+    """One batch payload from spool entries [(seq, record parts)], seq spliced into each, as
+    a list of parts: the records' parts themselves, never copied or joined.
 
     A stored record is a JSON object '{...}' without "seq"; it becomes '{"seq":N,...}'. No JSON
-    is decoded on the board, and the only copy made is the payload itself.
+    is decoded on the board.
     """
-    head = b'{"v":%d,"device":"%s","records":[' % (VERSION, device.encode())
-    prefixes = [b'%s{"seq":%d,' % (b"," if i else b"", seq) for i, (seq, _) in
-                enumerate(entries)]
-    size = len(head) + 2 + sum(len(p) + len(b) - 1 for p, (_, b) in zip(prefixes, entries))
-    out = bytearray(size)  # one allocation: the payload itself
+    out = [b'{"v":%d,"device":"%s","records":[' % (VERSION, device.encode())]
+    for i, (seq, body) in enumerate(entries):
+        out.append(b'%s{"seq":%d,' % (b"," if i else b"", seq))
+        out.append(memoryview(body[0])[1:])  # drop the body's own "{"
+        out += body[1:]
+    out.append(b"]}")
+    return out
+
+
+def joined(parts):
+    """The parts as one bytearray (one allocation: where a body must be contiguous)."""
+    size = 0
+    for p in parts:
+        size += len(p)
+    out = bytearray(size)
     view = memoryview(out)
-    pos = len(head)
-    view[:pos] = head
-    for prefix, (_, body) in zip(prefixes, entries):
-        view[pos:pos + len(prefix)] = prefix
-        pos += len(prefix)
-        view[pos:pos + len(body) - 1] = memoryview(body)[1:]  # drop the body's own "{"
-        pos += len(body) - 1
-    view[pos:] = b"]}"
+    pos = 0
+    for p in parts:
+        view[pos:pos + len(p)] = p
+        pos += len(p)
     return out
 
 

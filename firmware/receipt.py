@@ -1,4 +1,5 @@
 """Receipts assembled from parser events: what one printed receipt contained."""
+from cardmask import mask_receipt
 from escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
 
 
@@ -20,9 +21,20 @@ class Receipt:
         self.offset = None   # stream position just after this receipt's last byte
         self.drawer = False
 
-    def is_empty(self):
-        return not (self.barcodes or self.codes2d or self.images or
-                    any(line is None or line for line in self.lines))
+    def add_line(self, text, raw):
+        """One printed line: text, or None and the undecoded spans."""
+        if text is None:
+            self.raw_lines[len(self.lines)] = raw
+        self.lines.append(text)
+
+    def finish(self):
+        """The receipt ended: blank lines around it are dropped."""
+        self.trim()
+
+    def mask(self):
+        """Masks card numbers in place; True if it showed one (its raw bytes must not leave
+        the board then)."""
+        return mask_receipt(self)
 
     def trim(self):
         """Drop leading and trailing blank lines (paper feeds, not content)."""
@@ -64,10 +76,14 @@ class Receipt:
 
 
 class ReceiptAssembler:
-    """Feeds on parser events; returns each Receipt when its end event arrives."""
+    """Feeds on parser events; returns each receipt when its end event arrives, finished.
 
-    def __init__(self):
-        self._receipt = Receipt()
+    new_receipt: Receipt, or protocol.RecordBuilder on the board (the same calls).
+    """
+
+    def __init__(self, new_receipt=Receipt):
+        self._new = new_receipt
+        self._receipt = new_receipt()
 
     def add(self, events):
         """Consume events; returns the list of receipts they completed."""
@@ -76,9 +92,7 @@ class ReceiptAssembler:
         for ev in events:
             kind = ev[0]
             if kind == LINE:
-                if ev[1] is None:
-                    r.raw_lines[len(r.lines)] = ev[2]
-                r.lines.append(ev[1])
+                r.add_line(ev[1], ev[2])
             elif kind == BARCODE:
                 r.barcodes.append((ev[1], ev[2]))
             elif kind == CODE2D:
@@ -91,9 +105,9 @@ class ReceiptAssembler:
                 r.end = ev[1]
                 r.cut = ev[2]
                 r.offset = ev[3]
-                r.trim()
+                r.finish()
                 done.append(r)
-                r = self._receipt = Receipt()
+                r = self._receipt = self._new()
         return done
 
     def pending(self):

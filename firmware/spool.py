@@ -34,6 +34,7 @@ Record file = 16-byte header + payload. Header (little-endian): b"TT", version 1
 (bit 0: payload is raw deflate with a 1 KiB window), seq u32, payload length u32, CRC32 of
 header bytes 0..11 followed by the payload.
 """
+import io
 import os
 import struct
 from binascii import crc32
@@ -47,8 +48,6 @@ except ImportError:  # CPython
 
 
 try:
-    import io
-
     import deflate
 
     _DEFLATE_WRITES = hasattr(deflate.DeflateIO, "write")  # compression is a build option
@@ -62,6 +61,7 @@ _HEAD_SIZE = const(16)
 _VERSION = const(1)
 _DEFLATED = const(1)
 _WBITS = const(10)  # 1 KiB window: small RAM for the decoder on the board
+_PIECE = const(1024)  # a record is read in parts of this size
 _SHIFT = const(6)  # 64 seqs per subdirectory
 _MASK = const(63)
 _STATE = "<4sIH"  # magic, seq floor, number of ranges; then counters, ranges, CRC
@@ -93,10 +93,40 @@ def _length(parts):
     return n
 
 
-def _inflate(data):
+def _inflate(parts):
+    """The raw-deflated parts inflated, as parts of at most _PIECE bytes."""
     if zlib:
-        return zlib.decompress(data, -_WBITS)
-    return deflate.DeflateIO(io.BytesIO(data), deflate.RAW, _WBITS).read()
+        d = zlib.decompressobj(-_WBITS)
+        data = b"".join([d.decompress(p) for p in parts]) + d.flush()
+        return [data[k:k + _PIECE] for k in range(0, len(data), _PIECE)]
+    out = []
+    with deflate.DeflateIO(_PartsReader(parts), deflate.RAW, _WBITS) as d:
+        while True:
+            piece = d.read(_PIECE)
+            if not piece:
+                return out
+            out.append(piece)
+
+
+class _PartsReader(io.IOBase):
+    """A stream over a list of bytes parts (for DeflateIO), without joining them."""
+
+    def __init__(self, parts):
+        self._parts = parts
+        self._k = 0
+        self._pos = 0
+
+    def readinto(self, buf):
+        if self._k >= len(self._parts):
+            return 0
+        part = self._parts[self._k]
+        n = min(len(buf), len(part) - self._pos)
+        buf[:n] = memoryview(part)[self._pos:self._pos + n]
+        self._pos += n
+        if self._pos >= len(part):
+            self._k += 1
+            self._pos = 0
+        return n
 
 
 def _entries(fs, path):
@@ -188,7 +218,8 @@ class Spool:
         return seq
 
     def pending(self, limit, max_bytes=None):
-        """The oldest unacked records as [(seq, record_bytes)], at most `limit` of them.
+        """The oldest unacked records as [(seq, record parts)], at most `limit` of them (the
+        parts of a record joined are the bytes given to append()).
 
         max_bytes bounds the sum of record lengths (the first record is always included).
         Records failing their checks are counted as "corrupt", removed and skipped.
@@ -203,10 +234,11 @@ class Spool:
             if record is None:
                 bad.append(seq)
                 continue
-            if max_bytes is not None and out and total + len(record) > max_bytes:
+            size = _length(record)
+            if max_bytes is not None and out and total + size > max_bytes:
                 break
             out.append((seq, record))
-            total += len(record)
+            total += size
         if bad:
             self._drop(bad, "corrupt")
         return out
@@ -310,24 +342,34 @@ class Spool:
         self._fs.rename(self._tmp(seq), self._path(seq))
 
     def _read(self, seq):
-        """The record's bytes, or None if the file is missing or fails any check."""
+        """The record as a list of parts of at most _PIECE bytes (a heap too fragmented for
+        a block of the record's size still has room for these), or None if the file is
+        missing or fails any check."""
         try:
             with self._open(self._path(seq), "rb") as f:
-                data = f.read()
+                head = f.read(_HEAD_SIZE)
+                if len(head) < _HEAD_SIZE:
+                    return None
+                magic, version, flags, stored_seq, length = struct.unpack_from(_HEAD, head)
+                if (magic != b"TT" or version != _VERSION or flags & ~_DEFLATED
+                        or stored_seq != seq):
+                    return None
+                parts = []
+                crc = crc32(memoryview(head)[:12])
+                while True:
+                    piece = f.read(_PIECE)
+                    if not piece:
+                        break
+                    crc = crc32(piece, crc)
+                    parts.append(piece)
         except OSError:
             return None
-        if len(data) < _HEAD_SIZE:
-            return None
-        magic, version, flags, stored_seq, length = struct.unpack_from(_HEAD, data)
-        m = memoryview(data)
-        if (magic != b"TT" or version != _VERSION or flags & ~_DEFLATED or stored_seq != seq
-                or length != len(data) - _HEAD_SIZE
-                or struct.unpack_from("<I", data, 12)[0] != crc32(m[16:], crc32(m[:12]))):
+        if _length(parts) != length or struct.unpack_from("<I", head, 12)[0] != crc:
             return None
         if not flags:
-            return bytes(m[16:])
+            return parts
         try:
-            return _inflate(m[16:])
+            return _inflate(parts)
         except Exception:  # any decoder error means a bad record; it passed the CRC, so rare
             return None
 

@@ -63,7 +63,7 @@ class Uplink:
     """Delivers spool records in batches over one transport, one batch in flight at a time.
 
     spool: spool.Spool (or the same API). transport: MQTTTransport, HTTPTransport or anything
-    with connect(), close(), send(payload) -> acked seqs or None (ack comes later), poll() ->
+    with connect(), close(), send(batch parts) -> acked seqs or None (ack comes later), poll() ->
     acked seqs, send_telemetry(payload). device: device ID. boot: boot counter. firmware:
     version string. printer_status: callable -> JSON-able printer state, for telemetry.
     rand: callable(bits) -> int, for backoff jitter (tests make it deterministic).
@@ -141,8 +141,8 @@ class Uplink:
         if not entries:
             return self._idle
         seqs = [seq for seq, _ in entries]
-        payload = protocol.batch_bytes(self._device, entries)
-        entries = None  # the record bytes are in the payload now; let gc have them
+        payload = protocol.batch_parts(self._device, entries)
+        entries = None
         self._inflight = seqs
         self._sent_at = now
         self._counts["batches"] += 1

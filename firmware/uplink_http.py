@@ -47,7 +47,7 @@ class HTTPTransport:
 
     def send(self, payload):
         """POSTs the batch; returns the acked seqs of the 2xx answer (raises otherwise)."""
-        ack = protocol.parse_ack(self._post(protocol.HTTP_INGEST_PATH, payload))
+        ack = protocol.parse_ack(self._post(protocol.HTTP_INGEST_PATH, protocol.joined(payload)))
         if ack is None:
             raise TransportError("2xx without an ack body")
         return ack[0]

@@ -120,7 +120,11 @@ class _Link:
         return got
 
     def write(self, buf, n=None):
-        """Writes buf[:n] (all of buf by default) before the deadline."""
+        """Writes buf[:n] (all of buf by default), or a whole _Payload, before the deadline."""
+        if isinstance(buf, _Payload):
+            for part in buf.parts:
+                self.write(part)
+            return buf.size
         view = memoryview(buf)[:len(buf) if n is None else n]
         done = 0
         while done < len(view):
@@ -138,6 +142,21 @@ class _Link:
 
     def close(self):
         self._s.close()
+
+
+class _Payload:
+    """A batch in parts for umqtt.simple's publish(), which takes len() of its message and
+    hands it to the socket's write(), that is _Link.write: the parts go out one by one, never
+    joined (the heap may have no block of the batch's size)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.size = 0
+        for part in parts:
+            self.size += len(part)
+
+    def __len__(self):
+        return self.size
 
 
 def _varint(n):
@@ -232,9 +251,10 @@ class MQTTTransport:
         if ack is not None:
             self._acks += ack[0]
 
-    def send(self, payload):
-        """QoS 1 publish of a batch; returns None: the app-level ack comes through poll()."""
-        self._publish(protocol.receipts_topic(self._device), payload)
+    def send(self, parts):
+        """QoS 1 publish of a batch (protocol.batch_parts); returns None: the app-level ack
+        comes through poll()."""
+        self._publish(protocol.receipts_topic(self._device), _Payload(parts))
         return None
 
     def send_telemetry(self, payload):

@@ -18,13 +18,10 @@ import sys
 import tempfile
 
 import config as device_config
-from tilltap.unixport import ROOT, compile_firmware
+from tilltap.unixport import BOARD_MAIN, BOOT_STUB, ROOT, SERVER_ONLY, compile_firmware
 
 BOARDS = os.path.join(ROOT, "boards")
 _ESPTOOL_CHIP = {"esp32": "esp32", "esp32s3": "esp32s3", "esp32c3": "esp32c3"}
-# The board runs /main.py at boot; it stays a two-line stub so that nothing is compiled on
-# the board (compiling source costs heap): the firmware's main module goes to /lib precompiled.
-_BOOT_STUB = "import tilltap_main\ntilltap_main.main()\n"
 
 
 def board_names():
@@ -91,11 +88,12 @@ def deploy_commands(board, port, config_path, build_dir):
         raise SystemExit("tilltap board: mode %r is not possible on %s (possible: %s)"
                          % (cfg["mode"], board["name"], ", ".join(board["modes"])))
     lib = compile_firmware(os.path.join(build_dir, "lib"))
-    os.rename(os.path.join(lib, "main.mpy"), os.path.join(lib, "tilltap_main.mpy"))
+    os.rename(os.path.join(lib, "main.mpy"), os.path.join(lib, BOARD_MAIN + ".mpy"))
     stub = os.path.join(build_dir, "main.py")
     with open(stub, "w") as f:
-        f.write(_BOOT_STUB)
-    files = sorted(os.path.join(lib, f) for f in os.listdir(lib))
+        f.write(BOOT_STUB)
+    files = sorted(os.path.join(lib, f) for f in os.listdir(lib)
+                   if f[:-4] + ".py" not in SERVER_ONLY)
     mpremote = _bin("mpremote")
     cmds = [[mpremote, "connect", port, "fs", "mkdir", ":lib"]]
     cmds.append([mpremote, "connect", port, "fs", "cp"] + files + [":lib/"])

@@ -93,10 +93,13 @@ class Demo:
         self.port = port
         self.broker = self.server = self.tap = self.printer = None
         self.heapsize = None
+        self.rom = False
 
-    async def start_with_heap(self, heapsize):
-        """start() with the firmware's heap limited (-X heapsize), for the memory bench."""
+    async def start_with_heap(self, heapsize, rom=False):
+        """start() with the firmware's heap limited (-X heapsize), for the memory bench; rom:
+        the firmware boots from a ROMFS image and heapsize is what it has beside it."""
         self.heapsize = heapsize
+        self.rom = rom
         return await self.start()
 
     async def start(self):
@@ -120,7 +123,7 @@ class Demo:
         self.tap = FirmwareProcess(self.dir, self.printer.port, {
             "device_id": DEVICE, "server": server_cfg,
             "upload": {"idle_ms": 100, "mode": self.upload_mode}, "split": {"idle_ms": 1500}},
-            heapsize=self.heapsize).start()
+            heapsize=self.heapsize, rom=self.rom).start()
         return self
 
     async def replay(self, jobs):

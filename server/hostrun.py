@@ -9,7 +9,8 @@ import subprocess
 import time
 
 from tilltap.netutil import free_port
-from tilltap.unixport import ROOT, compile_firmware, micropython_command, micropython_path
+from tilltap.unixport import (ROM_BOOT, ROOT, build_romfs, compile_firmware, micropython_command,
+                              micropython_path, rom_heapsize)
 
 HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
 
@@ -17,7 +18,8 @@ HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
 class FirmwareProcess:
     """Runs the firmware in a subprocess; `status()` reads the figures it writes twice a second."""
 
-    def __init__(self, workdir, printer_port, config=None, heapsize=None, listen_port=None):
+    def __init__(self, workdir, printer_port, config=None, heapsize=None, listen_port=None,
+                 rom=False):
         self.workdir = workdir
         self.listen_port = listen_port or free_port()
         self.config_path = os.path.join(workdir, "config.json")
@@ -35,6 +37,7 @@ class FirmwareProcess:
                 cfg[section] = values
         self.config = cfg
         self.heapsize = heapsize
+        self.rom = rom     # boot from a ROMFS image, as a production board does (README)
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -44,13 +47,21 @@ class FirmwareProcess:
         with open(self.config_path, "w") as f:
             json.dump(self.config, f)
         cmd = [micropython_command()]
-        if self.heapsize:
-            cmd += ["-X", "heapsize=%s" % self.heapsize]
-        mpy = compile_firmware(os.path.join(self.workdir, "mpy"))
-        cmd += ["-m", "main", "--board", HOST_BOARD,
-                "--config", self.config_path, "--status", self.status_path]
-        # the precompiled firmware first, as on a deployed board; micropython-lib after it
-        env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())
+        if self.rom:
+            image = build_romfs(os.path.join(self.workdir, "firmware.romfs"))
+            if self.heapsize:
+                cmd += ["-X", "heapsize=%d" % rom_heapsize(self.heapsize, image)]
+            cmd += [ROM_BOOT, image]
+            # every module from the image: nothing may fall back to compiling source
+            env = dict(os.environ, MICROPYPATH=".frozen")
+        else:
+            if self.heapsize:
+                cmd += ["-X", "heapsize=%s" % self.heapsize]
+            cmd += ["-m", "main"]
+            # the precompiled firmware first, as on a deployed board; micropython-lib after it
+            mpy = compile_firmware(os.path.join(self.workdir, "mpy"))
+            env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())
+        cmd += ["--board", HOST_BOARD, "--config", self.config_path, "--status", self.status_path]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=self.workdir)

@@ -7,6 +7,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 FIRMWARE_TESTS = os.path.join(ROOT, "tests", "firmware")
 MP_LIB = os.path.join(ROOT, ".venv", "mp-lib")
+ROM_BOOT = os.path.join(ROOT, "boards", "host", "romboot.py")
+# The server's half of the protocol: validated there, never imported by the board.
+SERVER_ONLY = ("protocol_check.py",)
+# The board runs /main.py at boot; it stays a two-line stub so that nothing is compiled on
+# the board (compiling source costs heap): the firmware's main module is tilltap_main.
+BOARD_MAIN = "tilltap_main"
+BOOT_STUB = "import %s\n%s.main()\n" % (BOARD_MAIN, BOARD_MAIN)
+# MicroPython's heap: 32-byte blocks plus 3 bits of allocation/finaliser table each (64-bit).
+_HEAP_USABLE = 32 / 32.375
 
 
 def micropython_command():
@@ -40,3 +49,45 @@ def compile_firmware(dest):
         out = os.path.join(dest, os.path.basename(src)[:-3] + ".mpy")
         subprocess.run([mpy_cross_command(), "-o", out, src], check=True)
     return dest
+
+
+def build_romfs(dest):
+    """The firmware as a ROMFS image at dest: what `make deploy ROMFS=1` writes to a board's
+    romfs partition and what the host board boots from with the firmware in ROM.
+
+    A board maps the partition from flash and runs the bytecode in place, so code and
+    constants leave the heap (as frozen modules do). The image holds every module the board
+    imports (main as BOARD_MAIN) and micropython-lib's umqtt, which stock ESP32 firmware
+    freezes likewise.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as stage:
+        for name in sorted(os.listdir(FIRMWARE)):
+            if name.endswith(".py") and name not in SERVER_ONLY:
+                target = BOARD_MAIN + ".py" if name == "main.py" else name
+                shutil.copy(os.path.join(FIRMWARE, name), os.path.join(stage, target))
+        shutil.copytree(os.path.join(MP_LIB, "umqtt"), os.path.join(stage, "umqtt"))
+        subprocess.run([os.path.join(os.path.dirname(sys.executable), "mpremote"), "romfs",
+                        "--mpy", "--output", dest, "build", stage],
+                       check=True, capture_output=True)
+    return dest
+
+
+def heap_bytes(size):
+    """'128k', '2M' or a number of bytes, as `micropython -X heapsize=` reads it."""
+    size = str(size).strip().lower()
+    scale = {"k": 1024, "m": 1024 * 1024}.get(size[-1:], 1)
+    return int(size.rstrip("km")) * scale
+
+
+def rom_heapsize(firmware_heap, image):
+    """The -X heapsize that leaves the firmware `firmware_heap` once the ROM image is loaded.
+
+    The unix port has no flash to map the image from: romboot.py reads it into the heap
+    first, where it stays put (the collector never moves objects), so the heap is made larger
+    by what the image takes there, tables included.
+    """
+    held = os.path.getsize(image) + 64            # the bytes object: header and data blocks
+    return int((heap_bytes(firmware_heap) * _HEAP_USABLE + held) / _HEAP_USABLE) + 1024

@@ -49,3 +49,34 @@ def test_upload_mode_fields_sends_only_what_the_board_extracted(tmp_path):
                                              .order_by(analysis_db.receipt_fields.c.seq))]
     assert [str(t) for t in totals[-len(truth):]] == [t["total"] for t in truth]
     engine.dispose()
+
+
+def test_demo_workload_in_a_128k_heap_with_the_firmware_in_rom(tmp_path):
+    """The issue's memory target: the demo workload (corpus and generated receipts, MQTT
+    uplink, real server) with -X heapsize=128k beside the ROMFS image a production board boots
+    from (README, Heap): no MemoryError anywhere, byte-exact, every receipt stored once."""
+    import asyncio
+
+    from tilltap.demo import Demo, demo_streams, expected_receipts
+
+    need_corpus()
+    jobs = demo_streams(30)
+    want = expected_receipts(jobs)
+
+    async def run():
+        demo = Demo(str(tmp_path), "mqtt")
+        try:
+            await demo.start_with_heap("128k", rom=True)
+            sent, replies = await demo.replay(jobs)
+            assert await demo.wait_stored(want, 120), demo.tap.status()
+            exact = bytes(demo.printer.received) == sent and replies == bytes(
+                demo.printer.replied)
+            return exact, demo.stored(), demo.tap.status(), demo.tap.log()
+        finally:
+            await demo.close()
+
+    exact, stored, status, log = asyncio.run(run())
+    assert exact, log
+    assert stored == (want, want), status
+    assert status["capture_errors"] == status["store_errors"] == 0, status
+    assert "MemoryError" not in repr(status["uplink"]) and "MemoryError" not in log, log

@@ -72,3 +72,13 @@ def corpus_dir():
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def pending(spool, limit, max_bytes=None):
+    """spool.pending() with each record's parts joined, checking that the parts are small
+    (the uplink never needs a block of a whole record's size)."""
+    out = []
+    for seq, parts in spool.pending(limit, max_bytes):
+        assert parts and max(len(p) for p in parts) <= 1024, [len(p) for p in parts]
+        out.append((seq, b"".join(bytes(p) for p in parts)))
+    return out

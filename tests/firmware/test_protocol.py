@@ -41,9 +41,10 @@ def test_built_record_is_valid_and_round_trips():
 
 def test_batch_splices_seq_into_stored_records():
     bodies = [protocol.encode_record(_record(seq=None)) for _ in range(3)]
-    payload = protocol.batch_bytes("a1b2c3d4e5f6", [(7, bodies[0]), (8, bodies[1]),
-                                                    (9, bytearray(bodies[2]))])
-    batch = protocol_check.parse_batch(bytes(payload), "a1b2c3d4e5f6")
+    parts = protocol.batch_parts("a1b2c3d4e5f6", [(7, [bodies[0]]), (8, [b"{", bodies[1][1:]]),
+                                                  (9, [bytearray(bodies[2][:9]),
+                                                       bodies[2][9:]])])
+    batch = protocol_check.parse_batch(bytes(protocol.joined(parts)), "a1b2c3d4e5f6")
     assert [r["seq"] for r in batch["records"]] == [7, 8, 9]
     for rec in batch["records"]:
         assert protocol_check.validate_record(rec, "a1b2c3d4e5f6") is None
@@ -55,7 +56,8 @@ def test_non_ascii_text_survives_the_batch():
     r.raw_lines = {}
     body = protocol.encode_record(
         protocol.record_from_receipt(r, "dev-1", 0, 1234, False))
-    batch = protocol_check.parse_batch(bytes(protocol.batch_bytes("dev-1", [(0, body)])))
+    batch = protocol_check.parse_batch(bytes(protocol.joined(protocol.batch_parts(
+        "dev-1", [(0, [body])]))))
     assert batch["records"][0]["lines"] == ["Käse 2,50 €", "小计"]
 
 
@@ -199,12 +201,55 @@ def test_undecoded_lines_are_readable_where_ascii():
 def test_record_parts_are_the_same_json_in_small_pieces():
     r = _receipt()
     r.lines = ["Line %d with some text 1.00" % i for i in range(200)]
-    for rec in (_record(seq=None), _record(seq=None, raw=b"\x1b@" * 700),
-                protocol.record_from_receipt(r, "a1b2c3d4e5f6", 3, 1767225600000, True)):
-        parts = protocol.record_parts(rec)
+    raw = bytes(range(256)) * 9 + b"\x1b@"        # base64 padding only at the very end
+    for rec, streamed in ((_record(seq=None), None),
+                          (_record(seq=None), memoryview(raw)[:1000]),
+                          (protocol.record_from_receipt(r, "a1b2c3d4e5f6", 3, 1767225600000,
+                                                        True), raw)):
+        parts = protocol.record_parts(rec, streamed)
         joined = b"".join(bytes(p) for p in parts)
-        assert joined[:1] == b"{" and json.loads(joined) == json.loads(protocol.encode_record(rec))
-        big = [len(p) for p in parts if len(p) > 1024]   # only a single large value may be
-        assert len(big) <= 1, big
+        whole = dict(rec)
+        if streamed is not None:   # the same as record_from_receipt(raw=...) would say
+            whole["raw"] = _record(seq=None, raw=bytes(streamed))["raw"]
+        assert joined[:1] == b"{" and json.loads(joined) == json.loads(
+            protocol.encode_record(whole))
+        assert max(len(p) for p in parts) <= 1024
     assert len(protocol.record_parts(protocol.record_from_receipt(
         r, "a1b2c3d4e5f6", 3, 1767225600000, True))) > 10
+
+
+def test_record_builder_writes_the_record_of_the_receipt_while_it_prints():
+    from escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
+    from receipt import ReceiptAssembler
+
+    card = "4111 1111 1111 1111"
+    events = [(LINE, "", None), (LINE, "", None), (LINE, "SHOP", None), (LINE, "", None),
+              (LINE, None, (("gb18030", 0, b"\xba\xcf"), ("cp437", 2, b"4111111111111111"))),
+              (BARCODE, "CODE128", "4111111111111111"), (CODE2D, "QR", "https://x.example/1"),
+              (IMAGE, "raster", 384, 24, 1152), (DRAWER, 2)]
+    events += [(LINE, "Item %d  %d.00" % (k, k), None) for k in range(150)]
+    events += [(LINE, "VISA " + card, None), (LINE, "", None), (LINE, "", None),
+               (RECEIPT_END, "cut", "partial", 4000)]
+    raw = bytes(range(256)) * 3
+    for split in (len(events), 7, 1):      # events arrive in any grouping
+        built = ReceiptAssembler(protocol.RecordBuilder)
+        kept = ReceiptAssembler()
+        got = []
+        want = []
+        for k in range(0, len(events), split):
+            got += built.add(events[k:k + split])
+            want += kept.add(events[k:k + split])
+        assert len(got) == len(want) == 1
+        assert got[0].mask() is want[0].mask() is True
+        parts = got[0].record_parts("dev-1", 2, 1767225600000, True, memoryview(raw), False)
+        again = got[0].record_parts("dev-1", 2, 1767225600000, True)   # after a MemoryError
+        rec = protocol.record_from_receipt(want[0], "dev-1", 2, 1767225600000, True, raw=raw)
+        assert json.loads(b"".join(bytes(p) for p in parts)) == rec
+        del rec["raw"]
+        assert json.loads(b"".join(bytes(p) for p in again)) == rec
+        assert rec["lines"][0] == "SHOP" and rec["lines"][-1] == "VISA **** **** **** 1111"
+        assert rec["raw_lines"][0][0] == 2 and rec["barcodes"][0][1] == "************1111"
+        assert max(len(p) for p in parts) <= 1024
+    empty = ReceiptAssembler(protocol.RecordBuilder).add([(LINE, "", None),
+                                                          (RECEIPT_END, "idle", None, 9)])
+    assert json.loads(b"".join(empty[0].record_parts("d", 0, 0, False)))["lines"] == []

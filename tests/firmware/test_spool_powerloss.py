@@ -102,7 +102,7 @@ class _Run:
             self.boot()
             self.check_exact()
         else:
-            batch = sp.pending(1000)
+            batch = fwtest.pending(sp, 1000)
             self.flash.check()
             assert [s for s, _ in batch] == sorted(self.stored)
             if kind == "ack":
@@ -123,7 +123,7 @@ class _Run:
                 del self.stored[seq]
 
     def check_exact(self):
-        got = self.spool.pending(1000)
+        got = fwtest.pending(self.spool, 1000)
         self.flash.check()
         assert [s for s, _ in got] == sorted(self.stored), (got, sorted(self.stored))
         for seq, record in got:
@@ -132,7 +132,7 @@ class _Run:
     def check_after_cut(self):
         """Recovered spool versus the model; then prove the spool still works."""
         sp = self.spool
-        got = dict(sp.pending(1000))
+        got = dict(fwtest.pending(sp, 1000))
         ranges = sp.dropped_ranges()
         dropped = sp.stats()["dropped_by"]
         # a cut write must leave nothing behind, not a record that later counts as corrupt
@@ -158,10 +158,10 @@ class _Run:
             sp.ack(list(got))
             seq = sp.append(b"after the cut")
         assert seq is not None and seq > newest, "seq %s reused (newest %d)" % (seq, newest)
-        batch = sp.pending(1000)
+        batch = fwtest.pending(sp, 1000)
         assert batch[-1] == (seq, b"after the cut")
         sp.ack([s for s, _ in batch])
-        assert sp.pending(10) == []
+        assert fwtest.pending(sp, 10) == []
         assert sp.append(b"and again") == seq + 1
 
 
@@ -266,7 +266,7 @@ def test_full_flash_drop_oldest_never_raises():
     sp, seqs = _fill(flash, {"min_free": 0}, 60, 2500)
     try:
         assert seqs[-1] is not None
-        got = sp.pending(100)
+        got = fwtest.pending(sp, 100)
         st = sp.stats()
         dropped = st["dropped_by"]
         assert len(got) + dropped["full_oldest"] + dropped["write_error"] == 60, st
@@ -276,7 +276,7 @@ def test_full_flash_drop_oldest_never_raises():
         for seq in range(1, 61):
             assert seq in dict(got) or _covered(seq, sp.dropped_ranges())
         flash.mount(MOUNT)
-        assert Spool(SPOOL, min_free=0).pending(100) == got
+        assert fwtest.pending(Spool(SPOOL, min_free=0), 100) == got
     finally:
         flash.unmount(MOUNT)
 
@@ -309,16 +309,16 @@ def test_filesystem_enospc_during_append_is_handled():
             st = sp.stats()
             if policy == "drop_oldest":
                 assert seq == 6 and st["dropped_by"]["full_oldest"] >= 1, st
-                assert sp.pending(10)[-1] == (6, _receipt(6, 2500))
+                assert fwtest.pending(sp, 10)[-1] == (6, _receipt(6, 2500))
             else:
                 assert seq is None and st["dropped_by"]["write_error"] == 1, st
-                assert [s for s, _ in sp.pending(10)] == seqs
+                assert [s for s, _ in fwtest.pending(sp, 10)] == seqs
             assert sp.dropped_ranges()
             _clear_behind_the_spool()
             assert sp.append(b"room again") == 7
             flash.mount(MOUNT)
             sp = Spool(SPOOL, min_free=0, policy=policy)
-            assert sp.pending(10)[-1] == (7, b"room again")
+            assert fwtest.pending(sp, 10)[-1] == (7, b"room again")
         finally:
             flash.unmount(MOUNT)
 
@@ -348,7 +348,7 @@ def test_full_flash_stop_capturing_keeps_oldest():
         assert sp.dropped_ranges() == [(len(kept) + 1, 40)]
         sp.ack(kept[:4])
         assert sp.append(b"room again") == 41
-        assert [s for s, _ in sp.pending(100)] == kept[4:] + [41]
+        assert [s for s, _ in fwtest.pending(sp, 100)] == kept[4:] + [41]
     finally:
         flash.unmount(MOUNT)
 
@@ -368,13 +368,13 @@ def test_corrupt_flash_block_is_detected_and_removed():
         flash.mount(MOUNT)  # reboot: recovery does not read payloads, so it cannot tell yet
         sp = Spool(SPOOL, compress=False)
         assert sp.stats()["count"] == 3
-        got = sp.pending(10)
+        got = fwtest.pending(sp, 10)
         assert got == [(seqs[0], records[0]), (seqs[2], records[2])]
         assert sp.stats()["dropped_by"]["corrupt"] == 1
         assert sp.dropped_ranges() == [(seqs[1], seqs[1])]
         flash.mount(MOUNT)
         sp = Spool(SPOOL, compress=False)
-        assert sp.pending(10) == got and sp.stats()["dropped_by"]["corrupt"] == 1
+        assert fwtest.pending(sp, 10) == got and sp.stats()["dropped_by"]["corrupt"] == 1
     finally:
         flash.unmount(MOUNT)
 
@@ -386,5 +386,5 @@ def test_vfs_object_can_be_injected_unmounted():
     fs = VFS(flash.device())
     sp = Spool("/spool", fs=fs, min_free=4096)
     seq = sp.append(_receipt(1, 900))
-    assert Spool("/spool", fs=fs).pending(5) == [(seq, _receipt(1, 900))]
+    assert fwtest.pending(Spool("/spool", fs=fs), 5) == [(seq, _receipt(1, 900))]
     assert sp.stats()["free"] > 0

@@ -26,7 +26,7 @@ class Server:
         self.refuse = set()
 
     def handle(self, payload):
-        batch = protocol_check.parse_batch(bytes(payload), DEV)
+        batch = protocol_check.parse_batch(bytes(protocol.joined(payload)), DEV)
         self.batches.append([r["seq"] for r in batch["records"]])
         acked = []
         for rec in batch["records"]:
