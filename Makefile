@@ -61,7 +61,7 @@ flash: $(STAMP)
 
 deploy: $(STAMP)
 	@test -n "$(PORT)" || { echo "make deploy: set PORT=/dev/ttyUSB0 (and CONFIG=config.json)"; exit 2; }
-	$(BIN)/tilltap board deploy --board $(BOARD) --port $(PORT) --config $(CONFIG)
+	$(BIN)/tilltap board deploy --board $(BOARD) --port $(PORT) --config $(CONFIG) $(if $(ROMFS),--romfs)
 
 repl: $(STAMP)
 	@test -n "$(PORT)" || { echo "make repl: set PORT=/dev/ttyUSB0"; exit 2; }

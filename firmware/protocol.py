@@ -2,7 +2,7 @@
 
 This module is the one definition of the wire format. The firmware builds and encodes with it;
 the server (`tilltap`) checks payloads with protocol_check.py, which the board does not load.
-It is pure logic (json, binascii), so it runs unchanged under MicroPython and CPython.
+It is pure logic (json, binascii, cardmask), so it runs unchanged under MicroPython and CPython.
 
 Failure assumptions:
 - Anything on the wire can be truncated, duplicated, reordered or replayed; a device can run old

@@ -1,7 +1,7 @@
 """`tilltap board ...`: flash MicroPython, deploy the firmware and its configuration, open a REPL.
 
     tilltap board flash  --board esp32-devkitc --port /dev/ttyUSB0 --firmware ESP32_GENERIC.bin
-    tilltap board deploy --board esp32-devkitc --port /dev/ttyUSB0 --config config.json
+    tilltap board deploy --board esp32-devkitc --port /dev/ttyUSB0 --config config.json [--romfs]
     tilltap board provision --device shop12-till1 --config config.json [--db URL]
     tilltap board repl   --port /dev/ttyUSB0
     tilltap board logs   --port /dev/ttyUSB0
@@ -18,7 +18,8 @@ import sys
 import tempfile
 
 import config as device_config
-from tilltap.unixport import BOARD_MAIN, BOOT_STUB, ROOT, SERVER_ONLY, compile_firmware
+from tilltap.unixport import (BOARD_MAIN, BOOT_STUB, ROOT, SERVER_ONLY, build_romfs,
+                              compile_firmware)
 
 BOARDS = os.path.join(ROOT, "boards")
 _ESPTOOL_CHIP = {"esp32": "esp32", "esp32s3": "esp32s3", "esp32c3": "esp32c3"}
@@ -62,6 +63,9 @@ def add_arguments(ap):
             p.add_argument("--baud", type=int, default=460800)
         if name == "deploy":
             p.add_argument("--config", required=True, help="device configuration JSON")
+            p.add_argument("--romfs", action="store_true",
+                           help="write the firmware as a ROMFS image to the board's romfs "
+                                "partition (a MicroPython build with one: README)")
     ap.set_defaults(run=run)
 
 
@@ -80,23 +84,28 @@ def flash_commands(board, port, firmware, baud=460800):
              board["flash_offset"], firmware]]
 
 
-def deploy_commands(board, port, config_path, build_dir):
-    """mpremote commands that copy the .mpy firmware, board.json and config.json."""
+def deploy_commands(board, port, config_path, build_dir, romfs=False):
+    """mpremote commands that copy the .mpy firmware (or, romfs: write its ROMFS image, code
+    then runs from flash and leaves the heap), board.json and config.json."""
     with open(config_path) as f:
         cfg = device_config.validate(json.load(f))   # refuse a bad config before copying
     if cfg["mode"] not in board["modes"]:
         raise SystemExit("tilltap board: mode %r is not possible on %s (possible: %s)"
                          % (cfg["mode"], board["name"], ", ".join(board["modes"])))
-    lib = compile_firmware(os.path.join(build_dir, "lib"))
-    os.rename(os.path.join(lib, "main.mpy"), os.path.join(lib, BOARD_MAIN + ".mpy"))
     stub = os.path.join(build_dir, "main.py")
     with open(stub, "w") as f:
         f.write(BOOT_STUB)
-    files = sorted(os.path.join(lib, f) for f in os.listdir(lib)
-                   if f[:-4] + ".py" not in SERVER_ONLY)
     mpremote = _bin("mpremote")
-    cmds = [[mpremote, "connect", port, "fs", "mkdir", ":lib"]]
-    cmds.append([mpremote, "connect", port, "fs", "cp"] + files + [":lib/"])
+    if romfs:
+        image = build_romfs(os.path.join(build_dir, "firmware.romfs"))
+        cmds = [[mpremote, "connect", port, "romfs", "deploy", image]]
+    else:
+        lib = compile_firmware(os.path.join(build_dir, "lib"))
+        os.rename(os.path.join(lib, "main.mpy"), os.path.join(lib, BOARD_MAIN + ".mpy"))
+        files = sorted(os.path.join(lib, f) for f in os.listdir(lib)
+                       if f[:-4] + ".py" not in SERVER_ONLY)
+        cmds = [[mpremote, "connect", port, "fs", "mkdir", ":lib"]]
+        cmds.append([mpremote, "connect", port, "fs", "cp"] + files + [":lib/"])
     cmds.append([mpremote, "connect", port, "fs", "cp", stub, ":main.py"])
     cmds.append([mpremote, "connect", port, "fs", "cp", os.path.join(BOARDS, board["name"],
                                                                       "board.json"),
@@ -157,7 +166,8 @@ def _run(args, build):
             return 2
     elif args.board_command == "deploy":
         try:
-            cmds = deploy_commands(load_board(args.board), port, args.config, build)
+            cmds = deploy_commands(load_board(args.board), port, args.config, build,
+                                   args.romfs)
         except device_config.ConfigError as e:
             print("tilltap board: %s: %s" % (args.config, e), file=sys.stderr)
             return 2

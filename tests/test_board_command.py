@@ -38,6 +38,18 @@ def test_deploy_copies_precompiled_firmware_board_and_config(tmp_path):
     assert str(cfg) + " :config.json" in text
 
 
+def test_deploy_romfs_writes_the_firmware_image_instead_of_lib(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"wifi": {"ssid": "shop"}, "server": {"host": "tilltap.local"}}))
+    out = tilltap("deploy", "--board", "esp32-devkitc", "--port", "/dev/ttyUSB0", "--config",
+                  str(cfg), "--romfs", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert " romfs deploy " in lines[0] and lines[0].endswith("firmware.romfs")
+    assert ":lib/" not in out.stdout and "main.py :main.py" in out.stdout
+    assert str(cfg) + " :config.json" in out.stdout
+
+
 def test_deploy_refuses_a_bad_config_naming_the_field(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"printer": {"baudrate": 12}}))
