@@ -142,7 +142,6 @@ class Uplink:
             return self._idle
         seqs = [seq for seq, _ in entries]
         payload = protocol.batch_parts(self._device, entries)
-        entries = None
         self._inflight = seqs
         self._sent_at = now
         self._counts["batches"] += 1
