@@ -119,6 +119,13 @@ def mask_receipt(receipt):
         if any(m[2] is not s[2] for m, s in zip(masked, spans)):
             receipt.raw_lines[i] = masked
             found = True
+    return mask_codes(receipt) or found
+
+
+def mask_codes(receipt):
+    """Masks card numbers in a receipt's barcodes and 2D codes, in place; True if one was
+    found."""
+    found = False
     for codes in (receipt.barcodes, receipt.codes2d):
         for i in range(len(codes)):
             masked = mask_cards(codes[i][1])

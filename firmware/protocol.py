@@ -46,7 +46,7 @@ Telemetry: {"v": VERSION, "device": id, ...fields of TELEMETRY_FIELDS}
 import json
 from binascii import b2a_base64
 
-from cardmask import mask_bytes, mask_cards
+from cardmask import mask_bytes, mask_cards, mask_codes
 
 VERSION = 1
 
@@ -277,12 +277,7 @@ class RecordBuilder:
     def mask(self):
         """Masks card numbers in its codes (its lines were masked as they came); True if the
         receipt showed one anywhere (its raw bytes must not leave the board then)."""
-        for codes in (self.barcodes, self.codes2d):
-            for i in range(len(codes)):
-                masked = mask_cards(codes[i][1])
-                if masked is not codes[i][1]:
-                    codes[i] = (codes[i][0], masked)
-                    self.card = True
+        self.card = mask_codes(self) or self.card
         return self.card
 
     def record_parts(self, device, boot, captured_at, time_synced, raw=None, images=False):
