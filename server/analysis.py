@@ -17,14 +17,15 @@ import datetime
 import logging
 import re
 import threading
+import time
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import and_, delete, func, select, true, tuple_, update
 
 import fields as rules
-from tilltap import db
+from tilltap import db, ocr
 from tilltap.analysis_db import (customers, item_months, layout_templates, receipt_fields,
-                                 receipt_items, receipt_num_days, receipt_payments)
+                                 receipt_items, receipt_num_days, receipt_ocr, receipt_payments)
 from tilltap.extract import (TemplateError, apply_template, board_fields, extract_fields,
                              load_template)
 
@@ -95,9 +96,43 @@ def _receipt_dt(printed, record):
     return None
 
 
-def _rows(device_id, seq, record, template):
-    """(receipt_fields row, receipt_items rows, receipt_payments rows) for one stored record."""
-    lines = record.get("lines") or []
+def ocr_lines(conn, found):
+    """{(device_id, seq): OCR text lines, card numbers masked} of the raster-only receipts among
+    found [(device_id, seq, record)] whose raw bytes were uploaded (config upload.images): kept
+    from an earlier read (receipt_ocr), else read now and kept. A receipt OCR cannot read (no
+    Tesseract, bad raw bytes) is logged and left out; the next extraction tries again."""
+    wanted = [(d, s) for d, s, r in found if ocr.raster_only(r)]
+    if not wanted:
+        return {}
+    out = {(r.device_id, r.seq): r.lines for r in conn.execute(
+        select(receipt_ocr.c.device_id, receipt_ocr.c.seq, receipt_ocr.c.lines)
+        .where(tuple_(receipt_ocr.c.device_id, receipt_ocr.c.seq).in_(wanted)))}
+    unread = [k for k in wanted if k not in out]
+    raws = conn.execute(select(db.receipts.c.device_id, db.receipts.c.seq, db.receipts.c.raw,
+                               db.receipts.c.raw_encoding)
+                        .where(tuple_(db.receipts.c.device_id, db.receipts.c.seq).in_(unread),
+                               db.receipts.c.raw.is_not(None))).all() if unread else []
+    new = []
+    for device_id, seq, raw, encoding in raws:
+        started = time.perf_counter()
+        try:
+            page = ocr.raw_page(ocr.raw_bytes(raw, encoding))
+            lines = [rules.mask_cards(line) for line in ocr.ocr_image(page)] if page else []
+        except (ocr.OcrUnavailable, ValueError, RuntimeError) as e:
+            log.warning("receipt %s/%d not OCRed: %s", device_id, seq, e)
+            continue
+        new.append({"device_id": device_id, "seq": seq, "lines": lines,
+                    "seconds": round(time.perf_counter() - started, 3), "read_at": db.utcnow()})
+        out[(device_id, seq)] = lines
+    if new:
+        conn.execute(receipt_ocr.insert(), new)
+    return out
+
+
+def _rows(device_id, seq, record, template, read=()):
+    """(receipt_fields row, receipt_items rows, receipt_payments rows) for one stored record;
+    read: its OCR text lines, if any."""
+    lines = (record.get("lines") or []) + list(read)
     if "fields" in record:        # upload mode "fields": the board extracted, no text came
         found = board_fields(record["fields"])
     else:
@@ -165,9 +200,11 @@ def _extract_batch(conn, keys):
     found = conn.execute(select(db.receipts.c.device_id, db.receipts.c.seq, db.receipts.c.record)
                          .where(tuple_(db.receipts.c.device_id, db.receipts.c.seq).in_(keys))).all()
     templates = _templates(conn, {r.device_id for r in found})
+    read = ocr_lines(conn, found)
     fields_rows, item_rows, payment_rows = [], [], []
     for device_id, seq, record in found:
-        row, items, payments = _rows(device_id, seq, record, templates.get(device_id))
+        row, items, payments = _rows(device_id, seq, record, templates.get(device_id),
+                                     read.get((device_id, seq), ()))
         fields_rows.append(row)
         item_rows += items
         payment_rows += payments
@@ -428,15 +465,16 @@ def try_template(engine, device_id, seq, template_json):
     LookupError when there is no such receipt.
     """
     template = load_template(template_json)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         record = conn.execute(select(db.receipts.c.record).where(
             db.receipts.c.device_id == device_id, db.receipts.c.seq == seq)).scalar()
+        read = ocr_lines(conn, [(device_id, seq, record)]) if record is not None else {}
     if record is None:
         raise LookupError("no receipt %s/%d" % (device_id, seq))
     if "fields" in record:
         raise TemplateError("receipt %s/%d came in upload mode fields: it has no text for a "
                             "template" % (device_id, seq))
-    lines = record.get("lines") or []
+    lines = (record.get("lines") or []) + read.get((device_id, seq), [])
     fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
                             [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
     found = apply_template(template, [line if line is None else rules.mask_cards(line)

@@ -41,7 +41,7 @@ from sqlalchemy import and_, exists, func, or_, select
 
 from tilltap import analysis, crm, db, operators
 from tilltap.analysis_db import (customers, layout_templates, receipt_fields, receipt_items,
-                                 receipt_payments)
+                                 receipt_ocr, receipt_payments)
 from tilltap.extract import TemplateError, load_template
 from tilltap.reports import REPORTS, ReportQuery
 
@@ -289,10 +289,13 @@ def receipt(device_id: str, seq: int, user=Depends(operator), engine=Depends(_en
                              .order_by(receipt_items.c.line_no)).all()
         payments = conn.execute(select(receipt_payments).where(key(receipt_payments))
                                 .order_by(receipt_payments.c.line_no)).all()
+        read = conn.execute(select(receipt_ocr.c.lines).where(key(receipt_ocr))).scalar()
     out = dict(row._mapping)
     record = out.pop("record")
     out = {k: _plain(v) for k, v in out.items()}
-    out["lines"] = record.get("lines", [])
+    # the lines the extractor read: a raster-only receipt's come from OCR
+    out["lines"] = record.get("lines", []) + (read or [])
+    out["ocr"] = bool(read)
     out["codes"] = [list(c) for c in record.get("barcodes", []) + record.get("codes2d", [])]
     out["items"] = _rows_json([dict(i._mapping) for i in items])
     out["payments"] = _rows_json([dict(p._mapping) for p in payments])

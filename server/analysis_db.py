@@ -10,13 +10,24 @@ except customers, layout_templates and operators, which people enter.
 receipt_dt is the local date and time printed on the receipt (no time zone: a store's sales day
 is its local day); when nothing is printed it falls back to the capture time in UTC.
 """
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, ForeignKeyConstraint, Index,
-                        Integer, Numeric, String, Table, Text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKeyConstraint,
+                        Index, Integer, Numeric, String, Table, Text)
 
 from tilltap.db import metadata
 
 AMOUNT = Numeric(14, 2)
 QUANTITY = Numeric(14, 3)  # weighed goods: "0.512" kg
+
+# The text OCR read in a raster-only receipt (server/ocr.py): read once, kept for every later
+# extraction (OCR takes seconds, extraction milliseconds).
+receipt_ocr = Table(
+    "receipt_ocr", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("lines", JSON, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=False),
+)
 
 customers = Table(
     "customers", metadata,

@@ -7,11 +7,13 @@ option keep_images=True) are decoded, stacked top to bottom into one tall page, 
 through the same field extractor as printed text (server/extract.py).
 
 Two kinds of page are read differently (measured on the raster corpus, see below):
-    crisp     bitmap fonts and rendered PDFs: the whole page at once, Tesseract's languages
-              together
-    dithered  a driver's grey text dithered to dots: blurred back to grey, then read line by
-              line (bands between blank rows), Han first and English for lines that are not;
-              dotted or dashed rules become a line of dashes as in printed text
+    crisp     bitmap fonts and rendered PDFs: the whole page at once by Tesseract, its
+              languages together
+    dithered  a driver's grey text dithered to dots: cut into lines (bands between blank rows)
+              and each line into pieces at column gaps, each piece read by PaddleOCR's PP-OCRv4
+              recognizer (server/ppocr.py); dotted or dashed rules become a line of dashes as
+              in printed text. Without PP-OCR installed, Tesseract reads the bands blurred back
+              to grey, Han first and English for lines that are not.
 
     for receipt in ocr_stream(data, encoding="gb18030"):
         receipt.lines, receipt.fields
@@ -24,12 +26,14 @@ Payload layouts (1 = black dot):
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageFilter
@@ -38,9 +42,13 @@ import escpos_parser
 from escpos_parser import IMAGE, LINE, RECEIPT_END
 
 from .extract import ReceiptFields, extract_fields
+from .ppocr import LineReader
+
+log = logging.getLogger(__name__)
 
 # Settings measured on the raster corpus (bench/bench_extract.py: similarity with the
-# transcription; raster.bin 0.836, print-from-pdf 0.655, raster-2.bin 0.838).
+# transcription; raster.bin 0.836, print-from-pdf 0.655, raster-2.bin 0.96 with PP-OCR, 0.838
+# with Tesseract alone).
 # Crisp pages: Tesseract page segmentation 6 (one uniform block of text) beat 4 (one column,
 # varying sizes); thermal glyphs are ~24 dots tall and read best scaled 2x with a slight blur that
 # smooths the dot edges. Thickening the strokes or scaling 3x made the PDF-rendered receipts much
@@ -61,7 +69,13 @@ _MARGIN = 16
 # written as dashes (0.70 -> 0.84) and a band chi_sim reads as less than a tenth Han be read
 # again with eng (pages dithered from print-from-pdf: 0.85-0.89 -> 0.92-0.95).
 # Still misread on raster-2.bin at every setting tried: 应收 and 实收 (Tesseract's alternative
-# characters for those glyphs include neither 应 nor 收), so its total is not found.
+# characters for those glyphs include neither 应 nor 收), so its total is not found; cutting the
+# bands into pieces and voting over 6-36 renderings of each (dilated, blurred, darkened) found
+# it in fewer than a third of the rendering sets tried. PP-OCR reads every label and amount of it
+# from the dots as printed, piece by piece (0.965; whole bands: 0.954, but columns run
+# together; blurred first: 0.959). Crisp pages stay with Tesseract: PP-OCR's recognizer on
+# these pieces read them worse (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own
+# text detector (rapidocr with OpenCV, not installed) 0.914 and 0.658.
 _SPECK_DOTS = 4
 _SPECK_SHARE = 0.06
 _DITHER_SIGMA = 1.25    # dots
@@ -70,6 +84,9 @@ _BAND_GAP = 3           # blank rows between two lines (raster-2.bin has one ins
 _RULE_HEIGHT = 4        # a rule is at most 1/4 as tall as a text line...
 _RULE_WIDTH = 2         # ...and at least 2 line heights wide
 _HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng
+_PIECE_MARGIN = 4       # dots of white around a piece given to PP-OCR
+_FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
+_MAX_RAW = 4 << 20      # bytes a stored receipt may inflate to (the tap sends at most 128 KiB)
 
 
 class OcrUnavailable(RuntimeError):
@@ -148,13 +165,19 @@ def stack(images: list[Image.Image]) -> Image.Image:
     return page
 
 
-def ocr_image(page: Image.Image, languages: list[str] | None = None) -> list[str]:
-    """Text lines Tesseract reads in a page image, normalised (see clean_line)."""
-    if languages is None:
+def ocr_image(page: Image.Image, languages: list[str] | None = None,
+              pp_ocr: bool = True) -> list[str]:
+    """Text lines read in a page image, normalised (see clean_line). A dithered page is read by
+    PP-OCR (server/ppocr.py) if pp_ocr and it is installed, everything else by Tesseract."""
+    dithered = is_dithered(page)
+    reader = LineReader.load() if dithered and pp_ocr else None
+    if dithered and pp_ocr and reader is None:
+        log.warning("PP-OCR is not installed (make setup): dithered page read by Tesseract")
+    if reader is None and languages is None:
         installed = tesseract_languages()
         languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
-    if is_dithered(page):
-        return _read_dithered(page, languages)
+    if dithered:
+        return _read_dithered(page, languages, reader)
     return _read_crisp(page, languages)
 
 
@@ -205,16 +228,26 @@ def _component_sizes(page):
 _BLACK = bytes([1] + [0] * 255)     # grey level -> 1 for black
 
 
-def _read_dithered(page, languages):
-    """Band by band: rules become dashes, text bands are read from the de-dithered page."""
+def _read_dithered(page, languages, reader):
+    """Band by band: rules become dashes; text bands are read piece by piece (columns apart) by
+    PP-OCR from the dots as printed, or without it whole by Tesseract from the de-dithered page."""
     bands = line_bands(page)
     line_height = sorted(bottom - top for top, bottom in bands)[len(bands) // 2]
     rules = {band: _rule_width(page, band, line_height) for band in bands}
     texts = [band for band in bands if rules[band] is None]
-    grey = dedither(page)
-    readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
-                           languages)
-    text_of = dict(zip(texts, readings))
+    if reader is not None:
+        pieces = [(band, box) for band in texts for box in _pieces(page, band, line_height)]
+        readings = reader.read([page.crop(box) for _, box in pieces])
+        text_of = {band: [] for band in texts}
+        for (band, _), (text, _) in zip(pieces, readings):
+            if clean_line(text):
+                text_of[band].append(clean_line(text))
+        text_of = {band: "  ".join(parts) for band, parts in text_of.items()}
+    else:
+        grey = dedither(page)
+        readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
+                               languages)
+        text_of = dict(zip(texts, readings))
     lines = []
     for band in bands:
         if rules[band] is None:
@@ -223,6 +256,16 @@ def _read_dithered(page, languages):
             # receipt fonts are about half as wide as tall: one dash per character cell
             lines.append("-" * max(3, round(2 * rules[band] / line_height)))
     return lines
+
+
+def _pieces(page, band, line_height):
+    """Crop boxes, with a margin, of the band's pieces: its ink split where at least half a line
+    height of columns is blank (a column gap, wider than a space between words)."""
+    top, bottom = band
+    columns = page.crop((0, top, page.width, bottom)).transpose(Image.Transpose.TRANSPOSE)
+    return [(max(left - _PIECE_MARGIN, 0), max(top - _PIECE_MARGIN, 0),
+             min(right + _PIECE_MARGIN, page.width), min(bottom + _PIECE_MARGIN, page.height))
+            for left, right in line_bands(columns, max(line_height // 2, _BAND_GAP))]
 
 
 def _read_bands(images, languages):
@@ -246,20 +289,20 @@ def dedither(page: Image.Image) -> Image.Image:
     return grey.point([round(255 * (v / 255) ** _DITHER_GAMMA) for v in range(256)])
 
 
-def line_bands(page: Image.Image) -> list[tuple[int, int]]:
-    """(top, bottom) row ranges with ink, split where at least _BAND_GAP rows are blank."""
+def line_bands(page: Image.Image, gap: int = _BAND_GAP) -> list[tuple[int, int]]:
+    """(top, bottom) row ranges with ink, split where at least gap rows are blank."""
     width = page.width
     data = page.convert("L").tobytes()
     inked = [data.find(0, y * width, (y + 1) * width) >= 0 for y in range(page.height)]
     bands, top, blank = [], None, 0
-    for y, ink in enumerate(inked + [False] * _BAND_GAP):
+    for y, ink in enumerate(inked + [False] * gap):
         if ink:
             if top is None:
                 top = y
             blank, bottom = 0, y + 1
         elif top is not None:
             blank += 1
-            if blank >= _BAND_GAP:
+            if blank >= gap:
                 bands.append((top, bottom))
                 top = None
     return bands
@@ -371,8 +414,41 @@ def receipt_pages(data: bytes, **parser_options) -> list[tuple[list[str], list[t
     return out
 
 
+def raster_only(record: dict, min_height: int = 48) -> bool:
+    """True for a stored record printed as images (a driver's raster receipt): images at least
+    min_height dots tall in all, and next to no text (raster-2.bin prints one stray "T")."""
+    images = [i for i in record.get("images") or () if isinstance(i, dict)]
+    height = sum(i["height"] for i in images if isinstance(i.get("height"), int))
+    text = [line for line in record.get("lines") or () if (line or "").strip()]
+    return height >= min_height and len(text) < _FEW_LINES
+
+
+def raw_bytes(raw: bytes, encoding: str | None) -> bytes:
+    """A stored receipt's ESC/POS bytes (db.receipts raw, raw_encoding "deflate" or
+    "identity"); raises ValueError on a bad or oversized deflate stream."""
+    if encoding != "deflate":
+        return bytes(raw)
+    inflater = zlib.decompressobj(-15)
+    try:
+        data = inflater.decompress(raw, _MAX_RAW)
+    except zlib.error as e:
+        raise ValueError("raw bytes: %s" % e) from None
+    if inflater.unconsumed_tail:
+        raise ValueError("raw bytes inflate to more than %d bytes" % _MAX_RAW)
+    return data
+
+
+def raw_page(raw: bytes, min_height: int = 48) -> Image.Image | None:
+    """The page of a receipt's ESC/POS bytes: its images stacked, if they are at least
+    min_height dots tall (a logo alone is not a receipt to read); else None."""
+    for _, _, page in receipt_pages(raw):
+        if page is not None and page.height >= min_height:
+            return page
+    return None
+
+
 def ocr_stream(data: bytes, languages: list[str] | None = None, min_height: int = 48,
-               **parser_options) -> list[OcrReceipt]:
+               pp_ocr: bool = True, **parser_options) -> list[OcrReceipt]:
     """OCR every receipt of a stream that has images at least min_height dots tall in total
     (logos alone are skipped); fields are extracted from the OCR text plus any printed text."""
     receipts = []
@@ -380,7 +456,7 @@ def ocr_stream(data: bytes, languages: list[str] | None = None, min_height: int 
         if page is None or page.height < min_height:
             continue
         started = time.perf_counter()
-        lines = ocr_image(page, languages)
+        lines = ocr_image(page, languages, pp_ocr)
         seconds = time.perf_counter() - started
         receipts.append(OcrReceipt(lines, printed, page, extract_fields(printed + lines),
                                    seconds, specs))

@@ -2,20 +2,24 @@
 every report on a known dataset, against a real SQLite file and a real PostgreSQL."""
 import datetime
 import json
+import os
 import time
+import zlib
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import and_, func, select
 
 import analysis_data as data
+import escpos_parser
 import protocol
+from corpus import CORPUS
 from dbtarget import db_target  # noqa: F401  (fixture)
-from receipt import Receipt
+from receipt import Receipt, ReceiptAssembler
 from receipt_factory import generate_receipts
 from tilltap import analysis, analysis_db, db, devices
 from tilltap.extract import add_fields
-from tilltap.ingest import Ingest
+from tilltap.ingest import Ingest, prepare
 from tilltap.parse_command import parse_stream
 from tilltap.reports import REPORTS, ReportQuery
 
@@ -327,3 +331,39 @@ def test_board_fields_are_stored_even_at_the_columns_limits(engine):
         payment = conn.execute(select(analysis_db.receipt_payments)).one()
     assert item.qty is None and item.amount is None and len(item.name) == 200
     assert payment.type == "t" * 16 and payment.amount == D("12.35")
+
+
+def test_raster_only_receipts_are_read_by_ocr_once(engine):
+    """A driver's raster receipt (raster-2.bin) captured as the tap does (image metadata, raw
+    bytes deflated because upload.images is on), ingested, then extracted: its fields come from
+    OCR, which reextract does not run again."""
+    path = os.path.join(CORPUS, "real", "taoyuan__npos", "raster-2.bin")
+    if not os.path.exists(path):
+        pytest.skip("ESC/POS corpus not found at %s" % CORPUS)
+    with open(path, "rb") as f:
+        raw = f.read()
+    parser = escpos_parser.Parser(encoding="gb18030")
+    (captured,) = ReceiptAssembler().add(parser.feed(raw) + parser.close())
+    assert captured.images and captured.lines == ["T"]   # the driver prints one stray letter
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    rec = protocol.record_from_receipt(captured, "tap-raster", 1, int(time.time() * 1000), True,
+                                       raw=raw, raw_deflated=deflate.compress(raw) + deflate.flush(),
+                                       images=True)
+    rec["seq"] = 7
+    rows, result = prepare("tap-raster", json.dumps({"v": 1, "device": "tap-raster",
+                                                     "records": [rec]}).encode(),
+                           int(time.time() * 1000))
+    assert result.error is None and rows[0]["raw_encoding"] == "deflate"
+    devices.add(engine, "tap-raster")
+    with engine.begin() as conn:
+        conn.execute(db.receipts.insert(), [dict(r, received_at=db.utcnow()) for r in rows])
+    assert analysis.extract_pending(engine) == 1
+    row = _fields(engine, "tap-raster", 7)
+    assert (row.total, row.member_id, row.payment_types) == (D("242.00"), "10001703", "cash")
+    with engine.connect() as conn:
+        (read,) = conn.execute(select(analysis_db.receipt_ocr)).all()
+    assert any("应收" in line and "242.00" in line for line in read.lines)
+    assert analysis.reextract_all(engine) == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(analysis_db.receipt_ocr)).all() == [read]  # not read again
+    assert _fields(engine, "tap-raster", 7).total == D("242.00")

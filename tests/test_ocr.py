@@ -9,15 +9,15 @@ import shutil
 import unicodedata
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 from corpus import CORPUS
 from receipt_factory import generate_receipts
-from tilltap import ocr
+from tilltap import ocr, ppocr
 
 RASTER = [  # stream, parser options, minimum similarity measured by bench/bench_extract.py
     ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.75),
-    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.8),  # dithered grey glyphs
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.9),  # dithered grey glyphs
     ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
 ]
 
@@ -97,6 +97,34 @@ def test_ocr_text_goes_through_the_extractor():
     assert receipt.page.width == 464 and receipt.page.height == 576
 
 
+def test_dithered_receipt_gives_its_total_and_payment():
+    """raster-2.bin: the driver's grey labels 应收/实收/找零 that Tesseract cannot read."""
+    (receipt,) = ocr.ocr_stream(stream("taoyuan__npos/raster-2.bin"), encoding="gb18030")
+    fields = receipt.fields
+    assert (fields.total, fields.tendered, fields.change) == ("242.00", "246.00", "4.00")
+    assert [(p.type, p.amount) for p in fields.payments] == [("cash", "242.00")]
+    assert fields.member_id == "10001703" and fields.receipt_no == "10002_XPD000009"
+    # columns stay apart, as the extractor needs them
+    assert "269.00  0.900  242" in receipt.lines
+
+
+def test_dithered_page_without_pp_ocr_is_read_by_tesseract():
+    need_tesseract("chi_sim")
+    page = ocr.receipt_pages(stream("taoyuan__npos/raster-2.bin"), encoding="gb18030")[0][2]
+    with open(os.path.join(CORPUS, "expected", "taoyuan__npos/raster-2.bin.txt"),
+              encoding="utf-8") as f:
+        assert similarity("\n".join(ocr.ocr_image(page, pp_ocr=False)), f.read()) >= 0.8
+
+
+def test_pp_ocr_reads_a_rendered_line():
+    image = Image.new("L", (360, 48), 255)
+    ImageDraw.Draw(image).text((8, 6), "TOTAL 12.50", fill=0,
+                               font=ImageFont.load_default(size=30))
+    ((text, confidence),) = ppocr.LineReader.load().read([image])
+    assert text.replace(" ", "") == "TOTAL12.50" and confidence > 0.8
+    assert ppocr.LineReader.load().read([]) == []
+
+
 def test_receipts_with_only_a_logo_are_not_read():
     need_tesseract()
     receipts = ocr.ocr_stream(b"\x1b@" + b"\x1dv0\x00\x02\x00\x08\x00" + b"\xff" * 16 + b"\x1dV\x00")
@@ -159,3 +187,26 @@ def test_rules_in_a_dithered_page_become_dashes():
     # where the receipt prints them: around the item line, above the member's phone number
     assert any("1031061" in line for line in lines[rules[0]:rules[1]])
     assert any("1234567890" in line for line in lines[rules[2]:])
+
+
+def test_which_stored_records_are_raster_only():
+    page = {"kind": "raster", "width": 576, "height": 1248, "size": 89856}
+    logo = {"kind": "raster", "width": 128, "height": 40, "size": 640}
+    assert ocr.raster_only({"lines": ["T"], "images": [page]})
+    assert not ocr.raster_only({"lines": ["Shop", "Latte 3.50", "TOTAL 3.50"], "images": [page]})
+    assert not ocr.raster_only({"lines": [], "images": [logo]})
+    assert not ocr.raster_only({"lines": [], "images": [{"height": "x"}, 5]})
+
+
+def test_raw_bytes_inflate_bounded():
+    import zlib
+
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = deflate.compress(b"\x1b@" * 10) + deflate.flush()
+    assert ocr.raw_bytes(packed, "deflate") == b"\x1b@" * 10
+    assert ocr.raw_bytes(b"\x1b@", "identity") == b"\x1b@"
+    with pytest.raises(ValueError):
+        ocr.raw_bytes(b"not deflate at all", "deflate")
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    with pytest.raises(ValueError):
+        ocr.raw_bytes(bomb.compress(bytes(5 << 20)) + bomb.flush(), "deflate")

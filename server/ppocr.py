@@ -1,0 +1,95 @@
+"""Text-line recognition with PaddleOCR's PP-OCRv4 recognizer (Chinese and Latin, ONNX).
+
+Tesseract's chi_sim cannot read a driver's dithered grey glyphs (raster-2.bin: 应收 and 实收 at
+no setting tried); PP-OCRv4, trained on photographed and scanned Chinese text, reads them (see
+server/ocr.py for the figures). Only the recognizer is used: server/ocr.py cuts the page into
+line pieces itself, so neither the detector nor OpenCV is needed.
+
+The model file comes from the PyPI package rapidocr-onnxruntime, installed without its
+dependencies (tools/setup.sh): only its data is used, run with onnxruntime and numpy. The
+character list is stored in the model's metadata.
+
+    reader = LineReader.load()          # None when the model or onnxruntime is not installed
+    reader.read([image, ...]) -> [("应收：242.00", 0.97), ...]
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import threading
+
+from PIL import Image
+
+MODEL_PACKAGE = "rapidocr_onnxruntime"
+MODEL_FILE = os.path.join("models", "ch_PP-OCRv4_rec_infer.onnx")
+_HEIGHT = 48            # the recognizer's input height
+_BATCH = 8              # pieces per run, sorted by width so that little padding is added
+
+
+def model_path() -> str | None:
+    """Where the recognizer model is installed, or None. Found without importing the package
+    (its __init__ needs OpenCV, which is not installed)."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], MODEL_FILE)
+    return path if os.path.exists(path) else None
+
+
+class LineReader:
+    """One loaded recognizer; read() is thread-safe (onnxruntime sessions are)."""
+
+    _shared = None
+    _lock = threading.Lock()
+
+    def __init__(self, path: str):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        characters = self.session.get_modelmeta().custom_metadata_map["character"].splitlines()
+        # CTC class 0 is the blank; the last class is a space
+        self.characters = [""] + characters + [" "]
+
+    @classmethod
+    def load(cls) -> LineReader | None:
+        """The process's reader, loaded once; None if the model or onnxruntime is missing."""
+        with cls._lock:
+            if cls._shared is None:
+                path = model_path()
+                if path is None or importlib.util.find_spec("onnxruntime") is None:
+                    return None
+                cls._shared = cls(path)
+            return cls._shared
+
+    def read(self, images: list[Image.Image]) -> list[tuple[str, float]]:
+        """(text, mean character probability 0-1) of each image, one line of text each."""
+        import numpy as np
+
+        out = [("", 0.0)] * len(images)
+        order = sorted(range(len(images)), key=lambda k: images[k].width / max(images[k].height, 1))
+        for start in range(0, len(order), _BATCH):
+            batch = order[start:start + _BATCH]
+            widths = [max(1, math.ceil(_HEIGHT * images[k].width / max(images[k].height, 1)))
+                      for k in batch]
+            tensor = np.zeros((len(batch), 3, _HEIGHT, max(widths)), dtype=np.float32)
+            for row, (k, width) in enumerate(zip(batch, widths)):
+                grey = images[k].convert("L").resize((width, _HEIGHT), Image.BILINEAR)
+                # scaled to -1..1 as in training; padding stays 0 (mid grey), as PaddleOCR pads
+                tensor[row, :, :, :width] = np.asarray(grey, dtype=np.float32) / 127.5 - 1.0
+            probs = self.session.run(None, {self.input: tensor})[0]
+            for row, k in enumerate(batch):
+                out[k] = self._decode(probs[row])
+        return out
+
+    def _decode(self, probs) -> tuple[str, float]:
+        """Greedy CTC: the best class per step, repeats merged, blanks dropped."""
+        best = probs.argmax(axis=1)
+        chars, confidence, previous = [], [], 0
+        for step, cls in enumerate(best.tolist()):
+            if cls != 0 and cls != previous:
+                chars.append(self.characters[cls])
+                confidence.append(float(probs[step, cls]))
+            previous = cls
+        return "".join(chars), sum(confidence) / len(confidence) if confidence else 0.0
