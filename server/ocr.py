@@ -47,7 +47,7 @@ from .ppocr import LineReader
 log = logging.getLogger(__name__)
 
 # Settings measured on the raster corpus (bench/bench_extract.py: similarity with the
-# transcription; raster.bin 0.836, print-from-pdf 0.655, raster-2.bin 0.96 with PP-OCR, 0.838
+# transcription; raster.bin 0.836, print-from-pdf 0.655, raster-2.bin 0.949 with PP-OCR, 0.838
 # with Tesseract alone).
 # Crisp pages: Tesseract page segmentation 6 (one uniform block of text) beat 4 (one column,
 # varying sizes); thermal glyphs are ~24 dots tall and read best scaled 2x with a slight blur that
@@ -72,8 +72,8 @@ _MARGIN = 16
 # characters for those glyphs include neither 应 nor 收), so its total is not found; cutting the
 # bands into pieces and voting over 6-36 renderings of each (dilated, blurred, darkened) found
 # it in fewer than a third of the rendering sets tried. PP-OCR reads every label and amount of it
-# from the dots as printed, piece by piece (0.965; whole bands: 0.954, but columns run
-# together; blurred first: 0.959). Crisp pages stay with Tesseract: PP-OCR's recognizer on
+# from the dots as printed, piece by piece (0.949; in a trial with plainer text clean-up, pieces
+# 0.965, whole bands 0.954 but with the columns run together, pieces blurred first 0.959). Crisp pages stay with Tesseract: PP-OCR's recognizer on
 # these pieces read them worse (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own
 # text detector (rapidocr with OpenCV, not installed) 0.914 and 0.658.
 _SPECK_DOTS = 4
