@@ -73,9 +73,10 @@ _MARGIN = 16
 # bands into pieces and voting over 6-36 renderings of each (dilated, blurred, darkened) found
 # it in fewer than a third of the rendering sets tried. PP-OCR reads every label and amount of it
 # from the dots as printed, piece by piece (0.949; in a trial with plainer text clean-up, pieces
-# 0.965, whole bands 0.954 but with the columns run together, pieces blurred first 0.959). Crisp pages stay with Tesseract: PP-OCR's recognizer on
-# these pieces read them worse (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own
-# text detector (rapidocr with OpenCV, not installed) 0.914 and 0.658.
+# 0.965, whole bands 0.954 but with the columns run together, pieces blurred first 0.959).
+# Crisp pages stay with Tesseract: PP-OCR's recognizer on these pieces read them worse
+# (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own text detector (rapidocr with
+# OpenCV, not installed) 0.914 and 0.658.
 _SPECK_DOTS = 4
 _SPECK_SHARE = 0.06
 _DITHER_SIGMA = 1.25    # dots
@@ -85,6 +86,7 @@ _RULE_HEIGHT = 4        # a rule is at most 1/4 as tall as a text line...
 _RULE_WIDTH = 2         # ...and at least 2 line heights wide
 _HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng
 _PIECE_MARGIN = 4       # dots of white around a piece given to PP-OCR
+_MIN_PAGE = 48          # dots: images less tall in all are a logo, not a receipt to read
 _FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
 _MAX_RAW = 4 << 20      # bytes a stored receipt may inflate to (the tap sends at most 128 KiB)
 
@@ -240,9 +242,8 @@ def _read_dithered(page, languages, reader):
         readings = reader.read([page.crop(box) for _, box in pieces])
         text_of = {band: [] for band in texts}
         for (band, _), (text, _) in zip(pieces, readings):
-            if clean_line(text):
-                text_of[band].append(clean_line(text))
-        text_of = {band: "  ".join(parts) for band, parts in text_of.items()}
+            text_of[band].append(clean_line(text))
+        text_of = {band: "  ".join(filter(None, parts)) for band, parts in text_of.items()}
     else:
         grey = dedither(page)
         readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
@@ -414,7 +415,7 @@ def receipt_pages(data: bytes, **parser_options) -> list[tuple[list[str], list[t
     return out
 
 
-def raster_only(record: dict, min_height: int = 48) -> bool:
+def raster_only(record: dict, min_height: int = _MIN_PAGE) -> bool:
     """True for a stored record printed as images (a driver's raster receipt): images at least
     min_height dots tall in all, and next to no text (raster-2.bin prints one stray "T")."""
     images = [i for i in record.get("images") or () if isinstance(i, dict)]
@@ -438,16 +439,16 @@ def raw_bytes(raw: bytes, encoding: str | None) -> bytes:
     return data
 
 
-def raw_page(raw: bytes, min_height: int = 48) -> Image.Image | None:
+def raw_page(raw: bytes, min_height: int = _MIN_PAGE) -> Image.Image | None:
     """The page of a receipt's ESC/POS bytes: its images stacked, if they are at least
-    min_height dots tall (a logo alone is not a receipt to read); else None."""
+    min_height dots tall; else None."""
     for _, _, page in receipt_pages(raw):
         if page is not None and page.height >= min_height:
             return page
     return None
 
 
-def ocr_stream(data: bytes, languages: list[str] | None = None, min_height: int = 48,
+def ocr_stream(data: bytes, languages: list[str] | None = None, min_height: int = _MIN_PAGE,
                pp_ocr: bool = True, **parser_options) -> list[OcrReceipt]:
     """OCR every receipt of a stream that has images at least min_height dots tall in total
     (logos alone are skipped); fields are extracted from the OCR text plus any printed text."""
