@@ -180,34 +180,37 @@ def record_parts(rec, raw=None, members=None):
     block of its whole size. members: parts holding members written already (RecordBuilder),
     put first.
     """
-    parts = [b"{"] + members if members else []
-    part = bytearray() if members else bytearray(b"{")
+    parts = [b"{"] + members + [bytearray()] if members else [bytearray(b"{")]
     comma = b"," if members else b""
     for key in rec:
         value = rec[key]
-        part += b'%s"%s":' % (comma, key.encode())
+        parts[-1] += b'%s"%s":' % (comma, key.encode())
         comma = b","
         if isinstance(value, list):
-            part += b"["
+            parts[-1] += b"["
             for i, item in enumerate(value):
-                if i:
-                    part += b","
-                part += json.dumps(item).encode()
-                if len(part) >= _PART:
-                    parts.append(part)
-                    part = bytearray()
-            part += b"]"
+                _add_item(parts, i, json.dumps(item).encode())
+            parts[-1] += b"]"
         else:
-            part += json.dumps(value).encode()
+            parts[-1] += json.dumps(value).encode()
     if raw is not None:
-        part += b'%s"raw":{"encoding":"identity","size":%d,"data":"' % (comma, len(raw))
+        parts[-1] += b'%s"raw":{"encoding":"identity","size":%d,"data":"' % (comma, len(raw))
         for pos in range(0, len(raw), _RAW_PIECE):
-            parts.append(part)
-            part = bytearray(b2a_base64(raw[pos:pos + _RAW_PIECE], newline=False))
-        part += b'"}'
-    part += b"}"
-    parts.append(part)
+            parts.append(bytearray(b2a_base64(raw[pos:pos + _RAW_PIECE], newline=False)))
+        parts[-1] += b'"}'
+    parts[-1] += b"}"
     return parts
+
+
+def _add_item(parts, index, item):
+    """Appends JSON array item number index (a comma first unless it is the first) to the last
+    part; starts a new part once that holds _PART bytes."""
+    part = parts[-1]
+    if index:
+        part += b","
+    part += item
+    if len(part) >= _PART:
+        parts.append(bytearray())
 
 
 class RecordBuilder:
@@ -244,7 +247,7 @@ class RecordBuilder:
             return
         while self._blanks:
             self._blanks -= 1
-            self._write(self._lines, self._count, b'""')
+            _add_item(self._lines, self._count, b'""')
             self._count += 1
         if text is None:
             spans = []
@@ -252,24 +255,15 @@ class RecordBuilder:
                 masked = mask_bytes(data)
                 self.card = self.card or masked is not data
                 spans.append([enc, intl, b64(masked)])
-            self._write(self._raw_lines, self._raw_count,
+            _add_item(self._raw_lines, self._raw_count,
                         json.dumps([self._count, spans]).encode())
             self._raw_count += 1
-            self._write(self._lines, self._count, b"null")
+            _add_item(self._lines, self._count, b"null")
         else:
             masked = mask_cards(text)
             self.card = self.card or masked is not text
-            self._write(self._lines, self._count, json.dumps(masked).encode())
+            _add_item(self._lines, self._count, json.dumps(masked).encode())
         self._count += 1
-
-    @staticmethod
-    def _write(parts, count, item):
-        part = parts[-1]
-        if count:
-            part += b","
-        part += item
-        if len(part) >= _PART:
-            parts.append(bytearray())
 
     def finish(self):
         """The receipt ended: its lines are written already."""

@@ -19,6 +19,7 @@ import math
 import os
 import threading
 
+import numpy as np
 from PIL import Image
 
 MODEL_PACKAGE = "rapidocr_onnxruntime"
@@ -65,8 +66,6 @@ class LineReader:
 
     def read(self, images: list[Image.Image]) -> list[tuple[str, float]]:
         """(text, mean character probability 0-1) of each image, one line of text each."""
-        import numpy as np
-
         out = [("", 0.0)] * len(images)
         order = sorted(range(len(images)), key=lambda k: images[k].width / max(images[k].height, 1))
         for start in range(0, len(order), _BATCH):
