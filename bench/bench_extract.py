@@ -91,6 +91,87 @@ def ocr():
               % (name, ratio, seconds / max(len(receipts), 1), len(receipts), totals))
 
 
+REAL_PATH_PER_STORE = 5   # receipts per generated store through the firmware (8 stores)
+
+
+def _view_score(view, truth):
+    """field group -> right (0/1) for a receipt_view against the generator's truth."""
+    items = [(i["name"], i["qty"], i["unit_price"], i["amount"]) for i in truth["items"]]
+    got = [(n, q, p, a) for n, q, p, a in view["items"]]
+    return {
+        "totals": view["total"] == truth["total"],
+        "items": [(n, _dec(q, "0.001"), _dec(p, "0.01"), _dec(a, "0.01")) for n, q, p, a in items]
+        == got,
+        "payments": view["payments"] == [(p["type"], _dec(p["amount"], "0.01"))
+                                         for p in truth["payments"]],
+        "receipt no": view["receipt_no"] == truth["receipt_no"],
+        "member": view["member_id"] == truth["member_id"],
+    }
+
+
+def _dec(value, places):
+    from decimal import Decimal
+    return None if value is None else str(Decimal(value).quantize(Decimal(places)))
+
+
+def real_path():
+    """The same scores measured through the real path: generated receipts as TCP jobs into the
+    firmware on the unix port, uploaded to `tilltap serve`, extracted there; upload modes full
+    (the server extracts from the text) and fields (the board extracts), next to CPython."""
+    import asyncio
+    import tempfile
+
+    from tilltap.demo import Demo, parsed_receipts, parsed_view, printer_settings, \
+        stored_receipts
+
+    receipts = generate_receipts(seed=606, count=8 * REAL_PATH_PER_STORE)
+    groups = {"latin": [r for r in receipts if r.language != "zh"],
+              "zh": [r for r in receipts if r.language == "zh"]}
+    settings = {"latin": printer_settings(), "zh": printer_settings(encoding="gb18030")}
+
+    async def run(tmp):
+        demo = Demo(tmp, "http")
+        try:
+            await demo.start(tap=False)
+            taps = []
+            for key, group in groups.items():
+                jobs = [(r.name, r.stream) for r in group]
+                for mode in ("full", "fields"):
+                    taps.append((key, mode, await demo.add_tap("%s-%s" % (key, mode),
+                                                               settings[key], mode), jobs))
+            await asyncio.gather(*(demo.replay(jobs, tap) for _, _, tap, jobs in taps))
+            for _, _, tap, jobs in taps:
+                await demo.wait_stored(len(jobs), 120, tap)
+            await demo.wait_extracted(60)
+            return [(key, mode, [v for _, v, _ in stored_receipts(demo.engine, tap.device)],
+                     [parsed_view(r) for _, r in parsed_receipts(jobs, tap.options)])
+                    for key, mode, tap, jobs in taps]
+        finally:
+            await demo.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        results = asyncio.run(run(tmp))
+        seconds = time.perf_counter() - started
+    for key, mode, stored, parsed in results:
+        score = collections.defaultdict(lambda: collections.defaultdict(lambda: [0, 0, 0]))
+        for receipt, view, cpython in zip(groups[key], stored, parsed):
+            mine = _view_score(view, receipt.fields)
+            theirs = _view_score(cpython, receipt.fields)
+            for name in mine:
+                row = score[receipt.language][name]
+                row[0] += mine[name]
+                row[1] += theirs[name]
+                row[2] += 1
+        for language in sorted(score):
+            figures = ", ".join("%s %.0f%% (CPython %.0f%%)" % (name, 100.0 * a / n, 100.0 * b / n)
+                                for name, (a, b, n) in score[language].items())
+            print("real path, upload mode %s, %s: %s (n=%d)" % (
+                mode, language, figures, score[language]["totals"][2]))
+    print("real path: %d receipts x 2 upload modes in %.1f s" % (len(receipts), seconds))
+
+
 if __name__ == "__main__":
     extraction()
+    real_path()
     ocr()

@@ -8,7 +8,9 @@ pass-through (byte-exact both ways or not), receipts stored, MemoryErrors counte
 the heap in use after a collection at the end, and the peak sampled while running (gc.mem_alloc
 before the status collection). 64-bit objects are about twice the size of the ESP32's 32-bit
 ones. In rom: runs the heap is that much beside the image (tilltap.unixport.rom_heapsize).
-TILLTAP_BENCH_HEAPS overrides the runs ("rom:128k,mpy:256k"), TILLTAP_BENCH_UPLINK the uplink.
+A third part names the upload mode (default full): "rom:128k:fields" loads the board's extractor
+and its byte tables. TILLTAP_BENCH_HEAPS overrides the runs ("rom:128k,mpy:256k"),
+TILLTAP_BENCH_UPLINK the uplink.
 """
 import asyncio
 import os
@@ -23,7 +25,8 @@ from tilltap.demo import Demo, demo_streams, expected_receipts  # noqa: E402
 from tilltap.unixport import (BOARD_MAIN, build_romfs, compile_firmware,  # noqa: E402
                               micropython_command, micropython_path)
 
-RUNS = os.environ.get("TILLTAP_BENCH_HEAPS", "rom:112k,rom:128k,mpy:256k,mpy:384k").split(",")
+RUNS = os.environ.get("TILLTAP_BENCH_HEAPS",
+                      "rom:112k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k").split(",")
 UPLINK = os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt")
 TAP_MODULES = "main, spool, uplink, uplink_%s" % UPLINK
 
@@ -48,9 +51,9 @@ def code_heap():
         return out + [os.path.getsize(image)]
 
 
-async def workload(heap, rom, jobs, want):
+async def workload(heap, rom, jobs, want, mode):
     with tempfile.TemporaryDirectory() as tmp:
-        demo = Demo(tmp, UPLINK)
+        demo = Demo(tmp, UPLINK, upload_mode=mode)
         try:
             await demo.start_with_heap(heap, rom=rom)
             sent, replies = await demo.replay(jobs)
@@ -72,9 +75,9 @@ async def run():
                                                      rom_code // 1024, image // 1024))
     print("demo workload: %d jobs, %d receipts, %s uplink" % (len(jobs), want, UPLINK))
     for spec in RUNS:
-        kind, heap = spec.split(":")
+        kind, heap, mode = (spec + ":full").split(":")[:3]
         try:
-            status, exact, stored = await workload(heap, kind == "rom", jobs, want)
+            status, exact, stored = await workload(heap, kind == "rom", jobs, want, mode)
         except Exception as e:   # noqa: BLE001 -- a heap too small to boot is a figure too
             print("  %s heap %-5s does not run: %r" % (kind, heap, e))
             continue
@@ -83,9 +86,9 @@ async def run():
                 status[key] = status.get(key, 0) - image
         errors = status.get("capture_errors", 0) + status.get("store_errors", 0)
         uplink = status.get("uplink", {})
-        print("  %s heap %-5s pass-through %s, stored %d of %d, MemoryErrors in capture %d, "
-              "uplink failures %d (last: %s), in use after collection %d KB, peak %d KB" % (
-                  kind, heap, "byte-exact" if exact else "NOT EXACT", stored, want, errors,
+        print("  %s heap %-5s %-6s pass-through %s, stored %d of %d, MemoryErrors in capture "
+              "%d, uplink failures %d (last: %s), in use after collection %d KB, peak %d KB" % (
+                  kind, heap, mode, "byte-exact" if exact else "NOT EXACT", stored, want, errors,
                   uplink.get("failures", 0), uplink.get("last_error"),
                   status.get("mem_alloc", 0) // 1024,
                   status.get("mem_alloc_peak", 0) // 1024))

@@ -79,6 +79,15 @@ class Capture:
         """No byte for the receipt idle gap: the receipt in progress (if any) is complete."""
         self._finish(self._assembler.add(self.parser.idle()))
 
+    def close(self):
+        """The stream ended (a network job's connection closed): the receipt in progress ends,
+        and the next stream is parsed from the printer's power-on state, as `tilltap parse`
+        reads one job's file."""
+        self._finish(self._assembler.add(self.parser.close()))
+        self._raw_len = 0
+        self._raw_start = 0      # the parser counts offsets from 0 again
+        self._raw_whole = True
+
     def _finish(self, receipts):
         for receipt in receipts:
             card = receipt.mask()      # before anything is stored

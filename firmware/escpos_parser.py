@@ -136,7 +136,7 @@ _CODE2D_PREFIX = {51: 2, 52: 3}   # bytes before the data after fn 80 (else 1: m
 # ESC t numbering per vendor ("n:encoding ..."); unlisted numbers fall back to Epson's table.
 _EPSON_PAGES = ("0:cp437 1:katakana 2:cp850 3:cp860 4:cp863 5:cp865 11:cp851 12:cp853 13:cp857 "
                 "14:cp737 15:iso8859_7 16:cp1252 17:cp866 18:cp852 19:cp858 20:thai42 21:cp874 "
-                "30:tcvn3 31:tcvn3 32:cp720 33:cp775 34:cp855 35:cp861 36:cp862 37:cp864 "
+                "30:tcvn3_1 31:tcvn3_2 32:cp720 33:cp775 34:cp855 35:cp861 36:cp862 37:cp864 "
                 "38:cp869 39:iso8859_2 40:iso8859_15 41:cp1098 42:cp774 43:cp772 44:cp1125 "
                 "45:cp1250 46:cp1251 47:cp1253 48:cp1254 49:cp1255 50:cp1256 51:cp1257 "
                 "52:cp1258 53:kz1048")
@@ -149,22 +149,23 @@ _VENDOR_PAGES = {
     "bixolon": ("21:cp862 22:cp864 23:thai42 24:cp1253 25:cp1254 26:cp1257 27:farsi "
                 "28:cp1251 29:cp737 30:cp775 31:thai14 32:cp862 33:cp1255 34:thai11 35:thai18 "
                 "37:cp857 38:iso8859_7 39:thai16 40:cp1256 41:cp1258 42:khmer 46:cp866 "
-                "47:cp1250 49:tcvn3 50:tcvn3 51:viscii"),
-    "zjiang": ("6:latin_1 7:cp737 8:cp862 9:cp852 10:iran 20:iran2 21:latvian 22:cp864 "
+                "47:cp1250 49:tcvn3_1 50:tcvn3_2 51:viscii"),
+    "zjiang": ("6:latin_1 7:cp737 8:cp862 9:cp852 10:iran 20:iran2 21:cp3011 22:cp864 "
                "23:cp1251 24:cp747 25:cp1257 27:cp1258 28:cp864 31:cp862 32:cp1255 50:cp437 "
                "52:cp437 53:cp858 54:cp852 55:cp860 56:cp861 57:cp863 58:cp865 59:cp866 "
                "60:cp855 61:cp857 62:cp862 63:cp864 64:cp737 65:cp851 66:cp869 68:cp772 "
                "69:cp774 71:cp1252 72:cp1250 73:cp1251"),
-    "xprinter": ("6:latin_1 7:cp1253 8:cp862 9:cp3012 11:cp1255 21:latvian 22:cp864 "
+    "xprinter": ("6:latin_1 7:cp1253 8:cp862 9:cp3012 11:cp1255 21:cp3011 22:cp864 "
                  "23:cp1251 24:cp737 25:cp1257 33:cp1256"),
     "rongta": ("6:cp1251 7:cp866 8:mik 9:cp755 10:iran 15:cp862 17:cp1253 20:iran2 "
-               "21:latvian 22:cp864 23:latin_1 24:cp737 25:cp1257 26:cp874 27:cp720 28:cp855 "
+               "21:cp3011 22:cp864 23:latin_1 24:cp737 25:cp1257 26:cp874 27:cp720 28:cp855 "
                "29:cp857 30:cp1250 31:cp775 32:cp1254 33:cp1255 34:cp1256 35:cp1258 "
                "36:iso8859_2 37:iso8859_3 38:iso8859_4 39:iso8859_5 40:iso8859_6 "
                "41:iso8859_7 42:iso8859_8 43:iso8859_9 44:iso8859_15 46:cp856 47:cp874"),
 }
 ENCODINGS = (None, "gb18030", "big5", "shift_jis", "cp949")
 PROFILES = ("epson", "star")
+VENDORS = tuple(sorted(_VENDOR_PAGES))
 
 # ESC R: which ASCII characters each international set replaces ("from to" pairs).
 _INTL = {
@@ -174,8 +175,9 @@ _INTL = {
     11: "@á[¡\\Ñ]¿^é`´{í|ñ}ó~ú", 12: "@á[¡\\Ñ]¿^é`ü{í|ñ}ó~ú", 13: "\\₩",
     14: "@Ž[Š\\Đ]Ć^Č`ž{š|đ}ć~č", 15: "$¥", 16: "#₫", 17: "%٪*٭",
 }
-# Names this module uses that Python spells differently (or lacks: decoded as cp437).
-_CODEC = {"katakana": "shift_jis", "jis": "euc_jp"}
+# Names this module uses that Python spells differently (or lacks: read from codec_tables.py
+# if it has them, else as cp437).
+_CODEC = {"jis": "euc_jp"}
 
 
 def page_encoding(vendor, n):
@@ -193,8 +195,24 @@ def page_encoding(vendor, n):
     return None
 
 
-def decode_text(raw, encoding, intl=0):
-    """Bytes of one text run as Unicode; None where this interpreter has no codec for them."""
+def is_span_encoding(name):
+    """True for an encoding name this parser can put in an undecoded line's span (the server
+    refuses any other: a codec named by a device must be a text codec of ours)."""
+    if name in ENCODINGS or name in ("utf-8", "jis", "shift_jis_2004", "cp437"):
+        return bool(name)
+    key = ":%s " % name
+    for spec in _VENDOR_PAGES.values():
+        if key in spec + " ":
+            return True
+    return key in _EPSON_PAGES + " "
+
+
+def decode_text(raw, encoding, intl=0, errors="backslashreplace"):
+    """Bytes of one text run as Unicode; None where this interpreter has no codec for them.
+
+    Bytes the codec rejects (a broken multibyte sequence) read as \\xNN, so they show and can be
+    counted; errors="strict" raises UnicodeError instead.
+    """
     try:
         text = raw.decode("utf-8")
         # same length: plain ASCII, the same in every code page (cheaper than max(raw) < 0x80);
@@ -205,18 +223,58 @@ def decode_text(raw, encoding, intl=0):
         text = None
     if text is None:
         if _codecs is None:
-            return None
+            return None        # the board: the server decodes (fields_mode.py reads tables)
         if encoding == "jis":
             raw = bytes(b | 0x80 if b >= 0x21 else b for b in raw)
         codec = _CODEC.get(encoding, encoding)
         try:
             _codecs.lookup(codec)
         except LookupError:
+            text = _table_text(raw, encoding, errors)
             codec = "cp437"
-        text = raw.decode(codec, "replace")
+        if text is None:
+            text = bytes(raw).decode(codec, errors)
     if intl and encoding != "utf-8":
         text = _apply_intl(text, intl)
     return text
+
+
+def _table_text(raw, encoding, errors):
+    """A page Python has no codec for (katakana, TCVN-3, ...), from codec_tables.py (CPython
+    only: the board never decodes these itself); None if it is not there either."""
+    import codec_tables
+    names = codec_tables.PAGES.split()
+    if encoding not in names:
+        return None
+    base = names.index(encoding) * 256 - 256
+    out = []
+    for b in raw:
+        code = b if b < 0x80 else \
+            codec_tables.TABLE[base + 2 * b] << 8 | codec_tables.TABLE[base + 2 * b + 1]
+        if code != 0xFFFF:
+            out.append(chr(code))
+        elif errors == "strict":
+            raise UnicodeError("byte 0x%02x is not in %s" % (b, encoding))
+        else:
+            out.append("\\x%02x" % b)
+    return "".join(out)
+
+
+def decode_line(spans, errors="backslashreplace"):
+    """The text of one printed line from its runs ((encoding, intl_set, bytes), ...): each run
+    decoded, joined, trailing spaces removed. None where this interpreter lacks a codec (the
+    board); the server decodes the same spans with this same function."""
+    if len(spans) == 1:
+        enc, intl, raw = spans[0]
+        text = decode_text(raw, enc, intl, errors)
+        return None if text is None else text.rstrip(" ")
+    parts = []
+    for enc, intl, raw in spans:
+        text = decode_text(raw, enc, intl, errors)
+        if text is None:
+            return None
+        parts.append(text)
+    return "".join(parts).rstrip(" ")
 
 
 def _apply_intl(text, intl):
@@ -1356,36 +1414,24 @@ class Parser:
             return
         runs = self._runs
         if len(runs) == 1:
-            key = runs[0][1]
-            chunk = bytes(self._line_mv[:llen])
-            self._llen = 0
-            self._runs = []
-            self._run_key = None
-            self._line_cut = False
-            text = decode_text(chunk, key[0], key[1])
-            if text is None:
-                self._line_event(None, ((key[0], key[1], chunk),))
-            else:
-                self._line_event(text.rstrip(" "), None)
-            return
-        spans = []
-        for k in range(len(runs)):
-            start, key = runs[k]
-            end = runs[k + 1][0] if k + 1 < len(runs) else llen
-            if end > start:
-                spans.append((key[0], key[1], bytes(self._line_mv[start:end])))
+            spans = ((runs[0][1][0], runs[0][1][1], bytes(self._line_mv[:llen])),)
+        else:
+            spans = []
+            for k in range(len(runs)):
+                start, key = runs[k]
+                end = runs[k + 1][0] if k + 1 < len(runs) else llen
+                if end > start:
+                    spans.append((key[0], key[1], bytes(self._line_mv[start:end])))
+            spans = tuple(spans)
         self._llen = 0
         self._runs = []
         self._run_key = None
         self._line_cut = False
-        parts = []
-        for enc, intl, chunk in spans:
-            text = decode_text(chunk, enc, intl)
-            if text is None:
-                self._line_event(None, tuple(spans))
-                return
-            parts.append(text)
-        self._line_event("".join(parts).rstrip(" "), None)
+        text = decode_line(spans)
+        if text is None:
+            self._line_event(None, spans)
+        else:
+            self._line_event(text, None)
 
     def _line_event(self, text, raw):
         if self._page_mode:

@@ -28,7 +28,6 @@ import time
 
 import protocol
 from capture import Capture
-from cardmask import mask_cards
 from escpos_parser import Parser
 from ports import SocketPort, UartPort
 from receipt import Receipt
@@ -90,6 +89,8 @@ class Runner:
         self.uplink = None
         self.network = None
         self.device = device_id(cfg)
+        # how this board parses: every record carries it (protocol.printer_context)
+        self.printer = protocol.printer_context(cfg["printer"], cfg["split"])
         self.boot = 0
         self.jobs = 0
         self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0,
@@ -126,14 +127,13 @@ class Runner:
                                             min_free=cfg["spool"]["min_free"],
                                             policy=cfg["spool"]["when_full"]))
             if cfg["upload"]["mode"] == "fields":
-                from fields import extract      # the light extractor: only this mode pays for it
-                self._extract = extract
-            printer = cfg["printer"]
+                # the extractor and its byte tables: only this mode pays for them
+                from fields_mode import receipt_fields
+                self._extract = receipt_fields
+            options = protocol.parser_options(self.printer)
 
             def make_parser():
-                return Parser(profile=printer["profile"], codepage_map=printer["codepage_map"],
-                              encoding=printer["encoding"] or None,
-                              split_on_init=cfg["split"]["on_init"])
+                return Parser(**options)
 
             upload = cfg["upload"]
             # raw bytes leave the board in mode "full" only: no window to keep them otherwise.
@@ -156,15 +156,14 @@ class Runner:
         synced = self.clock_synced()
         captured = _wall_ms() if synced else _ticks_diff(_ticks_ms(), self.started)
         if self._extract is not None:     # upload mode "fields": only the consumption data
-            # masked again: a number split across two decoded spans joins up here
-            found = self._extract([mask_cards(line) for line in receipt.readable_lines()])
+            found = self._extract(receipt)
             return protocol.record_parts(protocol.record_from_fields(
-                receipt, found, self.device, self.boot, captured, synced))
+                receipt, found, self.device, self.boot, captured, synced, self.printer))
         if upload["mode"] == "text" or raw is None or not protocol.want_raw(
                 receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
             raw = None
         return receipt.record_parts(self.device, self.boot, captured, synced, raw,
-                                    upload["images"])
+                                    upload["images"], self.printer)
 
     def clock_synced(self):
         """True once the wall clock was set (NTP on the board; the host's clock on a PC)."""
@@ -329,7 +328,7 @@ class Runner:
             conn.close()
         if self.capture is not None and self.capture.parser is not None:
             try:
-                self.capture.idle()     # the connection's end ends its receipt
+                self.capture.close()     # the connection's end ends its receipt and stream
             except Exception as e:   # noqa: BLE001
                 self._problem("capture", e)
 

@@ -32,11 +32,17 @@ Record (one receipt), a JSON object with exactly these keys (optional ones may b
     drawer       true if the cash drawer was kicked
     raw          optional {"encoding": "deflate" | "identity", "size": n, "data": base64}: the
                  receipt's ESC/POS bytes (raw deflate, any window) for re-parsing on the server
+    printer      optional (absent in records of older firmware): how the board parsed the receipt,
+                 {"profile", "codepage_map", "encoding", "split": {"idle_ms", "on_init"}}
+                 (printer_context), so that a re-parse of its raw bytes on the server reads
+                 them as the board did, whatever the printer's settings are later
     fields       optional, upload mode "fields" only (lines, codes and images then empty, no
                  raw): what the board's extractor found (FIELD_KEYS): total, subtotal,
                  currency, receipt_no, datetime (ISO 8601, local), member_id as strings or
                  null (amounts as decimal strings), payments [{"type", "amount"}], items
-                 [{"name", "qty", "unit_price", "amount"}]
+                 [{"name", "qty", "unit_price", "amount"[, "name_raw"]}]: a name the board
+                 could not decode is null, its bytes in name_raw [[encoding, intl_set,
+                 base64], ...] for the server to decode (fields_mode.py)
 Batch:  {"v": VERSION, "device": id, "records": [record, ...]}
 Ack:    {"acked": [seq, ...], "rejected": [{"seq": seq or null, "error": reason}, ...]}
         "acked" lists seqs the server has committed (new or already stored); a device deletes a
@@ -101,6 +107,25 @@ def device_id_from_uid(uid):
     return "".join("%02x" % b for b in uid)
 
 
+# -- printer context
+
+def printer_context(printer, split):
+    """The record's "printer" object from the configuration's printer and split sections: the
+    parser options the board runs with (parser_options() reads them back)."""
+    return {"profile": printer["profile"], "codepage_map": printer["codepage_map"],
+            "encoding": printer["encoding"] or None,
+            "split": {"idle_ms": split["idle_ms"], "on_init": split["on_init"]}}
+
+
+def parser_options(printer):
+    """escpos_parser.Parser keyword arguments for a printer context (None: the defaults, a
+    record of firmware older than the context)."""
+    if not printer:
+        return {}
+    return {"profile": printer["profile"], "codepage_map": printer["codepage_map"],
+            "encoding": printer["encoding"], "split_on_init": printer["split"]["on_init"]}
+
+
 # -- building records (firmware side)
 
 def b64(data):
@@ -115,14 +140,15 @@ def want_raw(receipt, raw_size, raw_max, images):
 
 
 def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=None,
-                        raw_deflated=None, images=False, seq=None):
+                        raw_deflated=None, images=False, seq=None, printer=None):
     """The record dict for a receipt.Receipt.
 
     raw: the receipt's ESC/POS bytes to attach, or None; raw_deflated: the same bytes raw-deflated
     where the caller could compress them (then sent instead). images: include image payloads
     (only present when the parser ran with keep_images). seq: normally None (see batch_parts).
+    printer: the printer context (printer_context()) the receipt was parsed with.
     """
-    rec = _record_head(receipt, device, boot, captured_at, time_synced)
+    rec = _record_head(receipt, device, boot, captured_at, time_synced, printer)
     rec["lines"] = receipt.lines
     rec["barcodes"] = [[s, d] for s, d in receipt.barcodes]
     rec["codes2d"] = [[t, d] for t, d in receipt.codes2d]
@@ -140,10 +166,10 @@ def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=Non
     return rec
 
 
-def record_from_fields(receipt, fields, device, boot, captured_at, time_synced):
+def record_from_fields(receipt, fields, device, boot, captured_at, time_synced, printer=None):
     """The record of upload mode "fields": the consumption data the board extracted
     (fields.extract(), FIELD_KEYS) and how the receipt ended; no text, codes or raw bytes."""
-    rec = _record_head(receipt, device, boot, captured_at, time_synced)
+    rec = _record_head(receipt, device, boot, captured_at, time_synced, printer)
     rec["lines"] = []
     rec["barcodes"] = []
     rec["codes2d"] = []
@@ -152,10 +178,13 @@ def record_from_fields(receipt, fields, device, boot, captured_at, time_synced):
     return rec
 
 
-def _record_head(receipt, device, boot, captured_at, time_synced):
-    return {"v": VERSION, "device": device, "boot": boot, "captured_at": captured_at,
-            "time_synced": bool(time_synced), "cut": receipt.cut, "end": receipt.end,
-            "drawer": bool(receipt.drawer)}
+def _record_head(receipt, device, boot, captured_at, time_synced, printer):
+    rec = {"v": VERSION, "device": device, "boot": boot, "captured_at": captured_at,
+           "time_synced": bool(time_synced), "cut": receipt.cut, "end": receipt.end,
+           "drawer": bool(receipt.drawer)}
+    if printer is not None:
+        rec["printer"] = printer
+    return rec
 
 
 def _image(img, with_data):
@@ -274,7 +303,8 @@ class RecordBuilder:
         self.card = mask_codes(self) or self.card
         return self.card
 
-    def record_parts(self, device, boot, captured_at, time_synced, raw=None, images=False):
+    def record_parts(self, device, boot, captured_at, time_synced, raw=None, images=False,
+                     printer=None):
         """record_parts(record_from_receipt(...), raw) of this receipt; may be called again
         (without raw, after a MemoryError)."""
         if self._raw_lines is not None:      # the arrays are closed once, on the first call
@@ -284,7 +314,7 @@ class RecordBuilder:
                 self._lines += self._raw_lines
             self._raw_lines = None
         members = list(self._lines)
-        rec = _record_head(self, device, boot, captured_at, time_synced)
+        rec = _record_head(self, device, boot, captured_at, time_synced, printer)
         rec["barcodes"] = [[s, d] for s, d in self.barcodes]
         rec["codes2d"] = [[t, d] for t, d in self.codes2d]
         rec["images"] = [_image(i, images) for i in self.images]

@@ -7,14 +7,16 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64
 
+from escpos_parser import ENCODINGS, PROFILES, VENDORS, is_span_encoding
 from protocol import (FIELD_KEYS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
                       MAX_FUTURE_SKEW_MS, MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP,
                       TELEMETRY_FIELDS, TOPIC_ROOT, VERSION)
 
 _RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lines",
                 "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw",
-                "fields")
-_OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields")
+                "fields", "printer")
+_OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields", "printer")
+_PRINTER_KEYS = ("profile", "codepage_map", "encoding", "split")
 _IMAGE_KEYS = ("kind", "width", "height", "size", "data")
 _RAW_ENCODINGS = ("deflate", "identity")
 
@@ -149,7 +151,22 @@ def validate_record(rec, device=None, now_ms=None):
         if not (rec[key] is None or _is_str(rec[key])):
             return "%s must be a string or null" % key
     return _check_images(rec["images"]) or _check_raw_lines(rec.get("raw_lines"), lines) or \
-        _check_raw(rec.get("raw")) or _check_fields(rec.get("fields"))
+        _check_raw(rec.get("raw")) or _check_fields(rec.get("fields")) or \
+        _check_printer(rec.get("printer"))
+
+
+def _check_printer(printer):
+    if printer is None:
+        return None
+    if not isinstance(printer, dict) or sorted(printer) != sorted(_PRINTER_KEYS) or \
+            printer["profile"] not in PROFILES or printer["codepage_map"] not in VENDORS or \
+            printer["encoding"] not in ENCODINGS:
+        return "printer must be {profile, codepage_map, encoding, split} with known values"
+    split = printer["split"]
+    if not isinstance(split, dict) or sorted(split) != ["idle_ms", "on_init"] or \
+            not _is_int(split["idle_ms"]) or not isinstance(split["on_init"], bool):
+        return "printer.split must be {idle_ms, on_init}"
+    return None
 
 
 def _check_images(images):
@@ -173,10 +190,9 @@ def _check_raw_lines(raw_lines, lines):
         if not isinstance(entry, list) or len(entry) != 2 or not _is_int(entry[0]) or \
                 not 0 <= entry[0] < len(lines) or not isinstance(entry[1], list):
             return "raw_lines entries must be [line index, spans]"
-        for span in entry[1]:
-            if not isinstance(span, list) or len(span) != 3 or not _is_str(span[0]) or \
-                    not _is_int(span[1]) or not _is_str(span[2]):
-                return "raw_lines spans must be [encoding, intl_set, base64]"
+        reason = _check_spans(entry[1])
+        if reason:
+            return "raw_lines: " + reason
     return None
 
 
@@ -237,10 +253,25 @@ def _check_fields(fields):
         return "fields.payments must be [{type, amount}]"
     items = fields["items"]
     if not isinstance(items, list) or any(
-            not isinstance(i, dict) or sorted(i) != sorted(ITEM_KEYS) or not _is_text(i["name"])
+            not isinstance(i, dict) or sorted(k for k in i if k != "name_raw") != sorted(ITEM_KEYS)
+            or not _is_text(i["name"])
             or any(not (i[k] is None or _is_amount(i[k])) for k in ITEM_KEYS[1:])
+            or "name_raw" in i and (i["name"] is not None or _check_spans(i["name_raw"]))
             for i in items):
-        return "fields.items must be [{%s}]" % ", ".join(ITEM_KEYS)
+        return "fields.items must be [{%s[, name_raw]}]" % ", ".join(ITEM_KEYS)
+    return None
+
+
+def _check_spans(spans):
+    """None if spans is [[encoding, intl_set, base64], ...] of known encodings."""
+    if not isinstance(spans, list) or not spans:
+        return "spans must be a list"
+    for span in spans:
+        if not isinstance(span, list) or len(span) != 3 or not _is_str(span[0]) or \
+                not _is_int(span[1]) or not _is_str(span[2]):
+            return "spans must be [encoding, intl_set, base64]"
+        if not is_span_encoding(span[0]):
+            return "unknown encoding %r" % span[0][:32]
     return None
 
 

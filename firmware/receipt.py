@@ -50,17 +50,6 @@ class Receipt:
                                   if start <= k < end)
             self.lines = lines[start:end]
 
-    def readable_lines(self):
-        """Every line as text: an undecoded one (no codec on the board) keeps its ASCII and
-        reads "?" for each other byte, so amounts and Latin labels still reach the extractor."""
-        out = []
-        for i, line in enumerate(self.lines):
-            if line is None:
-                line = "".join(bytes(b if b < 0x80 else 0x3F for b in span[2]).decode()
-                               for span in self.raw_lines.get(i, ()))
-            out.append(line)
-        return out
-
     def to_dict(self):
         """Plain-data view (the `tilltap parse` JSON shape)."""
         return {

@@ -23,7 +23,9 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import and_, delete, func, select, true, tuple_, update
 
 import fields as rules
+import protocol
 from tilltap import db, ocr
+from tilltap.receipt_text import record_text
 from tilltap.analysis_db import (customers, item_months, layout_templates, receipt_fields,
                                  receipt_items, receipt_num_days, receipt_ocr, receipt_payments)
 from tilltap.extract import (TemplateError, apply_template, board_fields, extract_fields,
@@ -101,7 +103,8 @@ def ocr_lines(conn, found):
     found [(device_id, seq, record)] whose raw bytes were uploaded (config upload.images): kept
     from an earlier read (receipt_ocr), else read now and kept. A receipt OCR cannot read (no
     Tesseract, bad raw bytes) is logged and left out; the next extraction tries again."""
-    wanted = [(d, s) for d, s, r in found if ocr.raster_only(r)]
+    records = {(d, s): r for d, s, r in found if ocr.raster_only(r)}
+    wanted = list(records)
     if not wanted:
         return {}
     out = {(r.device_id, r.seq): r.lines for r in conn.execute(
@@ -116,7 +119,9 @@ def ocr_lines(conn, found):
     for device_id, seq, raw, encoding in raws:
         started = time.perf_counter()
         try:
-            page = ocr.raw_page(ocr.raw_bytes(raw, encoding))
+            # parsed as the board parsed it: the printer context the record carries
+            page = ocr.raw_page(ocr.raw_bytes(raw, encoding), **protocol.parser_options(
+                records[(device_id, seq)].get("printer")))
             lines = [rules.mask_cards(line) for line in ocr.ocr_image(page)] if page else []
         except (ocr.OcrUnavailable, ValueError, RuntimeError) as e:
             log.warning("receipt %s/%d not OCRed: %s", device_id, seq, e)
@@ -129,10 +134,23 @@ def ocr_lines(conn, found):
     return out
 
 
-def _rows(device_id, seq, record, template, read=()):
+def stored_text(conn, keys):
+    """{(device_id, seq): (record, text lines)} of stored receipts: the lines as decoded at
+    ingest (receipt_text); a receipt stored before that (its migration not run yet) is decoded
+    here, the same way."""
+    r, t = db.receipts, db.receipt_text
+    rows = conn.execute(select(r.c.device_id, r.c.seq, r.c.record, t.c.lines)
+                        .select_from(r.outerjoin(t, and_(t.c.device_id == r.c.device_id,
+                                                         t.c.seq == r.c.seq)))
+                        .where(tuple_(r.c.device_id, r.c.seq).in_(keys))).all()
+    return {(d, s): (rec, lines if lines is not None else record_text(rec).lines)
+            for d, s, rec, lines in rows}
+
+
+def _rows(device_id, seq, record, text, template, read=()):
     """(receipt_fields row, receipt_items rows, receipt_payments rows) for one stored record;
-    read: its OCR text lines, if any."""
-    lines = (record.get("lines") or []) + list(read)
+    text: its lines (receipt_text); read: its OCR text lines, if any."""
+    lines = list(text) + list(read)
     if "fields" in record:        # upload mode "fields": the board extracted, no text came
         found = board_fields(record["fields"])
     else:
@@ -197,13 +215,13 @@ def _extract_batch(conn, keys):
     """Extracts and stores the receipts keys [(device_id, seq)] in the caller's transaction."""
     if not keys:
         return 0
-    found = conn.execute(select(db.receipts.c.device_id, db.receipts.c.seq, db.receipts.c.record)
-                         .where(tuple_(db.receipts.c.device_id, db.receipts.c.seq).in_(keys))).all()
-    templates = _templates(conn, {r.device_id for r in found})
+    stored = stored_text(conn, keys)
+    found = [(d, s, rec) for (d, s), (rec, _) in stored.items()]
+    templates = _templates(conn, {d for d, _ in stored})
     read = ocr_lines(conn, found)
     fields_rows, item_rows, payment_rows = [], [], []
-    for device_id, seq, record in found:
-        row, items, payments = _rows(device_id, seq, record, templates.get(device_id),
+    for (device_id, seq), (record, text) in stored.items():
+        row, items, payments = _rows(device_id, seq, record, text, templates.get(device_id),
                                      read.get((device_id, seq), ()))
         fields_rows.append(row)
         item_rows += items
@@ -466,15 +484,14 @@ def try_template(engine, device_id, seq, template_json):
     """
     template = load_template(template_json)
     with engine.begin() as conn:
-        record = conn.execute(select(db.receipts.c.record).where(
-            db.receipts.c.device_id == device_id, db.receipts.c.seq == seq)).scalar()
+        record, text = stored_text(conn, [(device_id, seq)]).get((device_id, seq), (None, None))
         read = ocr_lines(conn, [(device_id, seq, record)]) if record is not None else {}
     if record is None:
         raise LookupError("no receipt %s/%d" % (device_id, seq))
     if "fields" in record:
         raise TemplateError("receipt %s/%d came in upload mode fields: it has no text for a "
                             "template" % (device_id, seq))
-    lines = (record.get("lines") or []) + read.get((device_id, seq), [])
+    lines = text + read.get((device_id, seq), [])
     fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
                             [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
     found = apply_template(template, [line if line is None else rules.mask_cards(line)

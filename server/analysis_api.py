@@ -285,6 +285,7 @@ def receipt(device_id: str, seq: int, user=Depends(operator), engine=Depends(_en
                            .where(key(db.receipts))).first()
         if row is None:
             raise HTTPException(404, "no receipt %s/%d" % (device_id, seq))
+        text = analysis.stored_text(conn, [(device_id, seq)])[(device_id, seq)][1]
         items = conn.execute(select(receipt_items).where(key(receipt_items))
                              .order_by(receipt_items.c.line_no)).all()
         payments = conn.execute(select(receipt_payments).where(key(receipt_payments))
@@ -294,7 +295,7 @@ def receipt(device_id: str, seq: int, user=Depends(operator), engine=Depends(_en
     record = out.pop("record")
     out = {k: _plain(v) for k, v in out.items()}
     # the lines the extractor read: a raster-only receipt's come from OCR
-    out["lines"] = record.get("lines", []) + (read or [])
+    out["lines"] = text + (read or [])
     out["ocr"] = bool(read)
     out["codes"] = [list(c) for c in record.get("barcodes", []) + record.get("codes2d", [])]
     out["items"] = _rows_json([dict(i._mapping) for i in items])

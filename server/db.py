@@ -13,6 +13,7 @@ import datetime
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Integer, LargeBinary,
                         MetaData, String, Table, Text, create_engine, event, text)
+from sqlalchemy.dialects import postgresql, sqlite
 
 DEFAULT_URL = "sqlite:///tilltap.db"
 
@@ -56,12 +57,29 @@ seq_conflicts = Table(
     Column("raw", LargeBinary),
 )
 
+# The text of each receipt as the server reads it (receipt_text.py): every line decoded with
+# full codecs at ingest, cleaned and card-masked. Derived from receipts.record (which stays as
+# received); extraction, search, reports and the dashboard read this.
+receipt_text = Table(
+    "receipt_text", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("lines", JSON, nullable=False),
+    Column("undecodable", Integer, nullable=False),   # lines with bytes no codec took (\xNN)
+    Column("replaced", Integer, nullable=False),      # NUL / lone surrogates made U+FFFD
+)
+
 telemetry = Table(
     "telemetry", metadata,
     Column("device_id", String(64), primary_key=True),  # latest report per device
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("report", JSON, nullable=False),
 )
+
+
+def insert(engine, table):
+    """INSERT for the engine's dialect, which knows ON CONFLICT (do nothing / do update)."""
+    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def utcnow():

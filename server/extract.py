@@ -36,7 +36,9 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+import escpos_parser
 import fields as rules
+import protocol_check
 
 
 @dataclass
@@ -202,7 +204,10 @@ def _strip_label(text):
 
 
 def _payment_label(line, hits, hit):
-    """The payment words as printed: "Visa Credit Card" (three labels in a row), "现金"."""
+    """The payment words as printed: "Visa Credit Card" (three labels in a row), "现金"; None
+    when the label ended the line above (its amount is on this line)."""
+    if hit not in hits:
+        return None
     start = hits.index(hit)
     while start and hits[start - 1][2] == "payment":
         start -= 1
@@ -225,13 +230,22 @@ def _codes(barcodes, codes2d):
     return out
 
 
+def _item_name(item):
+    """An item's name from upload mode "fields": as sent, or decoded from its bytes where the
+    board could not read it (name_raw, fields_mode.py)."""
+    if "name_raw" not in item:
+        return item["name"]
+    spans = tuple((enc, intl, protocol_check.unb64(data)) for enc, intl, data in item["name_raw"])
+    return escpos_parser.decode_line(spans).strip() or None
+
+
 def board_fields(fields: dict) -> ReceiptFields:
     """The ReceiptFields of a record the board sent in upload mode "fields" (protocol.py
     FIELD_KEYS, already checked by protocol_check): there are no lines to extract from."""
     mask = rules.mask_cards          # as for lines: no card number is stored
     return ReceiptFields(
         receipt_no=mask(fields["receipt_no"]), datetime=fields["datetime"],
-        items=[Item(mask(i["name"]), i["qty"], i["unit_price"], i["amount"])
+        items=[Item(mask(_item_name(i)), i["qty"], i["unit_price"], i["amount"])
                for i in fields["items"]],
         subtotal=fields["subtotal"], total=fields["total"], currency=fields["currency"],
         payments=[Payment(p["type"], p["amount"]) for p in fields["payments"]],

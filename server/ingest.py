@@ -25,11 +25,11 @@ import time
 from concurrent.futures import Future
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 
 import protocol
 import protocol_check
 from tilltap import db, devices
+from tilltap.receipt_text import record_text
 
 log = logging.getLogger("tilltap.ingest")
 
@@ -83,7 +83,8 @@ def prepare(device, payload, now_ms):
         seen.add(rec["seq"])
         rows.append({"device_id": device, "seq": rec["seq"], "boot": rec["boot"],
                      "captured_at": rec["captured_at"], "time_synced": rec["time_synced"],
-                     "record": rec, "raw_encoding": encoding, "raw": raw})
+                     "record": rec, "raw_encoding": encoding, "raw": raw,
+                     "text": record_text(rec)})
     if not rows and rejected:
         return [], Result(rejected=rejected, error="no valid record in the batch")
     return rows, Result(rejected=rejected)
@@ -98,7 +99,6 @@ class Ingest:
 
     def __init__(self, engine, max_group=512, check_devices=False):
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._max_group = max_group
         self._check_devices = check_devices
         self._queue = queue.Queue()
@@ -191,7 +191,7 @@ class Ingest:
         conflicts = [r for r in duplicates
                      if stored.get((r["device_id"], r["seq"])) not in (None, r["record"])]
         if conflicts:
-            new = conn.execute(self._insert(db.seq_conflicts).on_conflict_do_nothing().returning(
+            new = conn.execute(db.insert(self.engine, db.seq_conflicts).on_conflict_do_nothing().returning(
                 db.seq_conflicts.c.seq), [
                 {k: r[k] for k in ("device_id", "seq", "boot", "captured_at", "received_at",
                                    "record", "raw_encoding", "raw")} for r in conflicts]).all()
@@ -215,18 +215,26 @@ class Ingest:
                 rows = [r for j in group_ok if j[0] == "batch" for r in j[2]]
                 inserted = set()
                 if rows:
-                    stmt = self._insert(db.receipts).on_conflict_do_nothing(
+                    stmt = db.insert(self.engine, db.receipts).on_conflict_do_nothing(
                         index_elements=["device_id", "seq"]).returning(
                         db.receipts.c.device_id, db.receipts.c.seq)
                     now = db.utcnow()
                     for r in rows:
                         r["received_at"] = now
                     inserted = {tuple(r) for r in conn.execute(stmt, rows)}
+                    # one text per stored row: a key twice in the group is stored once, the
+                    # first (ON CONFLICT DO NOTHING keeps it)
+                    texts = {}
+                    for r in rows:
+                        texts.setdefault((r["device_id"], r["seq"]), r["text"])
+                    if inserted:
+                        conn.execute(db.receipt_text.insert(),
+                                     [texts[k].row(*k) for k in inserted])
                     self._keep_conflicts(conn, [r for r in rows if (r["device_id"], r["seq"])
                                                 not in inserted])
                 for job in group_ok:
                     if job[0] == "telemetry":
-                        stmt = self._insert(db.telemetry).values(
+                        stmt = db.insert(self.engine, db.telemetry).values(
                             device_id=job[1], received_at=db.utcnow(), report=job[2])
                         conn.execute(stmt.on_conflict_do_update(
                             index_elements=["device_id"],

@@ -439,10 +439,10 @@ def raw_bytes(raw: bytes, encoding: str | None) -> bytes:
     return data
 
 
-def raw_page(raw: bytes, min_height: int = _MIN_PAGE) -> Image.Image | None:
+def raw_page(raw: bytes, min_height: int = _MIN_PAGE, **parser_options) -> Image.Image | None:
     """The page of a receipt's ESC/POS bytes: its images stacked, if they are at least
-    min_height dots tall; else None."""
-    for _, _, page in receipt_pages(raw):
+    min_height dots tall; else None. parser_options: the printer's (protocol.parser_options)."""
+    for _, _, page in receipt_pages(raw, **parser_options):
         if page is not None and page.height >= min_height:
             return page
     return None

@@ -16,7 +16,7 @@ import threading
 
 import uvicorn
 
-from tilltap import analysis, api, db
+from tilltap import analysis, api, db, migrations
 from tilltap.ingest import Ingest
 
 
@@ -52,6 +52,8 @@ def run(args):
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     engine = db.make_engine(args.db, schema=args.schema)
+    for name in migrations.migrate(engine):
+        logging.getLogger("tilltap.serve").info("migration %s done", name)
     ingest = Ingest(engine, check_devices=True)
     if analysis.ensure_summaries(engine):
         logging.getLogger("tilltap.serve").info("report summaries rebuilt (database from "

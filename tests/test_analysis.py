@@ -17,7 +17,7 @@ from corpus import CORPUS
 from dbtarget import db_target  # noqa: F401  (fixture)
 from receipt import Receipt, ReceiptAssembler
 from receipt_factory import generate_receipts
-from tilltap import analysis, analysis_db, db, devices
+from tilltap import analysis, analysis_db, db, devices, ocr
 from tilltap.extract import add_fields
 from tilltap.ingest import Ingest, prepare
 from tilltap.parse_command import parse_stream
@@ -334,9 +334,9 @@ def test_board_fields_are_stored_even_at_the_columns_limits(engine):
 
 
 def test_raster_only_receipts_are_read_by_ocr_once(engine):
-    """A driver's raster receipt (raster-2.bin) captured as the tap does (image metadata, raw
-    bytes deflated because upload.images is on), ingested, then extracted: its fields come from
-    OCR, which reextract does not run again."""
+    """A driver's raster receipt (raster-2.bin), its record built on CPython with the tap's
+    capture code (image metadata, raw bytes deflated because upload.images is on), ingested,
+    then extracted: its fields come from OCR, which reextract does not run again."""
     path = os.path.join(CORPUS, "real", "taoyuan__npos", "raster-2.bin")
     if not os.path.exists(path):
         pytest.skip("ESC/POS corpus not found at %s" % CORPUS)
@@ -367,3 +367,33 @@ def test_raster_only_receipts_are_read_by_ocr_once(engine):
     with engine.connect() as conn:
         assert conn.execute(select(analysis_db.receipt_ocr)).all() == [read]  # not read again
     assert _fields(engine, "tap-raster", 7).total == D("242.00")
+
+
+def test_raw_bytes_are_parsed_again_with_the_printer_context_of_their_record(engine, monkeypatch):
+    """A Star printer's raster receipt is an image only when read as Star Line Mode: the server
+    re-parses the stored raw bytes with the record's printer context, not Parser() defaults."""
+    path = os.path.join(CORPUS, "real", "eljojo__estrella", "ripple_raster.bin")
+    if not os.path.exists(path):
+        pytest.skip("ESC/POS corpus not found at %s" % CORPUS)
+    with open(path, "rb") as f:
+        raw = f.read()
+    context = protocol.printer_context(
+        {"profile": "star", "codepage_map": "star", "encoding": ""},
+        {"idle_ms": 3000, "on_init": False})
+    parser = escpos_parser.Parser(**protocol.parser_options(context))
+    (captured,) = ReceiptAssembler().add(parser.feed(raw) + parser.close())
+    records = []
+    for seq, printer in ((1, context), (2, None)):
+        rec = protocol.record_from_receipt(captured, "tap-star", 1, int(time.time() * 1000),
+                                           True, raw=raw, images=True, seq=seq, printer=printer)
+        records.append(rec)
+    rows, result = prepare("tap-star", json.dumps({"v": 1, "device": "tap-star",
+                                                   "records": records}).encode(),
+                           int(time.time() * 1000))
+    assert result.error is None and rows[0]["record"]["printer"]["profile"] == "star"
+    with engine.begin() as conn:
+        conn.execute(db.receipts.insert(), [dict(r, received_at=db.utcnow()) for r in rows])
+    monkeypatch.setattr(ocr, "ocr_image", lambda page, *args: ["PAGE %dx%d" % page.size])
+    with engine.begin() as conn:
+        read = analysis.ocr_lines(conn, [(r["device_id"], r["seq"], r["record"]) for r in rows])
+    assert read == {("tap-star", 1): ["PAGE 576x500"], ("tap-star", 2): []}

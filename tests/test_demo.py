@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from corpus import need_corpus
+from corpus import CORPUS, need_corpus
 from receipt_factory import generate_receipts
 from tilltap import analysis, analysis_db, db
 from unixport import VENV_BIN
@@ -24,7 +24,7 @@ def test_demo_once_is_byte_exact_and_stores_every_receipt_once(uplink, tmp_path)
 
 
 def test_upload_mode_fields_sends_only_what_the_board_extracted(tmp_path):
-    """The firmware extracts on the board (fields.py under the unix port); the server stores
+    """The firmware extracts on the board (fields_mode.py under the unix port); the server stores
     records without text, codes or raw bytes, and analyses their fields."""
     need_corpus()
     result = subprocess.run([os.path.join(VENV_BIN, "tilltap"), "demo", "--once", "--uplink",
@@ -80,3 +80,30 @@ def test_demo_workload_in_a_128k_heap_with_the_firmware_in_rom(tmp_path):
     assert stored == (want, want), status
     assert status["capture_errors"] == status["store_errors"] == 0, status
     assert "MemoryError" not in repr(status["uplink"]) and "MemoryError" not in log, log
+
+
+def test_demo_replays_the_users_own_captures_and_reports_each_receipt(tmp_path):
+    """`tilltap demo --once --jobs`: files and a directory of captures, the tap's printer
+    settings from the command line, one report line per stored receipt."""
+    need_corpus()
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    real = os.path.join(CORPUS, "receipts-real")
+    for name in ("sroie/000", "cord/00000"):
+        with open(os.path.join(real, name + ".bin"), "rb") as f:
+            (captures / (name.replace("/", "-") + ".bin")).write_bytes(f.read())
+    chinese = os.path.join(CORPUS, "real", "taoyuan__npos", "text-1.bin")
+    result = subprocess.run([os.path.join(VENV_BIN, "tilltap"), "demo", "--once", "--port", "0",
+                             "--dir", str(tmp_path / "work"), "--encoding", "gb18030",
+                             "--jobs", str(captures), chinese],
+                            capture_output=True, text=True, timeout=300)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    per_receipt = [line for line in out.splitlines() if " seq " in line]
+    assert len(per_receipt) == 3, out
+    assert "total 9.00" in per_receipt[1] and "text-1.bin" in per_receipt[2], out
+    assert "undecoded: 0;" in out and "result:                        OK" in out
+    missing = subprocess.run([os.path.join(VENV_BIN, "tilltap"), "demo", "--once", "--jobs",
+                              str(tmp_path / "nothing.bin")], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2 and "nothing.bin" in missing.stderr

@@ -7,6 +7,8 @@ import collections
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receipt_factory import generate_receipts
 from tilltap.extract import TemplateError, add_fields, apply_template, extract_fields, load_template
@@ -183,3 +185,27 @@ def test_bad_templates_name_the_bad_key(template, message):
     with pytest.raises(TemplateError) as e:
         load_template(template if isinstance(template, str) else json.dumps(template))
     assert message in str(e.value)
+
+
+def test_a_payment_label_ending_the_line_above_its_amount_does_not_crash():
+    f = extract_fields(["TOTAL                 33.00", "CASH", "   CashAmount      :33.00"])
+    assert f.total == "33.00"
+
+
+_WORDS = st.sampled_from(["TOTAL", "Total", "CASH", "Cash", "Visa", "合计", "现金", "Summe",
+                          "Bar", "RM", "Rp", "€", "$", "x", "@", "kg", "Subtotal", "Change",
+                          "Tax", "GST 6%", "Member", "No.", ":", "-", "(", ")", "Qty",
+                          "Price", "单价", "数量", "\t", "   "])
+_NUMBERS = st.sampled_from(["1", "12.50", "-3.00", "1,234.56", "8.500,00", "48.000", "0",
+                            "2024", "12/03/2025", "14:05", "4111 1111 1111 1111", "3x"])
+_LINES = st.lists(st.one_of(
+    st.lists(st.one_of(_WORDS, _NUMBERS), max_size=8).map(" ".join),
+    st.text(max_size=60), st.none()), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES)
+def test_extraction_never_raises_on_any_lines(lines):
+    """Random and receipt-like lines (labels, amounts, dates, CJK, None for undecoded)."""
+    fields = extract_fields(lines)
+    assert isinstance(fields.items, list)

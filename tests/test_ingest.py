@@ -14,7 +14,7 @@ import protocol
 from dbtarget import db_target  # noqa: F401  (fixture)
 from receipt import Receipt
 from tilltap import api, db, devices
-from tilltap.ingest import Ingest
+from tilltap.ingest import Ingest, prepare
 
 DEV = "a1b2c3d4e5f6"
 
@@ -275,3 +275,41 @@ def test_http_telemetry_and_health(http):
     assert r.status_code == 200
     health = client.get("/healthz").json()
     assert health["ok"] and health["ingest"]["telemetry"] == 1
+
+
+def _undecoded_record(seq):
+    """A record as the board sends a GB18030 line it cannot decode, and a NUL from a bad
+    device."""
+    rec = _record(seq)
+    rec["lines"] = ["SHOP", None, "TOTAL 1.00", "A\u0000B"]
+    rec["raw_lines"] = [[1, [["gb18030", 0, base64.b64encode("合计 1.00".encode("gb18030")).decode()]]]]
+    return rec
+
+
+def test_undecoded_lines_are_decoded_at_ingest_and_the_record_kept_as_sent(setup):
+    engine, ingest, _ = setup
+    rec = _undecoded_record(1)
+    assert ingest.submit_batch(DEV, _batch([rec])).result(30).acked == [1]
+    with engine.connect() as conn:
+        stored = conn.execute(select(db.receipts.c.record)).scalar()
+        text = conn.execute(select(db.receipt_text)).one()
+    assert stored["lines"] == rec["lines"] and stored["raw_lines"] == rec["raw_lines"]
+    assert text.lines == ["SHOP", "合计 1.00", "TOTAL 1.00", "A\ufffdB"]
+    assert (text.undecodable, text.replaced) == (0, 1)
+
+
+def test_a_migration_decodes_the_receipts_stored_before(setup):
+    """Receipts stored by a server that did not decode (no receipt_text rows) get their text
+    once, when `tilltap serve` starts; a second start does nothing."""
+    from tilltap import migrations
+    engine, _, _ = setup
+    rows, result = prepare(
+        DEV, _batch([_undecoded_record(s) for s in (1, 2)]), int(time.time() * 1000))
+    assert result.error is None
+    with engine.begin() as conn:
+        conn.execute(db.receipts.insert(), [dict(r, received_at=db.utcnow()) for r in rows])
+    assert migrations.migrate(engine) == ["receipt_text"]
+    with engine.connect() as conn:
+        lines = [r.lines for r in conn.execute(select(db.receipt_text))]
+    assert lines == [["SHOP", "合计 1.00", "TOTAL 1.00", "A\ufffdB"]] * 2
+    assert migrations.migrate(engine) == []

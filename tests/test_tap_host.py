@@ -55,15 +55,17 @@ def test_generated_receipts_captured_in_a_small_heap(tmp_path, heapsize, rom):
 
 
 def test_forwarding_stays_byte_exact_when_capture_runs_out_of_memory(tmp_path):
-    """At 128k the heap is too small for capture of the corpus: MemoryErrors hit the parser,
-    the receipt assembly and the record encoding; every one is counted, and pass-through in
-    both directions stays byte-exact."""
+    """With the firmware as .mpy files the code takes ~110 KB of the unix port's 64-bit heap:
+    at 136k capture of the corpus runs out of memory again and again (parser, receipt
+    assembly, record encoding, or capture cannot be built at all); every time is counted, and
+    pass-through in both directions stays byte-exact."""
     need_corpus()
     streams = [open(p, "rb").read() for p in corpus_files()]
     sent, replies, printer, status, log = asyncio.run(
-        _replay(tmp_path, streams, heapsize="128k", receipts=0))
+        _replay(tmp_path, streams, heapsize="136k", receipts=0))
     assert bytes(printer.received) == sent, log
     assert replies == bytes(printer.replied), log
     assert status["pos_bytes"] == status["printer_bytes"] == len(sent)
-    assert status["capture_errors"] + status["store_errors"] > 0, status   # the path ran
+    assert status["capture_errors"] + status.get("store_errors", 0) > 0 or \
+        "MemoryError" in repr(status["problems"]), status                  # the path ran
     assert status["jobs"] == len(streams) and status["jobs_refused"] == 0

@@ -142,7 +142,7 @@ function showReceipt(device, seq) {
       var span = document.createElement("span");
       span.className = "rline";
       span.dataset.index = i;
-      span.textContent = l === null ? "[undecoded line]" : l;
+      span.textContent = l;
       if (l !== null) { span.addEventListener("mouseup", function () { pickLine(i); }); }
       pre.appendChild(span);
       if (i < r.lines.length - 1) { pre.appendChild(document.createTextNode("\n")); }

@@ -1,10 +1,11 @@
 """firmware/protocol.py: what the board builds is exactly what the server accepts (both
 interpreters), and what the server refuses is refused with a reason."""
 import json
+from binascii import a2b_base64
 
 import protocol
 import protocol_check
-from fields import extract
+from fields_mode import Reader, receipt_fields
 from receipt import Receipt
 
 
@@ -165,7 +166,7 @@ def test_telemetry_round_trip():
 
 def test_fields_record_carries_only_the_extracted_data():
     r = _receipt()
-    found = extract(r.readable_lines())
+    found = receipt_fields(r)
     assert found["total"] == "7.00"
     rec = protocol.record_from_fields(r, found, "a1b2c3d4e5f6", 3, 1767225600000, True)
     rec["seq"] = 9
@@ -190,66 +191,49 @@ def test_fields_record_carries_only_the_extracted_data():
     assert protocol_check.validate_record(dict(rec, fields=good)) is None
 
 
-def test_undecoded_lines_are_readable_where_ascii():
+def test_undecoded_lines_are_read_with_the_board_tables():
     r = Receipt()
-    r.lines = ["Sous-total 53,10", None]
-    r.raw_lines = {1: (("cp858", 0, b"TOTAL TTC  53,10 \xd5"),)}
-    assert r.readable_lines() == ["Sous-total 53,10", "TOTAL TTC  53,10 ?"]
-    assert extract(r.readable_lines())["total"] == "53.10"
+    r.lines = ["Sous-total 53,10", None, None]
+    r.raw_lines = {1: (("cp858", 0, b"TOTAL TTC  53,10 \xd5"),),
+                   2: (("cp858", 0, b"Esp\x8aces"), ("cp437", 0, b"  53,10"))}
+    reader = Reader()
+    assert reader.line(r.raw_lines[1]) == "TOTAL TTC  53,10 \u20ac"
+    assert reader.line(r.raw_lines[2]) == "Esp\u00e8ces  53,10"
+    found = receipt_fields(r)
+    assert found["total"] == "53.10" and found["currency"] == "EUR"
+    assert found["payments"] == [{"type": "cash", "amount": "53.10"}]
 
 
-def test_record_parts_are_the_same_json_in_small_pieces():
-    r = _receipt()
-    r.lines = ["Line %d with some text 1.00" % i for i in range(200)]
-    raw = bytes(range(256)) * 9 + b"\x1b@"        # base64 padding only at the very end
-    for rec, streamed in ((_record(seq=None), None),
-                          (_record(seq=None), memoryview(raw)[:1000]),
-                          (protocol.record_from_receipt(r, "a1b2c3d4e5f6", 3, 1767225600000,
-                                                        True), raw)):
-        parts = protocol.record_parts(rec, streamed)
-        joined = b"".join(bytes(p) for p in parts)
-        whole = dict(rec)
-        if streamed is not None:   # the same as record_from_receipt(raw=...) would say
-            whole["raw"] = _record(seq=None, raw=bytes(streamed))["raw"]
-        assert joined[:1] == b"{" and json.loads(joined) == json.loads(
-            protocol.encode_record(whole))
-        assert max(len(p) for p in parts) <= 1024
-    assert len(protocol.record_parts(protocol.record_from_receipt(
-        r, "a1b2c3d4e5f6", 3, 1767225600000, True))) > 10
+def test_cjk_keywords_are_found_in_bytes_and_names_sent_as_bytes():
+    """GB18030 without a codec: the labels are read, an item's name travels as its bytes."""
+    name = b"\xce\xac\xb4\xef\xb3\xe9\xd6\xbd"             # 维达抽纸
+    r = Receipt()
+    r.lines = [None, None, None]
+    r.raw_lines = {0: (("gb18030", 0, name + b" 2 x 6.50   13.00"),),
+                   1: (("gb18030", 0, b"\xba\xcf\xbc\xc6 13.00"),),          # 合计
+                   2: (("gb18030", 0, b"\xcf\xd6\xbd\xf0 13.00"),)}         # 现金
+    found = receipt_fields(r)
+    assert found["total"] == "13.00"
+    assert found["payments"] == [{"type": "cash", "amount": "13.00"}]
+    (item,) = found["items"]
+    assert item["name"] is None and item["amount"] == "13.00" and item["qty"] == "2"
+    assert [[s[0], s[1], a2b_base64(s[2])] for s in item["name_raw"]] == [["gb18030", 0, name]]
+    rec = protocol.record_from_fields(r, found, "d", 0, 0, False)
+    rec["seq"] = 1
+    assert protocol_check.validate_record(rec) is None
 
 
-def test_record_builder_writes_the_record_of_the_receipt_while_it_prints():
-    from escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
-    from receipt import ReceiptAssembler
-
-    card = "4111 1111 1111 1111"
-    events = [(LINE, "", None), (LINE, "", None), (LINE, "SHOP", None), (LINE, "", None),
-              (LINE, None, (("gb18030", 0, b"\xba\xcf"), ("cp437", 2, b"4111111111111111"))),
-              (BARCODE, "CODE128", "4111111111111111"), (CODE2D, "QR", "https://x.example/1"),
-              (IMAGE, "raster", 384, 24, 1152), (DRAWER, 2)]
-    events += [(LINE, "Item %d  %d.00" % (k, k), None) for k in range(150)]
-    events += [(LINE, "VISA " + card, None), (LINE, "", None), (LINE, "", None),
-               (RECEIPT_END, "cut", "partial", 4000)]
-    raw = bytes(range(256)) * 3
-    for split in (len(events), 7, 1):      # events arrive in any grouping
-        built = ReceiptAssembler(protocol.RecordBuilder)
-        kept = ReceiptAssembler()
-        got = []
-        want = []
-        for k in range(0, len(events), split):
-            got += built.add(events[k:k + split])
-            want += kept.add(events[k:k + split])
-        assert len(got) == len(want) == 1
-        assert got[0].mask() is want[0].mask() is True
-        parts = got[0].record_parts("dev-1", 2, 1767225600000, True, memoryview(raw), False)
-        again = got[0].record_parts("dev-1", 2, 1767225600000, True)   # after a MemoryError
-        rec = protocol.record_from_receipt(want[0], "dev-1", 2, 1767225600000, True, raw=raw)
-        assert json.loads(b"".join(bytes(p) for p in parts)) == rec
-        del rec["raw"]
-        assert json.loads(b"".join(bytes(p) for p in again)) == rec
-        assert rec["lines"][0] == "SHOP" and rec["lines"][-1] == "VISA **** **** **** 1111"
-        assert rec["raw_lines"][0][0] == 2 and rec["barcodes"][0][1] == "************1111"
-        assert max(len(p) for p in parts) <= 1024
-    empty = ReceiptAssembler(protocol.RecordBuilder).add([(LINE, "", None),
-                                                          (RECEIPT_END, "idle", None, 9)])
-    assert json.loads(b"".join(empty[0].record_parts("d", 0, 0, False)))["lines"] == []
+def test_records_carry_the_printer_context_they_were_parsed_with():
+    context = protocol.printer_context(
+        {"profile": "epson", "codepage_map": "bixolon", "encoding": "gb18030"},
+        {"idle_ms": 1500, "on_init": True})
+    assert protocol.parser_options(context) == {
+        "profile": "epson", "codepage_map": "bixolon", "encoding": "gb18030",
+        "split_on_init": True}
+    assert protocol.parser_options(None) == {}
+    rec = protocol.record_from_receipt(_receipt(), "d", 0, 0, False, seq=1, printer=context)
+    assert protocol_check.validate_record(rec) is None
+    assert json.loads(protocol.encode_record(rec))["printer"] == context
+    for bad in (dict(context, profile="zebra"), dict(context, split={}),
+                dict(context, extra=1), "epson"):
+        assert "printer" in protocol_check.validate_record(dict(rec, printer=bad))
