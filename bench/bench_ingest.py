@@ -23,9 +23,9 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-import protocol  # noqa: E402
+from tilltap_fw import protocol  # noqa: E402
 from tilltap.broker import Broker  # noqa: E402
-from receipt import Receipt  # noqa: E402
+from tilltap_fw.receipt import Receipt  # noqa: E402
 from tilltap.serverproc import ServerProc  # noqa: E402
 from tilltap import db, devices  # noqa: E402
 

@@ -22,13 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests")]
 
 from tilltap.demo import Demo, demo_streams, expected_receipts  # noqa: E402
-from tilltap.unixport import (BOARD_MAIN, build_romfs, compile_firmware,  # noqa: E402
+from tilltap.unixport import (PACKAGE, build_romfs, compile_firmware,  # noqa: E402
                               micropython_command, micropython_path)
 
 RUNS = os.environ.get("TILLTAP_BENCH_HEAPS",
                       "rom:112k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k").split(",")
 UPLINK = os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt")
-TAP_MODULES = "main, spool, uplink, uplink_%s" % UPLINK
+TAP_MODULES = ", ".join("%s.%s" % (PACKAGE, m) for m in (
+    "main", "runner", "network_mode", "record", "spool", "uplink", "uplink_" + UPLINK))
 
 
 def code_heap():
@@ -39,11 +40,9 @@ def code_heap():
         mount = ("import vfs,sys\nf=open(%r,'rb')\nvfs.mount(vfs.VfsRom(f.read()),'/rom')\n"
                  "sys.path.insert(0,'/rom')\n" % image)
         out = []
-        for setup, path, main in (("", mpy + ":" + micropython_path(), "main"),
-                                  (mount, ".frozen", BOARD_MAIN)):
+        for setup, path in (("", mpy + ":" + micropython_path()), (mount, ".frozen")):
             probe = ("%simport gc\ngc.collect()\na=gc.mem_alloc()\nimport %s\n"
-                     "gc.collect()\nprint(gc.mem_alloc()-a)\n"
-                     % (setup, TAP_MODULES.replace("main", main, 1)))
+                     "gc.collect()\nprint(gc.mem_alloc()-a)\n" % (setup, TAP_MODULES))
             run = subprocess.run([micropython_command(), "-X", "heapsize=4M", "-c", probe],
                                  env=dict(os.environ, MICROPYPATH=path),
                                  capture_output=True, text=True)
@@ -70,8 +69,8 @@ async def run():
     jobs = demo_streams(30)
     want = expected_receipts(jobs)
     mpy_code, rom_code, image = code_heap()
-    print("heap taken by the code the tap loads (%s, 64-bit): %d KB as .mpy files, %d KB "
-          "from the ROMFS image (%d KB in flash)" % (TAP_MODULES, mpy_code // 1024,
+    print("heap taken by the code the tap loads (%s and what they import, 64-bit): %d KB as "
+          ".mpy files, %d KB from the ROMFS image (%d KB in flash)" % (TAP_MODULES, mpy_code // 1024,
                                                      rom_code // 1024, image // 1024))
     print("demo workload: %d jobs, %d receipts, %s uplink" % (len(jobs), want, UPLINK))
     for spec in RUNS:

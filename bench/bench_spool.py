@@ -12,7 +12,7 @@ for sub in ("tests", "firmware", "tests/firmware", "bench"):
 
 from unixport import run_micropython  # noqa: E402
 
-import spool  # noqa: E402
+from tilltap_fw import spool  # noqa: E402
 from mp_spool_bench import receipt_json  # noqa: E402  (one receipt for both sides)
 
 

@@ -10,7 +10,7 @@ import time
 
 import fwtest
 from flashsim import FlashSim
-from spool import Spool
+from tilltap_fw.spool import Spool
 
 MOUNT = "/flash"
 SPOOL = MOUNT + "/spool"

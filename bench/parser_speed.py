@@ -7,7 +7,7 @@ bytes in the same chunks), parse_mb_s (all bytes) and image_mb_s (image payload 
 import sys
 import time
 
-from escpos_parser import Parser
+from tilltap_fw.escpos_parser import Parser
 
 
 def _now():

@@ -7,8 +7,8 @@ flagged), and one spool write per finished receipt.
 """
 import gc
 
-from escpos_parser import Parser
-from receipt import Receipt, ReceiptAssembler
+from .escpos_parser import Parser
+from .receipt import Receipt, ReceiptAssembler
 
 
 class Capture:
@@ -18,7 +18,7 @@ class Capture:
     (raw: a memoryview valid during the call only, None when the receipt was too big or memory
     ran short);
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options);
-    new_receipt() -> what assembles a receipt: receipt.Receipt, or protocol.RecordBuilder
+    new_receipt() -> what assembles a receipt: receipt.Receipt, or record.RecordBuilder
     (writes each line into the record as it comes).
     """
 

@@ -24,11 +24,7 @@ skipped in bulk by a byte counter, unknown commands take 2 bytes (ESC/FS/GS x) o
 barcode, 2D-code and scan lengths are capped; what is cut off is counted in stats().
 Events are identical however the stream is split into chunks.
 """
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from .compat import const
 
 try:
     import codecs as _codecs
@@ -242,7 +238,7 @@ def decode_text(raw, encoding, intl=0, errors="backslashreplace"):
 def _table_text(raw, encoding, errors):
     """A page Python has no codec for (katakana, TCVN-3, ...), from codec_tables.py (CPython
     only: the board never decodes these itself); None if it is not there either."""
-    import codec_tables
+    from . import codec_tables
     names = codec_tables.PAGES.split()
     if encoding not in names:
         return None

@@ -25,7 +25,7 @@ How it reads a receipt (no fixed layout):
   quantity/price/amount columns that multiply out; a line of numbers only takes its name from
   the text line above it.
 """
-from cardmask import mask_cards  # noqa: F401 -- part of this module's API for the server
+from .cardmask import mask_cards  # noqa: F401 -- part of this module's API for the server
 
 # ---- rules (data) -----------------------------------------------------------------------------
 # Keywords are lower case; matched on folded text (see fold()) at word boundaries for Latin

@@ -15,11 +15,11 @@ per byte, from the tables in codec_tables.py:
 One character per byte keeps positions: the bytes of any piece of a readable line are the same
 range of the line's spans. The extractor itself is fields.py, as on the server.
 """
-import codec_tables
-from escpos_parser import _apply_intl
-from fields import Extractor
-from cardmask import mask_cards
-from protocol import b64
+from . import codec_tables
+from .escpos_parser import _apply_intl
+from .fields import Extractor
+from .cardmask import mask_cards
+from .protocol import b64
 
 PLACEHOLDER = "\u3013"   # 〓 (geta mark: a character the printer's text has and we cannot show)
 _CJK = ("gb18030", "big5", "shift_jis", "shift_jis_2004", "cp949")

@@ -1,623 +1,30 @@
-"""TillTap firmware entry point: builds the hardware from the board definition and the
-configuration, then runs the tap until power goes.
+"""TillTap firmware entry point: the board definition and the configuration, then the tap
+until power goes.
 
-On the board `main.py` runs at boot with /board.json and /config.json. On a PC (the `host`
-board, MicroPython unix port):
+On the board /main.py starts it with /board.json and /config.json. On a PC (the `host` board,
+MicroPython unix port, with the package on MICROPYPATH):
 
-    micropython firmware/main.py --board boards/host/board.json --config config.json \
+    micropython -m tilltap_fw.main --board boards/host/board.json --config config.json \
         [--status status.json]
 
-Two threads. The main thread forwards and captures; nothing in it waits on the network. The
-uplink runs in its own thread: its socket waits (connect, DNS, reads, a server that never
-answers) release the GIL on the ESP32, so forwarding goes on meanwhile. The spool is the only
-thing both threads touch, behind one lock. What can still hold the forwarding thread: a flash
-write (tens of ms; the UART RX interrupt keeps buffering) and a TLS handshake's crypto (~1 s,
-once per connection: the MQTT connection is kept open).
-
 Fail-safe order: forwarding is built first and from the board definition alone; capture and
-uplink are built after it, each inside its own try, so a bad configuration, a broken flash or
-an out-of-memory leaves a tap that still forwards (and says why in its status). On boards with a
-bypass relay the relay connects POS and printer directly until the forwarding loop runs, and a
-hung board is restarted by the watchdog.
+the uplink after it (runner.py), so a bad configuration, a broken flash or an out-of-memory
+leaves a tap that still forwards. On boards with a bypass relay the relay connects POS and
+printer directly until the forwarding loop runs, and a hung board is restarted by the
+watchdog.
 """
 import gc
 import json
-import os
 import sys
-import time
 
-import protocol
-from capture import Capture
-from escpos_parser import Parser
-from ports import SocketPort, UartPort
-from receipt import Receipt
-from status_led import DEGRADED, FAILED, HEALTHY, StatusLed
-from tap import Tap, new_buffers
-
-try:
-    import machine
-    import micropython
-except ImportError:   # CPython (imports only) and the unix port have no machine module
-    machine = None
-    micropython = None
-
-try:
-    import select
-    import socket
-except ImportError:
-    select = socket = None
-
-FIRMWARE_VERSION = "0.1.0"
-_POLL_MS = 10          # longest sleep of the loop when nothing moves
-_CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last replies
-_STATUS_EVERY_MS = 500
-_GC_AFTER_IDLE_MS = 1000
-_RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
-_REBUILD_MS = 10000          # between attempts to build capture or uplink that did not fit
-
-_ticks_ms = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
-_ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
-_ticks_add = getattr(time, "ticks_add", None) or (lambda a, b: a + b)
+from .compat import sleep_ms, ticks_ms
+from .runner import Runner
 
 
 def load_board(path):
     """The board definition (pins, UARTs, modes) from its JSON file."""
     with open(path) as f:
         return json.load(f)
-
-
-def device_id(cfg):
-    """The configured ID, else machine.unique_id() as hex (the ESP32's base MAC)."""
-    if cfg["device_id"]:
-        return cfg["device_id"]
-    if machine and hasattr(machine, "unique_id"):
-        return protocol.device_id_from_uid(machine.unique_id())
-    return "host"
-
-
-class Runner:
-    """Owns the tap, capture and status for one board; run() never returns."""
-
-    def __init__(self, board, cfg, status_path=None):
-        self.board = board
-        self.cfg = cfg
-        self.status_path = status_path
-        self.started = _ticks_ms()
-        self.problems = []
-        self.capture = None
-        self.spool = None
-        self.uplink = None
-        self.network = None
-        self.device = device_id(cfg)
-        # how this board parses: every record carries it (protocol.printer_context)
-        self.printer = protocol.printer_context(cfg["printer"], cfg["split"])
-        self.boot = 0
-        self.jobs = 0
-        self.totals = {"pos_bytes": 0, "printer_bytes": 0, "replies_in": 0, "replies_out": 0,
-                       "capture_errors": 0, "jobs_refused": 0}
-        self._wdt = None
-        self._last_status = 0
-        self.peak_alloc = 0
-        self._busy_at = 0
-        self._collected = False
-        self._buffers = new_buffers()   # at boot, before capture can fragment the heap
-        self._extract = None
-        self.config_refused = False
-        self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
-        self._restart_at = None      # ticks before which capture is not restarted
-        self._build_at = None        # ticks at which to build what did not fit at boot
-        try:
-            self.led = _make_led(board.get("led"))
-        except Exception as e:   # noqa: BLE001 -- a wrong pin never stops printing
-            self.led = None
-            self._problem("status LED", e)
-
-    # ---- building ---------------------------------------------------------------------------
-
-    def build_capture(self):
-        """Parser, spool and capture from the configuration; None (with a reason) if that fails."""
-        try:
-            from spool import Spool
-            cfg = self.cfg
-            _make_parents(cfg["spool"]["dir"])
-            if not self.boot:
-                self.boot = _next_boot(cfg["spool"]["dir"] + ".boot")
-            self.spool = _LockedSpool(Spool(cfg["spool"]["dir"],
-                                            max_bytes=cfg["spool"]["max_bytes"],
-                                            min_free=cfg["spool"]["min_free"],
-                                            policy=cfg["spool"]["when_full"]))
-            if cfg["upload"]["mode"] == "fields":
-                # the extractor and its byte tables: only this mode pays for them
-                from fields_mode import receipt_fields
-                self._extract = receipt_fields
-            options = protocol.parser_options(self.printer)
-
-            def make_parser():
-                return Parser(**options)
-
-            upload = cfg["upload"]
-            # raw bytes leave the board in mode "full" only: no window to keep them otherwise.
-            # The extractor of mode "fields" reads whole receipts; the other modes write each
-            # line into its record as it prints.
-            self.capture = Capture(self.spool, self.encode_record, make_parser,
-                                   raw_max=upload["raw_bytes_max"] if upload["mode"] == "full"
-                                   else 0,
-                                   new_receipt=Receipt if self._extract else
-                                   protocol.RecordBuilder)
-        except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
-            self._problem("capture disabled", e)
-            self._retry_build(e)
-            self.capture = None
-        return self.capture
-
-    def encode_record(self, receipt, raw):
-        """The spool record for a finished receipt (protocol.py), built once at capture."""
-        upload = self.cfg["upload"]
-        synced = self.clock_synced()
-        captured = _wall_ms() if synced else _ticks_diff(_ticks_ms(), self.started)
-        if self._extract is not None:     # upload mode "fields": only the consumption data
-            found = self._extract(receipt)
-            return protocol.record_parts(protocol.record_from_fields(
-                receipt, found, self.device, self.boot, captured, synced, self.printer))
-        if upload["mode"] == "text" or raw is None or not protocol.want_raw(
-                receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
-            raw = None
-        return receipt.record_parts(self.device, self.boot, captured, synced, raw,
-                                    upload["images"], self.printer)
-
-    def clock_synced(self):
-        """True once the wall clock was set (NTP on the board; the host's clock on a PC)."""
-        return self.board["chip"] == "unix" or self.network is not None and self.network.synced
-
-    def build_uplink(self):
-        """The uplink over MQTT or HTTP; the tap runs its steps in idle gaps."""
-        try:
-            server = self.cfg["server"]
-            if not server["host"]:
-                raise ValueError("server.host is not set")
-            import uplink
-            timeout = server["timeout_ms"]
-            if server["transport"] == "mqtt":
-                import uplink_mqtt
-                transport = uplink_mqtt.MQTTTransport(
-                    self.device, server["host"], server["port"], server["credential"],
-                    tls=_read_tls(uplink_mqtt, server) if server["tls"] else None,
-                    timeout_ms=timeout)
-            else:
-                import uplink_http
-                scheme = "https" if server["tls"] else "http"
-                port = server["port"] or (443 if server["tls"] else 80)
-                transport = uplink_http.HTTPTransport(
-                    self.device, "%s://%s:%d" % (scheme, server["host"], port),
-                    server["credential"], timeout_ms=timeout)
-            upload = self.cfg["upload"]
-            self.uplink = uplink.Uplink(
-                self.spool, transport, self.device, boot=self.boot,
-                firmware=FIRMWARE_VERSION,
-                batch_count=upload["batch_count"], batch_bytes=upload["batch_bytes"],
-                idle_ms=upload["idle_ms"], printer_status=self.printer_status,
-                uptime=lambda: _ticks_diff(_ticks_ms(), self.started))
-        except Exception as e:   # noqa: BLE001 -- capture and forwarding go on; spool fills
-            self._problem("uplink disabled", e)
-            self._retry_build(e)
-            self.uplink = None
-        return self.uplink
-
-    def build(self):
-        """Capture, then the uplink and its thread. What did not fit in memory is built again
-        later (_tick, in a quiet moment); a configuration problem is not retried."""
-        self._build_at = None
-        if self.capture is None and self.build_capture() is None:
-            return
-        if self.uplink is None and self.build_uplink() is not None:
-            self.start_uplink()
-
-    def _retry_build(self, error):
-        if isinstance(error, MemoryError):
-            self._build_at = _ticks_add(_ticks_ms(), _REBUILD_MS)
-
-    def start_uplink(self):
-        """Runs the uplink in its own thread (see the module docstring)."""
-        import _thread
-        if hasattr(_thread, "stack_size"):
-            _thread.stack_size(16 * 1024)
-        _thread.start_new_thread(self._uplink_loop, ())
-
-    def _uplink_loop(self):
-        while True:
-            now = _ticks_ms()
-            wait = 1000
-            try:
-                self.online = self.network is None or self.network.step(now)
-                if self.online:
-                    wait = self.uplink.step(now)
-            except Exception as e:   # noqa: BLE001 -- the thread must live on
-                self._problem("uplink", e)
-            time.sleep_ms(min(max(wait, 5), 200))
-
-    def printer_status(self):
-        """What telemetry reports about the printer side."""
-        status = {"jobs": self.jobs, "bytes": self.totals["printer_bytes"],
-                  "replies": self.totals["replies_in"],
-                  "capture_errors": self.totals["capture_errors"]}
-        if self.capture is not None:
-            # receipts that could not be stored never got a seq: report them here
-            status["receipts"] = self.capture.receipts
-            status["store_errors"] = self.capture.store_errors
-        return status
-
-    def new_tap(self, pos, printer):
-        cfg = self.cfg
-        capture = self.capture
-        if capture is not None and capture.parser is None:
-            capture = None       # released for forwarding: _tick restarts it
-        return Tap(pos, printer, capture=capture, clock=_ticks_ms,
-                   diff=_ticks_diff, split_idle_ms=cfg["split"]["idle_ms"],
-                   buffers=self._buffers)
-
-    # ---- running ----------------------------------------------------------------------------
-
-    def run_uarts(self):
-        """Inline or listen-only mode on a board's UARTs."""
-        board = self.board
-        listen = self.cfg["mode"] == "listen" or "printer_uart" not in board
-        flow = self.cfg["printer"]["flow"] == "rtscts"
-        pos_uart = self._uart(board["pos_uart"], flow and not listen)
-        pos = UartPort(pos_uart, board["txbuf"], flow)
-        printer = None
-        if not listen:
-            printer = UartPort(self._uart(board["printer_uart"], flow), board["txbuf"], flow)
-        self._bypass(False)
-        tap = self.new_tap(pos, printer)
-        poller = select.poll()
-        poller.register(pos.stream, select.POLLIN)
-        if printer:
-            poller.register(printer.stream, select.POLLIN)
-        while True:
-            moved = tap.step()
-            if not moved:
-                _wait(poller)
-            self._tick(tap, moved)
-
-    def run_network(self):
-        """Network mode (and the host board): POS jobs arrive on TCP, go on to the printer's IP."""
-        cfg = self.cfg
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(socket.getaddrinfo("0.0.0.0", cfg["pos"]["listen_port"])[0][-1])
-        listener.listen(1)
-        listener.setblocking(False)
-        printer_addr = socket.getaddrinfo(cfg["printer"]["host"], cfg["printer"]["port"])[0][-1]
-        poller = select.poll()
-        poller.register(listener, select.POLLIN)
-        while True:
-            conn = self._accept(listener)
-            if conn is None:
-                _wait(poller)
-                self._tick(None, False)
-                continue
-            self._job(conn, printer_addr)
-
-    def _job(self, conn, printer_addr):
-        """One print job: forward until the POS closes, then let the printer answer, close."""
-        self.jobs += 1
-        psock = None
-        try:
-            psock = socket.socket()
-            try:
-                psock.settimeout(self.cfg["server"]["timeout_ms"] / 1000)
-                psock.connect(printer_addr)
-            except OSError as e:
-                # printer unreachable: refuse the job so the POS sees the error and retries
-                self._problem("printer unreachable", e)
-                return
-            opened = self._open_job(conn, psock)
-            if opened is None:
-                # the job's ports did not fit even with capture's heap given back: the POS
-                # sees the connection close before a byte went on, and sends the job again
-                self.totals["jobs_refused"] += 1
-                return
-            self._forward_job(*opened)
-        except MemoryError:
-            gc.collect()          # socket() or connect(): as above, nothing went on yet
-            self.totals["jobs_refused"] += 1
-            return
-        finally:
-            if psock is not None:
-                psock.close()
-            conn.close()
-        if self.capture is not None and self.capture.parser is not None:
-            try:
-                self.capture.close()     # the connection's end ends its receipt and stream
-            except Exception as e:   # noqa: BLE001
-                self._problem("capture", e)
-
-    def _open_job(self, conn, psock):
-        """(tap, poller) for a job; out of memory, capture gives its heap back (the receipt in
-        progress is lost, counted, capture restarts later) for one more try, then None."""
-        for attempt in (0, 1):
-            try:
-                tap = self.new_tap(SocketPort(conn), SocketPort(psock))
-                poller = select.poll()
-                poller.register(conn, select.POLLIN)
-                poller.register(psock, select.POLLIN)
-                return tap, poller
-            except MemoryError:
-                if attempt == 0 and self.capture is not None and \
-                        self.capture.parser is not None:
-                    self.capture.release()
-                    self.totals["capture_errors"] += 1
-                gc.collect()
-        return None
-
-    def _forward_job(self, tap, poller):
-        closing = None
-        try:
-            while True:
-                moved = tap.step()
-                self._tick(tap, moved)
-                if tap.closed() and not tap.down.pending():
-                    now = _ticks_ms()
-                    if closing is None:
-                        closing = now
-                    elif _ticks_diff(now, closing) >= _CLOSE_GRACE_MS or tap.up.closed:
-                        break
-                if not moved:
-                    _wait(poller)
-        finally:
-            self._account(tap)
-
-    def _accept(self, listener):
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return None
-        except MemoryError:
-            gc.collect()      # the connection waits in the backlog for the next turn
-            return None
-        return conn
-
-    def _account(self, tap):
-        _add_counts(self.totals, tap)
-
-    def _uart(self, pins, flow):
-        kwargs = {"baudrate": self.cfg["printer"]["baudrate"], "rx": pins["rx"],
-                  "rxbuf": self.board["rxbuf"], "txbuf": self.board["txbuf"],
-                  "timeout": 0, "timeout_char": 0}
-        if pins.get("tx", -1) >= 0:
-            kwargs["tx"] = pins["tx"]
-        if flow and "rts" in pins:
-            kwargs.update(rts=pins["rts"], cts=pins["cts"], flow=machine.UART.RTS | machine.UART.CTS)
-        return machine.UART(pins["id"], **kwargs)
-
-    def _bypass(self, on):
-        pin = self.board.get("bypass_pin")
-        if machine and hasattr(machine, "Pin") and pin is not None:
-            # relay released (pin low) = POS wired straight to the printer
-            machine.Pin(pin, machine.Pin.OUT).value(0 if on else 1)
-
-    def _problem(self, what, error):
-        """Remember a problem for the status report (the last few only: bounded memory).
-
-        Formatted here, inside the guard: out of memory, the note is lost, never the job.
-        """
-        try:
-            self.problems.append("%s: %r" % (what, error))
-            del self.problems[:-8]
-        except MemoryError:
-            pass   # the counter the caller raised is the record that matters
-
-    def health(self):
-        """What the status LED shows (status_led.py): config refused, degraded or healthy."""
-        if self.config_refused:
-            return FAILED
-        if self.capture is None or self.capture.parser is None or self.uplink is None or \
-                not self.online or self.uplink.failing():
-            return DEGRADED
-        return HEALTHY
-
-    def _tick(self, tap, moved):
-        """Per loop turn: watchdog, capture recovery, garbage collection in quiet times, status."""
-        if self._wdt:
-            self._wdt.feed()
-        now = _ticks_ms()
-        if self.led is not None:
-            self.led.show(self.health(), now)
-        if moved:
-            self._busy_at = now
-            self._collected = False
-        elif not self._collected and _ticks_diff(now, self._busy_at) >= _GC_AFTER_IDLE_MS:
-            # collect while the line is quiet, so that a collection forced by a full heap
-            # (a pause in forwarding) is rare during a print job
-            gc.collect()
-            self._collected = True
-        if self._build_at is not None and not moved and _due(self._build_at, now, _REBUILD_MS):
-            gc.collect()
-            self.build()
-        if self.capture is not None:
-            if tap is not None and tap.last_error is not None:
-                self._capture_failed(tap)
-            if (self.capture.parser is None or tap is not None and tap.capture is None) and \
-                    _due(self._restart_at, now, _RESTART_CAPTURE_MS):
-                self._restart_capture(tap, now)
-        if self.status_path and _ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
-            self._last_status = now
-            try:
-                self.write_status(tap)
-            except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
-                self._problem("status", e)
-
-    def _capture_failed(self, tap):
-        """Count and note why capture stopped on this tap. It restarts at once: dropping the
-        receipt in progress usually frees what it needs, and every receipt starting while
-        capture waited would be lost uncounted; only a failed restart waits."""
-        error = tap.last_error
-        tap.last_error = None
-        self.totals["capture_errors"] += 1
-        self._problem("capture", error)
-
-    def _restart_capture(self, tap, now):
-        """A fresh parser (the receipt in progress was dropped), on the tap if there is one.
-
-        Out of memory, the fresh parser may not fit either: then forwarding goes on without
-        capture and the next try is _RESTART_CAPTURE_MS later.
-        """
-        try:
-            capture = self.capture.reset()
-            self._restart_at = None
-        except Exception as e:   # noqa: BLE001 -- most likely MemoryError; never the loop's end
-            capture = None
-            self.capture.release()
-            self._restart_at = _ticks_add(now, _RESTART_CAPTURE_MS)
-            if not isinstance(e, MemoryError):
-                self._problem("capture restart", e)
-        if tap is not None:
-            tap.capture = capture
-
-    def status(self, tap=None):
-        """Health figures: what moved, what was captured, the spool, the problems seen."""
-        totals = dict(self.totals)
-        if tap is not None:
-            _add_counts(totals, tap)      # the job in progress, not yet in self.totals
-        used = gc.mem_alloc()           # sampled before collecting: what the loop holds
-        self.peak_alloc = max(self.peak_alloc, used)
-        gc.collect()
-        out = {"firmware": FIRMWARE_VERSION, "device": device_id(self.cfg),
-               "uptime_ms": _ticks_diff(_ticks_ms(), self.started), "jobs": self.jobs,
-               "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
-               "mem_alloc_peak": self.peak_alloc,
-               "problems": self.problems[-5:],
-               "health": ("healthy", "degraded", "failed")[self.health()]}
-        out.update(totals)
-        if self.capture is not None:
-            out["receipts"] = self.capture.receipts
-            out["store_errors"] = self.capture.store_errors
-            out["last_store_error"] = self.capture.last_store_error
-            if self.capture.parser is not None:
-                out["parser"] = self.capture.parser.stats()
-        if self.spool is not None:
-            out["spool"] = self.spool.stats()
-        if self.uplink is not None:
-            out["uplink"] = self.uplink.stats()
-        return out
-
-    def write_status(self, tap=None):
-        tmp = self.status_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.status(tap), f)   # streamed: no copy of the whole text on the heap
-        os.rename(tmp, self.status_path)
-
-    def run(self):
-        """Forward forever, in the mode the configuration and the board allow."""
-        if machine and hasattr(machine, "WDT") and self.cfg["watchdog_ms"]:
-            self._wdt = machine.WDT(timeout=self.cfg["watchdog_ms"])
-        if micropython and hasattr(micropython, "kbd_intr"):
-            micropython.kbd_intr(-1)     # POS bytes (0x03) must never interrupt the firmware
-        if self.cfg["mode"] == "network" or self.board["chip"] == "unix":
-            self.run_network()
-        else:
-            self.run_uarts()
-
-
-class _LockedSpool:
-    """The spool shared by capture (main thread) and the uplink thread: one call at a time."""
-
-    def __init__(self, spool):
-        import _thread
-        self._spool = spool
-        self._lock = _thread.allocate_lock()
-
-    def append(self, record):
-        with self._lock:
-            return self._spool.append(record)
-
-    def pending(self, limit, max_bytes=None):
-        with self._lock:
-            return self._spool.pending(limit, max_bytes)
-
-    def ack(self, seqs):
-        with self._lock:
-            return self._spool.ack(seqs)
-
-    def stats(self):
-        with self._lock:
-            return self._spool.stats()
-
-
-def _due(deadline, now, period):
-    """True once ticks `now` reached `deadline` (None: at once), set at most `period` ahead;
-    a deadline further off than that was passed by a ticks wrap (a long quiet spell)."""
-    if deadline is None:
-        return True
-    wait = _ticks_diff(deadline, now)
-    return wait <= 0 or wait > period
-
-
-def _make_led(spec):
-    """The board's status LED (board.json "led": pin, NeoPixel or not), or None."""
-    if not spec or machine is None or not hasattr(machine, "Pin"):
-        return None
-    pin = machine.Pin(spec["pin"], machine.Pin.OUT)
-    if spec.get("neopixel"):
-        import neopixel
-        return StatusLed(pixel=neopixel.NeoPixel(pin, 1))
-    return StatusLed(pin=pin, active_high=spec.get("active_high", True))
-
-
-def _wait(poller):
-    """Sleep until a port has bytes or _POLL_MS passed; ipoll() allocates no result list."""
-    if hasattr(poller, "ipoll"):
-        poller.ipoll(_POLL_MS)
-    else:
-        poller.poll(_POLL_MS)
-
-
-def _add_counts(totals, tap):
-    """Adds a tap's byte counts (both directions) to a totals dict."""
-    totals["pos_bytes"] += tap.down.bytes_in
-    totals["printer_bytes"] += tap.down.bytes_out
-    if tap.up is not None:
-        totals["replies_in"] += tap.up.bytes_in
-        totals["replies_out"] += tap.up.bytes_out
-
-
-def _wall_ms():
-    """Milliseconds since 1970 (MicroPython on the ESP32 counts time.time() from 2000)."""
-    t = time.time()
-    if t < protocol.EPOCH_2000_OFFSET_S:
-        t += protocol.EPOCH_2000_OFFSET_S
-    return int(t * 1000)
-
-
-def _next_boot(path):
-    """The boot counter, incremented and stored (tmp + rename: a power cut keeps the old one)."""
-    try:
-        with open(path) as f:
-            boot = int(f.read()) + 1
-    except (OSError, ValueError):
-        boot = 1
-    with open(path + ".tmp", "w") as f:
-        f.write(str(boot))
-    os.rename(path + ".tmp", path)
-    return boot
-
-
-def _read_tls(uplink_mqtt, server):
-    """The verifying TLS context for the configured CA file (needs the NTP-set clock)."""
-    with open(server["ca_file"], "rb") as f:
-        return uplink_mqtt.tls_context(f.read())
-
-
-def _make_parents(path):
-    """Creates the directories above path (os.makedirs does not exist on the board)."""
-    parts = path.rstrip("/").split("/")[:-1]
-    for k in range(1, len(parts) + 1):
-        sub = "/".join(parts[:k])
-        if sub:
-            try:
-                os.mkdir(sub)
-            except OSError:
-                pass          # exists already
 
 
 def _args(argv):
@@ -638,14 +45,17 @@ def boot_config(path):
     The schema module is dropped once the file is checked: on the board its code would
     otherwise hold heap the receipts need for as long as the tap runs.
     """
-    import config
+    from . import config
     try:
         return config.load(path), None
     except config.ConfigError as e:
         return config.defaults(), "config: %s" % e
     finally:
         del config
-        sys.modules.pop("config", None)
+        sys.modules.pop(__name__.rpartition(".")[0] + ".config", None)
+        package = sys.modules.get(__name__.rpartition(".")[0])
+        if package is not None and hasattr(package, "config"):
+            delattr(package, "config")
         gc.collect()
 
 
@@ -661,20 +71,21 @@ def main(argv=None):
         # On a board: with a bypass relay POS and printer stay wired directly; without one,
         # forward with the default line settings and capture nothing.
         if board.get("bypass_pin") is not None:
+            from .uart_mode import bypass
             runner = Runner(board, cfg)
-            runner._bypass(True)
+            bypass(board, True)
             runner.config_refused = True
             while True:
                 if runner.led is not None:
-                    runner.led.show(runner.health(), _ticks_ms())
-                time.sleep_ms(100)
+                    runner.led.show(runner.health(), ticks_ms())
+                sleep_ms(100)
     runner = Runner(board, cfg, opts["--status"])
     if problem:
         runner.problems.append(problem)
         runner.config_refused = True
     else:
         if board["chip"] != "unix":
-            from wifi import Network
+            from .wifi import Network
             runner.network = Network(cfg)
         runner.build()
     runner.run()

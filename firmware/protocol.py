@@ -52,7 +52,6 @@ Telemetry: {"v": VERSION, "device": id, ...fields of TELEMETRY_FIELDS}
 import json
 from binascii import b2a_base64
 
-from cardmask import mask_bytes, mask_cards, mask_codes
 
 VERSION = 1
 
@@ -148,11 +147,11 @@ def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=Non
     (only present when the parser ran with keep_images). seq: normally None (see batch_parts).
     printer: the printer context (printer_context()) the receipt was parsed with.
     """
-    rec = _record_head(receipt, device, boot, captured_at, time_synced, printer)
+    rec = record_head(receipt, device, boot, captured_at, time_synced, printer)
     rec["lines"] = receipt.lines
     rec["barcodes"] = [[s, d] for s, d in receipt.barcodes]
     rec["codes2d"] = [[t, d] for t, d in receipt.codes2d]
-    rec["images"] = [_image(i, images) for i in receipt.images]
+    rec["images"] = [image_entry(i, images) for i in receipt.images]
     if receipt.raw_lines:
         rec["raw_lines"] = [[i, [[enc, intl, b64(data)] for enc, intl, data in spans]]
                             for i, spans in sorted(receipt.raw_lines.items())]
@@ -169,7 +168,7 @@ def record_from_receipt(receipt, device, boot, captured_at, time_synced, raw=Non
 def record_from_fields(receipt, fields, device, boot, captured_at, time_synced, printer=None):
     """The record of upload mode "fields": the consumption data the board extracted
     (fields.extract(), FIELD_KEYS) and how the receipt ended; no text, codes or raw bytes."""
-    rec = _record_head(receipt, device, boot, captured_at, time_synced, printer)
+    rec = record_head(receipt, device, boot, captured_at, time_synced, printer)
     rec["lines"] = []
     rec["barcodes"] = []
     rec["codes2d"] = []
@@ -178,7 +177,8 @@ def record_from_fields(receipt, fields, device, boot, captured_at, time_synced, 
     return rec
 
 
-def _record_head(receipt, device, boot, captured_at, time_synced, printer):
+def record_head(receipt, device, boot, captured_at, time_synced, printer):
+    """The members every record starts with (the receipt's end, cut and drawer included)."""
     rec = {"v": VERSION, "device": device, "boot": boot, "captured_at": captured_at,
            "time_synced": bool(time_synced), "cut": receipt.cut, "end": receipt.end,
            "drawer": bool(receipt.drawer)}
@@ -187,7 +187,8 @@ def _record_head(receipt, device, boot, captured_at, time_synced, printer):
     return rec
 
 
-def _image(img, with_data):
+def image_entry(img, with_data):
+    """A record's image entry (data only when images are uploaded and the parser kept them)."""
     out = {"kind": img[0], "width": img[1], "height": img[2], "size": img[3]}
     if with_data and len(img) > 4 and img[4] is not None:
         out["data"] = b64(img[4])
@@ -206,8 +207,8 @@ def record_parts(rec, raw=None, members=None):
 
     raw: the receipt's ESC/POS bytes (a memoryview will do), added as rec["raw"] would be by
     record_from_receipt(raw=...), their base64 written piece by piece: no value needs a
-    block of its whole size. members: parts holding members written already (RecordBuilder),
-    put first.
+    block of its whole size. members: parts holding members written already
+    (record.RecordBuilder), put first.
     """
     parts = [b"{"] + members + [bytearray()] if members else [bytearray(b"{")]
     comma = b"," if members else b""
@@ -218,7 +219,7 @@ def record_parts(rec, raw=None, members=None):
         if isinstance(value, list):
             parts[-1] += b"["
             for i, item in enumerate(value):
-                _add_item(parts, i, json.dumps(item).encode())
+                add_item(parts, i, json.dumps(item).encode())
             parts[-1] += b"]"
         else:
             parts[-1] += json.dumps(value).encode()
@@ -231,7 +232,7 @@ def record_parts(rec, raw=None, members=None):
     return parts
 
 
-def _add_item(parts, index, item):
+def add_item(parts, index, item):
     """Appends JSON array item number index (a comma first unless it is the first) to the last
     part; starts a new part once that holds _PART bytes."""
     part = parts[-1]
@@ -240,85 +241,6 @@ def _add_item(parts, index, item):
     part += item
     if len(part) >= _PART:
         parts.append(bytearray())
-
-
-class RecordBuilder:
-    """A receipt written into its record while it prints (the board's capture in upload
-    modes full and text), in place of a receipt.Receipt: the same calls from the
-    ReceiptAssembler, the same record as record_from_receipt().
-
-    Each line goes straight into JSON parts of about _PART bytes, its card numbers masked, so
-    a long receipt holds a few blocks of text instead of an object per line and per span; a
-    heap fragmented by those has no room left for anything larger. Blank lines before the
-    first text are dropped and blank lines at the end are never written (as Receipt.trim).
-    """
-
-    def __init__(self):
-        self._lines = [bytearray(b'"lines":[')]
-        self._raw_lines = [bytearray(b',"raw_lines":[')]
-        self._count = 0          # lines written
-        self._raw_count = 0
-        self._blanks = 0         # blank lines held back: written only if text follows
-        self.barcodes = []
-        self.codes2d = []
-        self.images = []
-        self.cut = None
-        self.end = None
-        self.offset = None
-        self.drawer = False
-        self.card = False        # a card number was masked: the raw bytes must stay here
-
-    def add_line(self, text, raw):
-        """One printed line: text, or None and the undecoded spans."""
-        if text == "":
-            if self._count:
-                self._blanks += 1
-            return
-        while self._blanks:
-            self._blanks -= 1
-            _add_item(self._lines, self._count, b'""')
-            self._count += 1
-        if text is None:
-            spans = []
-            for enc, intl, data in raw:
-                masked = mask_bytes(data)
-                self.card = self.card or masked is not data
-                spans.append([enc, intl, b64(masked)])
-            _add_item(self._raw_lines, self._raw_count,
-                        json.dumps([self._count, spans]).encode())
-            self._raw_count += 1
-            _add_item(self._lines, self._count, b"null")
-        else:
-            masked = mask_cards(text)
-            self.card = self.card or masked is not text
-            _add_item(self._lines, self._count, json.dumps(masked).encode())
-        self._count += 1
-
-    def finish(self):
-        """The receipt ended: its lines are written already."""
-
-    def mask(self):
-        """Masks card numbers in its codes (its lines were masked as they came); True if the
-        receipt showed one anywhere (its raw bytes must not leave the board then)."""
-        self.card = mask_codes(self) or self.card
-        return self.card
-
-    def record_parts(self, device, boot, captured_at, time_synced, raw=None, images=False,
-                     printer=None):
-        """record_parts(record_from_receipt(...), raw) of this receipt; may be called again
-        (without raw, after a MemoryError)."""
-        if self._raw_lines is not None:      # the arrays are closed once, on the first call
-            self._lines[-1] += b"]"
-            if self._raw_count:
-                self._raw_lines[-1] += b"]"
-                self._lines += self._raw_lines
-            self._raw_lines = None
-        members = list(self._lines)
-        rec = _record_head(self, device, boot, captured_at, time_synced, printer)
-        rec["barcodes"] = [[s, d] for s, d in self.barcodes]
-        rec["codes2d"] = [[t, d] for t, d in self.codes2d]
-        rec["images"] = [_image(i, images) for i in self.images]
-        return record_parts(rec, raw, members)
 
 
 def batch_parts(device, entries):

@@ -7,8 +7,8 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64
 
-from escpos_parser import ENCODINGS, PROFILES, VENDORS, is_span_encoding
-from protocol import (FIELD_KEYS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
+from .escpos_parser import ENCODINGS, PROFILES, VENDORS, is_span_encoding
+from .protocol import (FIELD_KEYS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
                       MAX_FUTURE_SKEW_MS, MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP,
                       TELEMETRY_FIELDS, TOPIC_ROOT, VERSION)
 

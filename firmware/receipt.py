@@ -1,6 +1,6 @@
 """Receipts assembled from parser events: what one printed receipt contained."""
-from cardmask import mask_receipt
-from escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
+from .cardmask import mask_receipt
+from .escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
 
 
 class Receipt:
@@ -67,7 +67,7 @@ class Receipt:
 class ReceiptAssembler:
     """Feeds on parser events; returns each receipt when its end event arrives, finished.
 
-    new_receipt: Receipt, or protocol.RecordBuilder on the board (the same calls).
+    new_receipt: Receipt, or record.RecordBuilder on the board (the same calls).
     """
 
     def __init__(self, new_receipt=Receipt):

@@ -39,12 +39,7 @@ import os
 import struct
 from binascii import crc32
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
+from .compat import const
 
 
 try:

@@ -9,11 +9,7 @@
 
 The LED is written only when what it shows changes (a NeoPixel write blocks for ~30 us).
 """
-try:
-    from micropython import const
-except ImportError:   # CPython (the tests)
-    def const(x):
-        return x
+from .compat import const
 
 HEALTHY = const(0)
 DEGRADED = const(1)

@@ -30,21 +30,9 @@ bounded; then one publish or POST), plus DNS on the first connect after a failur
 import errno
 from random import getrandbits
 
-import protocol
+from . import protocol
 
-try:
-    from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython
-    import time as _time
-
-    def ticks_ms():
-        return _time.monotonic_ns() // 1000000
-
-    def ticks_add(t, delta):
-        return t + delta
-
-    def ticks_diff(a, b):
-        return a - b
+from .compat import ticks_add, ticks_diff
 
 try:
     import gc

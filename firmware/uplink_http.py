@@ -1,6 +1,6 @@
 """HTTP transport of the uplink (uplink.py): one POST per batch, the 2xx body is the ack."""
-import protocol
-from uplink import TransportError
+from . import protocol
+from .uplink import TransportError
 
 
 class HTTPTransport:

@@ -14,8 +14,9 @@ and opens its socket itself.
 import errno
 import struct
 
-import protocol
-from uplink import TransportError, ticks_add, ticks_diff, ticks_ms
+from . import protocol
+from .compat import ticks_add, ticks_diff, ticks_ms
+from .uplink import TransportError
 
 try:
     import select

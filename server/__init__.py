@@ -1,11 +1,3 @@
-"""TillTap server and host tools (imported as `tilltap`).
-
-The firmware modules are top-level modules on the board (`import escpos_parser`); the host
-puts firmware/ on sys.path so the server reuses exactly the same code.
-"""
-import os
-import sys
-
-FIRMWARE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
-if FIRMWARE_DIR not in sys.path:
-    sys.path.append(FIRMWARE_DIR)
+"""TillTap's server (imported as `tilltap`): ingest, storage, analysis, the operator API and
+dashboard, and the `tilltap` command line. It imports the firmware's shared modules from the
+package `tilltap_fw` (firmware/), like any other package."""

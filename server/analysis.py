@@ -22,8 +22,8 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import and_, delete, func, select, true, tuple_, update
 
-import fields as rules
-import protocol
+from tilltap_fw import fields as rules
+from tilltap_fw import protocol
 from tilltap import db, ocr
 from tilltap.receipt_text import record_text
 from tilltap.analysis_db import (customers, item_months, layout_templates, receipt_fields,

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-import protocol
+from tilltap_fw import protocol
 from tilltap import analysis_api, devices
 
 

@@ -17,9 +17,8 @@ import subprocess
 import sys
 import tempfile
 
-import config as device_config
-from tilltap.unixport import (BOARD_MAIN, BOOT_STUB, ROOT, SERVER_ONLY, build_romfs,
-                              compile_firmware)
+from tilltap_fw import config as device_config
+from tilltap.unixport import BOOT_STUB, PACKAGE, ROOT, build_romfs, compile_firmware
 
 BOARDS = os.path.join(ROOT, "boards")
 _ESPTOOL_CHIP = {"esp32": "esp32", "esp32s3": "esp32s3", "esp32c3": "esp32c3"}
@@ -100,12 +99,11 @@ def deploy_commands(board, port, config_path, build_dir, romfs=False):
         image = build_romfs(os.path.join(build_dir, "firmware.romfs"))
         cmds = [[mpremote, "connect", port, "romfs", "deploy", image]]
     else:
-        lib = compile_firmware(os.path.join(build_dir, "lib"))
-        os.rename(os.path.join(lib, "main.mpy"), os.path.join(lib, BOARD_MAIN + ".mpy"))
-        files = sorted(os.path.join(lib, f) for f in os.listdir(lib)
-                       if f[:-4] + ".py" not in SERVER_ONLY)
-        cmds = [[mpremote, "connect", port, "fs", "mkdir", ":lib"]]
-        cmds.append([mpremote, "connect", port, "fs", "cp"] + files + [":lib/"])
+        package = os.path.join(compile_firmware(os.path.join(build_dir, "lib")), PACKAGE)
+        files = sorted(os.path.join(package, f) for f in os.listdir(package))
+        cmds = [[mpremote, "connect", port, "fs", "mkdir", ":lib"],
+                [mpremote, "connect", port, "fs", "mkdir", ":lib/" + PACKAGE]]
+        cmds.append([mpremote, "connect", port, "fs", "cp"] + files + [":lib/%s/" % PACKAGE])
     cmds.append([mpremote, "connect", port, "fs", "cp", stub, ":main.py"])
     cmds.append([mpremote, "connect", port, "fs", "cp", os.path.join(BOARDS, board["name"],
                                                                       "board.json"),
@@ -179,7 +177,7 @@ def _run(args, build):
         print(" ".join(shlex.quote(c) for c in cmd), flush=True)
         if not args.dry_run:
             result = subprocess.run(cmd)
-            # mkdir of an existing :lib fails harmlessly
-            if result.returncode and cmd[4:6] != ["mkdir", ":lib"]:
+            # mkdir of an existing directory fails harmlessly
+            if result.returncode and cmd[4] != "mkdir":
                 return result.returncode
     return 0

@@ -31,8 +31,8 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-import config as device_config
-import escpos_parser
+from tilltap_fw import config as device_config
+from tilltap_fw import escpos_parser
 
 from tilltap import analysis, db, devices, operators
 from tilltap.analysis_db import receipt_fields, receipt_items, receipt_payments

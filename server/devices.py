@@ -18,8 +18,8 @@ import secrets
 
 from sqlalchemy import select, update
 
-import protocol
-import protocol_check
+from tilltap_fw import protocol
+from tilltap_fw import protocol_check
 from tilltap import db
 
 ROLES = ("device", "server")

@@ -36,9 +36,9 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-import escpos_parser
-import fields as rules
-import protocol_check
+from tilltap_fw import escpos_parser
+from tilltap_fw import fields as rules
+from tilltap_fw import protocol_check
 
 
 @dataclass

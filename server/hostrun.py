@@ -9,8 +9,8 @@ import subprocess
 import time
 
 from tilltap.netutil import free_port
-from tilltap.unixport import (ROM_BOOT, ROOT, build_romfs, compile_firmware, micropython_command,
-                              micropython_path, rom_heapsize)
+from tilltap.unixport import (PACKAGE, ROM_BOOT, ROOT, build_romfs, compile_firmware,
+                              micropython_command, micropython_path, rom_heapsize)
 
 HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
 
@@ -57,7 +57,7 @@ class FirmwareProcess:
         else:
             if self.heapsize:
                 cmd += ["-X", "heapsize=%s" % self.heapsize]
-            cmd += ["-m", "main"]
+            cmd += ["-m", PACKAGE + ".main"]
             # the precompiled firmware first, as on a deployed board; micropython-lib after it
             mpy = compile_firmware(os.path.join(self.workdir, "mpy"))
             env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())

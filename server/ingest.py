@@ -26,8 +26,8 @@ from concurrent.futures import Future
 
 from sqlalchemy import select, tuple_
 
-import protocol
-import protocol_check
+from tilltap_fw import protocol
+from tilltap_fw import protocol_check
 from tilltap import db, devices
 from tilltap.receipt_text import record_text
 

@@ -23,8 +23,8 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-import protocol
-import protocol_check
+from tilltap_fw import protocol
+from tilltap_fw import protocol_check
 
 log = logging.getLogger("tilltap.mqtt")
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageFilter
 
-import escpos_parser
-from escpos_parser import IMAGE, LINE, RECEIPT_END
+from tilltap_fw import escpos_parser
+from tilltap_fw.escpos_parser import IMAGE, LINE, RECEIPT_END
 
 from .extract import ReceiptFields, extract_fields
 from .ppocr import LineReader

@@ -2,8 +2,8 @@
 import json
 import sys
 
-import escpos_parser
-from receipt import ReceiptAssembler
+from tilltap_fw import escpos_parser
+from tilltap_fw.receipt import ReceiptAssembler
 from tilltap.extract import add_fields
 
 

@@ -16,9 +16,9 @@ receipt_text and is what extraction, search, reports and the dashboard read.
 """
 from __future__ import annotations
 
-import escpos_parser
-import protocol_check
-from cardmask import mask_cards
+from tilltap_fw import escpos_parser
+from tilltap_fw import protocol_check
+from tilltap_fw.cardmask import mask_cards
 
 _REPLACEMENT = "\ufffd"
 

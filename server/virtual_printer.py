@@ -7,7 +7,7 @@ paper: DLE EOT, GS r, GS I, GS a (automatic status back) and GS ( H (process ID)
 import asyncio
 import time
 
-import escpos_parser
+from tilltap_fw import escpos_parser
 
 # Replies of an online printer with paper; bit patterns as in escpos-commands.md section 10.
 REPLIES = {

@@ -3,8 +3,8 @@ hand, stored through the real ingest path (protocol records, Ingest.submit_batch
 import json
 import time
 
-import protocol
-from receipt import Receipt
+from tilltap_fw import protocol
+from tilltap_fw.receipt import Receipt
 from tilltap import analysis, crm, devices
 from tilltap.ingest import Ingest
 

@@ -17,12 +17,12 @@ import json
 import sys
 import time
 
-import protocol
-import uplink
-import uplink_http
-import uplink_mqtt
-from receipt import Receipt
-from spool import Spool
+from tilltap_fw import protocol
+from tilltap_fw import uplink
+from tilltap_fw import uplink_http
+from tilltap_fw import uplink_mqtt
+from tilltap_fw.receipt import Receipt
+from tilltap_fw.spool import Spool
 
 
 class Recorder:

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import and_, func, select
 
 import analysis_data as data
-import escpos_parser
-import protocol
+from tilltap_fw import escpos_parser
+from tilltap_fw import protocol
 from corpus import CORPUS
 from dbtarget import db_target  # noqa: F401  (fixture)
-from receipt import Receipt, ReceiptAssembler
+from tilltap_fw.receipt import Receipt, ReceiptAssembler
 from receipt_factory import generate_receipts
 from tilltap import analysis, analysis_db, db, devices, ocr
 from tilltap.extract import add_fields

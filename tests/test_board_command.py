@@ -32,8 +32,10 @@ def test_deploy_copies_precompiled_firmware_board_and_config(tmp_path):
                   str(cfg), "--dry-run")
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    for name in ("escpos_parser.mpy", "spool.mpy", "tap.mpy", "tilltap_main.mpy"):
-        assert name in text
+    for name in ("escpos_parser.mpy", "spool.mpy", "tap.mpy", "main.mpy", "__init__.mpy"):
+        assert "tilltap_fw/" + name in text
+    assert "protocol_check.mpy" not in text          # the server's half stays off the board
+    assert ":lib/tilltap_fw/" in text
     assert "main.py :main.py" in text and "board.json :board.json" in text
     assert str(cfg) + " :config.json" in text
 

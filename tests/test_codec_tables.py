@@ -3,9 +3,9 @@ import os
 import subprocess
 import sys
 
-import codec_tables
-import escpos_parser
-from fields_mode import PLACEHOLDER, Reader
+from tilltap_fw import codec_tables
+from tilltap_fw import escpos_parser
+from tilltap_fw.fields_mode import PLACEHOLDER, Reader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,9 +15,9 @@ import pytest
 import uvicorn
 
 import analysis_data as data
-import protocol
+from tilltap_fw import protocol
 from dbtarget import db_target  # noqa: F401  (fixture)
-from receipt import Receipt
+from tilltap_fw.receipt import Receipt
 from tilltap import analysis, analysis_api, api, db, operators
 from tilltap.ingest import Ingest
 

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
-import protocol
+from tilltap_fw import protocol
 from dbtarget import Target, pg_available
 from tilltap.broker import Broker
 from tilltap.netutil import wait_for

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-import protocol
+from tilltap_fw import protocol
 from dbtarget import db_target  # noqa: F401  (fixture)
-from receipt import Receipt
+from tilltap_fw.receipt import Receipt
 from tilltap import api, db, devices
 from tilltap.ingest import Ingest, prepare
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from corpus import corpus_files, need_corpus, options_for, short
-from escpos_parser import LINE, decode_text
+from tilltap_fw.escpos_parser import LINE, decode_text
 from tilltap.parse_command import parse_stream
 from unixport import FIRMWARE_TESTS, run_micropython
 
@@ -46,7 +46,7 @@ def test_star_receipt_codes():
 def test_micropython_gives_the_same_events_as_cpython():
     """The board's parser (unix port) and the server's (CPython) agree on every corpus stream."""
     need_corpus()
-    import escpos_parser
+    from tilltap_fw import escpos_parser
 
     args = []
     for path in FILES:

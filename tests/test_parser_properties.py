@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from corpus import corpus_files
-from escpos_parser import BARCODE, CODE2D, LINE, Parser
+from tilltap_fw.escpos_parser import BARCODE, CODE2D, LINE, Parser
 
 SOAK = bool(os.environ.get("TILLTAP_SOAK"))
 EXAMPLES = 2000 if SOAK else 150

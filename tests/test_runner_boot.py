@@ -1,7 +1,8 @@
-"""firmware/main.py Runner on CPython with an injected out-of-memory: what did not fit at boot
+"""firmware/runner.py Runner on CPython with an injected out-of-memory: what did not fit at boot
 is built again in a quiet moment, a configuration problem is not retried."""
-import main
-from config import validate
+from tilltap_fw import main, runner as runner_module
+from tilltap_fw.compat import ticks_ms
+from tilltap_fw.config import validate
 from tilltap.hostrun import HOST_BOARD
 
 
@@ -10,11 +11,11 @@ def _runner(tmp_path, server_host=""):
     cfg = validate({"mode": "network", "printer": {"host": "127.0.0.1", "port": 9},
                     "spool": {"dir": str(tmp_path / "spool")},
                     "server": {"host": server_host}})
-    return main.Runner(board, cfg)
+    return runner_module.Runner(board, cfg)
 
 
 def test_capture_that_did_not_fit_at_boot_is_built_later(tmp_path, monkeypatch):
-    real, calls = main.Capture, []
+    real, calls = runner_module.Capture, []
 
     def starved(*args, **kw):
         calls.append(1)
@@ -22,14 +23,14 @@ def test_capture_that_did_not_fit_at_boot_is_built_later(tmp_path, monkeypatch):
             raise MemoryError("simulated")
         return real(*args, **kw)
 
-    monkeypatch.setattr(main, "Capture", starved)
+    monkeypatch.setattr(runner_module, "Capture", starved)
     runner = _runner(tmp_path)
     runner.build()
     assert runner.capture is None and runner._build_at is not None
     assert "capture disabled: MemoryError" in runner.problems[0]
     boot = runner.boot
-    runner._build_at = main._ticks_ms() - 1          # its time has come
-    runner._tick(None, False)
+    runner._build_at = ticks_ms() - 1          # its time has come
+    runner.tick(None, False)
     assert runner.capture is not None and runner._build_at is None
     assert runner.boot == boot                       # the same boot, counted once
     assert runner.uplink is None and runner._build_at is None   # no server.host: not retried
@@ -37,6 +38,6 @@ def test_capture_that_did_not_fit_at_boot_is_built_later(tmp_path, monkeypatch):
 
 
 def test_due_survives_a_ticks_wrap():
-    assert main._due(None, 5, 1000)
-    assert not main._due(1500, 1000, 1000) and main._due(1000, 1000, 1000)
-    assert main._due(10 ** 6, 10, 1000)          # further off than it can be: a wrap passed
+    assert runner_module._due(None, 5, 1000)
+    assert not runner_module._due(1500, 1000, 1000) and runner_module._due(1000, 1000, 1000)
+    assert runner_module._due(10 ** 6, 10, 1000)          # further off than it can be: a wrap passed

@@ -22,6 +22,6 @@ def boot(image_path):
 
 
 boot(sys.argv[1])
-import tilltap_main  # noqa: E402 -- from the image mounted just above
+from tilltap_fw.main import main  # noqa: E402 -- from the image mounted just above
 
-tilltap_main.main(["tilltap_main"] + sys.argv[2:])
+main(["main"] + sys.argv[2:])

@@ -2,7 +2,7 @@
 import json
 import sys
 
-from escpos_parser import LINE, Parser
+from tilltap_fw.escpos_parser import LINE, Parser
 
 
 def dump(path, profile, encoding, chunk):

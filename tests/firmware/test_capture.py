@@ -1,5 +1,5 @@
 """Capture: receipts spooled with exactly their own raw bytes, bounded, never raising."""
-from capture import Capture
+from tilltap_fw.capture import Capture
 
 JOB = b"\x1b@Shop\nItem 1.00\n\x1dV\x00"
 

@@ -1,7 +1,7 @@
 """Configuration: defaults for everything optional, a clear message naming a bad field."""
 import json
 
-import config
+from tilltap_fw import config
 import fwtest
 
 

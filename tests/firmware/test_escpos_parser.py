@@ -1,6 +1,6 @@
 """Parser framing, decoding and splitting; runs under pytest and under MicroPython."""
 import fwtest
-from escpos_parser import (BARCODE, CODE2D, CUT, DRAWER, IMAGE, LINE, RECEIPT_END, REQUEST,
+from tilltap_fw.escpos_parser import (BARCODE, CODE2D, CUT, DRAWER, IMAGE, LINE, RECEIPT_END, REQUEST,
                            Parser, decode_text)
 
 ESC = b"\x1b"

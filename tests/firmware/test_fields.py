@@ -1,5 +1,5 @@
 """Field extraction on the board (fields.py); runs under pytest and under MicroPython."""
-from fields import extract, fmt, fold, labels, mask_cards, numbers
+from tilltap_fw.fields import extract, fmt, fold, labels, mask_cards, numbers
 
 GERMAN = [
     "Bäckerei Schäfer",

@@ -3,10 +3,10 @@ interpreters), and what the server refuses is refused with a reason."""
 import json
 from binascii import a2b_base64
 
-import protocol
-import protocol_check
-from fields_mode import Reader, receipt_fields
-from receipt import Receipt
+from tilltap_fw import protocol
+from tilltap_fw import protocol_check
+from tilltap_fw.fields_mode import Reader, receipt_fields
+from tilltap_fw.receipt import Receipt
 
 
 def _receipt():

@@ -6,8 +6,8 @@ import os
 from binascii import a2b_base64
 
 import fwtest
-import spool
-from spool import Spool
+from tilltap_fw import spool
+from tilltap_fw.spool import Spool
 
 _ENOSPC = 28
 _EIO = 5

@@ -10,7 +10,7 @@ import os
 
 import fwtest
 from flashsim import VFS, FlashSim, PowerCut
-from spool import Spool
+from tilltap_fw.spool import Spool
 
 MOUNT = "/flash"
 SPOOL = MOUNT + "/spool"

@@ -1,5 +1,5 @@
 """status_led.py: the LED pattern per health state, written only when it changes."""
-from status_led import DEGRADED, FAILED, HEALTHY, StatusLed
+from tilltap_fw.status_led import DEGRADED, FAILED, HEALTHY, StatusLed
 
 
 class Pin:

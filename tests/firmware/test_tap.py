@@ -1,8 +1,8 @@
 """The forwarding loop with fake ports: byte-exact both ways, back-pressure, fail-safe capture."""
 import random
 
-from capture import Capture
-from tap import Tap
+from tilltap_fw.capture import Capture
+from tilltap_fw.tap import Tap
 
 
 class Source:

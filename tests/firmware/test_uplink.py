@@ -8,10 +8,10 @@ import errno
 import json
 
 import fwtest
-import protocol
-import protocol_check
-from spool import Spool
-from uplink import TransportError, Uplink
+from tilltap_fw import protocol
+from tilltap_fw import protocol_check
+from tilltap_fw.spool import Spool
+from tilltap_fw.uplink import TransportError, Uplink
 
 DEV = "a1b2c3d4e5f6"
 FIRST = 1  # the first seq of a new spool

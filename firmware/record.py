@@ -1,0 +1,148 @@
+"""A receipt's record on the board: written as it prints, and what of it leaves the board.
+
+RecordBuilder writes each line into the record's JSON as it prints (upload modes full and
+text). Records is the upload policy: per upload mode, which receipt object capture assembles,
+which raw bytes it keeps and what the record holds (protocol.py defines the record itself).
+"""
+import json
+import time
+
+from .cardmask import mask_bytes, mask_cards, mask_codes
+from .compat import ticks_diff, ticks_ms
+from .protocol import (EPOCH_2000_OFFSET_S, add_item, b64, image_entry, record_from_fields,
+                       record_head, record_parts, want_raw)
+from .receipt import Receipt
+
+
+class RecordBuilder:
+    """A receipt written into its record while it prints (the board's capture in upload
+    modes full and text), in place of a receipt.Receipt: the same calls from the
+    ReceiptAssembler, the same record as record_from_receipt().
+
+    Each line goes straight into JSON parts of about _PART bytes, its card numbers masked, so
+    a long receipt holds a few blocks of text instead of an object per line and per span; a
+    heap fragmented by those has no room left for anything larger. Blank lines before the
+    first text are dropped and blank lines at the end are never written (as Receipt.trim).
+    """
+
+    def __init__(self):
+        self._lines = [bytearray(b'"lines":[')]
+        self._raw_lines = [bytearray(b',"raw_lines":[')]
+        self._count = 0          # lines written
+        self._raw_count = 0
+        self._blanks = 0         # blank lines held back: written only if text follows
+        self.barcodes = []
+        self.codes2d = []
+        self.images = []
+        self.cut = None
+        self.end = None
+        self.offset = None
+        self.drawer = False
+        self.card = False        # a card number was masked: the raw bytes must stay here
+
+    def add_line(self, text, raw):
+        """One printed line: text, or None and the undecoded spans."""
+        if text == "":
+            if self._count:
+                self._blanks += 1
+            return
+        while self._blanks:
+            self._blanks -= 1
+            add_item(self._lines, self._count, b'""')
+            self._count += 1
+        if text is None:
+            spans = []
+            for enc, intl, data in raw:
+                masked = mask_bytes(data)
+                self.card = self.card or masked is not data
+                spans.append([enc, intl, b64(masked)])
+            add_item(self._raw_lines, self._raw_count,
+                        json.dumps([self._count, spans]).encode())
+            self._raw_count += 1
+            add_item(self._lines, self._count, b"null")
+        else:
+            masked = mask_cards(text)
+            self.card = self.card or masked is not text
+            add_item(self._lines, self._count, json.dumps(masked).encode())
+        self._count += 1
+
+    def finish(self):
+        """The receipt ended: its lines are written already."""
+
+    def mask(self):
+        """Masks card numbers in its codes (its lines were masked as they came); True if the
+        receipt showed one anywhere (its raw bytes must not leave the board then)."""
+        self.card = mask_codes(self) or self.card
+        return self.card
+
+    def record_parts(self, device, boot, captured_at, time_synced, raw=None, images=False,
+                     printer=None):
+        """record_parts(record_from_receipt(...), raw) of this receipt; may be called again
+        (without raw, after a MemoryError)."""
+        if self._raw_lines is not None:      # the arrays are closed once, on the first call
+            self._lines[-1] += b"]"
+            if self._raw_count:
+                self._raw_lines[-1] += b"]"
+                self._lines += self._raw_lines
+            self._raw_lines = None
+        members = list(self._lines)
+        rec = record_head(self, device, boot, captured_at, time_synced, printer)
+        rec["barcodes"] = [[s, d] for s, d in self.barcodes]
+        rec["codes2d"] = [[t, d] for t, d in self.codes2d]
+        rec["images"] = [image_entry(i, images) for i in self.images]
+        return record_parts(rec, raw, members)
+
+
+class Records:
+    """The upload policy: records of one board's receipts, per its upload settings.
+
+    upload: the configuration's upload section; printer: the printer context every record
+    carries; synced(): True once the wall clock is set (NTP), else capture times are ms of
+    uptime since ticks started.
+    """
+
+    def __init__(self, device, boot, upload, printer, synced, started):
+        self._device = device
+        self._boot = boot
+        self._upload = upload
+        self._printer = printer
+        self._synced = synced
+        self._started = started
+        self._extract = None
+        if upload["mode"] == "fields":
+            # the extractor and its byte tables: only this mode pays for them
+            from .fields_mode import receipt_fields
+            self._extract = receipt_fields
+
+    def new_receipt(self):
+        """What capture assembles a receipt into: the whole receipt where the board's
+        extractor reads it (mode fields), else its record written line by line."""
+        return Receipt() if self._extract else RecordBuilder()
+
+    def raw_max(self):
+        """Raw bytes capture keeps per receipt: they leave the board in mode full only."""
+        return self._upload["raw_bytes_max"] if self._upload["mode"] == "full" else 0
+
+    def encode(self, receipt, raw):
+        """The spool record (a list of parts) of a finished receipt; raw: its ESC/POS bytes,
+        valid during the call, or None."""
+        upload = self._upload
+        synced = self._synced()
+        captured = wall_ms() if synced else ticks_diff(ticks_ms(), self._started)
+        if self._extract is not None:     # upload mode "fields": only the consumption data
+            return record_parts(record_from_fields(
+                receipt, self._extract(receipt), self._device, self._boot, captured, synced,
+                self._printer))
+        if upload["mode"] == "text" or raw is None or not want_raw(
+                receipt, len(raw), upload["raw_bytes_max"], upload["images"]):
+            raw = None
+        return receipt.record_parts(self._device, self._boot, captured, synced, raw,
+                                    upload["images"], self._printer)
+
+
+def wall_ms():
+    """Milliseconds since 1970 (MicroPython on the ESP32 counts time.time() from 2000)."""
+    t = time.time()
+    if t < EPOCH_2000_OFFSET_S:
+        t += EPOCH_2000_OFFSET_S
+    return int(t * 1000)
