@@ -1,6 +1,6 @@
 """Field extraction accuracy per language on generated receipts, and OCR on the raster corpus.
 
-Receipts come from tests/receipt_factory.py (exact ground truth), are printed to ESC/POS, parsed
+Receipts come from tilltap_host/receipt_factory.py (exact ground truth), are printed to ESC/POS, parsed
 as a capture would be and run through tilltap.extract. Figures: share of receipts whose field is
 exactly right. OCR: character similarity (difflib ratio after whitespace and full-width
 normalisation) of Tesseract's text with corpus/expected, and seconds per receipt.
@@ -17,9 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "firmware"), ROOT]
 
 import server  # noqa: E402,F401  (puts firmware/ on sys.path as `tilltap` does)
-from receipt_factory import generate_receipts  # noqa: E402
-from tilltap.extract import add_fields  # noqa: E402
-from tilltap.parse_command import parse_stream  # noqa: E402
+from tilltap.analysis.extract import add_fields  # noqa: E402
+from tilltap_fw.receipt import parse_stream  # noqa: E402
+from tilltap_host.receipt_factory import generate_receipts  # noqa: E402
 
 SEEDS = (101, 202, 303, 404, 505)
 PER_SEED = 100          # 500 receipts, 100 per language
@@ -71,7 +71,7 @@ def ocr():
     if shutil.which("tesseract") is None:
         print("ocr: skipped (tesseract not installed)")
         return
-    from tilltap import ocr as tilltap_ocr
+    from tilltap.ocr import reader as tilltap_ocr
     for name, options in RASTER:
         path = os.path.join(CORPUS, "real", name)
         if not os.path.exists(path):
@@ -121,8 +121,13 @@ def real_path():
     import asyncio
     import tempfile
 
-    from tilltap.demo import Demo, parsed_receipts, parsed_view, printer_settings, \
-        stored_receipts
+    from tilltap_host.demo import (
+        Demo,
+        parsed_receipts,
+        parsed_view,
+        printer_settings,
+        stored_receipts,
+    )
 
     receipts = generate_receipts(seed=606, count=8 * REAL_PATH_PER_STORE)
     groups = {"latin": [r for r in receipts if r.language != "zh"],

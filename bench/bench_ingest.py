@@ -23,11 +23,12 @@ import httpx  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from tilltap.accounts import devices  # noqa: E402
+from tilltap.storage import database, schema  # noqa: E402
 from tilltap_fw import protocol  # noqa: E402
-from tilltap.broker import Broker  # noqa: E402
 from tilltap_fw.receipt import Receipt  # noqa: E402
-from tilltap.serverproc import ServerProc  # noqa: E402
-from tilltap import db, devices  # noqa: E402
+from tilltap_host.broker import Broker  # noqa: E402
+from tilltap_host.server_process import ServerProc  # noqa: E402
 
 DEVICES = 100
 BATCH = 20
@@ -139,7 +140,7 @@ async def _bench_http(server, secrets):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         url = "sqlite:///%s/bench.db" % tmp
-        engine = db.make_engine(url)
+        engine = database.make_engine(url)
         mqtt_secrets = {"m%03d" % i: devices.add(engine, "m%03d" % i) for i in range(DEVICES)}
         http_secrets = {"h%03d" % i: devices.add(engine, "h%03d" % i) for i in range(DEVICES)}
         server_secret = devices.add(engine, "tilltap-server", role="server")
@@ -153,7 +154,7 @@ def main():
             seconds, lat = asyncio.run(_bench_http(server, http_secrets))
             _report("http", DEVICES * BATCHES * BATCH, seconds, lat)
             with engine.connect() as conn:
-                stored = conn.execute(select(func.count()).select_from(db.receipts)).scalar()
+                stored = conn.execute(select(func.count()).select_from(schema.receipts)).scalar()
             expected = 2 * DEVICES * BATCHES * BATCH
             print("stored_once: %d of %d receipts" % (stored, expected))
             print("server_counters: %s" % json.dumps(server.health()["ingest"]))

@@ -21,9 +21,14 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests")]
 
-from tilltap.demo import Demo, demo_streams, expected_receipts  # noqa: E402
-from tilltap.unixport import (PACKAGE, build_romfs, compile_firmware,  # noqa: E402
-                              micropython_command, micropython_path)
+from tilltap_host.demo import Demo, demo_streams, expected_receipts  # noqa: E402
+from tilltap_host.unixport import (  # noqa: E402
+    PACKAGE,
+    build_romfs,
+    compile_firmware,
+    micropython_command,
+    micropython_path,
+)
 
 RUNS = os.environ.get("TILLTAP_BENCH_HEAPS",
                       "rom:112k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k").split(",")

@@ -12,9 +12,9 @@ sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "firmware")]
 
 from escpos.printer import Dummy  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
-
-from receipt_factory import generate_receipts, generate_stream  # noqa: E402
 from unixport import run_micropython  # noqa: E402
+
+from tilltap_host.receipt_factory import generate_receipts, generate_stream  # noqa: E402
 
 CHUNK = 512   # what the tap hands the parser per read
 

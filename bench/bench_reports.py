@@ -20,10 +20,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from dbtarget import PG_URL, pg_available  # noqa: E402
-from tilltap import analysis, db  # noqa: E402
-from tilltap.analysis_db import (customers, receipt_fields, receipt_items,  # noqa: E402
-                                 receipt_payments)
-from tilltap.reports import REPORTS, ReportQuery  # noqa: E402
+
+from tilltap.analysis import extraction as analysis  # noqa: E402
+from tilltap.analysis import summaries  # noqa: E402
+from tilltap.analysis.reports import REPORTS, ReportQuery  # noqa: E402
+from tilltap.storage import database  # noqa: E402
+from tilltap.storage.schema import customers, receipt_fields, receipt_items, receipt_payments  # noqa: E402
 
 N = int(os.environ.get("TILLTAP_BENCH_RECEIPTS", "1000000"))
 CHUNK = 20000
@@ -63,7 +65,7 @@ def _rows(start, count, rng, now):
 
 
 def load(engine):
-    rng, now = random.Random(1), db.utcnow()
+    rng, now = random.Random(1), database.utcnow()
     with engine.begin() as conn:
         conn.execute(customers.insert(), [dict(id=i + 1, member_id=str(i), created_at=now,
                                                attributes={}) for i in range(MEMBERS)])
@@ -74,7 +76,7 @@ def load(engine):
             conn.execute(receipt_items.insert(), items)
             conn.execute(receipt_payments.insert(), payments)
     # the report summaries, as extraction keeps them (the rows above bypass extraction)
-    analysis.rebuild_summaries(engine)
+    summaries.rebuild(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")  # planner statistics, as a running server has them
 
@@ -99,18 +101,18 @@ def bench(name, engine):
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
-        engine = db.make_engine("sqlite:///%s/bench.db" % tmp)
+        engine = database.make_engine("sqlite:///%s/bench.db" % tmp)
         bench("sqlite", engine)
         engine.dispose()
     if not pg_available():
         print("postgresql: skipped, not reachable at %s" % PG_URL)
         return
     schema = "bench_%s" % uuid.uuid4().hex[:8]
-    engine = db.make_engine(PG_URL, schema=schema)
+    engine = database.make_engine(PG_URL, schema=schema)
     try:
         bench("postgresql", engine)
     finally:
-        db.drop_schema(engine, schema)
+        database.drop_schema(engine, schema)
         engine.dispose()
 
 

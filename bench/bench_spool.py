@@ -10,10 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for sub in ("tests", "firmware", "tests/firmware", "bench"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 
+from mp_spool_bench import receipt_json  # noqa: E402  (one receipt for both sides)
 from unixport import run_micropython  # noqa: E402
 
 from tilltap_fw import spool  # noqa: E402
-from mp_spool_bench import receipt_json  # noqa: E402  (one receipt for both sides)
 
 
 def main():

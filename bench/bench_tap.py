@@ -17,11 +17,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests")]
 
 from tcpproxy import Proxy  # noqa: E402
-from tilltap import db, devices  # noqa: E402
-from tilltap.hostrun import FirmwareProcess  # noqa: E402
-from tilltap.netutil import free_port  # noqa: E402
-from tilltap.serverproc import ServerProc  # noqa: E402
-from tilltap.virtual_printer import VirtualPrinter  # noqa: E402
+
+from tilltap.accounts import devices  # noqa: E402
+from tilltap.storage import database  # noqa: E402
+from tilltap_host.firmware_process import FirmwareProcess  # noqa: E402
+from tilltap_host.netutil import free_port  # noqa: E402
+from tilltap_host.server_process import ServerProc  # noqa: E402
+from tilltap_host.virtual_printer import VirtualPrinter  # noqa: E402
 
 CHUNK = 64
 BURST = 40          # chunks per receipt
@@ -71,7 +73,7 @@ def _pct(values, p):
 
 
 async def scenario(name, tmp, server_mode):
-    engine = db.make_engine("sqlite:///%s/tilltap.db" % tmp)
+    engine = database.make_engine("sqlite:///%s/tilltap.db" % tmp)
     try:
         credential = devices.add(engine, "bench-tap")
     except ValueError:

@@ -10,6 +10,7 @@ import time
 
 import fwtest
 from flashsim import FlashSim
+
 from tilltap_fw.spool import Spool
 
 MOUNT = "/flash"

@@ -3,8 +3,9 @@
     cfg = config.load("/config.json")      # raises ConfigError("printer.baudrate: ...")
     cfg["printer"]["baudrate"]
 
-SCHEMA is the one place where every setting, its type, default and allowed values live; the
-README's configuration table is generated from it (`tilltap config-doc`).
+SCHEMA is the one place where every setting, its type, default, allowed values and meaning
+live; the README's configuration table is generated from it (`tilltap config-doc`, checked by
+a test).
 """
 import json
 
@@ -15,44 +16,53 @@ class ConfigError(ValueError):
 
 _REQUIRED = object()
 
-# name: (type, default, allowed) -- allowed is a tuple of values, a (min, max) range, or None
+# name: (type, default, allowed, meaning) -- allowed is a tuple of values, a (min, max) range,
+# or None. `tilltap config-doc` prints this as the README's table.
 SCHEMA = {
-    "device_id": (str, "", None),            # empty: machine.unique_id() as hex
-    "mode": (str, "inline", ("inline", "listen", "network")),
-    "wifi.ssid": (str, "", None),
-    "wifi.password": (str, "", None),
-    "wifi.connect_timeout_ms": (int, 20000, (1000, 120000)),
-    "server.transport": (str, "mqtt", ("mqtt", "http")),
-    "server.host": (str, "", None),
-    "server.port": (int, 0, (0, 65535)),     # 0: 1883/8883 for MQTT, 80/443 for HTTP
-    "server.path": (str, "/api/v1/ingest", None),
-    "server.tls": (bool, False, None),
-    "server.ca_file": (str, "", None),
-    "server.credential": (str, "", None),
-    "server.timeout_ms": (int, 2000, (200, 60000)),  # the longest a network step may hold the loop
-    "printer.profile": (str, "epson", ("epson", "star")),
+    "device_id": (str, "", None, "empty: machine.unique_id() as hex; else 1-64 of 0-9 a-z _ -"),
+    "mode": (str, "inline", ("inline", "listen", "network"),
+             "inline between POS and printer, listen-only on a Y-cable, or a TCP 9100 proxy"),
+    "wifi.ssid": (str, "", None, "the shop's Wi-Fi"),
+    "wifi.password": (str, "", None, ""),
+    "wifi.connect_timeout_ms": (int, 20000, (1000, 120000), ""),
+    "server.transport": (str, "mqtt", ("mqtt", "http"), ""),
+    "server.host": (str, "", None, "empty: no uplink (receipts stay in the spool)"),
+    "server.port": (int, 0, (0, 65535), "0: 1883/8883 for MQTT, 80/443 for HTTP"),
+    "server.tls": (bool, False, None, "MQTT over TLS verifies the server with server.ca_file"),
+    "server.ca_file": (str, "", None, "the CA certificate (PEM) on the board"),
+    "server.credential": (str, "", None, "written by `make provision`"),
+    "server.timeout_ms": (int, 2000, (200, 60000), "the longest any network wait may take"),
+    "printer.profile": (str, "epson", ("epson", "star"), "star: Star Line Mode"),
     "printer.codepage_map": (str, "epson", ("epson", "star", "bixolon", "zjiang", "xprinter",
-                                            "rongta")),
-    "printer.encoding": (str, "", ("", "gb18030", "big5", "shift_jis", "cp949")),
-    "printer.baudrate": (int, 115200, (1200, 921600)),
-    "printer.flow": (str, "none", ("none", "rtscts")),
-    "printer.host": (str, "", None),         # network mode: the printer's address
-    "printer.port": (int, 9100, (1, 65535)),
-    "pos.listen_port": (int, 9100, (1, 65535)),
-    "split.idle_ms": (int, 3000, (100, 600000)),
-    "split.on_init": (bool, False, None),
-    "spool.dir": (str, "/data/spool", None),  # not /spool: a directory named like a module shadows it
-    "spool.max_bytes": (int, 1024 * 1024, (16 * 1024, 1 << 30)),
-    "spool.min_free": (int, 64 * 1024, (0, 1 << 30)),
-    "spool.when_full": (str, "drop_oldest", ("drop_oldest", "stop_capturing")),
-    "upload.mode": (str, "full", ("full", "text", "fields")),
-    "upload.raw_bytes_max": (int, 4096, (0, 1 << 20)),
-    "upload.images": (bool, False, None),
-    "upload.batch_count": (int, 20, (1, 500)),
-    "upload.batch_bytes": (int, 4096, (1024, 1 << 20)),  # one contiguous buffer on the heap
-    "upload.idle_ms": (int, 200, (10, 60000)),
-    "ntp.host": (str, "pool.ntp.org", None),
-    "watchdog_ms": (int, 8000, (0, 60000)),
+                                            "rongta"), "the vendor's numbering of ESC t"),
+    "printer.encoding": (str, "", ("", "gb18030", "big5", "shift_jis", "cp949"),
+                         "set: the printer starts in this CJK mode"),
+    "printer.baudrate": (int, 115200, (1200, 921600), "the POS and the printer must use the same"),
+    "printer.flow": (str, "none", ("none", "rtscts"), ""),
+    "printer.host": (str, "", None, "network mode: the printer's address"),
+    "printer.port": (int, 9100, (1, 65535), "network mode: the printer's port"),
+    "pos.listen_port": (int, 9100, (1, 65535), "network mode: where the POS connects"),
+    "split.idle_ms": (int, 3000, (100, 600000),
+                      "no byte for this long ends a receipt (tear-bar printers)"),
+    "split.on_init": (bool, False, None, "also end a receipt at ESC @ after printed content"),
+    # not /spool: a directory named like a module shadows it
+    "spool.dir": (str, "/data/spool", None, "where receipts wait for the server's ack"),
+    "spool.max_bytes": (int, 1024 * 1024, (16 * 1024, 1 << 30), "bytes of records at most"),
+    "spool.min_free": (int, 64 * 1024, (0, 1 << 30), "free flash always left"),
+    "spool.when_full": (str, "drop_oldest", ("drop_oldest", "stop_capturing"),
+                        "drops are counted and their seq ranges reported"),
+    "upload.mode": (str, "full", ("full", "text", "fields"),
+                    "what leaves the board (see Upload modes)"),
+    "upload.raw_bytes_max": (int, 4096, (0, 1 << 20),
+                             "a receipt's raw ESC/POS bytes are sent when they fit"),
+    "upload.images": (bool, False, None,
+                      "also send the raw bytes of receipts with images (server-side OCR)"),
+    "upload.batch_count": (int, 20, (1, 500), "records per batch at most"),
+    "upload.batch_bytes": (int, 4096, (1024, 1 << 20),
+                           "bytes per batch at most (one contiguous buffer on the heap)"),
+    "upload.idle_ms": (int, 200, (10, 60000), "between uplink steps when nothing is pending"),
+    "ntp.host": (str, "pool.ntp.org", None, ""),
+    "watchdog_ms": (int, 8000, (0, 60000), "0 disables the hardware watchdog"),
 }
 
 
@@ -76,9 +86,9 @@ def validate(given):
         elif key not in SCHEMA:
             raise ConfigError("%s: unknown setting" % key)
     cfg = {}
-    for name, (kind, default, allowed) in SCHEMA.items():
+    for name, (kind, default, allowed, _) in SCHEMA.items():
         value = _get(given, name, default)
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             raise ConfigError("%s: must be %s, got %r" % (name, _TYPE_NAMES[kind], value))
         if allowed is not None:
             if isinstance(allowed[0], int) and kind is int:

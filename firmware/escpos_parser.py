@@ -479,8 +479,7 @@ class Parser:
             elif mode == _HEADER:
                 have = self._hlen
                 take = self._need - have
-                if take > n - i:
-                    take = n - i
+                take = min(take, n - i)
                 self._hdr_mv[have:have + take] = mv[i:i + take]
                 i += take
                 self._hlen = have + take
@@ -520,8 +519,7 @@ class Parser:
         """Text state: printable runs in bulk (find, min), line feeds inline, else a control."""
         while i < n:
             stop = i + _TEXT_WINDOW
-            if stop > n:
-                stop = n
+            stop = min(stop, n)
             j = buf.find(b"\n", i, stop)
             if j < 0:
                 j = stop

@@ -206,7 +206,7 @@ def _parse_number(s, comma):
         for g in groups[1:]:
             if len(g) != 3:
                 return None
-        if (len(frac) and s.count(dec) > 1):
+        if (frac and s.count(dec) > 1):
             return None
     digits = "".join(groups)
     return int(digits + frac), len(frac), len(digits)

@@ -16,9 +16,9 @@ One character per byte keeps positions: the bytes of any piece of a readable lin
 range of the line's spans. The extractor itself is fields.py, as on the server.
 """
 from . import codec_tables
+from .cardmask import mask_cards
 from .escpos_parser import _apply_intl
 from .fields import Extractor
-from .cardmask import mask_cards
 from .protocol import b64
 
 PLACEHOLDER = "\u3013"   # 〓 (geta mark: a character the printer's text has and we cannot show)

@@ -52,7 +52,6 @@ Telemetry: {"v": VERSION, "device": id, ...fields of TELEMETRY_FIELDS}
 import json
 from binascii import b2a_base64
 
-
 VERSION = 1
 
 # Limits, the same on both sides: the device never builds what the server would refuse.

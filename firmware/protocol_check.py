@@ -8,9 +8,20 @@ import json
 from binascii import a2b_base64
 
 from .escpos_parser import ENCODINGS, PROFILES, VENDORS, is_span_encoding
-from .protocol import (FIELD_KEYS, ITEM_KEYS, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_DEVICE_ID,
-                      MAX_FUTURE_SKEW_MS, MAX_SEQ, MAX_TELEMETRY_BYTES, SHARE_GROUP,
-                      TELEMETRY_FIELDS, TOPIC_ROOT, VERSION)
+from .protocol import (
+    FIELD_KEYS,
+    ITEM_KEYS,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_DEVICE_ID,
+    MAX_FUTURE_SKEW_MS,
+    MAX_SEQ,
+    MAX_TELEMETRY_BYTES,
+    SHARE_GROUP,
+    TELEMETRY_FIELDS,
+    TOPIC_ROOT,
+    VERSION,
+)
 
 _RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lines",
                 "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw",
@@ -217,7 +228,7 @@ def _is_amount(s):
     body = s[1:] if s[:1] == "-" else s
     whole, dot, frac = body.partition(".")
     return 0 < len(whole) <= 15 and whole.isdigit() and (
-        not dot or 0 < len(frac) <= 6 and frac.isdigit())
+        not dot or (0 < len(frac) <= 6 and frac.isdigit()))
 
 
 def _is_datetime(s):
@@ -230,7 +241,7 @@ def _is_datetime(s):
 
 
 def _is_text(s):
-    return s is None or _is_str(s) and len(s) <= _MAX_FIELD_TEXT
+    return s is None or (_is_str(s) and len(s) <= _MAX_FIELD_TEXT)
 
 
 def _check_fields(fields):
@@ -256,7 +267,7 @@ def _check_fields(fields):
             not isinstance(i, dict) or sorted(k for k in i if k != "name_raw") != sorted(ITEM_KEYS)
             or not _is_text(i["name"])
             or any(not (i[k] is None or _is_amount(i[k])) for k in ITEM_KEYS[1:])
-            or "name_raw" in i and (i["name"] is not None or _check_spans(i["name_raw"]))
+            or ("name_raw" in i and (i["name"] is not None or _check_spans(i["name_raw"])))
             for i in items):
         return "fields.items must be [{%s[, name_raw]}]" % ", ".join(ITEM_KEYS)
     return None

@@ -1,6 +1,6 @@
 """Receipts assembled from parser events: what one printed receipt contained."""
 from .cardmask import mask_receipt
-from .escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END
+from .escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END, Parser
 
 
 class Receipt:
@@ -102,3 +102,17 @@ class ReceiptAssembler:
     def pending(self):
         """The receipt in progress (not yet ended), for inspection."""
         return self._receipt
+
+
+def parse_stream(data, chunk_size=0, **options):
+    """One whole stream (a file, a job) parsed: (receipts as to_dict() dicts, parser stats).
+    chunk_size: feed the parser that many bytes at a time (0: all at once); the result is the
+    same for any size. options: Parser options (the printer's settings)."""
+    parser = Parser(**options)
+    assembler = ReceiptAssembler()
+    receipts = []
+    step = chunk_size if chunk_size > 0 else max(len(data), 1)
+    for pos in range(0, len(data), step):
+        receipts += assembler.add(parser.feed(data[pos:pos + step]))
+    receipts += assembler.add(parser.close())
+    return [r.to_dict() for r in receipts], parser.stats()

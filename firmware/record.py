@@ -9,8 +9,16 @@ import time
 
 from .cardmask import mask_bytes, mask_cards, mask_codes
 from .compat import ticks_diff, ticks_ms
-from .protocol import (EPOCH_2000_OFFSET_S, add_item, b64, image_entry, record_from_fields,
-                       record_head, record_parts, want_raw)
+from .protocol import (
+    EPOCH_2000_OFFSET_S,
+    add_item,
+    b64,
+    image_entry,
+    record_from_fields,
+    record_head,
+    record_parts,
+    want_raw,
+)
 from .receipt import Receipt
 
 

@@ -116,7 +116,7 @@ class Runner:
 
     def clock_synced(self):
         """True once the wall clock was set (NTP on the board; the host's clock on a PC)."""
-        return self.board["chip"] == "unix" or self.network is not None and self.network.synced
+        return self.board["chip"] == "unix" or (self.network is not None and self.network.synced)
 
     def build_uplink(self):
         """The uplink over MQTT or HTTP; the tap runs its steps in idle gaps."""
@@ -247,7 +247,7 @@ class Runner:
         if self.capture is not None:
             if tap is not None and tap.last_error is not None:
                 self._capture_failed(tap)
-            if (self.capture.parser is None or tap is not None and tap.capture is None) and \
+            if (self.capture.parser is None or (tap is not None and tap.capture is None)) and \
                     _due(self._restart_at, now, _RESTART_CAPTURE_MS):
                 self._restart_capture(tap, now)
         if self.status_path and ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:

@@ -41,7 +41,6 @@ from binascii import crc32
 
 from .compat import const
 
-
 try:
     import deflate
 
@@ -497,7 +496,7 @@ class Spool:
 
     def _load_state(self):
         self._floor = 1
-        self._dropped = {k: 0 for k in REASONS}
+        self._dropped = dict.fromkeys(REASONS, 0)
         self._ranges = []
         try:
             with self._open(self._dir + "/state", "rb") as f:

@@ -6,8 +6,9 @@ board only reads; nothing it does can reach the printer.
 from .ports import UartPort
 
 try:
-    import machine
     import select
+
+    import machine
 except ImportError:   # CPython: the module imports, a board is needed to run it
     machine = select = None
 

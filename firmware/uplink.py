@@ -31,7 +31,6 @@ import errno
 from random import getrandbits
 
 from . import protocol
-
 from .compat import ticks_add, ticks_diff
 
 try:

@@ -256,7 +256,6 @@ class MQTTTransport:
         """QoS 1 publish of a batch (protocol.batch_parts); returns None: the app-level ack
         comes through poll()."""
         self._publish(protocol.receipts_topic(self._device), _Payload(parts))
-        return None
 
     def send_telemetry(self, payload):
         self._publish(protocol.telemetry_topic(self._device), payload)

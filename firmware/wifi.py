@@ -15,7 +15,7 @@ class Network:
     """The station interface, connecting in the background; `synced` once NTP set the clock."""
 
     def __init__(self, cfg):
-        import network   # board-only modules, imported here so the module imports anywhere
+        import network  # board-only modules, imported here so the module imports anywhere
         import ntptime
 
         self._network = network

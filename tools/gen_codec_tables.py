@@ -26,8 +26,10 @@ sys.path.insert(0, os.path.join(ROOT, "firmware"))
 
 import escpos  # noqa: E402
 
-from tilltap_fw import escpos_parser  # noqa: E402
-from tilltap_fw import fields  # noqa: E402
+from tilltap_fw import (
+    escpos_parser,  # noqa: E402
+    fields,  # noqa: E402
+)
 
 TARGET = os.path.join(ROOT, "firmware", "codec_tables.py")
 # pages Python has no codec for -> escpos-printer-db's encoding name

@@ -27,7 +27,13 @@ PY=$(pick_python) || {
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+# builds tools/ without isolation below (and the wheel test), so its own setuptools, pinned
+"$VENV/bin/python" -m pip install -q "setuptools==80.9.0" >/dev/null
 "$VENV/bin/python" -m pip install -q -e '.[dev]'
+# The host tools (tilltap_host: demo, board, unix-port runner, ...), a package of their own
+# that a server deployment does not install. Its version is tilltap's, read from the installed
+# tilltap: hence no build isolation.
+"$VENV/bin/python" -m pip install -q --no-build-isolation -e tools/
 # Only the recognizer model inside it is used (server/ppocr.py); its dependencies (OpenCV, which
 # needs libGL, shapely, pyclipper) are not, hence --no-deps.
 "$VENV/bin/python" -m pip install -q --no-deps "rapidocr-onnxruntime==$PPOCR_MODEL_VERSION"

@@ -110,7 +110,7 @@ class FlashSim:
     def check(self):
         """Raise PowerCut if the power has gone (call after each call under test)."""
         if self.off:
-            raise PowerCut()
+            raise PowerCut
 
     def program(self, start, buf):
         """Program bytes at a flash address; True when the power went instead."""

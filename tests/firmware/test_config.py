@@ -1,8 +1,9 @@
 """Configuration: defaults for everything optional, a clear message naming a bad field."""
 import json
 
-from tilltap_fw import config
 import fwtest
+
+from tilltap_fw import config
 
 
 def _error(given):

@@ -1,7 +1,18 @@
 """Parser framing, decoding and splitting; runs under pytest and under MicroPython."""
 import fwtest
-from tilltap_fw.escpos_parser import (BARCODE, CODE2D, CUT, DRAWER, IMAGE, LINE, RECEIPT_END, REQUEST,
-                           Parser, decode_text)
+
+from tilltap_fw.escpos_parser import (
+    BARCODE,
+    CODE2D,
+    CUT,
+    DRAWER,
+    IMAGE,
+    LINE,
+    RECEIPT_END,
+    REQUEST,
+    Parser,
+    decode_text,
+)
 
 ESC = b"\x1b"
 GS = b"\x1d"

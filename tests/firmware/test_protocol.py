@@ -3,8 +3,7 @@ interpreters), and what the server refuses is refused with a reason."""
 import json
 from binascii import a2b_base64
 
-from tilltap_fw import protocol
-from tilltap_fw import protocol_check
+from tilltap_fw import protocol, protocol_check
 from tilltap_fw.fields_mode import Reader, receipt_fields
 from tilltap_fw.receipt import Receipt
 

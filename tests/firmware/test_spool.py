@@ -6,6 +6,7 @@ import os
 from binascii import a2b_base64
 
 import fwtest
+
 from tilltap_fw import spool
 from tilltap_fw.spool import Spool
 

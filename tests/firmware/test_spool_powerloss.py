@@ -10,6 +10,7 @@ import os
 
 import fwtest
 from flashsim import VFS, FlashSim, PowerCut
+
 from tilltap_fw.spool import Spool
 
 MOUNT = "/flash"

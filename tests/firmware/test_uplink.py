@@ -8,8 +8,8 @@ import errno
 import json
 
 import fwtest
-from tilltap_fw import protocol
-from tilltap_fw import protocol_check
+
+from tilltap_fw import protocol, protocol_check
 from tilltap_fw.spool import Spool
 from tilltap_fw.uplink import TransportError, Uplink
 
@@ -79,7 +79,6 @@ class MQTTLike(HTTPLike):
         if self.down:
             raise OSError(errno.ETIMEDOUT)
         self.held.append(self.server.handle(payload))
-        return None
 
     def release(self):
         self.released += [s for acked in self.held for s in acked]

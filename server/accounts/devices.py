@@ -1,0 +1,140 @@
+"""Device registry: IDs and credentials, and the Mosquitto password and ACL files made from it.
+
+Failure assumptions:
+- The database can leak. Only hashes are stored: SHA-256 of the credential for the HTTP check
+  (credentials are 192-bit random tokens we generate, so a fast hash cannot be brute-forced and
+  keeps ingest cheap per request) and Mosquitto's own PBKDF2-SHA512 line for the broker.
+- A revoked or unknown device must change nothing: HTTP refuses it (401), the broker refuses its
+  login once the regenerated password file is loaded (SIGHUP), and until then the MQTT consumer
+  drops its messages (it checks the registry, not just the broker).
+- A device must not publish as another device: the ACL lets each user write only its own
+  tilltap/<id>/receipts and /telemetry and read only its own tilltap/<id>/ack.
+"""
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+
+from sqlalchemy import select, update
+
+from tilltap.storage import database, schema
+from tilltap_fw import protocol, protocol_check
+
+ROLES = ("device", "server")
+_MOSQ_ITERATIONS = 101  # mosquitto_passwd's default for $7$
+
+
+class DeviceError(ValueError):
+    """A refused registry operation (bad ID, duplicate, unknown device)."""
+
+
+def _sha256(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def mosquitto_hash(secret, salt=None, iterations=_MOSQ_ITERATIONS):
+    """Mosquitto 2 password-file hash: $7$<iterations>$<salt b64>$<PBKDF2-SHA512 b64>."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, iterations, 64)
+    return "$7$%d$%s$%s" % (iterations, base64.b64encode(salt).decode(),
+                            base64.b64encode(digest).decode())
+
+
+def add(engine, device_id, role="device"):
+    """Registers a device (or a server account for the MQTT consumer); returns its credential.
+
+    The credential is shown once; only hashes are kept.
+    """
+    if role not in ROLES:
+        raise DeviceError("role must be one of %s" % ", ".join(ROLES))
+    if not protocol_check.valid_device_id(device_id):
+        raise DeviceError("device ID must be 1-64 characters of 0-9 a-z _ -")
+    secret = secrets.token_urlsafe(24)
+    with engine.begin() as conn:
+        if conn.execute(select(schema.devices.c.id).where(schema.devices.c.id == device_id)).first():
+            raise DeviceError("%s is already registered" % device_id)
+        conn.execute(schema.devices.insert().values(
+            id=device_id, role=role, secret_sha256=_sha256(secret),
+            mosquitto_hash=mosquitto_hash(secret), created_at=database.utcnow()))
+    return secret
+
+
+def revoke(engine, device_id):
+    """Revokes a device: its credential stops working everywhere."""
+    with engine.begin() as conn:
+        done = conn.execute(update(schema.devices).where(
+            schema.devices.c.id == device_id, schema.devices.c.revoked_at.is_(None)).values(
+            revoked_at=database.utcnow())).rowcount
+    if not done:
+        raise DeviceError("%s is not an active device" % device_id)
+
+
+def list_all(engine):
+    """[{id, role, created_at, revoked_at}] ordered by ID."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.devices.c.id, schema.devices.c.role, schema.devices.c.created_at,
+                                   schema.devices.c.revoked_at).order_by(schema.devices.c.id))
+        return [dict(r._mapping) for r in rows]
+
+
+def verify(engine, device_id, secret, role="device"):
+    """True if device_id is active, has this role and this credential."""
+    if not protocol_check.valid_device_id(device_id) or not secret:
+        return False
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.devices.c.secret_sha256).where(
+            schema.devices.c.id == device_id, schema.devices.c.role == role,
+            schema.devices.c.revoked_at.is_(None))).first()
+    # Compare even when the device is unknown, so timing does not tell which IDs exist.
+    expected = row[0] if row else "0" * 64
+    return hmac.compare_digest(expected, _sha256(secret)) and row is not None
+
+
+def active(conn, device_ids):
+    """The subset of device_ids that are active devices (conn: an open Connection)."""
+    if not device_ids:
+        return set()
+    rows = conn.execute(select(schema.devices.c.id).where(
+        schema.devices.c.id.in_(sorted(device_ids)), schema.devices.c.role == "device",
+        schema.devices.c.revoked_at.is_(None)))
+    return {r[0] for r in rows}
+
+
+def mosquitto_files(engine):
+    """(password file text, ACL file text) for Mosquitto: active accounts only."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.devices.c.id, schema.devices.c.role,
+                                   schema.devices.c.mosquitto_hash).where(
+            schema.devices.c.revoked_at.is_(None)).order_by(schema.devices.c.id)).all()
+    passwd = "".join("%s:%s\n" % (r.id, r.mosquitto_hash) for r in rows)
+    root = protocol.TOPIC_ROOT
+    acl = ["# Generated by `tilltap devices`; edits are overwritten."]
+    for r in rows:
+        if r.role == "server":
+            acl += ["", "user %s" % r.id, "topic read %s/+/receipts" % root,
+                    "topic read %s/+/telemetry" % root, "topic write %s/+/ack" % root]
+    # Patterns apply to every user: a device (user name = device ID) gets its own topics only.
+    acl += ["", "pattern write %s/%%u/receipts" % root, "pattern write %s/%%u/telemetry" % root,
+            "pattern read %s/%%u/ack" % root]
+    return passwd, "\n".join(acl) + "\n"
+
+
+def write_mosquitto_files(engine, directory):
+    """Writes <directory>/passwd and <directory>/acl atomically; returns their paths.
+
+    Mosquitto reads them at start and on SIGHUP (`systemctl reload mosquitto`).
+    """
+    passwd, acl = mosquitto_files(engine)
+    paths = []
+    for name, content in (("passwd", passwd), ("acl", acl)):
+        path = os.path.join(directory, name)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths

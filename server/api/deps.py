@@ -1,0 +1,100 @@
+"""What every route shares: the engine and ingest of the app, HTTP Basic credentials, the
+operator login (session cookie or Basic), and how values are encoded in JSON and CSV."""
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import datetime
+import io
+from decimal import Decimal
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import Response
+
+from tilltap.accounts import operators
+
+SESSION_COOKIE = "tilltap_session"
+MAX_ROWS = 1000     # the most rows any list or report answers with
+
+
+def engine(request: Request):
+    """The app's database engine."""
+    return request.app.state.engine
+
+
+def ingest(request: Request):
+    """The app's ingest.writer.Ingest."""
+    return request.app.state.ingest
+
+
+def basic_credentials(request):
+    """(user, password) of an HTTP Basic header, else (None, None)."""
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Basic "):
+        return None, None
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeError):
+        return None, None
+    return user, password
+
+
+def operator(request: Request, engine=Depends(engine)):
+    """The logged-in operator's name; 401 otherwise (cookie first, then HTTP Basic).
+
+    Device credentials are never looked at: a tap's credential opens nothing an operator sees.
+    """
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        user = operators.session_user(engine, token)
+        if user is not None:
+            return user
+    username, password = basic_credentials(request)
+    if username is not None and operators.verify(engine, username, password):
+        return username
+    # The dashboard's own requests get no Basic challenge, so the browser shows our login
+    # page instead of its password dialog.
+    headers = None if request.headers.get("x-tilltap-dashboard") else {
+        "WWW-Authenticate": 'Basic realm="tilltap operators"'}
+    raise HTTPException(401, "operator login required", headers=headers)
+
+
+def plain(value):
+    """JSON/CSV value: money as its decimal string, times as ISO 8601."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    return value
+
+
+def rows_json(rows):
+    """Rows (dicts) with every value plain()."""
+    return [{k: plain(v) for k, v in row.items()} for row in rows]
+
+
+def csv_response(rows, filename):
+    """Rows (dicts) as a CSV download."""
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows_json(rows))
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="%s"' % filename})
+
+
+def query_date(value, name):
+    """A YYYY-MM-DD query parameter as a date (None if absent); 422 if it is not one."""
+    if not value:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, "%s must be a date YYYY-MM-DD" % name) from None
+
+
+def row_limit(value):
+    """A row limit bounded to 1..MAX_ROWS."""
+    return max(1, min(value, MAX_ROWS))

@@ -1,0 +1,29 @@
+"""`tilltap crm import customers.csv`: upsert customers by member ID; bad rows on stderr."""
+import sys
+
+from tilltap.analysis import crm
+from tilltap.storage.database import make_engine
+
+
+def add_command(sub):
+    from tilltap.cli import database_arguments
+    ap = sub.add_parser("crm", help="customer data: import a CSV (member_id, phone, name, "
+                                    "email, ...)",
+                        description="Upsert customers by member ID and link their receipts.")
+    database_arguments(ap)
+    actions = ap.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser("import", help="import customers from CSV (member_id, phone, name, "
+                                          "email, ...)")
+    p.add_argument("csv_file")
+    ap.set_defaults(run=run)
+
+
+def run(args):
+    engine = make_engine(args.db, schema=args.schema)
+    with open(args.csv_file, newline="", encoding="utf-8-sig") as f:
+        imported, errors = crm.import_csv(engine, f)
+    for row, reason in errors:
+        print("%s:%d: %s" % (args.csv_file, row, reason), file=sys.stderr)
+    print("%d customers imported, %d rows refused" % (imported, len(errors)))
+    return 1 if errors and not imported else 0

@@ -1,0 +1,58 @@
+"""`tilltap devices add|list|revoke|mosquitto`: the device registry from the command line.
+
+    tilltap devices add a1b2c3d4e5f6          # prints the credential, once
+    tilltap devices add --role server tilltap-server
+    tilltap devices list
+    tilltap devices revoke a1b2c3d4e5f6
+    tilltap devices mosquitto /etc/mosquitto/tilltap   # passwd + acl, then reload mosquitto
+
+add and revoke also rewrite the Mosquitto files when --mosquitto-dir is given.
+"""
+import json
+import sys
+
+from tilltap.accounts import devices
+from tilltap.storage.database import make_engine
+
+
+def add_command(sub):
+    from tilltap.cli import database_arguments
+    ap = sub.add_parser("devices", help="register, list and revoke devices; write Mosquitto "
+                                        "passwd/acl files",
+                        description="The device registry: one unique ID and credential per tap.")
+    database_arguments(ap)
+    ap.add_argument("--mosquitto-dir", help="rewrite passwd and acl here after a change")
+    actions = ap.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    p = actions.add_parser("add", help="register a device; prints its credential once")
+    p.add_argument("device_id")
+    p.add_argument("--role", choices=devices.ROLES, default="device",
+                   help="server: an account for `tilltap serve` to consume MQTT with")
+    p = actions.add_parser("list", help="list devices (JSON lines)")
+    p = actions.add_parser("revoke", help="revoke a device's credential")
+    p.add_argument("device_id")
+    p = actions.add_parser("mosquitto", help="write Mosquitto passwd and acl files")
+    p.add_argument("directory")
+    ap.set_defaults(run=run)
+
+
+def run(args):
+    engine = make_engine(args.db, schema=args.schema)
+    try:
+        if args.action == "add":
+            print(devices.add(engine, args.device_id, args.role))
+        elif args.action == "revoke":
+            devices.revoke(engine, args.device_id)
+        elif args.action == "list":
+            for d in devices.list_all(engine):
+                print(json.dumps(d, default=str))
+        else:
+            for path in devices.write_mosquitto_files(engine, args.directory):
+                print(path)
+    except devices.DeviceError as e:
+        print("tilltap devices: %s" % e, file=sys.stderr)
+        return 1
+    if args.mosquitto_dir and args.action in ("add", "revoke"):
+        devices.write_mosquitto_files(engine, args.mosquitto_dir)
+    return 0
+

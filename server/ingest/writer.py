@@ -1,0 +1,261 @@
+"""Ingest: validate a batch, store each (device, seq) once, and only then say which seqs to ack.
+
+Shared by the HTTP API and the MQTT consumer. One writer thread per process commits the
+batches of all connections together (group commit): one transaction and one fsync for many
+batches, which is what makes thousands of receipts per second possible on SQLite, whose single
+writer would otherwise serialise one fsync per batch.
+
+Failure assumptions:
+- Payloads can be garbage, truncated, oversized, from old firmware or from the future; a bad
+  record must not stop the good ones of its batch, and nothing bad may crash the process.
+- The same record arrives many times (device resends after a lost ack, broker redelivery, two
+  consumers): INSERT .. ON CONFLICT DO NOTHING makes the store idempotent, and a record that
+  is already stored is acked again (that is the point of resending).
+- The process can die at any point. The ack callback runs strictly after COMMIT returned, so
+  a kill before the commit loses nothing (the device still has it) and a kill between commit
+  and ack only causes a resend, which stores nothing new.
+- The database can be unavailable: the batch's future fails, nothing is acked, the device
+  retries later.
+"""
+import json
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+
+from sqlalchemy import select, tuple_
+
+from tilltap.accounts import devices
+from tilltap.ingest.text import record_text
+from tilltap.storage import database, schema
+from tilltap_fw import protocol, protocol_check
+
+log = logging.getLogger("tilltap.ingest")
+
+_STOP = object()
+
+
+class Result:
+    """What became of one batch: seqs to ack, records refused with reasons, envelope error."""
+
+    def __init__(self, acked=(), rejected=(), error=None, new=0):
+        self.acked = list(acked)
+        self.rejected = list(rejected)   # [(seq or None, reason)]
+        self.error = error               # the whole batch was refused: why
+        self.new = new                   # records stored by this batch (not duplicates)
+
+    def ack_payload(self):
+        """The ack message/body for the device."""
+        return protocol_check.encode_ack(self.acked, self.rejected)
+
+
+def prepare(device, payload, now_ms):
+    """(rows to insert, Result with rejections or an error): validation, no database.
+
+    device: the authenticated device (HTTP credential or MQTT topic).
+    """
+    try:
+        batch = protocol_check.parse_batch(payload, device)
+    except protocol_check.ProtocolError as e:
+        return [], Result(error=str(e))
+    rows, rejected, seen = [], [], set()
+    check_size = len(payload) > protocol.MAX_RECORD_BYTES  # else no record can be too big
+    for rec in batch["records"]:
+        reason = protocol_check.validate_record(rec, device, now_ms)
+        if reason is None and check_size and \
+                len(json.dumps(rec).encode()) > protocol.MAX_RECORD_BYTES:
+            reason = "record larger than %d bytes" % protocol.MAX_RECORD_BYTES
+        raw = rec.pop("raw", None) if reason is None else None
+        encoding = None
+        if raw is not None:
+            encoding = raw["encoding"]
+            try:
+                raw = protocol_check.unb64(raw["data"])
+            except protocol_check.ProtocolError as e:
+                reason = "raw: %s" % e
+        if reason is not None:
+            seq = rec.get("seq") if isinstance(rec, dict) else None
+            rejected.append((seq if protocol_check._is_int(seq) else None, reason))
+            continue
+        if rec["seq"] in seen:
+            continue
+        seen.add(rec["seq"])
+        rows.append({"device_id": device, "seq": rec["seq"], "boot": rec["boot"],
+                     "captured_at": rec["captured_at"], "time_synced": rec["time_synced"],
+                     "record": rec, "raw_encoding": encoding, "raw": raw,
+                     "text": record_text(rec)})
+    if not rows and rejected:
+        return [], Result(rejected=rejected, error="no valid record in the batch")
+    return rows, Result(rejected=rejected)
+
+
+class Ingest:
+    """The group-commit writer. submit_*() are thread-safe and return Futures of Results.
+
+    check_devices: refuse batches of unknown or revoked devices at commit time (the MQTT path,
+    where the broker authenticated the connection but the registry may have changed since).
+    """
+
+    def __init__(self, engine, max_group=512, check_devices=False):
+        self.engine = engine
+        self._max_group = max_group
+        self._check_devices = check_devices
+        self._queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._counts = {"batches": 0, "stored": 0, "duplicates": 0, "rejected_records": 0,
+                        "rejected_batches": 0, "telemetry": 0, "commits": 0, "db_errors": 0,
+                        "seq_conflicts": 0}
+        self._thread = threading.Thread(target=self._run, name="tilltap-writer", daemon=True)
+        self._thread.start()
+
+    def count(self, name, n=1):
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + n
+
+    def stats(self):
+        with self._lock:
+            return dict(self._counts)
+
+    def submit_batch(self, device, payload, on_done=None):
+        """Validates now, commits in the writer thread; on_done(result) runs after the commit
+        (in the writer thread), or at once when nothing needs committing."""
+        rows, result = prepare(device, payload, int(time.time() * 1000))
+        if result.rejected:
+            self.count("rejected_records", len(result.rejected))
+        if result.error:
+            self.count("rejected_batches")
+            log.warning("batch from %s refused: %s", device, result.error)
+        elif result.rejected:
+            log.warning("batch from %s: %d records refused, first: %s", device,
+                        len(result.rejected), result.rejected[0][1])
+        if not rows:
+            return self._done(Future(), on_done, result)
+        fut = Future()
+        self._queue.put(("batch", device, rows, result, fut, on_done))
+        return fut
+
+    def submit_telemetry(self, device, payload, on_done=None):
+        """Validates a telemetry report and keeps it as the device's latest."""
+        try:
+            report = protocol_check.parse_telemetry(payload, device)
+        except protocol_check.ProtocolError as e:
+            self.count("rejected_batches")
+            return self._done(Future(), on_done, Result(error=str(e)))
+        fut = Future()
+        self._queue.put(("telemetry", device, report, Result(), fut, on_done))
+        return fut
+
+    def close(self):
+        """Commits what is queued, then stops the writer."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _done(self, fut, on_done, result):
+        if on_done:
+            try:
+                on_done(result)
+            except Exception:  # a failed ack publish must not stop the writer
+                log.exception("ack callback failed")
+        fut.set_result(result)
+        return fut
+
+    def _run(self):
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            group = [job]
+            stop = False
+            while len(group) < self._max_group:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stop = True
+                    break
+                group.append(job)
+            self._commit(group)
+            if stop:
+                return
+
+    def _keep_conflicts(self, conn, duplicates):
+        """Stores duplicates whose content differs from the stored record (a reused seq)."""
+        if not duplicates:
+            return
+        keys = [(r["device_id"], r["seq"]) for r in duplicates]
+        stored = dict(((row.device_id, row.seq), row.record) for row in conn.execute(
+            select(schema.receipts.c.device_id, schema.receipts.c.seq, schema.receipts.c.record).where(
+                tuple_(schema.receipts.c.device_id, schema.receipts.c.seq).in_(keys))))
+        conflicts = [r for r in duplicates
+                     if stored.get((r["device_id"], r["seq"])) not in (None, r["record"])]
+        if conflicts:
+            new = conn.execute(database.insert(self.engine, schema.seq_conflicts).on_conflict_do_nothing().returning(
+                schema.seq_conflicts.c.seq), [
+                {k: r[k] for k in ("device_id", "seq", "boot", "captured_at", "received_at",
+                                   "record", "raw_encoding", "raw")} for r in conflicts]).all()
+            if new:
+                self.count("seq_conflicts", len(new))
+                log.error("%d records reuse a stored seq with other content (device spool "
+                          "wiped?): kept in seq_conflicts, e.g. %s seq %d", len(new),
+                          conflicts[0]["device_id"], conflicts[0]["seq"])
+
+    def _commit(self, group):
+        try:
+            with self.engine.begin() as conn:
+                if self._check_devices:
+                    allowed = devices.active(conn, {j[1] for j in group})
+                    for job in group:
+                        if job[1] not in allowed:
+                            job[3].error = "unknown or revoked device"
+                    group_ok = [j for j in group if j[3].error is None]
+                else:
+                    group_ok = group
+                rows = [r for j in group_ok if j[0] == "batch" for r in j[2]]
+                inserted = set()
+                if rows:
+                    stmt = database.insert(self.engine, schema.receipts).on_conflict_do_nothing(
+                        index_elements=["device_id", "seq"]).returning(
+                        schema.receipts.c.device_id, schema.receipts.c.seq)
+                    now = database.utcnow()
+                    for r in rows:
+                        r["received_at"] = now
+                    inserted = {tuple(r) for r in conn.execute(stmt, rows)}
+                    # one text per stored row: a key twice in the group is stored once, the
+                    # first (ON CONFLICT DO NOTHING keeps it)
+                    texts = {}
+                    for r in rows:
+                        texts.setdefault((r["device_id"], r["seq"]), r["text"])
+                    if inserted:
+                        conn.execute(schema.receipt_text.insert(),
+                                     [texts[k].row(*k) for k in inserted])
+                    self._keep_conflicts(conn, [r for r in rows if (r["device_id"], r["seq"])
+                                                not in inserted])
+                for job in group_ok:
+                    if job[0] == "telemetry":
+                        stmt = database.insert(self.engine, schema.telemetry).values(
+                            device_id=job[1], received_at=database.utcnow(), report=job[2])
+                        conn.execute(stmt.on_conflict_do_update(
+                            index_elements=["device_id"],
+                            set_={"received_at": stmt.excluded.received_at,
+                                  "report": stmt.excluded.report}))
+        except Exception as e:
+            self.count("db_errors")
+            log.error("commit of %d jobs failed: %s", len(group), e)
+            for job in group:
+                job[4].set_exception(e)
+            return
+        # Committed. Only now may anything be acked.
+        self.count("commits")
+        for kind, device, payload, result, fut, on_done in group:
+            if result.error is None and kind == "batch":
+                result.acked = [r["seq"] for r in payload]
+                result.new = sum(1 for s in result.acked if (device, s) in inserted)
+                inserted.difference_update((device, s) for s in result.acked)
+                self.count("batches")
+                self.count("stored", result.new)
+                self.count("duplicates", len(result.acked) - result.new)
+            elif result.error is None:
+                self.count("telemetry")
+            self._done(fut, on_done, result)

@@ -1,0 +1,464 @@
+"""Text of raster-only receipts: reassemble a receipt's images and OCR them with Tesseract.
+
+Windows printer drivers often print the whole receipt as images (GS v 0 bands, GS ( L graphics,
+ESC * stripes): the parser then sees no text at all. Here each receipt's image payloads (parser
+option keep_images=True) are decoded, stacked top to bottom into one tall page, and read by the
+`tesseract` binary (Debian packages tesseract-ocr, tesseract-ocr-chi-sim). The text lines go
+through the same field extractor as printed text (server/extract.py).
+
+Two kinds of page are read differently (measured on the raster corpus, see below):
+    crisp     bitmap fonts and rendered PDFs: the whole page at once by Tesseract, its
+              languages together
+    dithered  a driver's grey text dithered to dots: cut into lines (bands between blank rows)
+              and each line into pieces at column gaps, each piece read by PaddleOCR's PP-OCRv4
+              recognizer (server/ppocr.py); dotted or dashed rules become a line of dashes as
+              in printed text. Without PP-OCR installed, Tesseract reads the bands blurred back
+              to grey, Han first and English for lines that are not.
+
+    for receipt in ocr_stream(data, encoding="gb18030"):
+        receipt.lines, receipt.fields
+
+Payload layouts (1 = black dot):
+    raster, graphics, star-raster  row by row, (width + 7) // 8 bytes a row, MSB = leftmost dot
+    column (ESC *)                 stripes 8 or 24 dots tall; per stripe column by column,
+                                   dots // 8 bytes per column, MSB = top dot
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageChops, ImageFilter
+
+from tilltap.analysis.extract import ReceiptFields, extract_fields
+from tilltap_fw import escpos_parser
+from tilltap_fw.escpos_parser import IMAGE, LINE, RECEIPT_END
+
+from .ppocr import LineReader
+
+log = logging.getLogger(__name__)
+
+# Settings measured on the raster corpus (bench/bench_extract.py: similarity with the
+# transcription; raster.bin 0.836, print-from-pdf 0.655, raster-2.bin 0.949 with PP-OCR, 0.838
+# with Tesseract alone).
+# Crisp pages: Tesseract page segmentation 6 (one uniform block of text) beat 4 (one column,
+# varying sizes); thermal glyphs are ~24 dots tall and read best scaled 2x with a slight blur that
+# smooths the dot edges. Thickening the strokes or scaling 3x made the PDF-rendered receipts much
+# worse; chi_sim alone read raster.bin better (0.885) but lost its date and total.
+_PSM = "6"
+_SCALE = 2
+_BLUR = 1.0
+_MARGIN = 16
+# Dithered pages: raster-2.bin read as a crisp page gave 0.339. A page is dithered when more
+# than 6% of its dots are specks, touching groups of at most 4 dots: 12.7% on raster-2.bin, at
+# most 3.4% on the crisp pages. Its dots are blurred back to grey at print resolution and the
+# grey darkened (gamma) so that thin strokes, dithered to a few scattered dots, count as much as
+# solid ones. chi_sim and eng together read half of its Han lines as Latin letters (0.34-0.47
+# whatever the blur); chi_sim alone: sigma 1.0-1.5 with gamma 2-6 gave 0.63-0.71 before rules,
+# thresholding the grey 0.11-0.68, scaling it 2-4x no better than 1x, a horizontal-only blur
+# 0.12-0.65, keeping per line the most confident of 3-7 blur settings +0.01-0.02 for 3-7 times
+# the time. Reading band by band lets rules (a quarter of raster-2.bin's transcription) be
+# written as dashes (0.70 -> 0.84) and a band chi_sim reads as less than a tenth Han be read
+# again with eng (pages dithered from print-from-pdf: 0.85-0.89 -> 0.92-0.95).
+# Still misread on raster-2.bin at every setting tried: 应收 and 实收 (Tesseract's alternative
+# characters for those glyphs include neither 应 nor 收), so its total is not found; cutting the
+# bands into pieces and voting over 6-36 renderings of each (dilated, blurred, darkened) found
+# it in fewer than a third of the rendering sets tried. PP-OCR reads every label and amount of it
+# from the dots as printed, piece by piece (0.949; in a trial with plainer text clean-up, pieces
+# 0.965, whole bands 0.954 but with the columns run together, pieces blurred first 0.959).
+# Crisp pages stay with Tesseract: PP-OCR's recognizer on these pieces read them worse
+# (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own text detector (rapidocr with
+# OpenCV, not installed) 0.914 and 0.658.
+_SPECK_DOTS = 4
+_SPECK_SHARE = 0.06
+_DITHER_SIGMA = 1.25    # dots
+_DITHER_GAMMA = 4.0
+_BAND_GAP = 3           # blank rows between two lines (raster-2.bin has one inside a line)
+_RULE_HEIGHT = 4        # a rule is at most 1/4 as tall as a text line...
+_RULE_WIDTH = 2         # ...and at least 2 line heights wide
+_HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng
+_PIECE_MARGIN = 4       # dots of white around a piece given to PP-OCR
+_MIN_PAGE = 48          # dots: images less tall in all are a logo, not a receipt to read
+_FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
+_MAX_RAW = 4 << 20      # bytes a stored receipt may inflate to (the tap sends at most 128 KiB)
+
+
+class OcrUnavailable(RuntimeError):
+    """The tesseract binary is not installed."""
+
+
+def tesseract_languages() -> list[str]:
+    """Installed Tesseract languages; raises OcrUnavailable without tesseract."""
+    binary = shutil.which("tesseract")
+    if binary is None:
+        raise OcrUnavailable("tesseract is not installed (apt-get install -y tesseract-ocr "
+                             "tesseract-ocr-chi-sim)")
+    out = subprocess.run([binary, "--list-langs"], capture_output=True, text=True, check=True)
+    return [line.strip() for line in out.stdout.splitlines()[1:] if line.strip()]
+
+
+def decode_image(kind: str, width: int, height: int, payload: bytes) -> Image.Image:
+    """One IMAGE event's payload as a black-on-white PIL image (mode "1")."""
+    if kind == "column":
+        return _column_image(width, height, payload)
+    row = (width + 7) // 8
+    rows = min(height, len(payload) // row) if row else 0
+    if rows <= 0:
+        return Image.new("1", (max(width, 1), 1), 1)
+    img = Image.frombytes("1", (row * 8, rows), bytes(payload[:row * rows]))
+    # frombytes reads 1 as white: invert so that printed dots are black
+    return ImageChops.invert(img).crop((0, 0, width, rows))
+
+
+def _column_image(width: int, height: int, payload: bytes) -> Image.Image:
+    """ESC * stripes stacked. The parser merges consecutive stripes into one event, so the
+    stripe height (8 or 24 dots) is not given: take the one whose rows join up smoothly."""
+    candidates = [d for d in (24, 8) if height % d == 0] or [8]
+    best = None
+    for dots in candidates:
+        img = _stripes(width, height, payload, dots)
+        score = _roughness(img)
+        if best is None or score < best[0]:
+            best = (score, img)
+    return best[1]
+
+
+def _stripes(width, height, payload, dots):
+    per_col = dots // 8
+    img = Image.new("1", (width, height), 1)
+    pixels = img.load()
+    stripe_bytes = width * per_col
+    for s in range(min(height // dots, len(payload) // max(stripe_bytes, 1))):
+        base = s * stripe_bytes
+        for x in range(width):
+            for b in range(per_col):
+                byte = payload[base + x * per_col + b]
+                if byte:
+                    y0 = s * dots + b * 8
+                    for bit in range(8):
+                        if byte & (0x80 >> bit):
+                            pixels[x, y0 + bit] = 0
+    return img
+
+
+def _roughness(img):
+    """How many dots differ between each row and the next: low for a real picture."""
+    shifted = img.crop((0, 1, img.width, img.height))
+    diff = ImageChops.logical_xor(img.crop((0, 0, img.width, img.height - 1)), shifted)
+    return diff.convert("L").histogram()[255]
+
+
+def stack(images: list[Image.Image]) -> Image.Image:
+    """Images one under the other, left-aligned, on white: the printed page."""
+    width = max(i.width for i in images)
+    page = Image.new("1", (width, sum(i.height for i in images)), 1)
+    y = 0
+    for img in images:
+        page.paste(img, (0, y))
+        y += img.height
+    return page
+
+
+def ocr_image(page: Image.Image, languages: list[str] | None = None,
+              pp_ocr: bool = True) -> list[str]:
+    """Text lines read in a page image, normalised (see clean_line). A dithered page is read by
+    PP-OCR (server/ppocr.py) if pp_ocr and it is installed, everything else by Tesseract."""
+    dithered = is_dithered(page)
+    reader = LineReader.load() if dithered and pp_ocr else None
+    if dithered and pp_ocr and reader is None:
+        log.warning("PP-OCR is not installed (make setup): dithered page read by Tesseract")
+    if reader is None and languages is None:
+        installed = tesseract_languages()
+        languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
+    if dithered:
+        return _read_dithered(page, languages, reader)
+    return _read_crisp(page, languages)
+
+
+def _read_crisp(page, languages):
+    """The whole page scaled up and slightly blurred, read as one block of text."""
+    big = page.convert("L").resize((page.width * _SCALE, page.height * _SCALE), Image.LANCZOS)
+    big = big.filter(ImageFilter.GaussianBlur(_BLUR))
+    ((text, _),) = tesseract([big], languages, _PSM)
+    return _lines(text)
+
+
+def is_dithered(page: Image.Image) -> bool:
+    """True if the page is grey text dithered to dots rather than solid strokes: a share of its
+    dots lie in specks (touching groups of at most _SPECK_DOTS dots), which whole glyphs,
+    however thin, do not leave."""
+    dots, specks = 0, 0
+    for size in _component_sizes(page):
+        dots += size
+        if size <= _SPECK_DOTS:
+            specks += size
+    return dots > 0 and specks > _SPECK_SHARE * dots
+
+
+def _component_sizes(page):
+    """Dot counts of the page's 8-connected groups of black dots."""
+    width, height = page.size
+    black = bytearray(page.convert("L").tobytes().translate(_BLACK))   # 1 = an unvisited dot
+    sizes = []
+    start = black.find(1)
+    while start >= 0:
+        black[start] = 0
+        stack, size = [start], 0
+        while stack:
+            i = stack.pop()
+            size += 1
+            y, x = divmod(i, width)
+            for ny in range(max(y - 1, 0), min(y + 2, height)):
+                for nx in range(max(x - 1, 0), min(x + 2, width)):
+                    j = ny * width + nx
+                    if black[j]:
+                        black[j] = 0
+                        stack.append(j)
+        sizes.append(size)
+        start = black.find(1, start + 1)
+    return sizes
+
+
+_BLACK = bytes([1] + [0] * 255)     # grey level -> 1 for black
+
+
+def _read_dithered(page, languages, reader):
+    """Band by band: rules become dashes; text bands are read piece by piece (columns apart) by
+    PP-OCR from the dots as printed, or without it whole by Tesseract from the de-dithered page."""
+    bands = line_bands(page)
+    line_height = sorted(bottom - top for top, bottom in bands)[len(bands) // 2]
+    rules = {band: _rule_width(page, band, line_height) for band in bands}
+    texts = [band for band in bands if rules[band] is None]
+    if reader is not None:
+        pieces = [(band, box) for band in texts for box in _pieces(page, band, line_height)]
+        readings = reader.read([page.crop(box) for _, box in pieces])
+        text_of = {band: [] for band in texts}
+        for (band, _), (text, _) in zip(pieces, readings):
+            text_of[band].append(clean_line(text))
+        text_of = {band: "  ".join(filter(None, parts)) for band, parts in text_of.items()}
+    else:
+        grey = dedither(page)
+        readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
+                               languages)
+        text_of = dict(zip(texts, readings))
+    lines = []
+    for band in bands:
+        if rules[band] is None:
+            lines += _lines(text_of[band])
+        else:
+            # receipt fonts are about half as wide as tall: one dash per character cell
+            lines.append("-" * max(3, round(2 * rules[band] / line_height)))
+    return lines
+
+
+def _pieces(page, band, line_height):
+    """Crop boxes, with a margin, of the band's pieces: its ink split where at least half a line
+    height of columns is blank (a column gap, wider than a space between words)."""
+    top, bottom = band
+    columns = page.crop((0, top, page.width, bottom)).transpose(Image.Transpose.TRANSPOSE)
+    return [(max(left - _PIECE_MARGIN, 0), max(top - _PIECE_MARGIN, 0),
+             min(right + _PIECE_MARGIN, page.width), min(bottom + _PIECE_MARGIN, page.height))
+            for left, right in line_bands(columns, max(line_height // 2, _BAND_GAP))]
+
+
+def _read_bands(images, languages):
+    """Text of each band image: read with the languages other than eng (a Han language read
+    together with eng turns degraded Han glyphs into Latin letters), and again with eng where
+    that reading is mostly not Han; the more confident of the two readings is kept."""
+    first = [lang for lang in languages if lang != "eng"] or languages
+    readings = tesseract(images, first, _PSM)
+    if first != languages:
+        again = [k for k, (text, _) in enumerate(readings) if _han_share(text) < _HAN_SHARE]
+        english = tesseract([images[k] for k in again], ["eng"], _PSM)
+        for k, reading in zip(again, english):
+            if reading[1] > readings[k][1]:
+                readings[k] = reading
+    return [text for text, _ in readings]
+
+
+def dedither(page: Image.Image) -> Image.Image:
+    """Dithered dots blurred back to grey, the grey darkened so that light strokes count."""
+    grey = page.convert("L").filter(ImageFilter.GaussianBlur(_DITHER_SIGMA))
+    return grey.point([round(255 * (v / 255) ** _DITHER_GAMMA) for v in range(256)])
+
+
+def line_bands(page: Image.Image, gap: int = _BAND_GAP) -> list[tuple[int, int]]:
+    """(top, bottom) row ranges with ink, split where at least gap rows are blank."""
+    width = page.width
+    data = page.convert("L").tobytes()
+    inked = [data.find(0, y * width, (y + 1) * width) >= 0 for y in range(page.height)]
+    bands, top, blank = [], None, 0
+    for y, ink in enumerate(inked + [False] * gap):
+        if ink:
+            if top is None:
+                top = y
+            blank, bottom = 0, y + 1
+        elif top is not None:
+            blank += 1
+            if blank >= gap:
+                bands.append((top, bottom))
+                top = None
+    return bands
+
+
+def _rule_width(page, band, line_height):
+    """Ink width of the band if it is a rule (thin and wide), else None."""
+    top, bottom = band
+    ink = ImageChops.invert(page.convert("L").crop((0, top, page.width, bottom)))
+    left, _, right, _ = ink.getbbox()
+    if (bottom - top) * _RULE_HEIGHT <= line_height and right - left >= _RULE_WIDTH * line_height:
+        return right - left
+    return None
+
+
+def _han_share(text):
+    text = "".join(text.split())
+    return sum(_is_han(c) for c in text) / len(text) if text else 0.0
+
+
+def _lines(text):
+    lines = [clean_line(line) for line in text.splitlines()]
+    return [line for line in lines if line]
+
+
+def tesseract(images: list[Image.Image], languages: list[str], psm: str) -> list[tuple[str, float]]:
+    """(text, mean word confidence 0-100) per image, from one run of the tesseract binary (a
+    list file of images: the language data is loaded once)."""
+    if not images:
+        return []
+    with tempfile.TemporaryDirectory(prefix="tilltap-ocr-") as tmp:
+        paths = []
+        for k, image in enumerate(images):
+            framed = Image.new("L", (image.width + 2 * _MARGIN, image.height + 2 * _MARGIN), 255)
+            framed.paste(image.convert("L"), (_MARGIN, _MARGIN))
+            paths.append(os.path.join(tmp, "%04d.png" % k))
+            framed.save(paths[-1])
+        listing = os.path.join(tmp, "images.txt")
+        with open(listing, "w") as f:
+            f.write("\n".join(paths) + "\n")
+        base = os.path.join(tmp, "out")
+        out = subprocess.run(["tesseract", listing, base, "-l", "+".join(languages), "--psm", psm,
+                              "txt", "tsv"], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
+        with open(base + ".txt", encoding="utf-8") as f:
+            texts = f.read().split("\f")       # one page per image, each ended by a form feed
+        with open(base + ".tsv", encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    confidences = [[] for _ in images]
+    for row in rows:
+        if row["level"] == "5" and (row["text"] or "").strip() and float(row["conf"]) >= 0:
+            confidences[int(row["page_num"]) - 1].append(float(row["conf"]))
+    return [(texts[k] if k < len(texts) else "", sum(c) / len(c) if c else 0.0)
+            for k, c in enumerate(confidences)]
+
+
+_DECIMAL_GAP = re.compile(r"(?<=\d)\. (?=\d\d(?!\d))")   # "242. 00", not "1. 2x Latte"
+
+
+def clean_line(line: str) -> str:
+    """Tesseract's chi_sim puts spaces between Han characters and after a decimal point
+    ("242. 00"): drop those, keep the others."""
+    line = _DECIMAL_GAP.sub(".", line)
+    out = []
+    for k, c in enumerate(line):
+        if c == " " and out and _is_han(out[-1]):
+            nxt = line[k + 1:k + 2]
+            if nxt and (_is_han(nxt) or nxt in "：:，。（）"):
+                continue
+        out.append(c)
+    return "".join(out).strip()
+
+
+def _is_han(c):
+    return "\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef"
+
+
+@dataclass
+class OcrReceipt:
+    """One receipt read from its images."""
+
+    lines: list[str]                 # OCR text lines
+    printed: list[str]               # text lines the stream printed as text (often none)
+    page: Image.Image | None         # the stacked images
+    fields: ReceiptFields | None = None
+    seconds: float = 0.0             # OCR time
+    images: list[tuple] = field(default_factory=list)  # (kind, width, height) per image
+
+
+def receipt_pages(data: bytes, **parser_options) -> list[tuple[list[str], list[tuple], Image.Image | None]]:
+    """Per receipt in a stream: (printed text lines, image specs, stacked page or None)."""
+    parser = escpos_parser.Parser(keep_images=True, **parser_options)
+    out, text, images = [], [], []
+
+    def end():
+        specs = [(k, w, h) for k, w, h, _ in images]
+        pictures = [decode_image(k, w, h, p) for k, w, h, p in images if p and w and h]
+        out.append((text[:], specs, stack(pictures) if pictures else None))
+
+    for event in parser.feed(data) + parser.close():
+        if event[0] == LINE and event[1]:
+            text.append(event[1])
+        elif event[0] == IMAGE and len(event) > 5:
+            images.append((event[1], event[2], event[3], event[5]))
+        elif event[0] == RECEIPT_END:
+            end()
+            text, images = [], []
+    return out
+
+
+def raster_only(record: dict, min_height: int = _MIN_PAGE) -> bool:
+    """True for a stored record printed as images (a driver's raster receipt): images at least
+    min_height dots tall in all, and next to no text (raster-2.bin prints one stray "T")."""
+    images = [i for i in record.get("images") or () if isinstance(i, dict)]
+    height = sum(i["height"] for i in images if isinstance(i.get("height"), int))
+    text = [line for line in record.get("lines") or () if (line or "").strip()]
+    return height >= min_height and len(text) < _FEW_LINES
+
+
+def raw_bytes(raw: bytes, encoding: str | None) -> bytes:
+    """A stored receipt's ESC/POS bytes (schema.receipts raw, raw_encoding "deflate" or
+    "identity"); raises ValueError on a bad or oversized deflate stream."""
+    if encoding != "deflate":
+        return bytes(raw)
+    inflater = zlib.decompressobj(-15)
+    try:
+        data = inflater.decompress(raw, _MAX_RAW)
+    except zlib.error as e:
+        raise ValueError("raw bytes: %s" % e) from None
+    if inflater.unconsumed_tail:
+        raise ValueError("raw bytes inflate to more than %d bytes" % _MAX_RAW)
+    return data
+
+
+def raw_page(raw: bytes, min_height: int = _MIN_PAGE, **parser_options) -> Image.Image | None:
+    """The page of a receipt's ESC/POS bytes: its images stacked, if they are at least
+    min_height dots tall; else None. parser_options: the printer's (protocol.parser_options)."""
+    for _, _, page in receipt_pages(raw, **parser_options):
+        if page is not None and page.height >= min_height:
+            return page
+    return None
+
+
+def ocr_stream(data: bytes, languages: list[str] | None = None, min_height: int = _MIN_PAGE,
+               pp_ocr: bool = True, **parser_options) -> list[OcrReceipt]:
+    """OCR every receipt of a stream that has images at least min_height dots tall in total
+    (logos alone are skipped); fields are extracted from the OCR text plus any printed text."""
+    receipts = []
+    for printed, specs, page in receipt_pages(data, **parser_options):
+        if page is None or page.height < min_height:
+            continue
+        started = time.perf_counter()
+        lines = ocr_image(page, languages, pp_ocr)
+        seconds = time.perf_counter() - started
+        receipts.append(OcrReceipt(lines, printed, page, extract_fields(printed + lines),
+                                   seconds, specs))
+    return receipts

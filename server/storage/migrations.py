@@ -1,0 +1,60 @@
+"""Data migrations: each runs once per database, in order, when `tilltap serve` starts.
+
+Tables are created by database.make_engine (metadata.create_all); what a new version derives
+from rows stored by an older one is filled here. A migration is recorded in schema_migrations once it
+has run to the end, so an interrupted one runs again (each is written to be safe to repeat), and
+several server processes starting together on one PostgreSQL may run one twice, harmlessly.
+"""
+import logging
+
+from sqlalchemy import and_, select
+
+from tilltap.ingest.text import record_text
+from tilltap.storage.database import insert, utcnow
+from tilltap.storage.schema import receipt_text, receipts, schema_migrations
+
+log = logging.getLogger("tilltap.migrations")
+
+_BATCH = 500
+
+
+
+def fill_receipt_text(engine):
+    """receipt_text rows for receipts stored before the server decoded lines at ingest (their
+    undecoded lines reached extraction as null); returns how many were filled."""
+    r, t = receipts, receipt_text
+    missing = (select(r.c.device_id, r.c.seq, r.c.record)
+               .outerjoin(t, and_(t.c.device_id == r.c.device_id, t.c.seq == r.c.seq))
+               .where(t.c.seq.is_(None)).order_by(r.c.device_id, r.c.seq).limit(_BATCH))
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            found = conn.execute(missing).all()
+            if found:
+                conn.execute(insert(engine, t).on_conflict_do_nothing(),
+                             [record_text(rec).row(device, seq) for device, seq, rec in found])
+        done += len(found)
+        if len(found) < _BATCH:
+            return done
+
+
+MIGRATIONS = (
+    ("receipt_text", fill_receipt_text),
+)
+
+
+def migrate(engine):
+    """Runs the migrations this database has not had yet; returns their names."""
+    with engine.connect() as conn:
+        applied = set(conn.execute(select(schema_migrations.c.name)).scalars())
+    ran = []
+    for name, step in MIGRATIONS:
+        if name in applied:
+            continue
+        count = step(engine)
+        log.info("migration %s: %s rows", name, count)
+        with engine.begin() as conn:
+            conn.execute(insert(engine, schema_migrations).on_conflict_do_nothing(),
+                         [{"name": name, "applied_at": utcnow()}])
+        ran.append(name)
+    return ran

@@ -1,0 +1,214 @@
+"""The dashboard in a real browser: headless Debian Chromium driven by Selenium against the API
+served by uvicorn (as `tilltap serve` runs it) on SQLite and PostgreSQL.
+
+Skips with the reason when chromium, chromedriver or selenium are missing
+(apt-get install -y chromium chromium-driver; pip install selenium).
+"""
+import json
+import shutil
+import socket
+import threading
+import time
+
+import analysis_data as data
+import httpx
+import pytest
+import uvicorn
+
+from tilltap.accounts import operators
+from tilltap.analysis import extraction as analysis
+from tilltap.app import create_app
+from tilltap.ingest.writer import Ingest
+from tilltap.storage import database
+from tilltap_fw import protocol
+from tilltap_fw.receipt import Receipt
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as seen  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                 reason="chromium and chromium-driver not installed")]
+OPERATOR = ("ops", "correct horse battery")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def engine(db_target):
+    """The known shop data with an operator."""
+    engine = database.make_engine(db_target.url, schema=db_target.schema)
+    data.load(engine)
+    operators.add(engine, *OPERATOR)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def server(engine):
+    """The ingest app with the dashboard on a real HTTP port, over the known shop data."""
+    ingest = Ingest(engine, check_devices=True)
+    app = create_app(ingest)
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield "http://127.0.0.1:%d" % port
+    uv.should_exit = True
+    thread.join(10)
+    ingest.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1400,1000", "--user-data-dir=%s" % (tmp_path / "profile")):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def _wait(browser):
+    return WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def _login(browser, server):
+    wait = _wait(browser)
+    browser.get(server + "/dashboard/")
+    wait.until(seen.visibility_of_element_located((By.ID, "login-form")))
+    browser.find_element(By.ID, "username").send_keys(OPERATOR[0])
+    browser.find_element(By.ID, "password").send_keys(OPERATOR[1])
+    browser.find_element(By.ID, "login-button").click()
+    wait.until(seen.visibility_of_element_located((By.ID, "overview")))
+    return wait
+
+
+def test_login_search_receipt_and_chart(server, browser):
+    wait = _wait(browser)
+    browser.get(server + "/dashboard/")
+    wait.until(seen.visibility_of_element_located((By.ID, "login-form")))
+    browser.find_element(By.ID, "username").send_keys(OPERATOR[0])
+    browser.find_element(By.ID, "password").send_keys("wrong password")
+    browser.find_element(By.ID, "login-button").click()
+    wait.until(seen.text_to_be_present_in_element((By.ID, "login-error"), "Wrong"))
+    browser.find_element(By.ID, "password").clear()
+    browser.find_element(By.ID, "password").send_keys(OPERATOR[1])
+    browser.find_element(By.ID, "login-button").click()
+    wait.until(seen.visibility_of_element_located((By.ID, "overview")))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#sales-chart svg rect"))
+
+    browser.get(server + "/dashboard/#receipts")
+    wait.until(seen.visibility_of_element_located((By.ID, "receipt-search")))
+    browser.find_element(By.ID, "receipt-q").send_keys("1005")
+    browser.find_element(By.CSS_SELECTOR, "#receipt-search button").click()
+    def only_the_found_receipt(d):
+        # the page first lists the newest receipts, then the search answer replaces them
+        rows = d.find_elements(By.CSS_SELECTOR, "#receipt-results tbody tr")
+        return rows if len(rows) == 1 and "1005" in rows[0].text else None
+
+    rows = wait.until(only_the_found_receipt)
+    rows[0].click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "pre.receipt"), "Coffee"))
+    assert browser.find_element(By.CSS_SELECTOR, "pre.receipt").text.startswith("CORNER SHOP")
+
+    browser.get(server + "/dashboard/#reports")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#report-table tbody tr"))
+    bars = browser.find_elements(By.CSS_SELECTOR, "#report-chart svg rect.bar")
+    assert len(bars) == 4  # sales_by_day: two days x two stores
+    assert all(float(b.get_attribute("height")) > 1 for b in bars)
+    assert "2026-03-02" in browser.find_element(By.ID, "report-table").text
+
+    browser.get(server + "/dashboard/#fleet")
+    wait.until(seen.text_to_be_present_in_element((By.ID, "fleet-table"), data.IDLE))
+    assert "SILENT" in browser.find_element(By.ID, "fleet-table").text
+
+
+# A printer whose total line the built-in rules do not know: they take the cash tendered (20.00)
+# for the total, until a layout template says which line holds it.
+ODD_SEQ, ODD_NO = 6, "1010"
+ODD_LINES = ["CORNER SHOP", "Receipt No: " + ODD_NO, "Date: 2026-03-04 12:00",
+             "Bread" + " " * 33 + "2.50", "Cheese" + " " * 32 + "9.90",
+             "Grand sum" + " " * 28 + "12.40", "Cash" + " " * 33 + "20.00",
+             "Change" + " " * 32 + "7.60"]
+
+
+@pytest.fixture
+def odd_receipt(engine):
+    r = Receipt()
+    r.lines = list(ODD_LINES)
+    r.cut, r.end = "full", "cut"
+    record = protocol.record_from_receipt(r, data.CORNER, 1, int(time.time() * 1000), True,
+                                          seq=ODD_SEQ)
+    ingest = Ingest(engine, check_devices=True)
+    try:
+        payload = json.dumps({"v": 1, "device": data.CORNER, "records": [record]}).encode()
+        assert ingest.submit_batch(data.CORNER, payload).result(30).acked == [ODD_SEQ]
+    finally:
+        ingest.close()
+    analysis.extract_pending(engine)
+    return data.CORNER, ODD_SEQ
+
+
+def test_build_layout_template_by_clicking_the_receipt(engine, odd_receipt, server, browser):
+    device, seq = odd_receipt
+    api = httpx.Client(base_url=server, auth=OPERATOR, timeout=10)
+    receipt_path = "/api/v1/receipts/%s/%d" % (device, seq)
+    assert api.get(receipt_path).json()["total"] == "20.00"  # built-in rules: wrong
+    assert api.get("/api/v1/templates/" + device).status_code == 404
+
+    wait = _login(browser, server)
+    browser.get(server + "/dashboard/#receipts")
+    wait.until(seen.visibility_of_element_located((By.ID, "receipt-search")))
+    browser.find_element(By.ID, "receipt-q").send_keys(ODD_NO)
+    browser.find_element(By.CSS_SELECTOR, "#receipt-search button").click()
+
+    def only_the_found_receipt(d):
+        rows = d.find_elements(By.CSS_SELECTOR, "#receipt-results tbody tr")
+        return rows if len(rows) == 1 and ODD_NO in rows[0].text else None
+
+    wait.until(only_the_found_receipt)[0].click()
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "pre.receipt"), "Grand sum"))
+    wait.until(lambda d: d.find_element(By.ID, "tpl-json").get_attribute("value").strip())
+    line = next(span for span in browser.find_elements(By.CSS_SELECTOR, "pre.receipt .rline")
+                if span.text.startswith("Grand sum"))
+    line.click()
+    assert "picked" in line.get_attribute("class")
+    assert browser.find_element(By.ID, "tpl-value").get_attribute("value") == "12.40"
+    Select(browser.find_element(By.ID, "tpl-field")).select_by_value("total")
+    browser.find_element(By.ID, "tpl-add").click()
+    # the draft, run on this receipt by the server: the template finds 12.40
+    wait.until(seen.text_to_be_present_in_element((By.ID, "tpl-result"), "12.40"))
+    draft = json.loads(browser.find_element(By.ID, "tpl-json").get_attribute("value"))
+    assert list(draft["fields"]) == ["total"]
+    browser.find_element(By.ID, "tpl-save").click()
+    # saved, re-extracted, and the receipt shown again with the total from the template
+    wait.until(seen.text_to_be_present_in_element((By.ID, "tpl-status"), "saved"))
+    wait.until(seen.text_to_be_present_in_element((By.ID, "receipt-facts"), "12.40"))
+
+    stored = api.get("/api/v1/templates/" + device)
+    assert stored.status_code == 200 and stored.json()["template"] == draft
+    deadline = time.monotonic() + 15
+    while api.get(receipt_path).json()["total"] != "12.40":
+        assert time.monotonic() < deadline, "receipt not re-extracted with the template"
+        time.sleep(0.1)
+    assert api.get(receipt_path).json()["total"] == "12.40"
+    # the other receipts of the printer keep their totals (the template finds nothing there)
+    assert api.get("/api/v1/receipts/%s/1" % device).json()["total"] == "6.20"
+    api.close()

@@ -1,0 +1,44 @@
+"""firmware/runner.py Runner on CPython with an injected out-of-memory: what did not fit at boot
+is built again in a quiet moment, a configuration problem is not retried."""
+from tilltap_fw import main
+from tilltap_fw import runner as runner_module
+from tilltap_fw.compat import ticks_ms
+from tilltap_fw.config import validate
+from tilltap_host.firmware_process import HOST_BOARD
+
+
+def _runner(tmp_path, server_host=""):
+    board = main.load_board(HOST_BOARD)
+    cfg = validate({"mode": "network", "printer": {"host": "127.0.0.1", "port": 9},
+                    "spool": {"dir": str(tmp_path / "spool")},
+                    "server": {"host": server_host}})
+    return runner_module.Runner(board, cfg)
+
+
+def test_capture_that_did_not_fit_at_boot_is_built_later(tmp_path, monkeypatch):
+    real, calls = runner_module.Capture, []
+
+    def starved(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("simulated")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(runner_module, "Capture", starved)
+    runner = _runner(tmp_path)
+    runner.build()
+    assert runner.capture is None and runner._build_at is not None
+    assert "capture disabled: MemoryError" in runner.problems[0]
+    boot = runner.boot
+    runner._build_at = ticks_ms() - 1          # its time has come
+    runner.tick(None, False)
+    assert runner.capture is not None and runner._build_at is None
+    assert runner.boot == boot                       # the same boot, counted once
+    assert runner.uplink is None and runner._build_at is None   # no server.host: not retried
+    assert any(p.startswith("uplink disabled: ValueError") for p in runner.problems)
+
+
+def test_due_survives_a_ticks_wrap():
+    assert runner_module._due(None, 5, 1000)
+    assert not runner_module._due(1500, 1000, 1000) and runner_module._due(1000, 1000, 1000)
+    assert runner_module._due(10 ** 6, 10, 1000)          # further off than it can be: a wrap passed

@@ -1,0 +1,213 @@
+"""OCR of raster-only receipts (tilltap.ocr) against the corpus transcriptions.
+
+Needs the `tesseract` binary (apt-get install -y tesseract-ocr tesseract-ocr-chi-sim); the
+tests that run it skip without it. Image decoding is tested without Tesseract.
+"""
+import difflib
+import os
+import shutil
+import unicodedata
+
+import pytest
+from corpus import CORPUS
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+
+from tilltap.ocr import ppocr
+from tilltap.ocr import reader as ocr
+from tilltap_host.receipt_factory import generate_receipts
+
+RASTER = [  # stream, parser options, minimum similarity measured by bench/bench_extract.py
+    ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.75),
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.9),  # dithered grey glyphs
+    ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
+]
+
+
+def need_tesseract(language=None):
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract not installed: apt-get install -y tesseract-ocr tesseract-ocr-chi-sim")
+    if language and language not in ocr.tesseract_languages():
+        pytest.skip("Tesseract language %s not installed: apt-get install -y tesseract-ocr-chi-sim"
+                    % language)
+
+
+def stream(name):
+    path = os.path.join(CORPUS, "real", name)
+    if not os.path.exists(path):
+        pytest.skip("ESC/POS corpus not found at %s (set TILLTAP_CORPUS)" % CORPUS)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def normalise(text):
+    """Compare characters only: full-width forms as ASCII, dashes alike, no whitespace."""
+    text = unicodedata.normalize("NFKC", text).replace("—", "-").replace("一", "-")
+    return "".join(text.split())
+
+
+def similarity(got, want):
+    return difflib.SequenceMatcher(None, normalise(got), normalise(want), autojunk=False).ratio()
+
+
+def test_raster_payload_decodes_msb_first_row_by_row():
+    # 16 x 2 dots: first row dots 0 and 15, second row dot 8
+    img = ocr.decode_image("raster", 16, 2, bytes([0x80, 0x01, 0x00, 0x80]))
+    black = [(x, y) for y in range(2) for x in range(16) if img.getpixel((x, y)) == 0]
+    assert black == [(0, 0), (15, 0), (8, 1)]
+
+
+def test_column_stripes_decode_column_major():
+    # ESC * 24-dot: 2 columns x 3 bytes; dot (0, 0) and dot (1, 23)
+    payload = bytes([0x80, 0, 0, 0, 0, 0x01])
+    img = ocr.decode_image("column", 2, 24, payload)
+    black = [(x, y) for y in range(24) for x in range(2) if img.getpixel((x, y)) == 0]
+    assert black == [(0, 0), (1, 23)]
+
+
+def test_generated_logos_decode_the_same_in_all_three_image_commands():
+    """The factory prints its logo as GS v 0, GS ( L and ESC *: all three give one picture."""
+    pages = {}
+    for receipt in generate_receipts(seed=2, count=6):
+        if receipt.language == "zh":
+            continue
+        (printed, specs, page), = ocr.receipt_pages(receipt.stream)
+        if page is not None:
+            pages.setdefault(specs[0][0], page)
+    assert set(pages) == {"raster", "graphics", "column"}
+    for page in pages.values():
+        inked = ImageChops.invert(page.convert("L")).getbbox()
+        assert inked is not None and inked[2] - inked[0] > 60  # a drawn frame, not noise
+
+
+@pytest.mark.parametrize("name, options, minimum", RASTER)
+def test_ocr_matches_the_transcription(name, options, minimum):
+    need_tesseract("chi_sim" if "npos" in name else None)
+    receipts = ocr.ocr_stream(stream(name), **options)
+    text = "\n".join(line for r in receipts for line in r.lines)
+    with open(os.path.join(CORPUS, "expected", name + ".txt"), encoding="utf-8") as f:
+        want = f.read()
+    assert similarity(text, want) >= minimum
+
+
+def test_ocr_text_goes_through_the_extractor():
+    need_tesseract("chi_sim")
+    (receipt,) = ocr.ocr_stream(stream("taoyuan__npos/raster.bin"), encoding="gb18030")
+    assert receipt.fields.total == "242.00"
+    assert receipt.fields.datetime == "2016-03-25"
+    assert receipt.fields.member_id == "10001703"
+    assert receipt.page.width == 464 and receipt.page.height == 576
+
+
+def test_dithered_receipt_gives_its_total_and_payment():
+    """raster-2.bin: the driver's grey labels 应收/实收/找零 that Tesseract cannot read."""
+    (receipt,) = ocr.ocr_stream(stream("taoyuan__npos/raster-2.bin"), encoding="gb18030")
+    fields = receipt.fields
+    assert (fields.total, fields.tendered, fields.change) == ("242.00", "246.00", "4.00")
+    assert [(p.type, p.amount) for p in fields.payments] == [("cash", "242.00")]
+    assert fields.member_id == "10001703" and fields.receipt_no == "10002_XPD000009"
+    # columns stay apart, as the extractor needs them
+    assert "269.00  0.900  242" in receipt.lines
+
+
+def test_dithered_page_without_pp_ocr_is_read_by_tesseract():
+    need_tesseract("chi_sim")
+    page = ocr.receipt_pages(stream("taoyuan__npos/raster-2.bin"), encoding="gb18030")[0][2]
+    with open(os.path.join(CORPUS, "expected", "taoyuan__npos/raster-2.bin.txt"),
+              encoding="utf-8") as f:
+        assert similarity("\n".join(ocr.ocr_image(page, pp_ocr=False)), f.read()) >= 0.8
+
+
+def test_pp_ocr_reads_a_rendered_line():
+    image = Image.new("L", (360, 48), 255)
+    ImageDraw.Draw(image).text((8, 6), "TOTAL 12.50", fill=0,
+                               font=ImageFont.load_default(size=30))
+    ((text, confidence),) = ppocr.LineReader.load().read([image])
+    assert text.replace(" ", "") == "TOTAL12.50" and confidence > 0.8
+    assert ppocr.LineReader.load().read([]) == []
+
+
+def test_receipts_with_only_a_logo_are_not_read():
+    need_tesseract()
+    receipts = ocr.ocr_stream(b"\x1b@" + b"\x1dv0\x00\x02\x00\x08\x00" + b"\xff" * 16 + b"\x1dV\x00")
+    assert receipts == []
+
+
+def test_clean_line_joins_han_characters():
+    assert ocr.clean_line("会 员 卡 ： 10001703") == "会员卡： 10001703"
+    assert ocr.clean_line("Total  12.00") == "Total  12.00"
+
+
+def test_clean_line_closes_the_gap_after_a_decimal_point():
+    assert ocr.clean_line("现金 242. 00") == "现金 242.00"
+    assert ocr.clean_line("Page 1. Next") == "Page 1. Next"
+
+
+def strokes(grey):
+    """A page of glyph-like strokes (bars and frames) in the given grey, mode "1"."""
+    page = Image.new("L", (240, 120), 255)
+    draw = ImageDraw.Draw(page)
+    for x in range(10, 230, 24):
+        draw.rectangle((x, 10, x + 3, 50), fill=grey)
+        draw.rectangle((x, 70, x + 16, 73), fill=grey)
+        draw.rectangle((x, 80, x + 16, 110), outline=grey, width=2)
+    return page
+
+
+def test_dithered_grey_text_is_told_from_solid_strokes():
+    solid = strokes(0).convert("1", dither=Image.Dither.NONE)
+    # a driver's grey text: soft edges, then Floyd-Steinberg dithered to dots
+    dithered = strokes(110).filter(ImageFilter.GaussianBlur(1)).convert("1")
+    assert not ocr.is_dithered(solid)
+    assert ocr.is_dithered(dithered)
+    assert not ocr.is_dithered(Image.new("1", (8, 8), 1))
+
+
+def test_corpus_pages_dithered_or_crisp():
+    pages = {name: ocr.receipt_pages(stream(name), **options)[0][2] for name, options, _ in RASTER}
+    assert ocr.is_dithered(pages["taoyuan__npos/raster-2.bin"])
+    assert not ocr.is_dithered(pages["taoyuan__npos/raster.bin"])
+    assert not ocr.is_dithered(pages["mike42__escpos-php/print-from-pdf.bin"])
+
+
+def test_line_bands_split_at_blank_rows():
+    page = Image.new("1", (50, 40), 1)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((5, 2, 40, 9), fill=0)
+    draw.rectangle((5, 11, 40, 14), fill=0)     # 1 blank row: same line
+    draw.line((0, 25, 49, 25), fill=0)          # 10 blank rows: a new band, a rule
+    draw.point((7, 39), fill=0)
+    assert ocr.line_bands(page) == [(2, 15), (25, 26), (39, 40)]
+
+
+def test_rules_in_a_dithered_page_become_dashes():
+    need_tesseract("chi_sim")
+    page = ocr.receipt_pages(stream("taoyuan__npos/raster-2.bin"), encoding="gb18030")[0][2]
+    lines = ocr.ocr_image(page)
+    rules = [k for k, line in enumerate(lines) if set(line) == {"-"}]
+    assert len(rules) == 3 and all(len(lines[k]) >= 30 for k in rules)
+    # where the receipt prints them: around the item line, above the member's phone number
+    assert any("1031061" in line for line in lines[rules[0]:rules[1]])
+    assert any("1234567890" in line for line in lines[rules[2]:])
+
+
+def test_which_stored_records_are_raster_only():
+    page = {"kind": "raster", "width": 576, "height": 1248, "size": 89856}
+    logo = {"kind": "raster", "width": 128, "height": 40, "size": 640}
+    assert ocr.raster_only({"lines": ["T"], "images": [page]})
+    assert not ocr.raster_only({"lines": ["Shop", "Latte 3.50", "TOTAL 3.50"], "images": [page]})
+    assert not ocr.raster_only({"lines": [], "images": [logo]})
+    assert not ocr.raster_only({"lines": [], "images": [{"height": "x"}, 5]})
+
+
+def test_raw_bytes_inflate_bounded():
+    import zlib
+
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    packed = deflate.compress(b"\x1b@" * 10) + deflate.flush()
+    assert ocr.raw_bytes(packed, "deflate") == b"\x1b@" * 10
+    assert ocr.raw_bytes(b"\x1b@", "identity") == b"\x1b@"
+    with pytest.raises(ValueError):
+        ocr.raw_bytes(b"not deflate at all", "deflate")
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    with pytest.raises(ValueError):
+        ocr.raw_bytes(bomb.compress(bytes(5 << 20)) + bomb.flush(), "deflate")

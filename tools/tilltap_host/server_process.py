@@ -1,0 +1,83 @@
+"""`tilltap serve` in a subprocess on a free port, for end-to-end tests and the bench.
+
+    srv = ServerProc(url, schema, mqtt=(port, user, password)).start()
+    ... srv.port ...; srv.kill(); srv.start(); srv.stop()
+
+wrapper: a Python file run instead of `tilltap serve` (fault-injection tests wrap the
+server with a hook; the wrapper gets the same arguments).
+"""
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+from tilltap_host.netutil import free_port, wait_for
+from tilltap_host.unixport import ROOT
+
+
+class ServerProc:
+    def __init__(self, db_url, schema=None, mqtt=None, port=None, client_id=None, wrapper=None,
+                 log_path=None, env=None, extra_args=()):
+        self.port = port or free_port()
+        self.args = ["--db", db_url, "--port", str(self.port), "--log-level", "warning"]
+        if schema:
+            self.args += ["--schema", schema]
+        self.mqtt = mqtt
+        if mqtt:
+            self.args += ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(mqtt[0]),
+                          "--mqtt-user", mqtt[1],
+                          "--client-id", client_id or "tilltap-test-%d" % self.port]
+        self.args += list(extra_args)
+        self.env = dict(os.environ)
+        if mqtt:
+            self.env["TILLTAP_MQTT_PASSWORD"] = mqtt[2]
+        self.env.update(env or {})
+        self.wrapper = wrapper
+        self.log_path = log_path or os.devnull
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, wait=True):
+        entry = [self.wrapper] if self.wrapper else ["-m", "tilltap.cli", "serve"]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable] + entry + self.args, cwd=ROOT,
+                                     env=self.env, stdout=self._log, stderr=self._log)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def health(self):
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def wait_ready(self):
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("tilltap serve exited with %s" % self.proc.returncode)
+            h = self.health()
+            return h and (not self.mqtt or h.get("mqtt_connected"))
+        wait_for(ready, 30, what="tilltap serve on port %d" % self.port)
+
+    def kill(self):
+        """SIGKILL: no clean-up, as a crash or power cut would do."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        self.wait_exit()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+        self.wait_exit()
+
+    def wait_exit(self):
+        if self.proc:
+            self.proc.wait(30)
+            self._log.close()
+        self.proc = None
