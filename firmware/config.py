@@ -9,6 +9,8 @@ a test).
 """
 import json
 
+from .escpos_parser import ENCODINGS, PROFILES, VENDORS
+
 
 class ConfigError(ValueError):
     """A bad setting; the message starts with the dotted name of the field."""
@@ -32,10 +34,9 @@ SCHEMA = {
     "server.ca_file": (str, "", None, "the CA certificate (PEM) on the board"),
     "server.credential": (str, "", None, "written by `make provision`"),
     "server.timeout_ms": (int, 2000, (200, 60000), "the longest any network wait may take"),
-    "printer.profile": (str, "epson", ("epson", "star"), "star: Star Line Mode"),
-    "printer.codepage_map": (str, "epson", ("epson", "star", "bixolon", "zjiang", "xprinter",
-                                            "rongta"), "the vendor's numbering of ESC t"),
-    "printer.encoding": (str, "", ("", "gb18030", "big5", "shift_jis", "cp949"),
+    "printer.profile": (str, "epson", PROFILES, "star: Star Line Mode"),
+    "printer.codepage_map": (str, "epson", VENDORS, "the vendor's numbering of ESC t"),
+    "printer.encoding": (str, "", ("",) + ENCODINGS[1:],
                          "set: the printer starts in this CJK mode"),
     "printer.baudrate": (int, 115200, (1200, 921600), "the POS and the printer must use the same"),
     "printer.flow": (str, "none", ("none", "rtscts"), ""),

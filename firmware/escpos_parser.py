@@ -44,10 +44,192 @@ _BLANK_LINE = (LINE, "", None)
 
 _ESC = const(0x1B)
 _GS = const(0x1D)
-_FS = const(0x1C)
+_FS = const(0x1C)          # Star Line Mode: fire drawer 1 at once
 _DLE = const(0x10)
 _LF = const(0x0A)
 _CR = const(0x0D)
+_HT = const(0x09)
+_FF = const(0x0C)          # page mode: print the page
+_CAN = const(0x18)         # page mode: drop the page; Star: cancel and initialise
+_EOT = const(0x04)         # DLE EOT n: real-time status; Star: a status request by itself
+_ENQ = const(0x05)         # DLE ENQ n: real-time request; Star: a status request by itself
+_DC4 = const(0x14)         # DLE DC4 fn ...: real-time drawer pulse, power off, buffer clear
+_BEL = const(0x07)         # Star: fire drawer 1
+_EM = const(0x19)          # Star: fire drawer 2 at once
+_SUB = const(0x1A)         # Star: fire drawer 2
+_RS = const(0x1E)          # Star: ends ESC b barcode data; ESC RS x n
+
+# Command bytes after the prefix, named for what they do; the comment spells the command.
+# Commands that only need framing are in the *_FIX tables below and have no name here.
+# ESC x
+_INIT = const(0x40)                  # ESC @   initialise the printer
+_SELECT_CODE_TABLE = const(0x74)     # ESC t n
+_INTL_CHARSET = const(0x52)          # ESC R n
+_SELECT_DEVICE = const(0x3D)         # ESC = n   bit 0 off: data is for a customer display
+_FEED_LINES = const(0x64)            # ESC d n   print and feed n lines
+_FEED_UNITS = const(0x4A)            # ESC J n   print and feed n units (Star: n/4 mm)
+_BACK_FEED_UNITS = const(0x4B)       # ESC K n   print and feed back n units
+_BACK_FEED_LINES = const(0x65)       # ESC e n   print and feed back n lines
+_CUT_ONE_POINT = const(0x69)         # ESC i   partial cut, one point left (obsolete)
+_CUT_THREE_POINTS = const(0x6D)      # ESC m   partial cut, three points left (obsolete)
+_DRAWER_PULSE = const(0x70)          # ESC p m t1 t2
+_PAGE_MODE = const(0x4C)             # ESC L
+_STANDARD_MODE = const(0x53)         # ESC S
+_PRINT_PAGE = const(0x0C)            # ESC FF   print the page, stay in page mode
+_ABS_POSITION = const(0x24)          # ESC $ nL nH
+_REL_POSITION = const(0x5C)          # ESC \ nL nH
+_SEND_PERIPHERAL = const(0x75)       # ESC u n   transmit peripheral status
+_SEND_PAPER = const(0x76)            # ESC v   transmit paper sensor status
+_ESC_PAREN = const(0x28)             # ESC ( x pL pH ...
+_BIT_IMAGE = const(0x2A)             # ESC * m nL nH d...
+_DEFINE_CHARS = const(0x26)          # ESC & y c1 c2 [x d...]...
+_TAB_STOPS = const(0x44)             # ESC D n1 ... NUL (Star: the same)
+# ESC x in Star Line Mode (ESC @, ESC R, ESC J and ESC D as on Epson; ESC GS is below)
+_STAR_CUT = const(0x64)              # ESC d n   cut
+_STAR_FEED_LINES = const(0x61)       # ESC a n   feed n lines
+_STAR_FEED_FINE = const(0x49)        # ESC I n   feed n/8 mm
+_STAR_DRAWER_PULSE = const(0x07)     # ESC BEL n1 n2   drawer pulse widths
+_STAR_STATUS = const(0x06)           # ESC ACK SOH   request an automatic-status block
+_STAR_FORM_FEED = const(0x0C)        # ESC FF NUL|EOT   raster mode: end the page|the job
+_STAR_BARCODE = const(0x62)          # ESC b n1 n2 n3 n4 d... RS
+_STAR_VTAB_STOPS = const(0x42)       # ESC B n1 ... NUL
+_STAR_PAGE_LENGTH = const(0x43)      # ESC C n | ESC C NUL n
+_STAR_IMAGE_8 = const(0x4B)          # ESC K n NUL d...   8-dot image
+_STAR_IMAGE_24 = const(0x6B)         # ESC k n NUL d...   24-dot image
+_STAR_IMAGE_8_WIDE = const(0x4C)     # ESC L nL nH d...   8-dot image
+_STAR_IMAGE_24_WIDE = const(0x58)    # ESC X nL nH d...   24-dot image
+_STAR_RASTER = const(0x2A)           # ESC * r x ...   raster mode commands
+_RASTER_R = const(0x72)              # the r of ESC * r x
+_RASTER_ENTER = const(0x41)          # ESC * r A
+_RASTER_QUIT = const(0x42)           # ESC * r B
+_RASTER_LINE_FEED = const(0x62)      # b n1 n2 d...   raster mode: a dot row, then line feed
+_RASTER_LINE = const(0x6B)           # k n1 n2 d...   raster mode: a dot row, no line feed
+# ESC GS x (Star; generators send ESC GS t to Star printers in Epson emulation too)
+_ESC_GS_CODE_PAGE = const(0x74)      # ESC GS t n   Star numbering
+_ESC_GS_BUZZER = const(0x07)         # ESC GS BEL m t1 t2   ring the buzzer
+_ESC_GS_BUZZER_DRIVE = const(0x19)   # ESC GS EM DC1|DC2 m n1 n2   external buzzer
+_ESC_GS_QR = const(0x79)             # ESC GS y x ...
+_ESC_GS_PDF417 = const(0x78)         # ESC GS x x ...
+_ESC_GS_RASTER = const(0x53)         # ESC GS S m xL xH yL yH n d...
+_ESC_GS_PAREN = const(0x28)          # ESC GS ( x pL pH ...
+_ESC_GS_ABS_POSITION = const(0x41)   # ESC GS A n1 n2
+_ESC_GS_REL_POSITION = const(0x52)   # ESC GS R n1 n2
+_STAR_CODE_DATA = const(0x44)        # ESC GS y|x D ...   store 2D-code data
+_STAR_CODE_PRINT = const(0x50)       # ESC GS y|x P   print it
+_STAR_CODE_INFO = const(0x49)        # ESC GS y|x I   transmit its size information
+# GS x
+_GS_PAREN = const(0x28)              # GS ( x pL pH ...
+_GS_LARGE = const(0x38)              # GS 8 L p1 p2 p3 p4 ...   GS ( L with a 32-bit length
+_GS_BARCODE = const(0x6B)            # GS k m ...
+_BARCODE_A_LAST = const(6)           # GS k m d... NUL   function A: m 0-6
+_BARCODE_B_FIRST = const(65)         # GS k m n d...   function B: m 65-79
+_BARCODE_B_LAST = const(79)
+_GS_CUT = const(0x56)                # GS V m
+_CUT_FEED_FIRST = const(65)          # GS V m n   functions B-D: m 65 and up
+_GS_RASTER = const(0x76)             # GS v x ...
+_GS_RASTER_PRINT = const(0x30)       # GS v 0 m xL xH yL yH d...
+_GS_VAR_IMAGE = const(0x51)          # GS Q x ...
+_GS_VAR_IMAGE_PRINT = const(0x30)    # GS Q 0 m xL xH yL yH d...   variable-height image
+_GS_DEFINE_IMAGE = const(0x2A)       # GS * x y d...   define the downloaded bit image
+_GS_PRINT_IMAGE = const(0x2F)        # GS / m   print the downloaded bit image
+_GS_BMP = const(0x44)                # GS D x ...
+_GS_BMP_DEFINE = const(0x30)         # GS D 0 fn 0 kc1 kc2 b 1 <BMP file>
+_GS_BMP_NV = const(0x43)             # GS D 0 C ...   into NV memory
+_GS_BMP_DOWNLOAD = const(0x53)       # GS D 0 S ...   into download memory
+_GS_COUNTER = const(0x43)            # GS C x ...   counter (obsolete)
+_GS_COUNTER_MODE = const(0x30)       # GS C 0 n m
+_GS_COUNTER_A = const(0x31)          # GS C 1 aL aH bL bH n r
+_GS_COUNTER_SET = const(0x32)        # GS C 2 nL nH
+_GS_COUNTER_B = const(0x3B)          # GS C ; ...
+_COUNTER_FIELD_END = const(0x3B)     # the ';' after each of the five GS C ; fields
+_GS_ASB = const(0x61)                # GS a n   automatic status back
+_GS_SEND_STATUS = const(0x72)        # GS r n
+_GS_SEND_ID = const(0x49)            # GS I n
+_GS_MAINTENANCE = const(0x67)        # GS g x m nL nH   maintenance counter
+_GS_MAINTENANCE_SEND = const(0x32)   # GS g 2 m nL nH
+_GS_MACRO = const(0x3A)              # GS :   start or end a macro definition
+_GS_RUN_MACRO = const(0x5E)          # GS ^ r t m
+# GS ( x letters (GS 8 L too) and their functions <fn>
+_GS_CODE2D = const(0x6B)             # GS ( k cn fn ...   2D codes
+_CODE2D_PDF417 = const(48)           # cn 48: PDF417 (Star ESC GS x codes are kept as it)
+_CODE2D_QR = const(49)               # cn 49: QR Code (Star ESC GS y codes are kept as it)
+_CODE2D_STORE = const(80)            # <fn 80>: store the symbol data
+_CODE2D_PRINT = const(81)            # <fn 81>: print the stored symbol
+_CODE2D_SEND_SIZE = const(82)        # <fn 82>: transmit its size information
+_GS_GRAPHICS = const(0x4C)           # GS ( L m fn ...   graphics
+_GRAPHICS_NV_CAPACITY = const(48)    # <fn 48>: transmit the NV graphics capacity
+_GRAPHICS_NV_FREE = const(51)        # <fn 51>: transmit the remaining NV capacity
+_GRAPHICS_DL_FREE = const(52)        # <fn 52>: transmit the remaining download capacity
+_GRAPHICS_NV_KEYS = const(64)        # <fn 64>: transmit the NV key-code list
+_GRAPHICS_PRINT_NV = const(69)       # <fn 69>: print NV graphics
+_GRAPHICS_DL_KEYS = const(80)        # <fn 80>: transmit the download key-code list
+_GRAPHICS_PRINT_DL = const(85)       # <fn 85>: print download graphics
+_GRAPHICS_STORE_RASTER = const(112)  # <fn 112>: store raster graphics in the print buffer
+_GRAPHICS_STORE_COLUMN = const(113)  # <fn 113>: store column graphics in the print buffer
+_GS_PROCESS = const(0x48)            # GS ( H fn m ...   process-ID and offline responses
+_PROCESS_ID = const(48)              # <fn 48>: request a process-ID response
+_OFFLINE_RESPONSE = const(49)        # <fn 49>: request an offline response
+_GS_SETUP = const(0x45)              # GS ( E fn ...   user setup
+_SETUP_ENTER = const(1)              # <fn 1>: enter user setting mode
+_SETUP_SEND_SWITCHES = const(4)      # <fn 4>: transmit the memory switches
+_SETUP_SEND_CUSTOM = const(6)        # <fn 6>: transmit the customised values
+_SETUP_SEND_SERIAL = const(12)       # <fn 12>: transmit the serial interface settings
+_SETUP_SEND_BLUETOOTH = const(14)    # <fn 14>: transmit the Bluetooth settings
+_SETUP_SEND_USB = const(16)          # <fn 16>: transmit the USB settings
+_SETUP_SEND_LAYOUT = const(50)       # <fn 50>: transmit the paper layout
+_SETUP_SEND_LABEL = const(52)        # <fn 52>: transmit the label and black-mark settings
+_SETUP_SEND_BUZZER = const(100)      # <fn 100>: transmit the buzzer patterns
+_GS_NV_RECORDS = const(0x43)         # GS ( C m fn ...   NV user memory records
+_RECORD_SEND = const(50)             # <fn 50>: transmit a record
+_RECORD_CAPACITY = const(51)         # <fn 51>: transmit the capacity
+_RECORD_FREE = const(52)             # <fn 52>: transmit the remaining capacity
+_RECORD_KEYS = const(53)             # <fn 53>: transmit the key-code list
+_RECORD_SEND_BIN = const(2)          # <fn 2>-<fn 5>: the same four, numbered in binary
+_RECORD_CAPACITY_BIN = const(3)
+_RECORD_FREE_BIN = const(4)
+_RECORD_KEYS_BIN = const(5)
+_GS_SLIP = const(0x47)               # GS ( G fn ...   slip, MICR and scanner
+# GS ( x functions that make the printer answer (checked only for those commands)
+_GRAPHICS_REPLIES = (_GRAPHICS_NV_CAPACITY, _GRAPHICS_NV_FREE, _GRAPHICS_DL_FREE,
+                     _GRAPHICS_NV_KEYS, _GRAPHICS_DL_KEYS)
+_SETUP_REPLIES = (_SETUP_ENTER, _SETUP_SEND_SWITCHES, _SETUP_SEND_CUSTOM, _SETUP_SEND_SERIAL,
+                  _SETUP_SEND_BLUETOOTH, _SETUP_SEND_USB, _SETUP_SEND_LAYOUT, _SETUP_SEND_LABEL,
+                  _SETUP_SEND_BUZZER)
+_RECORD_REPLIES = (_RECORD_SEND_BIN, _RECORD_CAPACITY_BIN, _RECORD_FREE_BIN, _RECORD_KEYS_BIN,
+                   _RECORD_SEND, _RECORD_CAPACITY, _RECORD_FREE, _RECORD_KEYS)
+# FS x
+_FS_PAREN = const(0x28)              # FS ( x pL pH ...
+_FS_KANJI_ON = const(0x26)           # FS &   Kanji (double-byte) character mode
+_FS_KANJI_OFF = const(0x2E)          # FS .
+_FS_KANJI_CODE = const(0x43)         # FS C n   JIS, Shift JIS or Shift JIS-2004
+_FS_DEFINE_KANJI = const(0x32)       # FS 2 c1 c2 d...
+_FS_PRINT_LOGO = const(0x70)         # FS p n m   print NV bit image n
+_FS_DEFINE_LOGOS = const(0x71)       # FS q n [xL xH yL yH d...]...
+_FS_CHECK_PAPER = const(0x61)        # FS a x ...   (obsolete)
+_FS_CHECK_PAPER_0 = const(0x30)      # FS a 0 n   the one 4-byte form
+_FS_NV_MEMORY = const(0x67)          # FS g x ...   NV user memory
+_FS_NV_WRITE = const(0x31)           # FS g 1 m a1 a2 a3 a4 nL nH d...
+_FS_NV_READ = const(0x32)            # FS g 2 m a1 a2 a3 a4 nL nH
+# FS ( x letters and their functions <fn>
+_FS_ENCODING = const(0x43)           # FS ( C fn ...   character encoding
+_FS_SELECT_ENCODING = const(48)      # <fn 48>: one-byte code pages or UTF-8
+_FS_SELECT_ENCODING_BIN = const(0)   # <fn 0>: the same
+_FS_LOGO = const(0x45)               # FS ( E fn ...   top and bottom logo
+_FS_LOGO_SEND = const(61)            # <fn 61>: transmit the logo settings
+_FS_LABEL = const(0x4C)              # FS ( L fn ...   label and black-mark control
+_FS_LABEL_LAYOUT = const(34)         # <fn 34>: transmit the paper layout
+_FS_LABEL_POSITION = const(48)       # <fn 48>: transmit the positioning information
+_FS_EXT_ASB = const(0x65)            # FS ( e m n   extended automatic status back
+# DLE x n: the real-time commands by their n
+_EOT_INK = const(7)                  # DLE EOT 7 a   ink status (a: one byte more)
+_EOT_PEELER = const(8)               # DLE EOT 8 a   peeler status
+_EOT_INTERFACE = const(18)           # DLE EOT 18 a   interface status
+_ENQ_CLEAR = const(2)                # DLE ENQ 2   recover, clearing the buffers
+_DC4_PULSE = const(1)                # DLE DC4 1 m t   drawer pulse
+_DC4_POWER_OFF = const(2)            # DLE DC4 2 1 8
+_DC4_BUZZER = const(3)               # DLE DC4 3 a n r t1 t2
+_DC4_SEND_STATUS = const(7)          # DLE DC4 7 m
+_DC4_CLEAR = const(8)                # DLE DC4 8 1 3 20 1 6 2 8   clear the buffers
 
 _TEXT = const(0)
 _HEADER = const(1)
@@ -191,18 +373,6 @@ def page_encoding(vendor, n):
     return None
 
 
-def is_span_encoding(name):
-    """True for an encoding name this parser can put in an undecoded line's span (the server
-    refuses any other: a codec named by a device must be a text codec of ours)."""
-    if name in ENCODINGS or name in ("utf-8", "jis", "shift_jis_2004", "cp437"):
-        return bool(name)
-    key = ":%s " % name
-    for spec in _VENDOR_PAGES.values():
-        if key in spec + " ":
-            return True
-    return key in _EPSON_PAGES + " "
-
-
 def decode_text(raw, encoding, intl=0, errors="backslashreplace"):
     """Bytes of one text run as Unicode; None where this interpreter has no codec for them.
 
@@ -226,34 +396,14 @@ def decode_text(raw, encoding, intl=0, errors="backslashreplace"):
         try:
             _codecs.lookup(codec)
         except LookupError:
-            text = _table_text(raw, encoding, errors)
+            from .codepages import table_text    # CPython only: the board stops above
+            text = table_text(raw, encoding, errors)
             codec = "cp437"
         if text is None:
             text = bytes(raw).decode(codec, errors)
     if intl and encoding != "utf-8":
         text = _apply_intl(text, intl)
     return text
-
-
-def _table_text(raw, encoding, errors):
-    """A page Python has no codec for (katakana, TCVN-3, ...), from codec_tables.py (CPython
-    only: the board never decodes these itself); None if it is not there either."""
-    from . import codec_tables
-    names = codec_tables.PAGES.split()
-    if encoding not in names:
-        return None
-    base = names.index(encoding) * 256 - 256
-    out = []
-    for b in raw:
-        code = b if b < 0x80 else \
-            codec_tables.TABLE[base + 2 * b] << 8 | codec_tables.TABLE[base + 2 * b + 1]
-        if code != 0xFFFF:
-            out.append(chr(code))
-        elif errors == "strict":
-            raise UnicodeError("byte 0x%02x is not in %s" % (b, encoding))
-        else:
-            out.append("\\x%02x" % b)
-    return "".join(out)
 
 
 def decode_line(spans, errors="backslashreplace"):
@@ -605,7 +755,7 @@ class Parser:
             if j + 1 < n:
                 return self._dle_lookahead(buf[j + 1], j + 1)
             self._mode = _DLE_WAIT
-        elif c == 0x09:
+        elif c == _HT:
             col = self._llen
             stops = self._tabs
             target = (col // 8 + 1) * 8
@@ -615,12 +765,12 @@ class Parser:
                         target = s
                         break
             self._pad_to(target)
-        elif c == 0x0C:
+        elif c == _FF:
             if self._page_mode:
                 self._print_page()
                 self._page_mode = False
                 self._page = None
-        elif c == 0x18:
+        elif c == _CAN:
             if self._page_mode:
                 self._drop_page()
             elif self._star:
@@ -631,18 +781,18 @@ class Parser:
         return j + 1
 
     def _star_control(self, c):
-        if c == 0x05 or c == 0x04:
-            self._request("ENQ" if c == 0x05 else "EOT")
-        elif c == 0x07 or c == 0x1C:
+        if c == _ENQ or c == _EOT:
+            self._request("ENQ" if c == _ENQ else "EOT")
+        elif c == _BEL or c == _FS:
             self._drawer((1,))
-        elif c == 0x1A or c == 0x19:
+        elif c == _SUB or c == _EM:
             self._drawer((2,))
 
     def _dle_lookahead(self, b, i):
         # DLE starts a command only before EOT, ENQ or DC4; otherwise it is an ignored control
         # byte and b is ordinary data (not consumed here).
         self._mode = _TEXT
-        if b == 0x04 or b == 0x05 or b == 0x14:
+        if b == _EOT or b == _ENQ or b == _DC4:
             self._hdr[0] = _DLE
             self._hdr[1] = b
             self._hlen = 2
@@ -729,15 +879,15 @@ class Parser:
             total = _ESC_FIX[c]
             if total:
                 self._fixed(total)
-            elif c == 0x28:
+            elif c == _ESC_PAREN:
                 self._want(5, self._p16_skip)
-            elif c == 0x2A:
+            elif c == _BIT_IMAGE:
                 self._want(3, self._esc_star)
-            elif c == 0x26:
+            elif c == _DEFINE_CHARS:
                 self._want(5, self._esc_amp)
-            elif c == 0x44:
+            elif c == _TAB_STOPS:
                 self._scan_start(_SCAN_TABS)
-            elif c == 0x1D:
+            elif c == _GS:
                 self._want(3, self._esc_gs)
             else:
                 self._unknown()
@@ -750,23 +900,23 @@ class Parser:
         total = _GS_FIX[c]
         if total:
             self._fixed(total)
-        elif c == 0x28:
+        elif c == _GS_PAREN:
             self._want(5, self._gs_paren)
-        elif c == 0x6B:
+        elif c == _GS_BARCODE:
             self._want(3, self._gs_k)
-        elif c == 0x76:
+        elif c == _GS_RASTER:
             self._want(3, self._gs_v)
-        elif c == 0x56:
+        elif c == _GS_CUT:
             self._want(3, self._gs_cut)
-        elif c == 0x38:
+        elif c == _GS_LARGE:
             self._want(3, self._gs_8)
-        elif c == 0x2A:
+        elif c == _GS_DEFINE_IMAGE:
             self._want(4, self._gs_star)
-        elif c == 0x51:
+        elif c == _GS_VAR_IMAGE:
             self._want(3, self._gs_q)
-        elif c == 0x44:
+        elif c == _GS_BMP:
             self._want(4, self._gs_d)
-        elif c == 0x43:
+        elif c == _GS_COUNTER:
             self._want(3, self._gs_c)
         elif c >= 0x80:
             self._fixed(3)        # Custom's GS E0 n and friends
@@ -777,15 +927,15 @@ class Parser:
         total = _FS_FIX[c]
         if total:
             self._fixed(total)
-        elif c == 0x28:
+        elif c == _FS_PAREN:
             self._want(5, self._fs_paren)
-        elif c == 0x32:
+        elif c == _FS_DEFINE_KANJI:
             self._want(4, lambda: self._skip(self._glyph_bytes))
-        elif c == 0x61:
-            self._want(3, lambda: self._fixed(4 if self._hdr[2] == 0x30 else 3))
-        elif c == 0x67:
+        elif c == _FS_CHECK_PAPER:
+            self._want(3, lambda: self._fixed(4 if self._hdr[2] == _FS_CHECK_PAPER_0 else 3))
+        elif c == _FS_NV_MEMORY:
             self._want(3, self._fs_g)
-        elif c == 0x71:
+        elif c == _FS_DEFINE_LOGOS:
             self._want(3, self._fs_q)
         else:
             self._unknown()
@@ -806,70 +956,71 @@ class Parser:
         if self._star and p == _ESC:
             self._star_exec(c)
         elif p == _ESC:
-            if c == 0x40:
+            if c == _INIT:
                 self._init()
-            elif c == 0x74:
+            elif c == _SELECT_CODE_TABLE:
                 self._page_no = h[2]
                 self._codepage_changed(self._vendor)
-            elif c == 0x52:
+            elif c == _INTL_CHARSET:
                 self._intl = h[2]
                 self._set_key()
-            elif c == 0x64 or c == 0x4A or c == 0x4B or c == 0x65:
+            elif c == _FEED_LINES or c == _FEED_UNITS or c == _BACK_FEED_UNITS or \
+                    c == _BACK_FEED_LINES:
                 self._feed_lines()
-            elif c == 0x69 or c == 0x6D:
+            elif c == _CUT_ONE_POINT or c == _CUT_THREE_POINTS:
                 self._do_cut("partial")
-            elif c == 0x70:
+            elif c == _DRAWER_PULSE:
                 self._drawer((5 if h[2] & 1 else 2,))
-            elif c == 0x3D:
+            elif c == _SELECT_DEVICE:
                 self._end_line()
                 self._selected = bool(h[2] & 1)
-            elif c == 0x4C:
+            elif c == _PAGE_MODE:
                 self._end_line()
                 self._page_mode = True
                 self._page = []
-            elif c == 0x53:
+            elif c == _STANDARD_MODE:
                 self._drop_page()
                 self._page_mode = False
-            elif c == 0x0C:
+            elif c == _PRINT_PAGE:
                 if self._page_mode:
                     self._print_page()
-            elif c == 0x24:
+            elif c == _ABS_POSITION:
                 self._pad_to(self._u16(2) // _CHAR_DOTS)
-            elif c == 0x5C:
+            elif c == _REL_POSITION:
                 rel = self._u16(2)
                 if rel < 0x8000:
                     self._pad_to(self._llen + rel // _CHAR_DOTS)
-            elif c == 0x75 or c == 0x76:
+            elif c == _SEND_PERIPHERAL or c == _SEND_PAPER:
                 self._request("ESC " + chr(c))
         elif p == _GS:
-            if c == 0x61:
+            if c == _GS_ASB:
                 if h[2]:
                     self._request("GS a")
-            elif c == 0x72 or c == 0x49:
+            elif c == _GS_SEND_STATUS or c == _GS_SEND_ID:
                 self._request("GS %s %d" % (chr(c), h[2]))
-            elif c == 0x67:
-                if h[2] == 0x32:
+            elif c == _GS_MAINTENANCE:
+                if h[2] == _GS_MAINTENANCE_SEND:
                     self._request("GS g 2")
-            elif c == 0x2F:
+            elif c == _GS_PRINT_IMAGE:
                 self._image("logo", 0, 0, 0)
-            elif c == 0x3A:
+            elif c == _GS_MACRO:
                 self._recording = not self._recording
                 if self._recording:
                     self._macro = []
-            elif c == 0x5E:
+            elif c == _GS_RUN_MACRO:
                 self._replay_macro(h[2])
         else:
-            if c == 0x26:
+            if c == _FS_KANJI_ON:
                 self._kanji = True
                 self._set_key()
-            elif c == 0x2E:
+            elif c == _FS_KANJI_OFF:
                 self._kanji = False
                 self._set_key()
-            elif c == 0x43:
+            elif c == _FS_KANJI_CODE:
                 self._mb = ("jis", "shift_jis", "shift_jis_2004")[h[2] % 3] \
                     if h[2] in (0, 1, 2, 48, 49, 50) else self._mb
                 self._set_key()
-            elif c == 0x70:
+            elif c == _FS_PRINT_LOGO:
                 self._image("logo", 0, 0, 0)
         self._done()
 
@@ -890,17 +1041,18 @@ class Parser:
     def _on_dle(self):
         kind = self._hdr[1]
         n = self._hdr[2]
-        if kind == 0x04:
-            if n in (7, 8, 18):
+        if kind == _EOT:
+            if n in (_EOT_INK, _EOT_PEELER, _EOT_INTERFACE):
                 self._want(4, lambda: self._dle_done("DLE EOT %d" % n))
             else:
                 self._dle_done("DLE EOT %d" % n)
-        elif kind == 0x05:
-            if n == 2:
+        elif kind == _ENQ:
+            if n == _ENQ_CLEAR:
                 self._end_receipt("abort")
             self._done()
         else:
-            total = {1: 5, 2: 5, 3: 8, 7: 4, 8: 10}.get(n, 3)
+            total = {_DC4_PULSE: 5, _DC4_POWER_OFF: 5, _DC4_BUZZER: 8, _DC4_SEND_STATUS: 4,
+                     _DC4_CLEAR: 10}.get(n, 3)
             self._want(total, self._dc4)
 
     def _dle_done(self, name):
@@ -909,11 +1061,11 @@ class Parser:
 
     def _dc4(self):
         fn = self._hdr[2]
-        if fn == 1:
+        if fn == _DC4_PULSE:
             self._drawer((5 if self._hdr[3] & 1 else 2,))
-        elif fn in (2, 7, 8):
+        elif fn in (_DC4_POWER_OFF, _DC4_SEND_STATUS, _DC4_CLEAR):
             self._request("DLE DC4 %d" % fn)
-            if fn == 8:
+            if fn == _DC4_CLEAR:
                 self._end_receipt("abort")
         self._done()
 
@@ -961,21 +1113,21 @@ class Parser:
 
     def _esc_gs(self):
         c = self._hdr[2]
-        if c == 0x74:
+        if c == _ESC_GS_CODE_PAGE:
             self._want(4, self._star_codepage)
-        elif c == 0x07:
+        elif c == _ESC_GS_BUZZER:
             self._fixed(6)
-        elif c == 0x19:
+        elif c == _ESC_GS_BUZZER_DRIVE:
             self._fixed(7)
-        elif self._star and c == 0x79:
+        elif self._star and c == _ESC_GS_QR:
             self._want(4, self._star_qr)
-        elif self._star and c == 0x78:
+        elif self._star and c == _ESC_GS_PDF417:
             self._want(4, self._star_pdf417)
-        elif self._star and c == 0x53:
+        elif self._star and c == _ESC_GS_RASTER:
             self._want(9, self._star_raster_image)
-        elif self._star and c == 0x28:
+        elif self._star and c == _ESC_GS_PAREN:
             self._want(6, lambda: self._skip(self._u16(4)))
-        elif self._star and (c == 0x41 or c == 0x52):
+        elif self._star and (c == _ESC_GS_ABS_POSITION or c == _ESC_GS_REL_POSITION):
             self._fixed(5)
         else:
             self._fixed(4)
@@ -992,7 +1144,7 @@ class Parser:
         cut = _CUTS.get(m)
         if cut is None:
             self._unknown()
-        elif m >= 65:
+        elif m >= _CUT_FEED_FIRST:
             self._want(4, lambda: self._cut_done(cut))
         else:
             self._cut_done(cut)
@@ -1002,7 +1154,7 @@ class Parser:
         self._done()
 
     def _gs_v(self):
-        if self._hdr[2] != 0x30:
+        if self._hdr[2] != _GS_RASTER_PRINT:
             self._unknown()
             return
         self._want(8, self._gs_v_data)
@@ -1013,7 +1165,7 @@ class Parser:
         self._image_payload("raster", x * 8, y, x * y)
 
     def _gs_q(self):
-        if self._hdr[2] != 0x30:
+        if self._hdr[2] != _GS_VAR_IMAGE_PRINT:
             self._unknown()
             return
         self._want(8, lambda: self._image_payload("raster", self._u16(4), self._u16(6) * 8,
@@ -1023,7 +1175,7 @@ class Parser:
         self._skip(8 * self._hdr[2] * self._hdr[3])
 
     def _gs_d(self):
-        if self._hdr[2] != 0x30 or self._hdr[3] not in (0x43, 0x53):
+        if self._hdr[2] != _GS_BMP_DEFINE or self._hdr[3] not in (_GS_BMP_NV, _GS_BMP_DOWNLOAD):
             self._unknown()
             return
         self._want(15, self._gs_d_bmp)
@@ -1031,6 +1183,7 @@ class Parser:
     def _gs_d_bmp(self):
         h = self._hdr
         size = h[11] | (h[12] << 8) | (h[13] << 16) | (h[14] << 24)
+        # the payload is a BMP file: "BM", then its size
         if h[9] != 0x42 or h[10] != 0x4D or size < 6 or self._too_big(size):
             self._desync()
             return
@@ -1038,28 +1191,28 @@ class Parser:
 
     def _gs_c(self):
         sub = self._hdr[2]
-        if sub in (0x30, 0x32):
+        if sub in (_GS_COUNTER_MODE, _GS_COUNTER_SET):
             self._fixed(5)
-        elif sub == 0x31:
+        elif sub == _GS_COUNTER_A:
             self._fixed(9)
-        elif sub == 0x3B:
+        elif sub == _GS_COUNTER_B:
             self._scan_start(_SCAN_COUNTER)
         else:
             self._unknown()
 
     def _gs_k(self):
         m = self._hdr[2]
-        if m <= 6:
+        if m <= _BARCODE_A_LAST:
             self._symbology = m
             self._scan_start(_SCAN_BARCODE)
-        elif 65 <= m <= 79:
+        elif _BARCODE_B_FIRST <= m <= _BARCODE_B_LAST:
             self._want(4, self._gs_k_b)
         else:
             self._fixed(3)       # out-of-range m: the bytes after it are ordinary data
 
     def _gs_k_b(self):
         n = self._hdr[3]
-        self._collect(n, n, lambda: self._barcode(_BARCODE_B[self._hdr[2] - 65]))
+        self._collect(n, n, lambda: self._barcode(_BARCODE_B[self._hdr[2] - _BARCODE_B_FIRST]))
 
     def _barcode(self, symbology):
         data = self._data
@@ -1075,7 +1228,8 @@ class Parser:
     def _gs_paren(self):
         letter = self._hdr[2]
         length = self._u16(3)
-        if length < 2 or letter not in (0x6B, 0x4C, 0x48, 0x45, 0x43, 0x47):
+        if length < 2 or letter not in (_GS_CODE2D, _GS_GRAPHICS, _GS_PROCESS, _GS_SETUP,
+                                        _GS_NV_RECORDS, _GS_SLIP):
             self._skip(length)
             return
         self._paren_base = 5
@@ -1083,7 +1237,7 @@ class Parser:
         self._want(7, self._gs_paren_fn)
 
     def _gs_8(self):
-        if self._hdr[2] != 0x4C:
+        if self._hdr[2] != _GS_GRAPHICS:
             self._unknown()
             return
         self._want(7, self._gs_8_len)
@@ -1108,29 +1262,29 @@ class Parser:
         rest = self._paren_len - 2
         a = self._hdr[base]
         fn = self._hdr[base + 1]
-        if letter == 0x6B:
-            if fn == 80:
+        if letter == _GS_CODE2D:
+            if fn == _CODE2D_STORE:
                 cap = self._max_code + 3
                 self._collect(rest, cap, lambda: self._store_code(a))
-            elif fn == 81:
+            elif fn == _CODE2D_PRINT:
                 self._skip(rest, lambda: self._print_code(a))
             else:
-                if fn == 82:
+                if fn == _CODE2D_SEND_SIZE:
                     self._request("GS ( k 82")
                 self._skip(rest)
-        elif letter == 0x4C:
-            if fn in (112, 113) and rest >= 8:
+        elif letter == _GS_GRAPHICS:
+            if fn in (_GRAPHICS_STORE_RASTER, _GRAPHICS_STORE_COLUMN) and rest >= 8:
                 self._want(base + 10, self._graphics)
             else:
-                if fn in (48, 51, 52, 64, 80):
+                if fn in _GRAPHICS_REPLIES:
                     self._request("GS ( L %d" % fn)
-                elif fn in (69, 85):
+                elif fn in (_GRAPHICS_PRINT_NV, _GRAPHICS_PRINT_DL):
                     self._image("logo", 0, 0, 0)
                 self._skip(rest)
         else:
-            if (letter == 0x48 and fn in (48, 49)) or \
-                    (letter == 0x45 and fn in (1, 4, 6, 12, 14, 16, 50, 52, 100)) or \
-                    (letter == 0x43 and fn in (2, 3, 4, 5, 50, 51, 52, 53)) or letter == 0x47:
+            if (letter == _GS_PROCESS and fn in (_PROCESS_ID, _OFFLINE_RESPONSE)) or \
+                    (letter == _GS_SETUP and fn in _SETUP_REPLIES) or \
+                    (letter == _GS_NV_RECORDS and fn in _RECORD_REPLIES) or letter == _GS_SLIP:
                 self._request("GS ( %s %d" % (chr(letter), fn))
             self._skip(rest)
 
@@ -1161,7 +1315,7 @@ class Parser:
     def _fs_paren(self):
         letter = self._hdr[2]
         length = self._u16(3)
-        if length >= 2 and letter in (0x43, 0x45, 0x4C, 0x65):
+        if length >= 2 and letter in (_FS_ENCODING, _FS_LOGO, _FS_LABEL, _FS_EXT_ASB):
             self._want(7, self._fs_paren_fn)
         else:
             self._skip(length)
@@ -1170,20 +1324,20 @@ class Parser:
         letter = self._hdr[2]
         fn = self._hdr[5]
         rest = self._u16(3) - 2
-        if letter == 0x43:
-            if fn in (48, 0) and rest >= 0:
+        if letter == _FS_ENCODING:
+            if fn in (_FS_SELECT_ENCODING, _FS_SELECT_ENCODING_BIN) and rest >= 0:
                 self._utf8 = self._hdr[6] in (2, 50)
                 self._set_key()
-        elif letter == 0x65 or (letter == 0x45 and fn == 61) or \
-                (letter == 0x4C and fn in (34, 48)):
+        elif letter == _FS_EXT_ASB or (letter == _FS_LOGO and fn == _FS_LOGO_SEND) or \
+                (letter == _FS_LABEL and fn in (_FS_LABEL_LAYOUT, _FS_LABEL_POSITION)):
             self._request("FS ( %s %d" % (chr(letter), fn))
         self._skip(rest)
 
     def _fs_g(self):
         sub = self._hdr[2]
-        if sub == 0x31:
+        if sub == _FS_NV_WRITE:
             self._want(10, lambda: self._skip(self._u16(8)))
-        elif sub == 0x32:
+        elif sub == _FS_NV_READ:
             self._want(10, lambda: self._dle_done("FS g 2"))
         else:
             self._fixed(3)
@@ -1245,7 +1399,7 @@ class Parser:
                     return i
                 data.append(b)
             else:
-                if b == 0x3B:
+                if b == _COUNTER_FIELD_END:
                     self._scan_fields += 1
                     if self._scan_fields == 5:
                         self._done()
@@ -1269,48 +1423,48 @@ class Parser:
         total = _STAR_ESC_FIX[c]
         if total:
             self._fixed(total)
-        elif c == 0x1D:
+        elif c == _GS:
             self._want(3, self._esc_gs)
-        elif c == 0x1E:
+        elif c == _RS:
             self._fixed(4)
-        elif c == 0x62:
-            self._want(6, lambda: self._scan_until(0x1E, self._star_barcode))
-        elif c == 0x42 or c == 0x44:
+        elif c == _STAR_BARCODE:
+            self._want(6, lambda: self._scan_until(_RS, self._star_barcode))
+        elif c == _STAR_VTAB_STOPS or c == _TAB_STOPS:
             self._scan_until(0, self._done_b)
-        elif c == 0x43:
+        elif c == _STAR_PAGE_LENGTH:
             self._want(3, lambda: self._fixed(4 if self._hdr[2] == 0 else 3))
-        elif c == 0x2A:
+        elif c == _STAR_RASTER:
             self._want(4, self._star_esc_star)
-        elif c == 0x58:
+        elif c == _STAR_IMAGE_24_WIDE:
             self._want(4, lambda: self._image_payload("column", self._u16(2), 24,
                                                      3 * self._u16(2)))
-        elif c == 0x4B or c == 0x6B:
+        elif c == _STAR_IMAGE_8 or c == _STAR_IMAGE_24:
             self._want(4, lambda: self._image_payload(
-                "column", self._hdr[2], 8 if c == 0x4B else 24,
-                self._hdr[2] * (1 if c == 0x4B else 3)))
-        elif c == 0x4C:
+                "column", self._hdr[2], 8 if c == _STAR_IMAGE_8 else 24,
+                self._hdr[2] * (1 if c == _STAR_IMAGE_8 else 3)))
+        elif c == _STAR_IMAGE_8_WIDE:
             self._want(4, lambda: self._image_payload("column", self._u16(2), 8, self._u16(2)))
         else:
             self._unknown()
 
     def _star_exec(self, c):
         h = self._hdr
-        if c == 0x40:
+        if c == _INIT:
             self._init()
-        elif c == 0x64:
+        elif c == _STAR_CUT:
             kind = _STAR_CUTS.get(h[2])
             if kind:
                 self._do_cut(kind)
-        elif c == 0x61 or c == 0x4A or c == 0x49:
+        elif c == _STAR_FEED_LINES or c == _FEED_UNITS or c == _STAR_FEED_FINE:
             self._feed_lines()
-        elif c == 0x52:
+        elif c == _INTL_CHARSET:
             self._intl = h[2]
             self._set_key()
-        elif c == 0x07:
+        elif c == _STAR_DRAWER_PULSE:
             pass
-        elif c == 0x06:
+        elif c == _STAR_STATUS:
             self._request("ESC ACK SOH")
-        elif c == 0x0C and h[2] == 0x04:
+        elif c == _STAR_FORM_FEED and h[2] == _EOT:
             self._do_cut("full")
 
     def _star_barcode(self):
@@ -1321,20 +1475,20 @@ class Parser:
 
     def _star_esc_star(self):
         # ESC * r A enters raster mode: we frame its commands as ESC * r x ... NUL and b/k lines
-        if self._hdr[2] != 0x72:
+        if self._hdr[2] != _RASTER_R:
             self._unknown()
             return
         letter = self._hdr[3]
-        if letter in (0x41, 0x42):
+        if letter in (_RASTER_ENTER, _RASTER_QUIT):
             self._end_line()
-            self._raster = letter == 0x41
+            self._raster = letter == _RASTER_ENTER
             self._done()
         else:
             self._scan_until(0, self._done_b)
 
     def _raster_byte(self, b, i):
         """Star raster mode: b/k lines of raster data, ESC commands, nothing else prints."""
-        if b == 0x62 or b == 0x6B:
+        if b == _RASTER_LINE_FEED or b == _RASTER_LINE:
             self._hdr[0] = b
             self._hlen = 1
             self._want(3, lambda: self._image_payload("star-raster", self._u16(1) * 8, 1,
@@ -1350,24 +1504,24 @@ class Parser:
 
     def _star_qr(self):
         sub = self._hdr[3]
-        if sub == 0x44:
+        if sub == _STAR_CODE_DATA:
             self._want(8, lambda: self._collect(self._u16(6), self._max_code,
-                                                lambda: self._star_store(49)))
-        elif sub == 0x50:
-            self._print_code(49)
-        elif sub == 0x49:
+                                                lambda: self._star_store(_CODE2D_QR)))
+        elif sub == _STAR_CODE_PRINT:
+            self._print_code(_CODE2D_QR)
+        elif sub == _STAR_CODE_INFO:
             self._dle_done("ESC GS y I")
         else:
             self._fixed(6)
 
     def _star_pdf417(self):
         sub = self._hdr[3]
-        if sub == 0x44:
+        if sub == _STAR_CODE_DATA:
             self._want(6, lambda: self._collect(self._u16(4), self._max_code,
-                                                lambda: self._star_store(48)))
-        elif sub == 0x50:
-            self._print_code(48)
-        elif sub == 0x49:
+                                                lambda: self._star_store(_CODE2D_PDF417)))
+        elif sub == _STAR_CODE_PRINT:
+            self._print_code(_CODE2D_PDF417)
+        elif sub == _STAR_CODE_INFO:
             self._dle_done("ESC GS x I")
         else:
             self._fixed(6)

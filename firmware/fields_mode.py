@@ -16,6 +16,7 @@ One character per byte keeps positions: the bytes of any piece of a readable lin
 range of the line's spans. The extractor itself is fields.py, as on the server.
 """
 from . import codec_tables
+from .codepages import UNDEFINED, code_point, page_base
 from .cardmask import mask_cards
 from .escpos_parser import _apply_intl
 from .fields import Extractor
@@ -42,16 +43,14 @@ class Reader:
             return self._cjk(enc, raw)
         if enc == "utf-8" or enc == "jis":
             return "".join(chr(b) if b < 0x80 else PLACEHOLDER for b in raw)
-        base = _page_base(enc)
+        base = page_base(enc)
         if base is None:
-            base = _page_base("cp437")     # the parser's fallback for unknown pages
-        table = codec_tables.TABLE
+            base = page_base("cp437")     # the parser's fallback for unknown pages
         out = bytearray()       # UTF-8, decoded once: no object per character on the heap
         for b in raw:
-            if b >= 0x80:
-                b = table[base + 2 * b] << 8 | table[base + 2 * b + 1]
-                if b == 0xFFFF:
-                    b = 0x3013         # PLACEHOLDER
+            b = code_point(base, b)
+            if b == UNDEFINED:
+                b = 0x3013         # PLACEHOLDER
             if b < 0x80:
                 out.append(b)
             elif b < 0x800:
@@ -92,15 +91,6 @@ class Reader:
         if key not in self._keys:
             self._keys = {key: getattr(codec_tables, key.upper()).split(b"\0")}
         return self._words, self._keys[key]
-
-
-def _page_base(name):
-    """Where bytes 0x80-0xFF of a single-byte page start in TABLE, less 256 (None: no such
-    page); looked up in the names string itself, no list of names on the heap."""
-    at = (" " + codec_tables.PAGES + " ").find(" %s " % name)
-    if at < 0:
-        return None
-    return codec_tables.PAGES.count(" ", 0, at) * 256 - 256
 
 
 def _char_starts(enc, raw):

@@ -7,7 +7,7 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64
 
-from .escpos_parser import ENCODINGS, PROFILES, VENDORS, is_span_encoding
+from .escpos_parser import _EPSON_PAGES, _VENDOR_PAGES, ENCODINGS, PROFILES, VENDORS
 from .protocol import (
     FIELD_KEYS,
     ITEM_KEYS,
@@ -34,6 +34,15 @@ _RAW_ENCODINGS = ("deflate", "identity")
 
 class ProtocolError(ValueError):
     """A payload that does not follow this protocol; str(e) is the reason given back."""
+
+
+def is_span_encoding(name):
+    """True for an encoding name this parser can put in an undecoded line's span (the server
+    refuses any other: a codec named by a device must be a text codec of ours)."""
+    if name in ENCODINGS or name in ("utf-8", "jis", "shift_jis_2004", "cp437"):
+        return bool(name)
+    key = ":%s " % name
+    return any(key in spec + " " for spec in list(_VENDOR_PAGES.values()) + [_EPSON_PAGES])
 
 
 def shared_filter(kind, group=SHARE_GROUP):

@@ -51,11 +51,12 @@ class Receipt:
             self.lines = lines[start:end]
 
     def to_dict(self):
-        """Plain-data view (the `tilltap parse` JSON shape)."""
+        """Plain-data view (the `tilltap parse` JSON shape): the record's shapes, codes as
+        [kind, data] pairs, images as {kind, width, height, size}."""
         return {
             "lines": self.lines,
-            "barcodes": [{"symbology": s, "data": d} for s, d in self.barcodes],
-            "codes2d": [{"type": t, "data": d} for t, d in self.codes2d],
+            "barcodes": [[s, d] for s, d in self.barcodes],
+            "codes2d": [[t, d] for t, d in self.codes2d],
             "images": [{"kind": i[0], "width": i[1], "height": i[2], "size": i[3]}
                        for i in self.images],
             "cut": self.cut,
@@ -87,7 +88,9 @@ class ReceiptAssembler:
             elif kind == CODE2D:
                 r.codes2d.append((ev[1], ev[2]))
             elif kind == IMAGE:
-                r.images.append(ev[1:5])
+                # (kind, width, height, size[, payload]): a payload only where the parser
+                # keeps images (server-side OCR), never on the board
+                r.images.append(ev[1:])
             elif kind == DRAWER:
                 r.drawer = True
             elif kind == RECEIPT_END:

@@ -6,7 +6,7 @@ store name, cashier and register, discounts, tax lines, amount tendered and chan
 the receipt's barcode and QR contents, and per-printer layout templates that override the
 built-in rules where a printer's layout defeats them.
 
-    fields = extract_fields(lines, barcodes, codes2d, template)   # -> ReceiptFields
+    fields = extract_fields(lines, codes, template)   # -> ReceiptFields
     receipt = add_fields(receipt_dict)    # `tilltap parse --fields`: adds receipt["fields"]
 
 Card numbers are masked (fields.mask_cards) before anything is extracted or output.
@@ -70,12 +70,6 @@ class TaxLine:
 
 
 @dataclass
-class Code:
-    kind: str           # barcode symbology or 2D code type
-    data: str
-
-
-@dataclass
 class ReceiptFields:
     """Everything extracted from one receipt. Amounts are decimal strings with a dot."""
 
@@ -95,7 +89,7 @@ class ReceiptFields:
     tendered: str | None = None
     change: str | None = None
     member_id: str | None = None
-    codes: list[Code] = field(default_factory=list)
+    codes: list[list[str]] = field(default_factory=list)   # [kind, data]: EAN13, QR, ...
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -223,12 +217,6 @@ def _store_name(lines):
     return None
 
 
-def _codes(barcodes, codes2d):
-    out = [Code(b["symbology"], rules.mask_cards(b["data"])) for b in barcodes or ()]
-    out += [Code(c["type"], rules.mask_cards(c["data"])) for c in codes2d or ()]
-    return out
-
-
 def _item_name(item):
     """An item's name from upload mode "fields": as sent, or decoded from its bytes where the
     board could not read it (name_raw, fields_mode.py)."""
@@ -251,15 +239,15 @@ def board_fields(fields: dict) -> ReceiptFields:
         member_id=mask(fields["member_id"]))
 
 
-def extract_fields(lines, barcodes=(), codes2d=(), template=None) -> ReceiptFields:
+def extract_fields(lines, codes=(), template=None) -> ReceiptFields:
     """All fields of one receipt. lines may hold None (undecoded); card numbers are masked first.
 
-    barcodes: [{"symbology", "data"}], codes2d: [{"type", "data"}] as `tilltap parse` gives them.
+    codes: the receipt's barcodes and 2D codes, [kind, data] pairs as a record holds them.
     template: a validated template (load_template) whose fields override the built-in rules.
     """
     lines = [rules.mask_cards(line) for line in lines]
     extractor = _ServerExtractor(lines).run(lines)
-    result = extractor.fields(_codes(barcodes, codes2d))
+    result = extractor.fields([[kind, rules.mask_cards(data)] for kind, data in codes])
     if template is not None:
         found = apply_template(template, lines)
         for name, value in found.items():
@@ -277,9 +265,10 @@ def add_fields(receipt: dict, template=None) -> dict:
     """
     out = dict(receipt)
     out["lines"] = [rules.mask_cards(line) for line in receipt.get("lines", ())]
-    out["barcodes"] = [dict(b, data=rules.mask_cards(b["data"])) for b in receipt.get("barcodes", ())]
-    out["codes2d"] = [dict(c, data=rules.mask_cards(c["data"])) for c in receipt.get("codes2d", ())]
-    out["fields"] = extract_fields(out["lines"], out["barcodes"], out["codes2d"], template).to_dict()
+    for key in ("barcodes", "codes2d"):
+        out[key] = [[kind, rules.mask_cards(data)] for kind, data in receipt.get(key, ())]
+    out["fields"] = extract_fields(out["lines"], out["barcodes"] + out["codes2d"],
+                                   template).to_dict()
     return out
 
 

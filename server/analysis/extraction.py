@@ -175,10 +175,7 @@ def _rows(device_id, seq, record, text, template, read=()):
     if "fields" in record:        # upload mode "fields": the board extracted, no text came
         found = board_fields(record["fields"])
     else:
-        found = extract_fields(lines, [{"symbology": s, "data": d}
-                                       for s, d in record.get("barcodes", ())],
-                               [{"type": t, "data": d} for t, d in record.get("codes2d", ())],
-                               template)
+        found = extract_fields(lines, _codes(record), template)
     folded = [rules.fold(line) for line in lines if line]
     total = _amount(found.total)
     refund = (total is not None and total < 0) or any(_REFUND.search(t) for t in folded)
@@ -199,6 +196,11 @@ def _rows(device_id, seq, record, text, template, read=()):
         item_count=len(items), refund=bool(refund), void=any(_VOID.search(t) for t in folded),
         template=template is not None and "fields" not in record, extracted_at=utcnow())
     return row, items, payments
+
+
+def _codes(record):
+    """A record's barcodes and 2D codes, [kind, data] pairs."""
+    return list(record.get("barcodes", ())) + list(record.get("codes2d", ()))
 
 
 def _templates(conn, device_ids):
@@ -382,8 +384,7 @@ def try_template(engine, device_id, seq, template_json):
         raise TemplateError("receipt %s/%d came in upload mode fields: it has no text for a "
                             "template" % (device_id, seq))
     lines = text + read.get((device_id, seq), [])
-    fields = extract_fields(lines, [{"symbology": s, "data": d} for s, d in record.get("barcodes", ())],
-                            [{"type": t, "data": d} for t, d in record.get("codes2d", ())], template)
+    fields = extract_fields(lines, _codes(record), template)
     found = apply_template(template, [line if line is None else rules.mask_cards(line)
                                       for line in lines])
     if "items" in found:

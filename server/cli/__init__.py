@@ -28,7 +28,12 @@ def build_parser():
     for command in COMMANDS:
         command.add_command(sub)
     for plugin in sorted(entry_points(group="tilltap.commands"), key=lambda e: e.name):
-        plugin.load()(sub)
+        try:
+            add_command = plugin.load()
+        except ImportError as e:       # a half-installed plugin must not cost the server's CLI
+            print("tilltap: command %s not available: %s" % (plugin.name, e), file=sys.stderr)
+            continue
+        add_command(sub)
     return ap
 
 

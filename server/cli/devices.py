@@ -11,7 +11,7 @@ add and revoke also rewrite the Mosquitto files when --mosquitto-dir is given.
 import json
 import sys
 
-from tilltap.accounts import devices
+from tilltap.accounts import broker_files, devices
 from tilltap.storage.database import make_engine
 
 
@@ -47,12 +47,12 @@ def run(args):
             for d in devices.list_all(engine):
                 print(json.dumps(d, default=str))
         else:
-            for path in devices.write_mosquitto_files(engine, args.directory):
+            for path in broker_files.write(engine, args.directory):
                 print(path)
     except devices.DeviceError as e:
         print("tilltap devices: %s" % e, file=sys.stderr)
         return 1
     if args.mosquitto_dir and args.action in ("add", "revoke"):
-        devices.write_mosquitto_files(engine, args.mosquitto_dir)
+        broker_files.write(engine, args.mosquitto_dir)
     return 0
 

@@ -40,7 +40,7 @@ from PIL import Image, ImageChops, ImageFilter
 
 from tilltap.analysis.extract import ReceiptFields, extract_fields
 from tilltap_fw import escpos_parser
-from tilltap_fw.escpos_parser import IMAGE, LINE, RECEIPT_END
+from tilltap_fw.receipt import ReceiptAssembler
 
 from .ppocr import LineReader
 
@@ -394,24 +394,20 @@ class OcrReceipt:
     images: list[tuple] = field(default_factory=list)  # (kind, width, height) per image
 
 
-def receipt_pages(data: bytes, **parser_options) -> list[tuple[list[str], list[tuple], Image.Image | None]]:
-    """Per receipt in a stream: (printed text lines, image specs, stacked page or None)."""
+def receipt_pages(data: bytes, **parser_options) -> list[tuple[list[str], list[tuple],
+                                                                  Image.Image | None]]:
+    """Per receipt in a stream: (printed text lines, image specs (kind, width, height), stacked
+    page or None). The receipts are assembled as everywhere else (receipt.ReceiptAssembler),
+    with the image payloads kept."""
     parser = escpos_parser.Parser(keep_images=True, **parser_options)
-    out, text, images = [], [], []
-
-    def end():
-        specs = [(k, w, h) for k, w, h, _ in images]
-        pictures = [decode_image(k, w, h, p) for k, w, h, p in images if p and w and h]
-        out.append((text[:], specs, stack(pictures) if pictures else None))
-
-    for event in parser.feed(data) + parser.close():
-        if event[0] == LINE and event[1]:
-            text.append(event[1])
-        elif event[0] == IMAGE and len(event) > 5:
-            images.append((event[1], event[2], event[3], event[5]))
-        elif event[0] == RECEIPT_END:
-            end()
-            text, images = [], []
+    out = []
+    for receipt in ReceiptAssembler().add(parser.feed(data) + parser.close()):
+        pictures = [decode_image(image[0], image[1], image[2], image[4])
+                    for image in receipt.images
+                    if len(image) > 4 and image[4] and image[1] and image[2]]
+        out.append(([line for line in receipt.lines if line],
+                    [image[:3] for image in receipt.images],
+                    stack(pictures) if pictures else None))
     return out
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from tcpproxy import Proxy
 from unixport import ROOT, micropython_command, micropython_path
 
-from tilltap.accounts import devices
+from tilltap.accounts import broker_files, devices
 from tilltap.storage import database, schema
 from tilltap_fw import protocol
 from tilltap_host.broker import Broker
@@ -40,7 +40,7 @@ class Stack:
         self.engine = database.make_engine(self.target.url, schema=self.target.schema)
         self.secrets = {d: devices.add(self.engine, d) for d in device_ids}
         self.server_secret = devices.add(self.engine, "tilltap-server", role="server")
-        devices.write_mosquitto_files(self.engine, str(tmp_path))
+        broker_files.write(self.engine, str(tmp_path))
         self.broker = Broker(tmp_path, passwd_acl=(str(tmp_path / "passwd"),
                                                    str(tmp_path / "acl"))).start()
         self.servers = []
@@ -237,7 +237,7 @@ def test_broker_refuses_wrong_revoked_and_foreign_credentials(stack):
     result = stack.device("d1", "mqtt", stack.broker.port, records=5, until="failures:1")
     assert "refused, code 5" in result["uplink"]["last_error"]
     devices.revoke(stack.engine, "d2")
-    devices.write_mosquitto_files(stack.engine, str(stack.tmp))
+    broker_files.write(stack.engine, str(stack.tmp))
     stack.broker.reload()
     wait_for(lambda: not login_accepted(stack.broker.port, "d2", stack.secrets["d2"]), 10,
              what="the broker to reload its password file")

@@ -8,7 +8,7 @@ import subprocess
 from sqlalchemy import select
 from unixport import ROOT, micropython_command, micropython_path
 
-from tilltap.accounts import devices
+from tilltap.accounts import broker_files, devices
 from tilltap.storage import database, schema
 from tilltap_host.broker import Broker
 from tilltap_host.server_process import ServerProc
@@ -53,7 +53,7 @@ def test_mqtt_over_verified_tls_end_to_end(tmp_path):
     engine = database.make_engine(url)
     secret = devices.add(engine, "tls1")
     server_secret = devices.add(engine, "tilltap-server", role="server")
-    passwd, acl = devices.write_mosquitto_files(engine, str(tmp_path))
+    passwd, acl = broker_files.write(engine, str(tmp_path))
     broker = Broker(tmp_path, passwd_acl=(passwd, acl), tls=(ca, cert, key)).start()
     server = ServerProc(url, mqtt=(broker.port, "tilltap-server", server_secret),
                         extra_args=["--mqtt-ca", ca],

@@ -106,11 +106,11 @@ def test_fields_object_shape():
 
 def test_card_numbers_are_masked_before_output():
     receipt = {"lines": ["TOTAL            12.00", "VISA 4111 1111 1111 1111   12.00"],
-               "barcodes": [{"symbology": "CODE128", "data": "4012888888881881"}],
+               "barcodes": [["CODE128", "4012888888881881"]],
                "codes2d": [], "images": [], "cut": None, "end": "end", "drawer": False}
     out = add_fields(receipt)
     assert out["lines"][1] == "VISA **** **** **** 1111   12.00"
-    assert out["barcodes"][0]["data"] == "************1881"
+    assert out["barcodes"][0][1] == "************1881"
     assert "4111" not in json.dumps(out).replace("**** 1111", "")
     assert out["fields"]["payments"] == [{"type": "card", "amount": "12.00", "label": "VISA"}]
     assert receipt["lines"][1].startswith("VISA 4111")  # the caller's dict is left alone

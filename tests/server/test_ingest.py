@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from tilltap.accounts import devices
+from tilltap.accounts import broker_files, devices
 from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest, prepare
 from tilltap.storage import database, schema
@@ -205,7 +205,7 @@ def test_registry_hashes_and_mosquitto_files(setup):
         devices.add(engine, "Bad/ID")
     with pytest.raises(devices.DeviceError):
         devices.revoke(engine, "b2")
-    passwd, acl = devices.mosquitto_files(engine)
+    passwd, acl = broker_files.texts(engine)
     users = [line.split(":", 1)[0] for line in passwd.splitlines()]
     assert users == [DEV, "tilltap-server"]  # the revoked one is gone
     for line in passwd.splitlines():

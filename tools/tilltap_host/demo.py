@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from tilltap.accounts import devices, operators
+from tilltap.accounts import broker_files, devices, operators
 from tilltap.analysis.extract import add_fields
 from tilltap.storage import database, schema
 from tilltap.storage.receipts import stored_text
@@ -192,7 +192,7 @@ class Demo:
     def _start_server(self):
         mqtt = None
         if self.uplink == "mqtt":
-            passwd, acl = devices.write_mosquitto_files(self.engine, self.dir)
+            passwd, acl = broker_files.write(self.engine, self.dir)
             self.broker = Broker(self.dir, passwd_acl=(passwd, acl)).start()
             mqtt = (self.broker.port, "tilltap-server", self._mqtt_secret)
         self.server = ServerProc(self.db_url, mqtt=mqtt, port=self.port,
@@ -204,7 +204,7 @@ class Demo:
         if self.server is None:
             self._start_server()
         elif self.broker is not None:
-            devices.write_mosquitto_files(self.engine, self.dir)
+            broker_files.write(self.engine, self.dir)
             self.broker.reload()
         printer = printer or printer_settings()
         server_cfg = {"transport": self.uplink, "host": "127.0.0.1", "credential": credential,
@@ -297,9 +297,8 @@ def receipt_view(lines, barcodes, codes2d, fields):
 
 def parsed_view(receipt):
     """receipt_view of a `tilltap parse --fields` receipt."""
-    return receipt_view(receipt["lines"], [[b["symbology"], b["data"]] for b in
-                                           receipt["barcodes"]],
-                        [[c["type"], c["data"]] for c in receipt["codes2d"]], receipt["fields"])
+    return receipt_view(receipt["lines"], receipt["barcodes"], receipt["codes2d"],
+                        receipt["fields"])
 
 
 def stored_receipts(engine, device):

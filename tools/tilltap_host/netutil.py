@@ -11,7 +11,7 @@ def free_port():
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
-    """Polls predicate() until it is truthy; raises AssertionError after timeout seconds.
+    """Polls predicate() until it is truthy; raises TimeoutError after timeout seconds.
 
     The timeout is a guard against a hung component, not a measurement.
     """
@@ -21,11 +21,12 @@ def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
+            raise TimeoutError("timed out waiting for %s" % what)
         time.sleep(interval)
 
 
 def port_open(port, host="127.0.0.1"):
+    """True if something accepts TCP connections on host:port."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True

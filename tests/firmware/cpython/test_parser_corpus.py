@@ -39,8 +39,8 @@ def test_star_receipt_codes():
     receipts, _ = parse_stream(open(path, "rb").read(), profile="star")
     r = receipts[0]
     assert "TOTAL:  48.31" in r["lines"]
-    assert r["barcodes"] == [{"symbology": "CODE39", "data": "CHURRA-2026-0001"}]
-    assert [c["type"] for c in r["codes2d"]] == ["QR", "PDF417"]
+    assert r["barcodes"] == [["CODE39", "CHURRA-2026-0001"]]
+    assert [t for t, _ in r["codes2d"]] == ["QR", "PDF417"]
 
 
 def test_micropython_gives_the_same_events_as_cpython():

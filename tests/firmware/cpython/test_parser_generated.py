@@ -18,9 +18,9 @@ def _nonblank(lines):
 
 def _compare(receipt, parsed):
     exact = sum(1 for a, b in zip(_nonblank(parsed["lines"]), receipt.lines) if a == b)
-    assert [(b["symbology"], b["data"]) for b in parsed["barcodes"]] == \
+    assert [tuple(b) for b in parsed["barcodes"]] == \
         [tuple(b) for b in receipt.barcodes], receipt.name
-    assert [c["data"] for c in parsed["codes2d"] if c["type"] == "QR"] == receipt.qr_codes, \
+    assert [d for t, d in parsed["codes2d"] if t == "QR"] == receipt.qr_codes, \
         receipt.name
     assert len(parsed["images"]) == receipt.images, receipt.name
     assert parsed["cut"] == receipt.cut, receipt.name
