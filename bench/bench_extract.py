@@ -1,32 +1,33 @@
 """Field extraction accuracy per language on generated receipts, and OCR on the raster corpus.
 
-Receipts come from tilltap_host/receipt_factory.py (exact ground truth), are printed to ESC/POS, parsed
-as a capture would be and run through tilltap.extract. Figures: share of receipts whose field is
-exactly right. OCR: character similarity (difflib ratio after whitespace and full-width
-normalisation) of Tesseract's text with corpus/expected, and seconds per receipt.
+Receipts come from tilltap_host/receipt_factory.py (exact ground truth), are printed to
+ESC/POS, parsed as a capture would be and run through tilltap.analysis.extract. Figures: share
+of receipts whose field is exactly right. OCR: character similarity (difflib ratio after
+whitespace and full-width normalisation) of Tesseract's text with corpus/expected, and seconds
+per receipt. Quick mode (TILLTAP_BENCH_QUICK=1): one seed of 40 receipts, 8 receipts through
+the real path, OCR of one raster file (full: 500, 40 and three files).
 """
 import collections
 import difflib
 import os
 import shutil
-import sys
 import time
 import unicodedata
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "firmware"), ROOT]
+from quick import size
 
-import server  # noqa: E402,F401  (puts firmware/ on sys.path as `tilltap` does)
-from tilltap.analysis.extract import add_fields  # noqa: E402
-from tilltap_fw.receipt import parse_stream  # noqa: E402
-from tilltap_host.receipt_factory import generate_receipts  # noqa: E402
+from tilltap.analysis.extract import add_fields
+from tilltap_fw.receipt import parse_stream
+from tilltap_host.receipt_factory import generate_receipts
+from tilltap_host.unixport import ROOT
 
-SEEDS = (101, 202, 303, 404, 505)
-PER_SEED = 100          # 500 receipts, 100 per language
+SEEDS = size((101, 202, 303, 404, 505), (101,))
+PER_SEED = size(100, 40)  # full: 500 receipts, 100 per language
 CORPUS = os.environ.get("TILLTAP_CORPUS") or os.path.join(ROOT, "..", "shared", "corpus")
-RASTER = (("taoyuan__npos/raster.bin", {"encoding": "gb18030"}),
-          ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}),
-          ("mike42__escpos-php/print-from-pdf.bin", {}))
+RASTER = size((("taoyuan__npos/raster.bin", {"encoding": "gb18030"}),
+               ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}),
+               ("mike42__escpos-php/print-from-pdf.bin", {})),
+              (("taoyuan__npos/raster.bin", {"encoding": "gb18030"}),))
 OTHER = ("subtotal", "currency", "receipt_no", "datetime", "member_id", "store", "cashier", "tax",
          "tendered", "change")
 ITEM_KEYS = ("name", "qty", "unit_price", "amount")
@@ -51,13 +52,15 @@ def extraction():
         for receipt in generate_receipts(seed=seed, count=PER_SEED):
             encoding = "gb18030" if receipt.language == "zh" else None
             (parsed,), _ = parse_stream(receipt.stream, encoding=encoding)
-            for name, (right, total) in checks(add_fields(parsed)["fields"], receipt.fields).items():
+            got = add_fields(parsed)["fields"]
+            for name, (right, total) in checks(got, receipt.fields).items():
                 score[receipt.language][name][0] += right
                 score[receipt.language][name][1] += total
             count += 1
     seconds = time.perf_counter() - started
     for language in sorted(score):
-        figures = ", ".join("%s %.1f%%" % (name, 100.0 * r / t) for name, (r, t) in score[language].items())
+        figures = ", ".join("%s %.1f%%" % (name, 100.0 * r / t)
+                            for name, (r, t) in score[language].items())
         print("extract %s: %s (n=%d)" % (language, figures, score[language]["totals"][1]))
     print("extract receipts: %d in %.1f s (parse + extract)" % (count, seconds))
 
@@ -85,13 +88,14 @@ def ocr():
         text = "\n".join(line for r in receipts for line in r.lines)
         with open(os.path.join(CORPUS, "expected", name + ".txt"), encoding="utf-8") as f:
             want = f.read()
-        ratio = difflib.SequenceMatcher(None, normalise(text), normalise(want), autojunk=False).ratio()
+        ratio = difflib.SequenceMatcher(None, normalise(text), normalise(want),
+                                        autojunk=False).ratio()
         totals = [r.fields.total for r in receipts]
         print("ocr %s: similarity %.3f, %.2f s/receipt, %d receipt(s), totals %s"
               % (name, ratio, seconds / max(len(receipts), 1), len(receipts), totals))
 
 
-REAL_PATH_PER_STORE = 5   # receipts per generated store through the firmware (8 stores)
+REAL_PATH_PER_STORE = size(5, 1)  # receipts per generated store through the firmware (8 stores)
 
 
 def _view_score(view, truth):
@@ -146,7 +150,8 @@ def real_path():
                                                                settings[key], mode), jobs))
             await asyncio.gather(*(demo.replay(jobs, tap) for _, _, tap, jobs in taps))
             for _, _, tap, jobs in taps:
-                await demo.wait_stored(len(jobs), 120, tap)
+                if not await demo.wait_stored(len(jobs), 120, tap):
+                    raise RuntimeError("tap %s did not deliver its receipts" % tap.device)
             await demo.wait_extracted(60)
             return [(key, mode, [v for _, v, _ in stored_receipts(demo.engine, tap.device)],
                      [parsed_view(r) for _, r in parsed_receipts(jobs, tap.options)])
@@ -169,7 +174,8 @@ def real_path():
                 row[1] += theirs[name]
                 row[2] += 1
         for language in sorted(score):
-            figures = ", ".join("%s %.0f%% (CPython %.0f%%)" % (name, 100.0 * a / n, 100.0 * b / n)
+            figures = ", ".join("%s %.0f%% (CPython %.0f%%)" % (name, 100.0 * a / n,
+                                                                 100.0 * b / n)
                                 for name, (a, b, n) in score[language].items())
             print("real path, upload mode %s, %s: %s (n=%d)" % (
                 mode, language, figures, score[language]["totals"][2]))

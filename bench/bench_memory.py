@@ -7,10 +7,12 @@ over MQTT to the real server. Reported: the heap taken by the loaded code, then 
 pass-through (byte-exact both ways or not), receipts stored, MemoryErrors counted by capture,
 the heap in use after a collection at the end, and the peak sampled while running (gc.mem_alloc
 before the status collection). 64-bit objects are about twice the size of the ESP32's 32-bit
-ones. In rom: runs the heap is that much beside the image (tilltap.unixport.rom_heapsize).
+ones. In rom: runs the heap is that much beside the image (tilltap_host.unixport.rom_heapsize).
 A third part names the upload mode (default full): "rom:128k:fields" loads the board's extractor
 and its byte tables. TILLTAP_BENCH_HEAPS overrides the runs ("rom:128k,mpy:256k"),
-TILLTAP_BENCH_UPLINK the uplink.
+TILLTAP_BENCH_UPLINK the uplink. Quick mode (TILLTAP_BENCH_QUICK=1): one run, rom:128k, and 5
+generated receipts after the corpus (full: the five runs above, 30 generated receipts).
+Exits non-zero when no run ran at all (the bench itself is broken, not a heap too small).
 """
 import asyncio
 import os
@@ -18,11 +20,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests")]
+from quick import size
 
-from tilltap_host.demo import Demo, demo_streams, expected_receipts  # noqa: E402
-from tilltap_host.unixport import (  # noqa: E402
+from tilltap_host.demo import Demo, demo_streams, expected_receipts
+from tilltap_host.unixport import (
     PACKAGE,
     build_romfs,
     compile_firmware,
@@ -30,9 +31,10 @@ from tilltap_host.unixport import (  # noqa: E402
     micropython_path,
 )
 
-RUNS = os.environ.get("TILLTAP_BENCH_HEAPS",
-                      "rom:112k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k").split(",")
+RUNS = os.environ.get("TILLTAP_BENCH_HEAPS", size(
+    "rom:112k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k", "rom:128k")).split(",")
 UPLINK = os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt")
+GENERATED = size(30, 5)   # generated receipts after the corpus files
 TAP_MODULES = ", ".join("%s.%s" % (PACKAGE, m) for m in (
     "main", "runner", "network_mode", "record", "spool", "uplink", "uplink_" + UPLINK))
 
@@ -51,7 +53,9 @@ def code_heap():
             run = subprocess.run([micropython_command(), "-X", "heapsize=4M", "-c", probe],
                                  env=dict(os.environ, MICROPYPATH=path),
                                  capture_output=True, text=True)
-            out.append(int(run.stdout.strip() or 0))
+            if run.returncode != 0:
+                raise SystemExit("importing the tap's modules failed:\n" + run.stderr)
+            out.append(int(run.stdout.strip()))
         return out + [os.path.getsize(image)]
 
 
@@ -71,20 +75,22 @@ async def workload(heap, rom, jobs, want, mode):
 
 
 async def run():
-    jobs = demo_streams(30)
+    jobs = demo_streams(GENERATED)
     want = expected_receipts(jobs)
     mpy_code, rom_code, image = code_heap()
     print("heap taken by the code the tap loads (%s and what they import, 64-bit): %d KB as "
-          ".mpy files, %d KB from the ROMFS image (%d KB in flash)" % (TAP_MODULES, mpy_code // 1024,
-                                                     rom_code // 1024, image // 1024))
+          ".mpy files, %d KB from the ROMFS image (%d KB in flash)"
+          % (TAP_MODULES, mpy_code // 1024, rom_code // 1024, image // 1024), flush=True)
     print("demo workload: %d jobs, %d receipts, %s uplink" % (len(jobs), want, UPLINK))
+    ran = 0
     for spec in RUNS:
         kind, heap, mode = (spec + ":full").split(":")[:3]
         try:
             status, exact, stored = await workload(heap, kind == "rom", jobs, want, mode)
         except Exception as e:   # noqa: BLE001 -- a heap too small to boot is a figure too
-            print("  %s heap %-5s does not run: %r" % (kind, heap, e))
+            print("  %s heap %-5s does not run: %r" % (kind, heap, e), flush=True)
             continue
+        ran += 1
         if kind == "rom":   # the image is on the heap too (no flash to map): not the firmware's
             for key in ("mem_alloc", "mem_alloc_peak"):
                 status[key] = status.get(key, 0) - image
@@ -95,9 +101,11 @@ async def run():
                   kind, heap, mode, "byte-exact" if exact else "NOT EXACT", stored, want, errors,
                   uplink.get("failures", 0), uplink.get("last_error"),
                   status.get("mem_alloc", 0) // 1024,
-                  status.get("mem_alloc_peak", 0) // 1024))
+                  status.get("mem_alloc_peak", 0) // 1024), flush=True)
     print("target: the workload in heapsize=128k without a MemoryError "
           "(64-bit stand-in for ~100 KB on the ESP32; code in flash as on a production board)")
+    return 0 if ran else 1
 
 
-asyncio.run(run())
+if __name__ == "__main__":
+    sys.exit(asyncio.run(run()))

@@ -1,29 +1,33 @@
 """Parser throughput on the MicroPython unix port and on CPython, next to a plain copy loop.
 
 Targets (unix port): text-heavy receipts >= 4 MB/s, image payload bytes >= 100 MB/s.
+Quick mode (TILLTAP_BENCH_QUICK=1): 20 receipts in a 100 KB stream, one image job, 400 KB
+parsed per figure (full: 120 receipts, 1 MB, 6 jobs, 4 MB).
 """
 import os
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "firmware")]
+from escpos.printer import Dummy
+from PIL import Image, ImageDraw
+from quick import size
 
-from escpos.printer import Dummy  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-from unixport import run_micropython  # noqa: E402
-
-from tilltap_host.receipt_factory import generate_receipts, generate_stream  # noqa: E402
+from tilltap_host.receipt_factory import generate_receipts, generate_stream
+from tilltap_host.unixport import ROOT, micropython_command, micropython_path
 
 CHUNK = 512   # what the tap hands the parser per read
+RECEIPTS = size(120, 20)           # generated receipts in the text-heavy stream
+STREAM = size(1_000_000, 100_000)  # bytes of text-heavy stream (the receipts repeated)
+JOBS = size(6, 1)                  # image-heavy jobs
+PARSED = size(4_000_000, 400_000)  # bytes parsed per measurement (the file, repeated)
 
 
 def text_heavy():
-    receipts = [r for r in generate_receipts(seed=11, count=120) if r.images == 0
+    receipts = [r for r in generate_receipts(seed=11, count=RECEIPTS) if r.images == 0
                 and r.language != "zh"]
     stream = generate_stream(receipts)
-    return stream * max(1, 1_000_000 // len(stream))
+    return stream * max(1, STREAM // len(stream))
 
 
 def image_heavy():
@@ -33,23 +37,24 @@ def image_heavy():
     for y in range(0, 1200, 24):
         draw.text((10, y), "RASTER RECEIPT LINE %04d      12.50" % y, fill=0)
     p = Dummy(profile="TM-T20II")
-    for k in range(6):
+    for k in range(JOBS):
         p.text("Job %d\n" % k)
         p.image(img, impl="bitImageRaster", fragment_height=240)
         p.cut()
     return p.output
 
 
-def figures(impl_cmd, path):
-    if impl_cmd == "micropython":
-        result = run_micropython([os.path.join(ROOT, "bench", "parser_speed.py"), path,
-                                  str(CHUNK)], extra_path=(os.path.join(ROOT, "bench"),))
+def figures(impl, path):
+    script = os.path.join(ROOT, "bench", "parser_speed.py")
+    if impl == "micropython":
+        cmd = [micropython_command(), script]
+        env = dict(os.environ, MICROPYPATH=micropython_path())
     else:
-        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "firmware"))
-        result = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "parser_speed.py"),
-                                 path, str(CHUNK)], capture_output=True, text=True, env=env)
+        cmd, env = [sys.executable, script], None
+    result = subprocess.run(cmd + [path, str(CHUNK), str(PARSED)], capture_output=True,
+                            text=True, env=env, cwd=ROOT)
     if result.returncode != 0:
-        raise SystemExit(result.stderr)
+        raise SystemExit("%s %s failed:\n%s" % (impl, script, result.stderr))
     return dict(kv.split("=") for kv in result.stdout.split())
 
 
@@ -74,4 +79,5 @@ def main():
                 print(line, flush=True)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -6,8 +6,10 @@
 Receipt fields, items and payments are generated straight into the analysis tables (bulk
 inserts, no extraction): 40 stores on 40 taps over a year, 2-3 items each, 5,000 members.
 PostgreSQL runs in a private schema of $TILLTAP_PG_URL and is skipped when unreachable.
+Quick mode (TILLTAP_BENCH_QUICK=1): 20,000 receipts, 500 members (TILLTAP_BENCH_RECEIPTS
+still overrides the receipts).
 """
-import datetime
+import datetime as dt
 import os
 import random
 import sys
@@ -16,28 +18,29 @@ import time
 import uuid
 from decimal import Decimal
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+from quick import size
 
+from tilltap.analysis import summaries
+from tilltap.analysis.reports import REPORTS, ReportQuery
+from tilltap.storage import database
+from tilltap.storage.schema import customers, receipt_fields, receipt_items, receipt_payments
+from tilltap_host.unixport import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))  # the tests' PostgreSQL target
 from dbtarget import PG_URL, pg_available  # noqa: E402
 
-from tilltap.analysis import extraction as analysis  # noqa: E402
-from tilltap.analysis import summaries  # noqa: E402
-from tilltap.analysis.reports import REPORTS, ReportQuery  # noqa: E402
-from tilltap.storage import database  # noqa: E402
-from tilltap.storage.schema import customers, receipt_fields, receipt_items, receipt_payments  # noqa: E402
-
-N = int(os.environ.get("TILLTAP_BENCH_RECEIPTS", "1000000"))
+N = int(os.environ.get("TILLTAP_BENCH_RECEIPTS", size(1000000, 20000)))
 CHUNK = 20000
 STORES = 40
-MEMBERS = 5000
-ITEMS = [("Item %03d" % i, Decimal(random.Random(i).randrange(50, 2000)) / 100) for i in range(300)]
+MEMBERS = size(5000, 500)
+ITEMS = [("Item %03d" % i, Decimal(random.Random(i).randrange(50, 2000)) / 100)
+         for i in range(300)]
 
 
 def _rows(start, count, rng, now):
     """(fields, items, payments) rows for receipts start..start+count."""
     fields, items, payments = [], [], []
-    first_day = datetime.datetime(2026, 1, 1, 7)
+    first_day = dt.datetime(2026, 1, 1, 7)
     per_receipt = 365 * 24 * 60 / (N / STORES)  # minutes between a store's receipts: one year
     for n in range(start, start + count):
         store = n % STORES
@@ -46,29 +49,31 @@ def _rows(start, count, rng, now):
         total = sum(price for _, price in picked)
         refund = rng.random() < 0.01
         member = rng.randrange(MEMBERS) if rng.random() < 0.3 else None
-        fields.append(dict(
-            device_id=device, seq=seq, store="Store %02d" % store, receipt_no=str(seq),
+        fields.append({
+            "device_id": device, "seq": seq, "store": "Store %02d" % store,
+            "receipt_no": str(seq),
             # every 1000th number is skipped: receipt_gaps has something to find
-            receipt_num=seq + seq // 1000, total=-total if refund else total,
+            "receipt_num": seq + seq // 1000, "total": -total if refund else total,
             # numbers rise with time, as a till prints them: a date range holds a number run
-            receipt_dt=first_day + datetime.timedelta(minutes=seq * per_receipt),
-            currency="EUR", payment_types="card", member_id=None if member is None else str(member),
-            phone_key=None, customer_id=None if member is None else member + 1,
-            item_count=len(picked), refund=refund, void=rng.random() < 0.002, template=False,
-            extracted_at=now))
+            "receipt_dt": first_day + dt.timedelta(minutes=seq * per_receipt),
+            "currency": "EUR", "payment_types": "card",
+            "member_id": None if member is None else str(member), "phone_key": None,
+            "customer_id": None if member is None else member + 1,
+            "item_count": len(picked), "refund": refund, "void": rng.random() < 0.002,
+            "template": False, "extracted_at": now})
         for line, (name, price) in enumerate(picked):
-            items.append(dict(device_id=device, seq=seq, line_no=line, name=name, qty=Decimal(1),
-                              unit_price=price, amount=price, sku=None))
-        payments.append(dict(device_id=device, seq=seq, line_no=0,
-                             type=rng.choice(("card", "cash")), amount=total))
+            items.append({"device_id": device, "seq": seq, "line_no": line, "name": name,
+                          "qty": Decimal(1), "unit_price": price, "amount": price, "sku": None})
+        payments.append({"device_id": device, "seq": seq, "line_no": 0,
+                         "type": rng.choice(("card", "cash")), "amount": total})
     return fields, items, payments
 
 
 def load(engine):
     rng, now = random.Random(1), database.utcnow()
     with engine.begin() as conn:
-        conn.execute(customers.insert(), [dict(id=i + 1, member_id=str(i), created_at=now,
-                                               attributes={}) for i in range(MEMBERS)])
+        conn.execute(customers.insert(), [{"id": i + 1, "member_id": str(i), "created_at": now,
+                                           "attributes": {}} for i in range(MEMBERS)])
     for start in range(0, N, CHUNK):
         fields, items, payments = _rows(start, min(CHUNK, N - start), rng, now)
         with engine.begin() as conn:
@@ -86,10 +91,10 @@ def bench(name, engine):
     load(engine)
     print("%s: loaded %d receipts (and the report summaries) in %.1f s" % (
         name, N, time.perf_counter() - started))
+    march = {"start": dt.date(2026, 3, 1), "end": dt.date(2026, 3, 31)}
     queries = {"whole year": ReportQuery(),
-               "one month": ReportQuery(start=datetime.date(2026, 3, 1), end=datetime.date(2026, 3, 31)),
-               "one store, one month": ReportQuery(start=datetime.date(2026, 3, 1),
-                                                   end=datetime.date(2026, 3, 31), store="Store 07")}
+               "one month": ReportQuery(**march),
+               "one store, one month": ReportQuery(**march, store="Store 07")}
     for label, query in queries.items():
         for report, function in REPORTS.items():
             started = time.perf_counter()

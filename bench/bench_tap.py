@@ -6,6 +6,7 @@ every arrival; a chunk's latency is its arrival time minus its send time. The sa
 straight to the printer gives the floor. Scenarios: uplink idle (server up), server stalled
 (accepts, never answers), and spool writes (every burst ends a receipt, which is spooled).
 Target: p99 below 5 ms, no byte lost.
+Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30).
 """
 import asyncio
 import os
@@ -13,21 +14,22 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests")]
+from quick import size
 
+from tilltap.accounts import devices
+from tilltap.storage import database
+from tilltap_host.firmware_process import FirmwareProcess
+from tilltap_host.netutil import free_port
+from tilltap_host.server_process import ServerProc
+from tilltap_host.unixport import ROOT
+from tilltap_host.virtual_printer import VirtualPrinter
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))  # the tests' TCP proxy
 from tcpproxy import Proxy  # noqa: E402
-
-from tilltap.accounts import devices  # noqa: E402
-from tilltap.storage import database  # noqa: E402
-from tilltap_host.firmware_process import FirmwareProcess  # noqa: E402
-from tilltap_host.netutil import free_port  # noqa: E402
-from tilltap_host.server_process import ServerProc  # noqa: E402
-from tilltap_host.virtual_printer import VirtualPrinter  # noqa: E402
 
 CHUNK = 64
 BURST = 40          # chunks per receipt
-BURSTS = 30
+BURSTS = size(30, 5)
 PACE_S = 0.002
 GAP_S = 0.3
 
@@ -39,7 +41,7 @@ def _receipt(k):
 
 
 async def _measure(port, printer):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     sends = []
     offset = 0
     for k in range(BURSTS):
@@ -113,4 +115,5 @@ async def main():
     print("(every burst ends a receipt: the figures above include its spool write)")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

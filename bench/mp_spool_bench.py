@@ -1,17 +1,20 @@
 """MicroPython side of bench_spool.py: the spool on VfsLfs2 over the simulated flash.
 
-Usage: micropython bench/mp_spool_bench.py DEFLATED_SIZE  (MICROPYPATH: firmware, tests/firmware)
+Usage: micropython bench/mp_spool_bench.py DEFLATED_SIZE [quick]
+(MICROPYPATH: tilltap_host.unixport.micropython_path(): the firmware package, tests/firmware)
 DEFLATED_SIZE is what CPython's zlib makes of the typical receipt (this unix port cannot
-compress; the ESP32 firmware can).
+compress; the ESP32 firmware can). quick: bench_spool.py's quick mode, fewer records.
+bench_spool.py imports receipt_json from here on CPython, without the MicroPython-side modules.
 """
 import os
 import sys
 import time
 
-import fwtest
-from flashsim import FlashSim
+if sys.implementation.name == "micropython":
+    import fwtest
+    from flashsim import FlashSim
 
-from tilltap_fw.spool import Spool
+    from tilltap_fw.spool import Spool
 
 MOUNT = "/flash"
 SPOOL = MOUNT + "/spool"
@@ -122,17 +125,19 @@ def recovery_posix(count=5000):
           % (count, boot // 1000))
 
 
-def main(deflated_size):
-    write_amplification(1024, "1KB")
-    write_amplification(4096, "4KB")
-    write_amplification(4000, "4000B")
+def main(deflated_size, quick):
+    count = 40 if quick else 200
+    write_amplification(1024, "1KB", count)
+    write_amplification(4096, "4KB", count)
+    write_amplification(4000, "4000B", count)
     typical = receipt_json(7)
     capacity(typical, "%d B JSON receipt stored plain" % len(typical))
     capacity(noise(7, deflated_size), "same receipt deflated to %d B" % deflated_size)
     capacity(noise(7, 100), "a 100 B record (LittleFS inlines files this small)")
-    recovery()
-    recovery_posix()
+    records = 500 if quick else 5000
+    recovery(records)
+    recovery_posix(records)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), sys.argv[2:] == ["quick"])

@@ -1,8 +1,9 @@
 """Parser throughput over one file, against a plain copy loop (runs on MicroPython and CPython).
 
-Usage: <python> bench/parser_speed.py FILE [CHUNK]
+Usage: <python> bench/parser_speed.py FILE [CHUNK [BYTES]]
 Prints one line of key=value figures: copy_mb_s (the floor: a plain copy loop over the same
 bytes in the same chunks), parse_mb_s (all bytes) and image_mb_s (image payload bytes only).
+BYTES (default 4000000): about how many bytes each figure is measured over (the file repeated).
 """
 import sys
 import time
@@ -42,7 +43,8 @@ def main():
     chunk = int(sys.argv[2]) if len(sys.argv) > 2 else 512
     with open(path, "rb") as f:
         data = f.read()
-    rounds = max(1, 4000000 // max(len(data), 1))
+    total = int(sys.argv[3]) if len(sys.argv) > 3 else 4000000
+    rounds = max(1, total // max(len(data), 1))
     mb = len(data) * rounds / 1e6
     t_copy, _ = _timed(data, chunk, rounds, False)
     t_parse, stats = _timed(data, chunk, rounds, True)
@@ -52,4 +54,5 @@ def main():
         stats["lines"]))
 
 
-main()
+if __name__ == "__main__":
+    main()
