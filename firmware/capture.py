@@ -1,9 +1,10 @@
 """Capture: parse the bytes the POS sent, assemble receipts, keep their raw bytes, spool them.
 
 Capture never sees the ports: the tap hands it its read buffer and the count of each
-forwarded chunk, after the chunk went on to the printer (parsed in place, no copy). Everything here is bounded per chunk: the parser's caps, a raw
-window of at most raw_max bytes (a receipt bigger than that is stored without its raw bytes,
-flagged), and one spool write per finished receipt.
+forwarded chunk, after the chunk went on to the printer (parsed in place, no copy). Everything
+here is bounded per chunk: the parser's caps, a raw window of at most raw_max bytes (a receipt
+bigger than that is stored without its raw bytes, flagged), and one spool write per finished
+receipt.
 """
 import gc
 

@@ -14,6 +14,7 @@ except ImportError:  # CPython
         return x
 
 try:
+    # MicroPython's time module; CPython's (and its stubs) have none of these
     from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
 except ImportError:  # CPython
     def ticks_ms():

@@ -76,7 +76,7 @@ def validate(given):
     """Returns the full configuration for a parsed JSON object; raises ConfigError."""
     if not isinstance(given, dict):
         raise ConfigError("(top level): must be a JSON object")
-    sections = set(n.split(".")[0] for n in SCHEMA if "." in n)
+    sections = {n.split(".")[0] for n in SCHEMA if "." in n}
     for key, value in given.items():
         if key in sections:
             if not isinstance(value, dict):

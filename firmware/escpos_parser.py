@@ -29,7 +29,7 @@ from .compat import const
 try:
     import codecs as _codecs
 except ImportError:
-    _codecs = None
+    _codecs = None   # MicroPython has no codecs module
 
 LINE = "line"
 BARCODE = "barcode"
@@ -396,7 +396,7 @@ def decode_text(raw, encoding, intl=0, errors="backslashreplace"):
         try:
             _codecs.lookup(codec)
         except LookupError:
-            from .codepages import table_text    # CPython only: the board stops above
+            from .codepages import table_text  # CPython only: the board stops above
             text = table_text(raw, encoding, errors)
             codec = "cp437"
         if text is None:
@@ -532,7 +532,7 @@ class Parser:
         read buffer and the count read); a memoryview is copied in pieces first, since it has
         no find().
         """
-        self._out = out = []
+        out = self._out = []
         if n is None:
             n = len(data)
         if isinstance(data, memoryview):
@@ -548,19 +548,20 @@ class Parser:
 
     def idle(self):
         """The caller saw no bytes for its idle gap: end the receipt in progress, if any."""
-        self._out = out = []
+        out = self._out = []
         self._end_receipt("idle")
         return out
 
     def close(self):
         """End of stream: returns the events still pending, then starts afresh (offsets from 0)."""
-        self._out = out = []
+        out = self._out = []
         self._end_receipt("end")
         self._reset_stream()
         return out
 
     def stats(self):
-        """Counters: bytes, commands, lines, codes, images, cuts, receipts, and what was cut off."""
+        """Counters: bytes, commands, lines, codes, images, cuts, receipts, and what was cut
+        off."""
         return dict(self._stats)
 
     # ---- state ------------------------------------------------------------------------------
@@ -658,12 +659,13 @@ class Parser:
         self._base = base + n
 
     def _keep(self, mv, i, take):
-        room = self._data_cap - len(self._data)
+        data = self._data
+        room = self._data_cap - len(data)
         if take > room:
             self._data_overflow = True
             take = room
         if take > 0:
-            self._data.extend(mv[i:i + take])
+            data.extend(mv[i:i + take])
 
     def _text(self, buf, mv, i, n):
         """Text state: printable runs in bulk (find, min), line feeds inline, else a control."""
@@ -1564,13 +1566,13 @@ class Parser:
         if len(runs) == 1:
             spans = ((runs[0][1][0], runs[0][1][1], bytes(self._line_mv[:llen])),)
         else:
-            spans = []
+            parts = []
             for k in range(len(runs)):
                 start, key = runs[k]
                 end = runs[k + 1][0] if k + 1 < len(runs) else llen
                 if end > start:
-                    spans.append((key[0], key[1], bytes(self._line_mv[start:end])))
-            spans = tuple(spans)
+                    parts.append((key[0], key[1], bytes(self._line_mv[start:end])))
+            spans = tuple(parts)
         self._llen = 0
         self._runs = []
         self._run_key = None

@@ -40,8 +40,8 @@ LABELS = (
                     "gesamtbetrag", "gesamtsumme", "endsumme", "montant total", "importe total",
                     "合计", "合計", "总计", "總計", "总额", "总金额", "消费合计")),
     ("net", "", ("total ht", "total net", "net total", "summe netto", "base imponible")),
-    ("count", "", ("total items", "total qty", "items total", "anzahl artikel", "nombre d'articles",
-                   "总数", "件数")),
+    ("count", "", ("total items", "total qty", "items total", "anzahl artikel",
+                   "nombre d'articles", "总数", "件数")),
     ("subtotal", "", ("subtotal", "sub-total", "sub total", "sous-total", "sous total",
                       "zwischensumme", "小计", "小計")),
     ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
@@ -66,7 +66,8 @@ LABELS = (
     ("member", "", ("member", "member no", "membership", "rewards card", "loyalty",
                     "loyalty card", "club card", "payback", "payback-karte", "kunden-nr",
                     "kundennummer", "kundenkarte", "carte fidélité", "carte de fidélité",
-                    "n° client", "socio", "tarjeta socio", "会员号", "会员卡", "会员卡号", "会员")),
+                    "n° client", "socio", "tarjeta socio", "会员号", "会员卡", "会员卡号",
+                    "会员")),
     ("receipt_no", "", ("receipt", "receipt no", "invoice", "invoice no", "order", "trans",
                         "tr#", "trans#", "beleg", "beleg-nr", "belegnr", "bon-nr", "bonnr",
                         "bon nr", "rechnung", "rechnungsnr", "quittung", "ticket", "facture",
@@ -379,7 +380,7 @@ def labelled_values(text, nums, hits, decimals):
     """
     out = []
     for h in range(len(hits)):
-        start, end, field, tag = hits[h]
+        _start, end, field, _tag = hits[h]
         if field not in MONEY:
             continue
         stop = hits[h + 1][0] if h + 1 < len(hits) else len(text)
@@ -550,8 +551,10 @@ def find_time(text, start):
             if c[0] == b[1] + 1 and text[b[1]] == ":" and c[1] - c[0] == 2:
                 s, end = c[2], c[1]
         rest = text[end:end + 6].lstrip()
-        pm = rest.startswith("pm") or rest.startswith("p.m") or "下午" in text[max(0, a[0] - 3):a[0]]
-        am = rest.startswith("am") or rest.startswith("a.m") or "上午" in text[max(0, a[0] - 3):a[0]]
+        pm = (rest.startswith("pm") or rest.startswith("p.m")
+              or "下午" in text[max(0, a[0] - 3):a[0]])
+        am = (rest.startswith("am") or rest.startswith("a.m")
+              or "上午" in text[max(0, a[0] - 3):a[0]])
         if pm and h < 12:
             h += 12
         elif am and h == 12:
@@ -675,7 +678,7 @@ class Extractor:
         """Receipt and member number; True if this line gave one."""
         named = False
         for h in range(len(hits)):
-            start, end, field, tag = hits[h]
+            _start, end, field, _tag = hits[h]
             stop = hits[h + 1][0] if h + 1 < len(hits) else len(text)
             if field == "receipt_no" and self.receipt_no is None:
                 self.receipt_no = token_after(line, text, end, stop)
@@ -756,7 +759,8 @@ class Extractor:
         if amount[3] == 2:
             return True
         # whole-number amounts only in quantity/price/amount columns that multiply out
-        return not self.decimals and len(group) >= 3 and _times_matches(group[-3], group[-2], amount)
+        return (not self.decimals and len(group) >= 3
+                and _times_matches(group[-3], group[-2], amount))
 
     def _qty_and_price(self, a, b):
         """Which of two column numbers is the quantity."""

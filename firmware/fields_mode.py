@@ -16,8 +16,8 @@ One character per byte keeps positions: the bytes of any piece of a readable lin
 range of the line's spans. The extractor itself is fields.py, as on the server.
 """
 from . import codec_tables
-from .codepages import UNDEFINED, code_point, page_base
 from .cardmask import mask_cards
+from .codepages import UNDEFINED, code_point, page_base
 from .escpos_parser import _apply_intl
 from .fields import Extractor
 from .protocol import b64

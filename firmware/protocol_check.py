@@ -125,7 +125,7 @@ def parse_batch(data, device=None):
     return obj
 
 
-def validate_record(rec, device=None, now_ms=None):
+def validate_record(rec, device=None, now_ms=None):  # noqa: PLR0911 -- one return per reason
     """None if rec is a valid record, else the reason it is not.
 
     device: the record must belong to this device. now_ms: wall clock (Unix ms) to refuse

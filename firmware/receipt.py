@@ -46,8 +46,8 @@ class Receipt:
         while end > start and lines[end - 1] == "":
             end -= 1
         if start or end < len(lines):
-            self.raw_lines = dict((k - start, v) for k, v in self.raw_lines.items()
-                                  if start <= k < end)
+            self.raw_lines = {k - start: v for k, v in self.raw_lines.items()
+                              if start <= k < end}
             self.lines = lines[start:end]
 
     def to_dict(self):

@@ -58,10 +58,11 @@ class Uplink:
     board); by default the `now` given to step().
     """
 
-    def __init__(self, spool, transport, device, boot=0, firmware="", batch_count=20,
-                 batch_bytes=16384, ack_timeout_ms=10000, backoff_min_ms=500,
-                 backoff_max_ms=60000, idle_ms=200, poll_ms=20, telemetry_ms=60000,
-                 printer_status=None, rand=getrandbits, max_skipped=32, uptime=None):
+    def __init__(  # noqa: PLR0913, PLR0917 -- one keyword per setting, each with a default
+            self, spool, transport, device, boot=0, firmware="", batch_count=20,
+            batch_bytes=16384, ack_timeout_ms=10000, backoff_min_ms=500, backoff_max_ms=60000,
+            idle_ms=200, poll_ms=20, telemetry_ms=60000, printer_status=None, rand=getrandbits,
+            max_skipped=32, uptime=None):
         if not 0 < backoff_min_ms <= backoff_max_ms:
             raise ValueError("backoff")
         self._spool = spool
@@ -188,7 +189,8 @@ class Uplink:
         """The telemetry payload (bytes): uptime, memory, spool depth and drops, last ack..."""
         status = self._printer_status() if self._printer_status else None
         return protocol.telemetry(
-            self._device, self._boot, self._uptime() if self._uptime else now, _mem_free(), self._spool.stats(),
+            self._device, self._boot, self._uptime() if self._uptime else now, _mem_free(),
+            self._spool.stats(),
             None if self._last_ack is None else ticks_diff(now, self._last_ack), status,
             self._firmware, self.stats())
 

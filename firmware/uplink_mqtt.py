@@ -1,4 +1,5 @@
-"""MQTT transport of the uplink (uplink.py): umqtt.simple over a socket whose every wait is bounded.
+"""MQTT transport of the uplink (uplink.py): umqtt.simple over a socket whose every wait is
+bounded.
 
 The umqtt.simple trap, and how it is avoided: umqtt's wait_msg() calls sock.setblocking(True)
 after the first byte, and publish(qos=1) / subscribe() loop on wait_msg() until the PUBACK /

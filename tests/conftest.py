@@ -14,7 +14,6 @@
 import os
 
 import pytest
-
 from dbtarget import db_target  # noqa: F401 -- the fixture, for every test module
 
 E2E = os.path.join(os.path.dirname(os.path.abspath(__file__)), "e2e")

@@ -9,6 +9,7 @@ standing in for the mapped partition; tilltap.unixport.rom_heapsize sizes the he
 """
 import gc
 import sys
+
 import vfs
 
 

@@ -52,7 +52,8 @@ def add(engine, device_id, role="device"):
         raise DeviceError("device ID must be 1-64 characters of 0-9 a-z _ -")
     secret = secrets.token_urlsafe(24)
     with engine.begin() as conn:
-        if conn.execute(select(schema.devices.c.id).where(schema.devices.c.id == device_id)).first():
+        if conn.execute(select(schema.devices.c.id)
+                        .where(schema.devices.c.id == device_id)).first():
             raise DeviceError("%s is already registered" % device_id)
         conn.execute(schema.devices.insert().values(
             id=device_id, role=role, secret_sha256=_sha256(secret),
@@ -73,8 +74,9 @@ def revoke(engine, device_id):
 def list_all(engine):
     """[{id, role, created_at, revoked_at}] ordered by ID."""
     with engine.connect() as conn:
-        rows = conn.execute(select(schema.devices.c.id, schema.devices.c.role, schema.devices.c.created_at,
-                                   schema.devices.c.revoked_at).order_by(schema.devices.c.id))
+        rows = conn.execute(select(schema.devices.c.id, schema.devices.c.role,
+                                   schema.devices.c.created_at, schema.devices.c.revoked_at)
+                            .order_by(schema.devices.c.id))
         return [dict(r._mapping) for r in rows]
 
 

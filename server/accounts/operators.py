@@ -5,7 +5,7 @@ must never open customer data. Passwords are chosen by people, so they are store
 hashes (slow to brute-force if the database leaks); sessions are random tokens of which only
 the SHA-256 is stored.
 """
-import datetime
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -50,7 +50,8 @@ def add(engine, username, password):
     if len(password or "") < 8:
         raise OperatorError("password must have at least 8 characters")
     with engine.begin() as conn:
-        if conn.execute(select(operators.c.username).where(operators.c.username == username)).first():
+        if conn.execute(select(operators.c.username)
+                        .where(operators.c.username == username)).first():
             raise OperatorError("%s already exists" % username)
         conn.execute(operators.insert().values(username=username, created_at=database.utcnow(),
                                                password_hash=hash_password(password)))
@@ -79,7 +80,7 @@ def start_session(engine, username):
         conn.execute(delete(operator_sessions).where(operator_sessions.c.expires_at < now))
         conn.execute(operator_sessions.insert().values(
             token_sha256=_sha(token), username=username,
-            expires_at=now + datetime.timedelta(hours=SESSION_HOURS)))
+            expires_at=now + dt.timedelta(hours=SESSION_HOURS)))
     return token
 
 
@@ -92,10 +93,11 @@ def session_user(engine, token):
         return None
     expires = row.expires_at
     if expires.tzinfo is None:  # SQLite returns it naive; stored as UTC
-        expires = expires.replace(tzinfo=datetime.timezone.utc)
+        expires = expires.replace(tzinfo=dt.timezone.utc)
     return row.username if expires > database.utcnow() else None
 
 
 def end_session(engine, token):
     with engine.begin() as conn:
-        conn.execute(delete(operator_sessions).where(operator_sessions.c.token_sha256 == _sha(token)))
+        conn.execute(delete(operator_sessions)
+                     .where(operator_sessions.c.token_sha256 == _sha(token)))

@@ -58,9 +58,9 @@ class Customer:
 def _upsert(conn, customer):
     """Updates the customer with the same member ID (or, without one, the same phone), else
     inserts; returns the customer's id."""
-    values = dict(member_id=customer.member_id, phone=customer.phone,
-                  phone_key=phone_key(customer.phone), name=customer.name, email=customer.email,
-                  attributes=customer.attributes)
+    values = {"member_id": customer.member_id, "phone": customer.phone,
+              "phone_key": phone_key(customer.phone), "name": customer.name,
+              "email": customer.email, "attributes": customer.attributes}
     if customer.member_id is not None:
         match = customers.c.member_id == customer.member_id
     else:
@@ -107,7 +107,9 @@ def import_csv(engine, file):
                 continue
             extra = {k: v for k, v in row.items() if k not in KNOWN and k and v not in (None, "")}
             try:
-                customer = Customer(*(row.get(k) for k in KNOWN), attributes=extra).check()
+                customer = Customer(member_id=row.get("member_id"), phone=row.get("phone"),
+                                    name=row.get("name"), email=row.get("email"),
+                                    attributes=extra).check()
             except CustomerError as e:
                 errors.append((number, str(e)))
                 continue

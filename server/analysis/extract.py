@@ -130,12 +130,15 @@ class _ServerExtractor(rules.Extractor):
             elif hit[2] == "tax":
                 self.tax_lines.append(self._tax_line(text, nums, hit, num))
             elif hit[2] == "discount":
-                self.discounts.append(Discount(_strip_label(line[:num[0]]), rules.fmt(num[2], num[3])))
+                self.discounts.append(Discount(_strip_label(line[:num[0]]),
+                                               rules.fmt(num[2], num[3])))
         if not labelled and nums and not self._is_item_line(index):
             last = nums[-1]
             # an unlabelled negative amount ("Coupon 00112563  -5.00") is a discount
-            if last[2] < 0 and rules.is_money(last, self.decimals) and not text[last[1]:].strip(" *"):
-                self.discounts.append(Discount(_strip_label(line[:last[0]]), rules.fmt(last[2], last[3])))
+            if (last[2] < 0 and rules.is_money(last, self.decimals)
+                    and not text[last[1]:].strip(" *")):
+                self.discounts.append(Discount(_strip_label(line[:last[0]]),
+                                               rules.fmt(last[2], last[3])))
 
     def _is_item_line(self, index):
         return bool(self.items) and self.items[-1][5] == index
@@ -503,10 +506,12 @@ def _amount(raw, comma):
 def _template_items(spec, lines, comma):
     start = 0
     if "start" in spec:
-        start = next((i + 1 for i, line in enumerate(lines) if spec["start"].search(line)), len(lines))
+        start = next((i + 1 for i, line in enumerate(lines) if spec["start"].search(line)),
+                     len(lines))
     end = len(lines)
     if "end" in spec:
-        end = next((i for i in range(start, len(lines)) if spec["end"].search(lines[i])), len(lines))
+        end = next((i for i in range(start, len(lines)) if spec["end"].search(lines[i])),
+                   len(lines))
     items = []
     for line in lines[start:end]:
         if "pattern" in spec:

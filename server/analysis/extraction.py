@@ -3,7 +3,8 @@
     extract_and_store(engine, device_id, seq)   # one stored receipt -> receipt_fields/items
     extract_pending(engine)                     # every receipt without fields yet
     PendingExtractor(engine).start()            # `tilltap serve`: extract_pending every few s
-    reextract_all(engine, progress)             # `tilltap reextract`: after a rule or template change
+    reextract_all(engine, progress)             # `tilltap reextract`: after a rule or template
+                                                # change
     link_customers(engine)                      # after a CRM import: member ID, else phone
     try_template(engine, device_id, seq, t)     # what a draft layout template would extract
 
@@ -16,7 +17,7 @@ transaction: SQLite's single writer is never held by CPU work. One extractor run
 """
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 import logging
 import re
 import threading
@@ -103,15 +104,15 @@ def _receipt_dt(printed, record):
     """The printed local date-time; else the capture time (UTC) if the tap's clock was set."""
     if printed:
         try:
-            dt = datetime.datetime.fromisoformat(printed)
+            when = dt.datetime.fromisoformat(printed)
         except ValueError:
-            dt = None
-        if dt is not None:   # local time as printed; an offset (not from our extractors) to UTC
-            return dt if dt.tzinfo is None else dt.astimezone(datetime.timezone.utc).replace(
+            when = None
+        if when is not None:   # local time as printed; an offset (not from our extractors) to UTC
+            return when if when.tzinfo is None else when.astimezone(dt.timezone.utc).replace(
                 tzinfo=None)
     if record.get("time_synced"):
-        return datetime.datetime.fromtimestamp(record["captured_at"] / 1000,
-                                               datetime.timezone.utc).replace(tzinfo=None)
+        return dt.datetime.fromtimestamp(record["captured_at"] / 1000,
+                                         dt.timezone.utc).replace(tzinfo=None)
     return None
 
 

@@ -9,7 +9,7 @@ two places, so JSON and CSV show what the till printed.
 """
 from __future__ import annotations
 
-import datetime
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -46,15 +46,15 @@ class ReportQuery:
     """What every report is asked: a date range (inclusive days), a store, and the knobs of
     the reports that have one."""
 
-    start: datetime.date | None = None
-    end: datetime.date | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
     store: str | None = None
     limit: int = 20          # top_items, customer_spend
     hours: int = 24          # silent_printers: silent for longer than this
-    now: datetime.datetime | None = None  # silent_printers, rfm; default: now (UTC)
+    now: dt.datetime | None = None  # silent_printers, rfm; default: now (UTC)
 
     def when(self):
-        return self.now or datetime.datetime.now(datetime.timezone.utc)
+        return self.now or dt.datetime.now(dt.timezone.utc)
 
 
 def _day(engine, column):
@@ -74,10 +74,10 @@ def _where(q, sales=True):
     """The filter of q on receipt_fields; sales=True also drops voided receipts."""
     conds = []
     if q.start is not None:
-        conds.append(rf.c.receipt_dt >= datetime.datetime.combine(q.start, datetime.time()))
+        conds.append(rf.c.receipt_dt >= dt.datetime.combine(q.start, dt.time()))
     if q.end is not None:
-        conds.append(rf.c.receipt_dt < datetime.datetime.combine(
-            q.end + datetime.timedelta(days=1), datetime.time()))
+        conds.append(rf.c.receipt_dt < dt.datetime.combine(
+            q.end + dt.timedelta(days=1), dt.time()))
     if q.store is not None:
         conds.append(rf.c.store == q.store)
     if sales:
@@ -130,11 +130,11 @@ def basket_size(engine, q):
 
 
 def _month_start(day):
-    return datetime.datetime(day.year, day.month, 1)
+    return dt.datetime(day.year, day.month, 1)
 
 
-def _next_month(dt):
-    return (dt + datetime.timedelta(days=32)).replace(day=1)
+def _next_month(when):
+    return (when + dt.timedelta(days=32)).replace(day=1)
 
 
 def _full_months(q):
@@ -144,7 +144,7 @@ def _full_months(q):
         _month_start(q.start) if q.start.day == 1 else _next_month(_month_start(q.start)))
     after = None
     if q.end is not None:
-        after = _month_start(q.end + datetime.timedelta(days=1))  # end is the month's last day
+        after = _month_start(q.end + dt.timedelta(days=1))  # end is the month's last day
     if first is not None and after is not None and first >= after:
         return None
     return first, after
@@ -157,8 +157,8 @@ def _item_lines(q, start, end):
              rf.c.receipt_dt >= start, rf.c.receipt_dt < end]
     if q.store is not None:
         conds.append(rf.c.store == q.store)
-    return (select(it.c.name, func.sum(it.c.qty).label("qty"), func.sum(it.c.amount).label("amount"),
-                   func.count().label("lines"))
+    return (select(it.c.name, func.sum(it.c.qty).label("qty"),
+                   func.sum(it.c.amount).label("amount"), func.count().label("lines"))
             .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id, rf.c.seq == it.c.seq)))
             .where(*conds).group_by(it.c.name))
 
@@ -170,8 +170,8 @@ def top_items(engine, q):
     it, im = receipt_items, item_months
     months = _full_months(q)
     if months is None:  # a range inside one month or two: straight from the items
-        start = datetime.datetime.combine(q.start, datetime.time())
-        end = datetime.datetime.combine(q.end + datetime.timedelta(days=1), datetime.time())
+        start = dt.datetime.combine(q.start, dt.time())
+        end = dt.datetime.combine(q.end + dt.timedelta(days=1), dt.time())
         parts = [_item_lines(q, start, end)]
     else:
         first, after = months
@@ -185,15 +185,16 @@ def top_items(engine, q):
         if q.store is not None:
             conds.append(im.c.store == q.store)
         parts = [select(im.c.name, im.c.qty, im.c.amount, im.c.lines).where(*conds)]
-        if q.start is not None and datetime.datetime.combine(q.start, datetime.time()) < first:
-            parts.append(_item_lines(q, datetime.datetime.combine(q.start, datetime.time()), first))
+        if q.start is not None and dt.datetime.combine(q.start, dt.time()) < first:
+            parts.append(_item_lines(q, dt.datetime.combine(q.start, dt.time()), first))
         if q.end is not None:
-            end = datetime.datetime.combine(q.end + datetime.timedelta(days=1), datetime.time())
+            end = dt.datetime.combine(q.end + dt.timedelta(days=1), dt.time())
             if after < end:
                 parts.append(_item_lines(q, after, end))
     both = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     amount = func.sum(both.c.amount).label("amount")
-    return _fetch(engine, select(both.c.name, type_coerce(func.sum(both.c.qty), it.c.qty.type).label("qty"),
+    return _fetch(engine, select(both.c.name,
+                                 type_coerce(func.sum(both.c.qty), it.c.qty.type).label("qty"),
                                  type_coerce(amount, it.c.amount.type).label("amount"),
                                  func.sum(both.c.lines).label("receipts"))
                   .group_by(both.c.name).order_by(amount.desc(), both.c.name).limit(q.limit),
@@ -245,7 +246,8 @@ def customer_spend(engine, q):
                   .order_by(per.c.spend.desc(), customers.c.id).limit(q.limit),
                   money=("spend",))
     for row in rows:
-        row["avg_basket"] = _money(row["spend"] / row["visits"]) if row["spend"] is not None else None
+        row["avg_basket"] = (_money(row["spend"] / row["visits"]) if row["spend"] is not None
+                             else None)
     return rows
 
 
@@ -274,7 +276,7 @@ def _quintiles(values, reverse=False):
     """Score 1..5 per value by rank (ties share the lower rank)."""
     ordered = sorted(values, reverse=reverse)
     n = len(ordered)
-    first = {}
+    first: dict = {}
     for i, v in enumerate(ordered):
         first.setdefault(v, i)
     return [1 + first[v] * 5 // n for v in values]
@@ -286,7 +288,7 @@ def rfm(engine, q):
     rows = customer_spend(engine, ReportQuery(q.start, q.end, q.store, limit=10 ** 9))
     if not rows:
         return []
-    until = (datetime.datetime.combine(q.end + datetime.timedelta(days=1), datetime.time())
+    until = (dt.datetime.combine(q.end + dt.timedelta(days=1), dt.time())
              if q.end else q.when().replace(tzinfo=None))
     out = []
     recency = [(until - r["last_visit"]).days for r in rows]
@@ -358,7 +360,7 @@ def receipt_gaps(engine, q):
              .where(*conds).order_by(store, nd.c.device_id))
     with engine.connect() as conn:
         days = conn.execute(query).all()
-    partitions = {}
+    partitions: dict[tuple, list] = {}
     for row in days:
         partitions.setdefault((row.device_id, row.store), []).append(row)
     out = []
@@ -380,15 +382,17 @@ def receipt_gaps(engine, q):
 
 def silent_printers(engine, q):
     """Registered taps whose last receipt arrived more than q.hours ago (or never)."""
-    last = (select(schema.receipts.c.device_id, func.max(schema.receipts.c.received_at).label("last_at"))
+    last = (select(schema.receipts.c.device_id,
+                   func.max(schema.receipts.c.received_at).label("last_at"))
             .group_by(schema.receipts.c.device_id).subquery())
     rows = _fetch(engine, select(schema.devices.c.id.label("device_id"),
                                  last.c.last_at.label("last_receipt_at"))
-                  .select_from(schema.devices.outerjoin(last, last.c.device_id == schema.devices.c.id))
+                  .select_from(schema.devices.outerjoin(last,
+                                                        last.c.device_id == schema.devices.c.id))
                   .where(schema.devices.c.role == "device", schema.devices.c.revoked_at.is_(None))
                   .order_by(schema.devices.c.id))
     now = q.when()
-    cutoff = now - datetime.timedelta(hours=q.hours)
+    cutoff = now - dt.timedelta(hours=q.hours)
     out = []
     for row in rows:
         last_at = _aware(row["last_receipt_at"])
@@ -402,22 +406,23 @@ def silent_printers(engine, q):
 def _aware(value):
     # SQLite hands DateTime(timezone=True) back naive; it was stored as UTC.
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=datetime.timezone.utc)
+        return value.replace(tzinfo=dt.timezone.utc)
     return value
 
 
 def fleet(engine, q):
     """Every registered tap: store, last receipt, last telemetry and what it reported (spool
     backlog, dropped receipts, firmware, printer state)."""
-    last = (select(schema.receipts.c.device_id, func.max(schema.receipts.c.received_at).label("last_at"),
+    last = (select(schema.receipts.c.device_id,
+                   func.max(schema.receipts.c.received_at).label("last_at"),
                    func.count().label("receipts"))
             .group_by(schema.receipts.c.device_id).subquery())
     store = (select(rf.c.device_id, func.max(rf.c.store).label("store"))
              .group_by(rf.c.device_id).subquery())
     tel = schema.telemetry
-    query = (select(schema.devices.c.id.label("device_id"), schema.devices.c.revoked_at, store.c.store,
-                    last.c.receipts, last.c.last_at, tel.c.received_at.label("telemetry_at"),
-                    tel.c.report)
+    query = (select(schema.devices.c.id.label("device_id"), schema.devices.c.revoked_at,
+                    store.c.store, last.c.receipts, last.c.last_at,
+                    tel.c.received_at.label("telemetry_at"), tel.c.report)
              .select_from(schema.devices.outerjoin(last, last.c.device_id == schema.devices.c.id)
                           .outerjoin(store, store.c.device_id == schema.devices.c.id)
                           .outerjoin(tel, tel.c.device_id == schema.devices.c.id))
@@ -426,7 +431,8 @@ def fleet(engine, q):
     for row in _fetch(engine, query):
         report = row.pop("report") or {}
         spool = report.get("spool") or {}
-        out.append(dict(row, receipts=row["receipts"] or 0, last_receipt_at=_aware(row.pop("last_at")),
+        out.append(dict(row, receipts=row["receipts"] or 0,
+                        last_receipt_at=_aware(row.pop("last_at")),
                         telemetry_at=_aware(row["telemetry_at"]), spool_backlog=spool.get("count"),
                         dropped=report.get("dropped"), firmware=report.get("firmware"),
                         printer=report.get("printer"), uplink=report.get("uplink")))

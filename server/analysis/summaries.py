@@ -4,7 +4,7 @@ receipt_items: extraction updates the groups a batch touches (update), `tilltap 
 rebuilds everything (rebuild), `tilltap serve` fills them for a database from before them
 (ensure).
 """
-import datetime
+import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import and_, delete, func, select
@@ -12,12 +12,12 @@ from sqlalchemy import and_, delete, func, select
 from tilltap.storage.schema import item_months, receipt_fields, receipt_items, receipt_num_days
 
 
-def _month_key(dt):
-    return dt.strftime("%Y-%m") if dt is not None else ""
+def _month_key(when):
+    return when.strftime("%Y-%m") if when is not None else ""
 
 
-def _day_key(dt):
-    return dt.strftime("%Y-%m-%d") if dt is not None else ""
+def _day_key(when):
+    return when.strftime("%Y-%m-%d") if when is not None else ""
 
 
 def _dt_range(key, months):
@@ -26,11 +26,11 @@ def _dt_range(key, months):
     if not key:
         return column.is_(None)
     if months:
-        start = datetime.datetime.strptime(key, "%Y-%m")
-        end = (start + datetime.timedelta(days=32)).replace(day=1)
+        start = dt.datetime.strptime(key, "%Y-%m")
+        end = (start + dt.timedelta(days=32)).replace(day=1)
     else:
-        start = datetime.datetime.strptime(key, "%Y-%m-%d")
-        end = start + datetime.timedelta(days=1)
+        start = dt.datetime.strptime(key, "%Y-%m-%d")
+        end = start + dt.timedelta(days=1)
     return and_(column >= start, column < end)
 
 
@@ -38,19 +38,21 @@ def _store_is(store):
     return receipt_fields.c.store.is_(None) if store is None else receipt_fields.c.store == store
 
 
-def _num_day_row(device_id, store, day, nums):
+def _num_day_row(key, nums):
+    """The receipt_num_days row of key (device_id, store, day) and its receipt numbers."""
+    device_id, store, day = key
     nums.sort()
     gaps = [[a, b] for a, b in zip(nums, nums[1:]) if b - a > 1]
-    return dict(device_id=device_id, store=store or "", day=day, min_num=nums[0],
-                max_num=nums[-1], gaps=gaps)
+    return {"device_id": device_id, "store": store or "", "day": day, "min_num": nums[0],
+            "max_num": nums[-1], "gaps": gaps}
 
 
 def _item_month_rows(month, store, lines):
     """item_months rows from (name, qty, amount) item lines of one month and store."""
-    per = {}
+    per: dict[str, dict] = {}
     for name, qty, amount in lines:
-        row = per.setdefault(name, dict(month=month, store=store or "", name=name, qty=None,
-                                        amount=None, lines=0))
+        row = per.setdefault(name, {"month": month, "store": store or "", "name": name,
+                                    "qty": None, "amount": None, "lines": 0})
         row["lines"] += 1
         if qty is not None:
             row["qty"] = (row["qty"] or 0) + Decimal(qty)
@@ -62,8 +64,8 @@ def _item_month_rows(month, store, lines):
 def update(conn, groups):
     """Recomputes the summary rows of the (device_id, store, receipt_dt) groups touched."""
     rf, it = receipt_fields, receipt_items
-    days = {(d, s, _day_key(dt)) for d, s, dt in groups}
-    months = {(s, _month_key(dt)) for _, s, dt in groups}
+    days = {(d, s, _day_key(when)) for d, s, when in groups}
+    months = {(s, _month_key(when)) for _, s, when in groups}
     for device_id, store, day in sorted(days, key=repr):
         nums = list(conn.execute(select(rf.c.receipt_num).where(
             rf.c.device_id == device_id, _store_is(store), _dt_range(day, False),
@@ -72,7 +74,7 @@ def update(conn, groups):
             receipt_num_days.c.device_id == device_id, receipt_num_days.c.store == (store or ""),
             receipt_num_days.c.day == day))
         if nums:
-            conn.execute(receipt_num_days.insert(), [_num_day_row(device_id, store, day, nums)])
+            conn.execute(receipt_num_days.insert(), [_num_day_row((device_id, store, day), nums)])
     for store, month in sorted(months, key=repr):
         lines = conn.execute(
             select(it.c.name, it.c.qty, it.c.amount)
@@ -106,17 +108,19 @@ def rebuild(engine):
         query = (select(rf.c.device_id, rf.c.store, rf.c.receipt_dt, rf.c.receipt_num)
                  .where(rf.c.receipt_num.is_not(None))
                  .order_by(rf.c.device_id, rf.c.store, rf.c.receipt_dt))
-        rows, group, nums = [], None, []
-        for device_id, store, dt, num in conn.execute(
+        rows: list[dict] = []
+        group = None  # (device_id, store, day) of nums
+        nums: list[int] = []
+        for device_id, store, when, num in conn.execute(
                 query.execution_options(stream_results=True, yield_per=10000)):
-            key = (device_id, store, _day_key(dt))
+            key = (device_id, store, _day_key(when))
             if key != group:
                 if nums:
-                    rows.append(_num_day_row(*group, nums))
+                    rows.append(_num_day_row(group, nums))
                 group, nums = key, []
             nums.append(num)
         if nums:
-            rows.append(_num_day_row(*group, nums))
+            rows.append(_num_day_row(group, nums))
         _insert_chunked(conn, receipt_num_days, rows)
         lines = (select(rf.c.store, month.label("month"), it.c.name, func.sum(it.c.qty),
                         func.sum(it.c.amount), func.count())
@@ -124,11 +128,11 @@ def rebuild(engine):
                                                rf.c.seq == it.c.seq)))
                  .where(rf.c.void.is_(False), rf.c.refund.is_(False), it.c.name.is_not(None))
                  .group_by(rf.c.store, month, it.c.name))
-        rows = [dict(month=m or "", store=store or "", name=name,
-                     # SQLite sums in floating point: back to the columns' places
-                     qty=None if qty is None else Decimal(qty).quantize(Decimal("0.001")),
-                     amount=None if amount is None else Decimal(amount).quantize(Decimal("0.01")),
-                     lines=count)
+        rows = [{"month": m or "", "store": store or "", "name": name,
+                 # SQLite sums in floating point: back to the columns' places
+                 "qty": None if qty is None else Decimal(qty).quantize(Decimal("0.001")),
+                 "amount": None if amount is None else Decimal(amount).quantize(Decimal("0.01")),
+                 "lines": count}
                 for store, m, name, qty, amount, count in conn.execute(lines)]
         _insert_chunked(conn, item_months, rows)
 

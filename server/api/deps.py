@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import datetime
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -64,7 +64,7 @@ def plain(value):
     """JSON/CSV value: money as its decimal string, times as ISO 8601."""
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, (datetime.datetime, datetime.date)):
+    if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     return value
 
@@ -90,7 +90,7 @@ def query_date(value, name):
     if not value:
         return None
     try:
-        return datetime.date.fromisoformat(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
         raise HTTPException(422, "%s must be a date YYYY-MM-DD" % name) from None
 

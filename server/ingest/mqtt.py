@@ -49,7 +49,8 @@ class Consumer:
         # Acks are published from the writer thread in bursts after each group commit.
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(0.2, 5)
+        # paho annotates the delays int; they are seconds used in float arithmetic
+        c.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message

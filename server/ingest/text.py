@@ -41,7 +41,7 @@ class ReceiptText:
 
 def record_text(record: dict) -> ReceiptText:
     """The decoded, masked text of a validated record (protocol_check.validate_record)."""
-    spans_of = {}
+    spans_of: dict[int, tuple | None] = {}
     for index, spans in record.get("raw_lines") or ():
         try:
             spans_of[index] = tuple((enc, intl, protocol_check.unb64(data))

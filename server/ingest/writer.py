@@ -101,7 +101,7 @@ class Ingest:
         self.engine = engine
         self._max_group = max_group
         self._check_devices = check_devices
-        self._queue = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._counts = {"batches": 0, "stored": 0, "duplicates": 0, "rejected_records": 0,
                         "rejected_batches": 0, "telemetry": 0, "commits": 0, "db_errors": 0,
@@ -131,7 +131,7 @@ class Ingest:
                         len(result.rejected), result.rejected[0][1])
         if not rows:
             return self._done(Future(), on_done, result)
-        fut = Future()
+        fut: Future = Future()
         self._queue.put(("batch", device, rows, result, fut, on_done))
         return fut
 
@@ -142,7 +142,7 @@ class Ingest:
         except protocol_check.ProtocolError as e:
             self.count("rejected_batches")
             return self._done(Future(), on_done, Result(error=str(e)))
-        fut = Future()
+        fut: Future = Future()
         self._queue.put(("telemetry", device, report, Result(), fut, on_done))
         return fut
 
@@ -185,13 +185,14 @@ class Ingest:
         if not duplicates:
             return
         keys = [(r["device_id"], r["seq"]) for r in duplicates]
-        stored = dict(((row.device_id, row.seq), row.record) for row in conn.execute(
-            select(schema.receipts.c.device_id, schema.receipts.c.seq, schema.receipts.c.record).where(
-                tuple_(schema.receipts.c.device_id, schema.receipts.c.seq).in_(keys))))
+        stored = {(row.device_id, row.seq): row.record for row in conn.execute(
+            select(schema.receipts.c.device_id, schema.receipts.c.seq, schema.receipts.c.record)
+            .where(tuple_(schema.receipts.c.device_id, schema.receipts.c.seq).in_(keys)))}
         conflicts = [r for r in duplicates
                      if stored.get((r["device_id"], r["seq"])) not in (None, r["record"])]
         if conflicts:
-            new = conn.execute(database.insert(self.engine, schema.seq_conflicts).on_conflict_do_nothing().returning(
+            insert = database.insert(self.engine, schema.seq_conflicts)
+            new = conn.execute(insert.on_conflict_do_nothing().returning(
                 schema.seq_conflicts.c.seq), [
                 {k: r[k] for k in ("device_id", "seq", "boot", "captured_at", "received_at",
                                    "record", "raw_encoding", "raw")} for r in conflicts]).all()
@@ -224,7 +225,7 @@ class Ingest:
                     inserted = {tuple(r) for r in conn.execute(stmt, rows)}
                     # one text per stored row: a key twice in the group is stored once, the
                     # first (ON CONFLICT DO NOTHING keeps it)
-                    texts = {}
+                    texts: dict = {}
                     for r in rows:
                         texts.setdefault((r["device_id"], r["seq"]), r["text"])
                     if inserted:

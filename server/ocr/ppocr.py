@@ -34,7 +34,7 @@ def model_path() -> str | None:
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], MODEL_FILE)
+    path = os.path.join(next(iter(spec.submodule_search_locations)), MODEL_FILE)
     return path if os.path.exists(path) else None
 
 
@@ -67,14 +67,15 @@ class LineReader:
     def read(self, images: list[Image.Image]) -> list[tuple[str, float]]:
         """(text, mean character probability 0-1) of each image, one line of text each."""
         out = [("", 0.0)] * len(images)
-        order = sorted(range(len(images)), key=lambda k: images[k].width / max(images[k].height, 1))
+        order = sorted(range(len(images)),
+                       key=lambda k: images[k].width / max(images[k].height, 1))
         for start in range(0, len(order), _BATCH):
             batch = order[start:start + _BATCH]
             widths = [max(1, math.ceil(_HEIGHT * images[k].width / max(images[k].height, 1)))
                       for k in batch]
             tensor = np.zeros((len(batch), 3, _HEIGHT, max(widths)), dtype=np.float32)
             for row, (k, width) in enumerate(zip(batch, widths)):
-                grey = images[k].convert("L").resize((width, _HEIGHT), Image.BILINEAR)
+                grey = images[k].convert("L").resize((width, _HEIGHT), Image.Resampling.BILINEAR)
                 # scaled to -1..1 as in training; padding stays 0 (mid grey), as PaddleOCR pads
                 tensor[row, :, :, :width] = np.asarray(grey, dtype=np.float32) / 127.5 - 1.0
             probs = self.session.run(None, {self.input: tensor})[0]

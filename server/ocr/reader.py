@@ -128,6 +128,7 @@ def _column_image(width: int, height: int, payload: bytes) -> Image.Image:
         score = _roughness(img)
         if best is None or score < best[0]:
             best = (score, img)
+    assert best is not None  # candidates is never empty
     return best[1]
 
 
@@ -135,6 +136,7 @@ def _stripes(width, height, payload, dots):
     per_col = dots // 8
     img = Image.new("1", (width, height), 1)
     pixels = img.load()
+    assert pixels is not None  # a new image is loaded
     stripe_bytes = width * per_col
     for s in range(min(height // dots, len(payload) // max(stripe_bytes, 1))):
         base = s * stripe_bytes
@@ -185,7 +187,8 @@ def ocr_image(page: Image.Image, languages: list[str] | None = None,
 
 def _read_crisp(page, languages):
     """The whole page scaled up and slightly blurred, read as one block of text."""
-    big = page.convert("L").resize((page.width * _SCALE, page.height * _SCALE), Image.LANCZOS)
+    big = page.convert("L").resize((page.width * _SCALE, page.height * _SCALE),
+                                   Image.Resampling.LANCZOS)
     big = big.filter(ImageFilter.GaussianBlur(_BLUR))
     ((text, _),) = tesseract([big], languages, _PSM)
     return _lines(text)
@@ -240,10 +243,10 @@ def _read_dithered(page, languages, reader):
     if reader is not None:
         pieces = [(band, box) for band in texts for box in _pieces(page, band, line_height)]
         readings = reader.read([page.crop(box) for _, box in pieces])
-        text_of = {band: [] for band in texts}
+        parts_of: dict[tuple[int, int], list[str]] = {band: [] for band in texts}
         for (band, _), (text, _) in zip(pieces, readings):
-            text_of[band].append(clean_line(text))
-        text_of = {band: "  ".join(filter(None, parts)) for band, parts in text_of.items()}
+            parts_of[band].append(clean_line(text))
+        text_of = {band: "  ".join(filter(None, parts)) for band, parts in parts_of.items()}
     else:
         grey = dedither(page)
         readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
@@ -313,7 +316,9 @@ def _rule_width(page, band, line_height):
     """Ink width of the band if it is a rule (thin and wide), else None."""
     top, bottom = band
     ink = ImageChops.invert(page.convert("L").crop((0, top, page.width, bottom)))
-    left, _, right, _ = ink.getbbox()
+    box = ink.getbbox()
+    assert box is not None  # a band's rows have ink
+    left, _, right, _ = box
     if (bottom - top) * _RULE_HEIGHT <= line_height and right - left >= _RULE_WIDTH * line_height:
         return right - left
     return None
@@ -329,7 +334,8 @@ def _lines(text):
     return [line for line in lines if line]
 
 
-def tesseract(images: list[Image.Image], languages: list[str], psm: str) -> list[tuple[str, float]]:
+def tesseract(images: list[Image.Image], languages: list[str],
+              psm: str) -> list[tuple[str, float]]:
     """(text, mean word confidence 0-100) per image, from one run of the tesseract binary (a
     list file of images: the language data is loaded once)."""
     if not images:
@@ -353,7 +359,7 @@ def tesseract(images: list[Image.Image], languages: list[str], psm: str) -> list
             texts = f.read().split("\f")       # one page per image, each ended by a form feed
         with open(base + ".tsv", encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    confidences = [[] for _ in images]
+    confidences: list[list[float]] = [[] for _ in images]
     for row in rows:
         if row["level"] == "5" and (row["text"] or "").strip() and float(row["conf"]) >= 0:
             confidences[int(row["page_num"]) - 1].append(float(row["conf"]))
@@ -368,7 +374,7 @@ def clean_line(line: str) -> str:
     """Tesseract's chi_sim puts spaces between Han characters and after a decimal point
     ("242. 00"): drop those, keep the others."""
     line = _DECIMAL_GAP.sub(".", line)
-    out = []
+    out: list[str] = []
     for k, c in enumerate(line):
         if c == " " and out and _is_han(out[-1]):
             nxt = line[k + 1:k + 2]

@@ -10,7 +10,7 @@ Failure assumptions:
 - Tests and several deployments can share one PostgreSQL: every table lives in a schema chosen
   at engine creation (schema_translate_map), "public" by default.
 """
-import datetime
+import datetime as dt
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,7 +25,7 @@ def insert(engine, table):
 
 
 def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def make_engine(url=None, schema=None, create=True):

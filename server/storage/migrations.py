@@ -1,9 +1,10 @@
 """Data migrations: each runs once per database, in order, when `tilltap serve` starts.
 
 Tables are created by database.make_engine (metadata.create_all); what a new version derives
-from rows stored by an older one is filled here. A migration is recorded in schema_migrations once it
-has run to the end, so an interrupted one runs again (each is written to be safe to repeat), and
-several server processes starting together on one PostgreSQL may run one twice, harmlessly.
+from rows stored by an older one is filled here. A migration is recorded in schema_migrations
+once it has run to the end, so an interrupted one runs again (each is written to be safe to
+repeat), and several server processes starting together on one PostgreSQL may run one twice,
+harmlessly.
 """
 import logging
 

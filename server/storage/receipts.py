@@ -1,5 +1,5 @@
 """Queries on stored receipts: their text, the search operators run, one receipt in full."""
-import datetime
+import datetime as dt
 
 from sqlalchemy import and_, exists, func, or_, select, tuple_
 
@@ -46,10 +46,10 @@ def search(engine, q=None, device=None, start=None, end=None, limit=50):
     if device:
         query = query.where(receipts.c.device_id == device)
     if start:
-        query = query.where(rf.c.receipt_dt >= datetime.datetime.combine(start, datetime.time()))
+        query = query.where(rf.c.receipt_dt >= dt.datetime.combine(start, dt.time()))
     if end:
-        query = query.where(rf.c.receipt_dt < datetime.datetime.combine(
-            end + datetime.timedelta(days=1), datetime.time()))
+        query = query.where(rf.c.receipt_dt < dt.datetime.combine(
+            end + dt.timedelta(days=1), dt.time()))
     if q:
         like = "%" + q.lower() + "%"
         item = exists().where(it.c.device_id == rf.c.device_id, it.c.seq == rf.c.seq,

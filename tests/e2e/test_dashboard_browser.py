@@ -78,7 +78,8 @@ def browser(tmp_path):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1400,1000", "--user-data-dir=%s" % (tmp_path / "profile")):
+                 "--disable-sync", "--window-size=1400,1000",
+                 "--user-data-dir=%s" % (tmp_path / "profile")):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
     yield driver

@@ -6,9 +6,9 @@ port (host board, network mode), on to a virtual printer; the tap uploads over H
 `tilltap serve`, which decodes, stores and extracts. Taps run with three printer settings
 (Epson, Star Line Mode, GB18030) in the two upload modes that carry text (full, text), all at
 once against one server; and in upload mode fields, where only the board's extraction leaves
-the board, which must find the same consumption data. Compared per receipt: the text lines, barcodes, 2D codes and the
-consumption fields; and no line may be stored undecoded (null) or as \\xNN unless
-`tilltap parse` prints it so too (bytes no codec takes).
+the board, which must find the same consumption data. Compared per receipt: the text lines,
+barcodes, 2D codes and the consumption fields; and no line may be stored undecoded (null) or
+as \\xNN unless `tilltap parse` prints it so too (bytes no codec takes).
 """
 import asyncio
 import json
@@ -107,9 +107,9 @@ def check_real_path(tmp_path, step):
             assert await demo.wait_extracted(60)
             with demo.engine.connect() as conn:
                 for key, tap, _ in taps:      # every record says how its board parsed it
-                    contexts = set(json.dumps(r["printer"], sort_keys=True) for (r,) in
-                                   conn.execute(select(schema.receipts.c.record).where(
-                                       schema.receipts.c.device_id == tap.device)))
+                    contexts = {json.dumps(r["printer"], sort_keys=True) for (r,) in
+                                conn.execute(select(schema.receipts.c.record).where(
+                                    schema.receipts.c.device_id == tap.device))}
                     assert [json.loads(c) for c in contexts] == [{
                         "profile": groups[key][0]["profile"],
                         "codepage_map": groups[key][0]["codepage_map"],

@@ -46,7 +46,7 @@ def test_generated_receipts_captured_in_a_small_heap(tmp_path, heapsize, rom):
     board boots from (code in flash) with the target's 128k beside it."""
     receipts = generate_receipts(seed=5, count=24)
     streams = [r.stream for r in receipts]
-    sent, replies, printer, status, log = asyncio.run(
+    sent, _replies, printer, status, log = asyncio.run(
         _replay(tmp_path, streams, heapsize=heapsize, receipts=len(receipts), rom=rom))
     assert bytes(printer.received) == sent, log
     assert status["receipts"] == len(receipts), log

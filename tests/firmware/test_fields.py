@@ -49,7 +49,8 @@ def test_german_receipt():
     assert f["receipt_no"] == "65865"
     assert f["datetime"] == "2026-01-19T09:19:00"
     assert f["member_id"] == "9860960575"
-    assert f["payments"] == [{"type": "card", "amount": "20.00"}, {"type": "cash", "amount": "6.43"}]
+    assert f["payments"] == [{"type": "card", "amount": "20.00"},
+                             {"type": "cash", "amount": "6.43"}]
     assert f["items"] == [
         {"name": "Heiße Schokolade", "qty": "3", "unit_price": "3.50", "amount": "10.50"},
         {"name": "Franzbrötchen", "qty": "1", "unit_price": "1.90", "amount": "1.90"},
@@ -75,7 +76,8 @@ def test_chinese_columns_take_the_name_from_the_line_above():
 def test_undecodable_lines_are_skipped():
     f = extract([None, "Latte 12oz          4.75", None, "TOTAL              $4.75"])
     assert f["total"] == "4.75"
-    assert f["items"] == [{"name": "Latte 12oz", "qty": "1", "unit_price": "4.75", "amount": "4.75"}]
+    assert f["items"] == [{"name": "Latte 12oz", "qty": "1", "unit_price": "4.75",
+                           "amount": "4.75"}]
 
 
 def test_nothing_found_is_none():

@@ -146,10 +146,10 @@ class _Run:
                 assert _covered(seq, ranges) or seq in acking, "record %d lost" % seq
         for seq in self.acked:
             assert seq not in got, "acked record %d came back" % seq
-        for seq in got:
+        for seq, record in got.items():
             if seq not in self.stored:  # only the append cut after its rename may appear
                 assert self.step[0] == "append" and seq == self.top + 1, "phantom %d" % seq
-                assert got[seq] == self.step[1]
+                assert record == self.step[1]
         newest = max([self.top] + list(got))
         seq = sp.append(b"after the cut")
         if seq is None:  # stop_capturing with a full spool: the dropped seq must be new too

@@ -20,7 +20,8 @@ def _le16(n: int) -> bytes:
 
 def test_same_seed_same_receipts():
     first, again = rf.generate_receipts(seed=7, count=10), rf.generate_receipts(seed=7, count=10)
-    assert [(r.stream, r.lines, r.fields) for r in first] == [(r.stream, r.lines, r.fields) for r in again]
+    assert ([(r.stream, r.lines, r.fields) for r in first]
+            == [(r.stream, r.lines, r.fields) for r in again])
     assert [r.stream for r in rf.generate_receipts(seed=8, count=10)] != [r.stream for r in first]
 
 
@@ -48,7 +49,8 @@ def test_all_three_image_commands_appear(receipts):
     assert any(GS + b"v0" in s for s in streams)
     assert any(GS + b"(L" in s and b"0p0" in s and GS + b"(L\x02\x0002" in s for s in streams)
     assert any(ESC + b"3\x10" + ESC + b"*" in s for s in streams)
-    assert sum(r.images for r in receipts) > sum(1 for r in receipts if r.images)  # logo + QR image
+    # logo + QR image
+    assert sum(r.images for r in receipts) > sum(1 for r in receipts if r.images)
 
 
 def test_barcode_payloads_are_in_the_stream(receipts):

@@ -1,6 +1,6 @@
 """Consumption analysis: extraction into receipt_fields/items, templates, customer links and
 every report on a known dataset, against a real SQLite file and a real PostgreSQL."""
-import datetime
+import datetime as dt
 import json
 import os
 import time
@@ -25,7 +25,7 @@ from tilltap_fw.receipt import Receipt, ReceiptAssembler, parse_stream
 from tilltap_host.receipt_factory import generate_receipts
 
 D = Decimal
-MARCH = ReportQuery(start=datetime.date(2026, 3, 1), end=datetime.date(2026, 3, 31))
+MARCH = ReportQuery(start=dt.date(2026, 3, 1), end=dt.date(2026, 3, 31))
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_generated_receipts_are_stored_as_the_extractor_reads_them(engine):
         assert row.store == extracted["store"] and row.receipt_no == extracted["receipt_no"]
         assert row.member_id == extracted["member_id"]
         assert row.item_count == len(extracted["items"])
-        assert row.receipt_dt == datetime.datetime.fromisoformat(extracted["datetime"])
+        assert row.receipt_dt == dt.datetime.fromisoformat(extracted["datetime"])
         right_totals += row.total == D(truth["total"])
     assert right_totals >= 14  # the extractor's accuracy, measured in test_extract.py
 
@@ -79,7 +79,7 @@ def test_known_receipt_fields_items_and_customer_links(shop):
     row = _fields(shop, data.CORNER, 1)
     assert (row.store, row.receipt_no, row.receipt_num, row.total) == ("CORNER SHOP", "1001", 1001,
                                                                       D("6.20"))
-    assert row.receipt_dt == datetime.datetime(2026, 3, 2, 10, 15)
+    assert row.receipt_dt == dt.datetime(2026, 3, 2, 10, 15)
     assert (row.payment_types, row.member_id, row.item_count) == ("card", "11111111", 2)
     assert not row.refund and not row.void
     assert _fields(shop, data.CORNER, 4).refund and _fields(shop, data.CORNER, 5).void
@@ -102,7 +102,8 @@ def test_a_layout_template_overrides_and_reextract_applies_it(shop):
         conn.execute(schema.layout_templates.insert().values(
             device_id=data.BAKERY, template=template, updated_at=database.utcnow()))
     seen = []
-    assert analysis.reextract_all(shop, progress=lambda done, total: seen.append((done, total))) == 7
+    assert analysis.reextract_all(
+        shop, progress=lambda done, total: seen.append((done, total))) == 7
     assert seen[-1] == (7, 7)
     assert _fields(shop, data.BAKERY, 1).store == "501" and _fields(shop, data.BAKERY, 1).template
     assert _fields(shop, data.CORNER, 1).store == "CORNER SHOP"
@@ -118,7 +119,7 @@ def test_sales_per_day_and_hour(shop):
     hours = REPORTS["sales_by_hour"](shop, ReportQuery(store="CORNER SHOP"))
     assert [(r["hour"], r["receipts"], r["sales"]) for r in hours] == [
         (10, 2, D("9.20")), (11, 1, D("1.20")), (18, 1, D("-1.20"))]
-    one_day = ReportQuery(start=datetime.date(2026, 3, 3), end=datetime.date(2026, 3, 3))
+    one_day = ReportQuery(start=dt.date(2026, 3, 3), end=dt.date(2026, 3, 3))
     assert {r["day"] for r in REPORTS["sales_by_day"](shop, one_day)} == {"2026-03-03"}
 
 
@@ -138,7 +139,8 @@ def test_basket_items_payments_refunds(shop):
     assert mix["card"]["share"] == round(10.70 / 15.20, 4)
     back = {r["store"]: r for r in REPORTS["refunds"](shop, MARCH)}
     assert (back["CORNER SHOP"]["receipts"], back["CORNER SHOP"]["refunds"],
-            back["CORNER SHOP"]["refund_amount"], back["CORNER SHOP"]["voids"]) == (5, 1, D("-1.20"), 1)
+            back["CORNER SHOP"]["refund_amount"],
+            back["CORNER SHOP"]["voids"]) == (5, 1, D("-1.20"), 1)
     assert (back["BAKERY"]["refunds"], back["BAKERY"]["voids"]) == (0, 0)
 
 
@@ -171,19 +173,21 @@ def _reference_top_items(engine, q):
     rf, it = schema.receipt_fields, schema.receipt_items
     conds = [rf.c.void.is_(False), rf.c.refund.is_(False), it.c.name.is_not(None)]
     if q.start:
-        conds.append(rf.c.receipt_dt >= datetime.datetime.combine(q.start, datetime.time()))
+        conds.append(rf.c.receipt_dt >= dt.datetime.combine(q.start, dt.time()))
     if q.end:
-        conds.append(rf.c.receipt_dt < datetime.datetime.combine(
-            q.end + datetime.timedelta(days=1), datetime.time()))
+        conds.append(rf.c.receipt_dt < dt.datetime.combine(
+            q.end + dt.timedelta(days=1), dt.time()))
     if q.store:
         conds.append(rf.c.store == q.store)
     with engine.connect() as conn:
-        rows = conn.execute(select(it.c.name, func.sum(it.c.qty), func.sum(it.c.amount), func.count())
+        rows = conn.execute(select(it.c.name, func.sum(it.c.qty), func.sum(it.c.amount),
+                                   func.count())
                             .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id,
                                                           rf.c.seq == it.c.seq)))
                             .where(*conds).group_by(it.c.name)).all()
-    rows = [{"name": n, "qty": D(qty).quantize(D("0.001")), "amount": D(amount).quantize(D("0.01")),
-             "receipts": count} for n, qty, amount, count in rows]
+    rows = [{"name": n, "qty": D(qty).quantize(D("0.001")),
+             "amount": D(amount).quantize(D("0.01")), "receipts": count}
+            for n, qty, amount, count in rows]
     return sorted(rows, key=lambda r: (-r["amount"], r["name"]))[:q.limit]
 
 
@@ -192,14 +196,15 @@ def _reference_gaps(engine, q):
     rf = schema.receipt_fields
     conds = [rf.c.receipt_num.is_not(None)]
     if q.start:
-        conds.append(rf.c.receipt_dt >= datetime.datetime.combine(q.start, datetime.time()))
+        conds.append(rf.c.receipt_dt >= dt.datetime.combine(q.start, dt.time()))
     if q.end:
-        conds.append(rf.c.receipt_dt < datetime.datetime.combine(
-            q.end + datetime.timedelta(days=1), datetime.time()))
+        conds.append(rf.c.receipt_dt < dt.datetime.combine(
+            q.end + dt.timedelta(days=1), dt.time()))
     if q.store:
         conds.append(rf.c.store == q.store)
     with engine.connect() as conn:
-        rows = conn.execute(select(rf.c.device_id, rf.c.store, rf.c.receipt_num).where(*conds)).all()
+        rows = conn.execute(select(rf.c.device_id, rf.c.store, rf.c.receipt_num)
+                            .where(*conds)).all()
     numbers = {}
     for device, store, num in rows:
         numbers.setdefault((store, device), []).append(num)
@@ -224,14 +229,14 @@ def test_summarised_reports_match_the_receipts_over_months(shop):
     items = [("Tea", "2.10"), ("Cake", "3.40"), ("Soup", "4.75"), ("2 x Roll", "1.60")]
     specs = []
     for n in range(40):  # CORNER: every few days Jan-May, numbers with gaps
-        day = datetime.date(2026, 1, 3) + datetime.timedelta(days=n * 3 + n % 2)
+        day = dt.date(2026, 1, 3) + dt.timedelta(days=n * 3 + n % 2)
         no = str(2000 + n + n // 7 * 3)
         picked = [items[n % 4], items[(n + 1) % 4]]
         total = "%.2f" % sum(float(a) for _, a in picked)
         specs.append((data.CORNER, 100 + n, no, "%s 12:%02d" % (day, n), picked, total,
                       "Cash", ["VOID"] if n % 13 == 5 else []))
     for n in range(24):  # BAKERY: numbers restart on the 1st of each month
-        day = datetime.date(2026, 1, 2) + datetime.timedelta(days=n * 5)
+        day = dt.date(2026, 1, 2) + dt.timedelta(days=n * 5)
         no = str(1 + day.day // 3 + (n % 5 == 0))
         specs.append((data.BAKERY, 100 + n, no, "%s 08:00" % day, [items[n % 4]], items[n % 4][1],
                       "Card", []))
@@ -240,19 +245,20 @@ def test_summarised_reports_match_the_receipts_over_months(shop):
         for device in (data.CORNER, data.BAKERY):
             records = [data.record(*spec) for spec in specs if spec[0] == device]
             payload = json.dumps({"v": 1, "device": device, "records": records}).encode()
-            assert ingest.submit_batch(device, payload).result(30).acked == [r["seq"] for r in records]
+            result = ingest.submit_batch(device, payload).result(30)
+            assert result.acked == [r["seq"] for r in records]
     finally:
         ingest.close()
     analysis.extract_pending(shop)
 
     def check():
-        for q in (ReportQuery(), MARCH, ReportQuery(start=datetime.date(2026, 1, 20)),
-                  ReportQuery(end=datetime.date(2026, 3, 10)),
-                  ReportQuery(start=datetime.date(2026, 2, 11), end=datetime.date(2026, 4, 30)),
-                  ReportQuery(start=datetime.date(2026, 2, 11), end=datetime.date(2026, 2, 25)),
-                  ReportQuery(start=datetime.date(2026, 1, 1), end=datetime.date(2026, 2, 28),
+        for q in (ReportQuery(), MARCH, ReportQuery(start=dt.date(2026, 1, 20)),
+                  ReportQuery(end=dt.date(2026, 3, 10)),
+                  ReportQuery(start=dt.date(2026, 2, 11), end=dt.date(2026, 4, 30)),
+                  ReportQuery(start=dt.date(2026, 2, 11), end=dt.date(2026, 2, 25)),
+                  ReportQuery(start=dt.date(2026, 1, 1), end=dt.date(2026, 2, 28),
                               store="CORNER SHOP"),
-                  ReportQuery(start=datetime.date(2026, 2, 1), store="BAKERY", limit=2)):
+                  ReportQuery(start=dt.date(2026, 2, 1), store="BAKERY", limit=2)):
             assert REPORTS["top_items"](shop, q) == _reference_top_items(shop, q), q
             assert REPORTS["receipt_gaps"](shop, q) == _reference_gaps(shop, q), q
 
@@ -269,7 +275,8 @@ def test_summarised_reports_match_the_receipts_over_months(shop):
     # a template moves the corner shop's receipts into another "store"; the summaries follow
     with shop.begin() as conn:
         conn.execute(schema.layout_templates.insert().values(
-            device_id=data.CORNER, template={"fields": {"store": {"pattern": "^Date: (\\d{4}-\\d\\d)"}}},
+            device_id=data.CORNER,
+            template={"fields": {"store": {"pattern": "^Date: (\\d{4}-\\d\\d)"}}},
             updated_at=database.utcnow()))
     analysis.reextract_all(shop, device_id=data.CORNER)
     assert {r["store"] for r in REPORTS["receipt_gaps"](shop, ReportQuery())} >= {"2026-03"}
@@ -281,13 +288,13 @@ def test_summarised_reports_match_the_receipts_over_months(shop):
 
 def test_silent_printers_and_fleet(shop):
     with shop.begin() as conn:
-        conn.execute(schema.telemetry.insert().values(device_id=data.CORNER, received_at=database.utcnow(),
-                                                  report={"spool": {"count": 3}, "dropped": 1,
-                                                          "firmware": "0.1.0"}))
+        conn.execute(schema.telemetry.insert().values(
+            device_id=data.CORNER, received_at=database.utcnow(),
+            report={"spool": {"count": 3}, "dropped": 1, "firmware": "0.1.0"}))
     now = database.utcnow()
     assert [r["device_id"] for r in REPORTS["silent_printers"](shop, ReportQuery(now=now))] == [
         data.IDLE]
-    later = ReportQuery(now=now + datetime.timedelta(hours=48), hours=24)
+    later = ReportQuery(now=now + dt.timedelta(hours=48), hours=24)
     silent = {r["device_id"]: r for r in REPORTS["silent_printers"](shop, later)}
     assert set(silent) == set(data.DEVICES) and silent[data.IDLE]["hours_silent"] is None
     assert 47 < silent[data.CORNER]["hours_silent"] <= 48
@@ -325,7 +332,7 @@ def test_board_fields_are_stored_even_at_the_columns_limits(engine):
     assert analysis.extract_pending(engine) == 1
     row = _fields(engine, "tap-fields", 1)
     assert row.total == D("12.35") or row.total == D("12.346")   # the column's scale
-    assert row.receipt_dt == datetime.datetime(2026, 3, 1, 10, 15)
+    assert row.receipt_dt == dt.datetime(2026, 3, 1, 10, 15)
     assert row.member_id == "************1111" and not row.template
     with engine.connect() as conn:
         item = conn.execute(select(schema.receipt_items)).one()
@@ -348,7 +355,8 @@ def test_raster_only_receipts_are_read_by_ocr_once(engine):
     assert captured.images and captured.lines == ["T"]   # the driver prints one stray letter
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     rec = protocol.record_from_receipt(captured, "tap-raster", 1, int(time.time() * 1000), True,
-                                       raw=raw, raw_deflated=deflate.compress(raw) + deflate.flush(),
+                                       raw=raw,
+                                       raw_deflated=deflate.compress(raw) + deflate.flush(),
                                        images=True)
     rec["seq"] = 7
     rows, result = prepare("tap-raster", json.dumps({"v": 1, "device": "tap-raster",
@@ -357,7 +365,8 @@ def test_raster_only_receipts_are_read_by_ocr_once(engine):
     assert result.error is None and rows[0]["raw_encoding"] == "deflate"
     devices.add(engine, "tap-raster")
     with engine.begin() as conn:
-        conn.execute(schema.receipts.insert(), [dict(r, received_at=database.utcnow()) for r in rows])
+        conn.execute(schema.receipts.insert(),
+                     [dict(r, received_at=database.utcnow()) for r in rows])
     assert analysis.extract_pending(engine) == 1
     row = _fields(engine, "tap-raster", 7)
     assert (row.total, row.member_id, row.payment_types) == (D("242.00"), "10001703", "cash")
@@ -393,7 +402,8 @@ def test_raw_bytes_are_parsed_again_with_the_printer_context_of_their_record(eng
                            int(time.time() * 1000))
     assert result.error is None and rows[0]["record"]["printer"]["profile"] == "star"
     with engine.begin() as conn:
-        conn.execute(schema.receipts.insert(), [dict(r, received_at=database.utcnow()) for r in rows])
+        conn.execute(schema.receipts.insert(),
+                     [dict(r, received_at=database.utcnow()) for r in rows])
     monkeypatch.setattr(ocr, "ocr_image", lambda page, *args: ["PAGE %dx%d" % page.size])
     read = analysis.ocr_lines(engine, [(r["device_id"], r["seq"], r["record"]) for r in rows])
     assert read == {("tap-star", 1): ["PAGE 576x500"], ("tap-star", 2): []}

@@ -17,7 +17,8 @@ OPERATOR = ("ops", "correct horse battery")
 
 
 def _basic(user, password):
-    return {"Authorization": "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()}
+    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return {"Authorization": "Basic " + token}
 
 
 @pytest.fixture
@@ -39,7 +40,8 @@ def test_login_required_and_device_credentials_refused(shop, path):
     client, secrets = shop
     assert client.get(path).status_code == 401
     assert "Basic" in client.get(path).headers["www-authenticate"]
-    assert client.get(path, headers={"X-TillTap-Dashboard": "1"}).headers.get("www-authenticate") is None
+    dashboard = client.get(path, headers={"X-TillTap-Dashboard": "1"})
+    assert dashboard.headers.get("www-authenticate") is None
     assert client.get(path, headers=_basic(data.CORNER, secrets[data.CORNER])).status_code == 401
     assert client.get(path, headers=_basic(OPERATOR[0], "wrong password")).status_code == 401
     assert client.get(path, headers=_basic(*OPERATOR)).status_code in (200, 404)
@@ -47,8 +49,10 @@ def test_login_required_and_device_credentials_refused(shop, path):
 
 def test_session_cookie_login_and_logout(shop):
     client, _ = shop
-    assert client.post("/api/v1/login", json={"username": "ops", "password": "nope"}).status_code == 401
-    assert client.post("/api/v1/login", json={"username": "ops", "password": OPERATOR[1]}).status_code == 200
+    assert client.post("/api/v1/login",
+                       json={"username": "ops", "password": "nope"}).status_code == 401
+    assert client.post("/api/v1/login",
+                       json={"username": "ops", "password": OPERATOR[1]}).status_code == 200
     assert client.get("/api/v1/me").json() == {"username": "ops"}
     client.post("/api/v1/logout")
     assert client.get("/api/v1/me").status_code == 401
@@ -58,9 +62,11 @@ def test_reports_as_json_and_csv(shop):
     client, _ = shop
     auth = _basic(*OPERATOR)
     assert "receipt_gaps" in client.get("/api/v1/reports", headers=auth).json()["reports"]
-    got = client.get("/api/v1/reports/sales_by_day?from=2026-03-02&to=2026-03-02", headers=auth).json()
-    assert got["rows"] == [{"day": "2026-03-02", "store": "BAKERY", "receipts": 1, "sales": "4.50"},
-                           {"day": "2026-03-02", "store": "CORNER SHOP", "receipts": 2, "sales": "7.40"}]
+    got = client.get("/api/v1/reports/sales_by_day?from=2026-03-02&to=2026-03-02",
+                     headers=auth).json()
+    assert got["rows"] == [
+        {"day": "2026-03-02", "store": "BAKERY", "receipts": 1, "sales": "4.50"},
+        {"day": "2026-03-02", "store": "CORNER SHOP", "receipts": 2, "sales": "7.40"}]
     answer = client.get("/api/v1/reports/top_items?format=csv&store=BAKERY", headers=auth)
     assert answer.headers["content-type"].startswith("text/csv")
     assert list(csv.reader(io.StringIO(answer.text))) == [
@@ -77,14 +83,17 @@ def test_customers_receipts_and_templates(shop):
     assert [(c["name"], c["visits"], c["spend"]) for c in listed] == [("Alice Baker", 2, "9.20")]
     assert client.post("/api/v1/customers", json={"member_id": "777", "name": "Gus"},
                        headers=auth).status_code == 200
-    assert client.post("/api/v1/customers", json={"name": "no key"}, headers=auth).status_code == 422
+    assert client.post("/api/v1/customers", json={"name": "no key"},
+                       headers=auth).status_code == 422
     upload = client.post("/api/v1/customers/import", headers=auth, files={
         "file": ("c.csv", b"member_id,name,email\n888,Hal,\n,Ivy,\n", "text/csv")}).json()
-    assert upload == {"imported": 1, "errors": [{"row": 3, "error": "needs a member_id or a phone"}]}
+    assert upload == {"imported": 1,
+                      "errors": [{"row": 3, "error": "needs a member_id or a phone"}]}
 
     found = client.get("/api/v1/receipts?q=croissant", headers=auth).json()["receipts"]
     assert sorted(r["receipt_no"] for r in found) == ["501", "502"]
-    only = client.get("/api/v1/receipts?device=%s&from=2026-03-03" % data.CORNER, headers=auth).json()
+    only = client.get("/api/v1/receipts?device=%s&from=2026-03-03" % data.CORNER,
+                      headers=auth).json()
     assert sorted(r["receipt_no"] for r in only["receipts"]) == ["1005", "1006", "1007"]
     one = client.get("/api/v1/receipts/%s/1" % data.CORNER, headers=auth).json()
     assert one["lines"][0] == "CORNER SHOP" and one["total"] == "6.20"
@@ -115,13 +124,15 @@ def test_template_test_runs_a_draft_on_a_stored_receipt(shop):
     items = {"items": {"pattern": "^(?P<name>Milk)\\s+(?P<amount>\\S+)$"}, "fields": {}}
     got = client.post(path, json={"template": items, "seq": 1}, headers=auth).json()
     assert got["template"]["items"][0]["name"] == "Milk"
-    bad = client.post(path, json={"template": {"fields": {"nope": {"line": 0}}}, "seq": 1}, headers=auth)
+    bad = client.post(path, json={"template": {"fields": {"nope": {"line": 0}}}, "seq": 1},
+                      headers=auth)
     assert bad.status_code == 422 and "unknown field" in bad.json()["detail"]
     assert client.post(path, json={"template": draft, "seq": 99}, headers=auth).status_code == 404
     assert client.post(path, json={"template": draft, "seq": 1}).status_code == 401
     # nothing stored, nothing re-extracted
     assert client.get("/api/v1/templates/" + data.CORNER, headers=auth).status_code == 404
-    assert client.get("/api/v1/receipts/%s/1" % data.CORNER, headers=auth).json()["total"] == "6.20"
+    receipt = client.get("/api/v1/receipts/%s/1" % data.CORNER, headers=auth).json()
+    assert receipt["total"] == "6.20"
 
 
 def test_dashboard_files_are_served_and_confined(shop):

@@ -67,6 +67,6 @@ def test_unknown_option_values_fail_with_one_line():
 
 def test_chinese_receipt_with_encoding_option():
     need_corpus()
-    path = [p for p in corpus_files() if p.endswith("taoyuan__npos/text-1.bin")][0]
+    path = next(p for p in corpus_files() if p.endswith("taoyuan__npos/text-1.bin"))
     out = json.loads(tilltap("parse", "--encoding", "gb18030", path).stdout)
     assert "实收：80" in " ".join(out["receipts"][0]["lines"])

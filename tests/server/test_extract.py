@@ -52,11 +52,12 @@ def rate(results, check):
 
 def items_match(got, truth):
     want = [{k: i[k] for k in ("name", "qty", "unit_price", "amount")} for i in truth["items"]]
-    return [{k: i[k] for k in ("name", "qty", "unit_price", "amount")} for i in got["items"]] == want
+    return [{k: i[k] for k in ("name", "qty", "unit_price", "amount")}
+            for i in got["items"]] == want
 
 
 def test_every_language_is_covered(results):
-    assert set(lang for lang, _, _ in results) == set(LANGUAGES)
+    assert {lang for lang, _, _ in results} == set(LANGUAGES)
 
 
 def test_totals_exact_on_98_percent_per_language(results):
@@ -177,12 +178,14 @@ def test_template_columns():
 @pytest.mark.parametrize("template, message", [
     ({"fields": {"totl": {"line": 0}}}, "template.fields.totl: unknown field"),
     ({"feilds": {}}, "template.feilds: unknown key"),
-    ({"fields": {"total": {"line": 0, "anchor": "x"}}}, "template.fields.total: needs exactly one"),
+    ({"fields": {"total": {"line": 0, "anchor": "x"}}},
+     "template.fields.total: needs exactly one"),
     ({"fields": {"total": {"pattern": "(["}}}, "template.fields.total.pattern: bad regular"),
     ({"fields": {"total": {"line": 0, "columns": [5, 2]}}}, "template.fields.total.columns"),
     ({"fields": {"total": {"anchor": "x", "offset": "1"}}}, "template.fields.total.offset"),
     ({"fields": {"total": {"line": 0, "occurrence": "any"}}}, "template.fields.total.occurrence"),
-    ({"items": {"pattern": r"(?P<price>\d+)"}}, "template.items.pattern: unknown group (?P<price>)"),
+    ({"items": {"pattern": r"(?P<price>\d+)"}},
+     "template.items.pattern: unknown group (?P<price>)"),
     ({"items": {"columns": {"name": [0, 5]}}}, "template.items.columns: needs an amount column"),
     ({"decimal_comma": "yes"}, "template.decimal_comma"),
     ("{not json", "template: not JSON"),

@@ -74,7 +74,8 @@ def test_a_reused_seq_with_other_content_is_kept_not_dropped(setup):
         assert result.acked == [0, 1] and result.new == 0
     assert ingest.stats()["seq_conflicts"] == 2
     with engine.connect() as conn:
-        kept = conn.execute(select(schema.seq_conflicts).order_by(schema.seq_conflicts.c.seq)).all()
+        kept = conn.execute(select(schema.seq_conflicts)
+                            .order_by(schema.seq_conflicts.c.seq)).all()
         stored = conn.execute(select(schema.receipts.c.record).where(
             schema.receipts.c.seq == 0)).scalar()
     assert [k.record["lines"][1] for k in kept] == ["NEW RECEIPT 0", "NEW RECEIPT 1"]
@@ -270,7 +271,7 @@ def test_http_bad_payloads_get_4xx_with_a_reason(http):
 
 
 def test_http_telemetry_and_health(http):
-    client, engine, secret = http
+    client, _engine, secret = http
     payload = protocol.telemetry(DEV, 1, 10, None, {"count": 0}, None, None, "0.1", {})
     r = _post(client, payload, secret=secret, path=protocol.HTTP_TELEMETRY_PATH)
     assert r.status_code == 200
@@ -283,7 +284,8 @@ def _undecoded_record(seq):
     device."""
     rec = _record(seq)
     rec["lines"] = ["SHOP", None, "TOTAL 1.00", "A\u0000B"]
-    rec["raw_lines"] = [[1, [["gb18030", 0, base64.b64encode("合计 1.00".encode("gb18030")).decode()]]]]
+    data = base64.b64encode("合计 1.00".encode("gb18030")).decode()
+    rec["raw_lines"] = [[1, [["gb18030", 0, data]]]]
     return rec
 
 
@@ -308,7 +310,8 @@ def test_a_migration_decodes_the_receipts_stored_before(setup):
         DEV, _batch([_undecoded_record(s) for s in (1, 2)]), int(time.time() * 1000))
     assert result.error is None
     with engine.begin() as conn:
-        conn.execute(schema.receipts.insert(), [dict(r, received_at=database.utcnow()) for r in rows])
+        conn.execute(schema.receipts.insert(),
+                     [dict(r, received_at=database.utcnow()) for r in rows])
     assert migrations.migrate(engine) == ["receipt_text"]
     with engine.connect() as conn:
         lines = [r.lines for r in conn.execute(select(schema.receipt_text))]

@@ -25,7 +25,8 @@ RASTER = [  # stream, parser options, minimum similarity measured by bench/bench
 
 def need_tesseract(language=None):
     if shutil.which("tesseract") is None:
-        pytest.skip("tesseract not installed: apt-get install -y tesseract-ocr tesseract-ocr-chi-sim")
+        pytest.skip("tesseract not installed: "
+                    "apt-get install -y tesseract-ocr tesseract-ocr-chi-sim")
     if language and language not in ocr.tesseract_languages():
         pytest.skip("Tesseract language %s not installed: apt-get install -y tesseract-ocr-chi-sim"
                     % language)
@@ -70,7 +71,7 @@ def test_generated_logos_decode_the_same_in_all_three_image_commands():
     for receipt in generate_receipts(seed=2, count=6):
         if receipt.language == "zh":
             continue
-        (printed, specs, page), = ocr.receipt_pages(receipt.stream)
+        (_printed, specs, page), = ocr.receipt_pages(receipt.stream)
         if page is not None:
             pages.setdefault(specs[0][0], page)
     assert set(pages) == {"raster", "graphics", "column"}
@@ -128,7 +129,8 @@ def test_pp_ocr_reads_a_rendered_line():
 
 def test_receipts_with_only_a_logo_are_not_read():
     need_tesseract()
-    receipts = ocr.ocr_stream(b"\x1b@" + b"\x1dv0\x00\x02\x00\x08\x00" + b"\xff" * 16 + b"\x1dV\x00")
+    receipts = ocr.ocr_stream(b"\x1b@" + b"\x1dv0\x00\x02\x00\x08\x00" + b"\xff" * 16
+                              + b"\x1dV\x00")
     assert receipts == []
 
 

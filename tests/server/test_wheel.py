@@ -44,8 +44,9 @@ def test_the_wheel_serves_the_api_and_dashboard_outside_the_checkout(tmp_path):
     with open(os.path.join(site, "deps.pth"), "w") as f:
         f.write(str(deps) + "\n")
     python = str(venv / "bin" / "python")
-    where = _run([python, "-c", "import tilltap, tilltap_fw.escpos_parser as p; "
-                  "print(tilltap.__file__); print(p.__file__)"], cwd=str(tmp_path))
+    where = _run([python, "-c", ("import tilltap, tilltap_fw.escpos_parser as p; "
+                                 "print(tilltap.__file__); print(p.__file__)")],
+                 cwd=str(tmp_path))
     assert all(line.startswith(site) for line in where.split()), where
     commands = _run([python, "-m", "tilltap.cli", "--help"], cwd=str(tmp_path)).split()
     assert "serve" in commands and "demo" not in commands and "board" not in commands

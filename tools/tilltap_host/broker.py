@@ -70,6 +70,7 @@ class Broker:
 
     def reload(self):
         """SIGHUP: mosquitto re-reads its password and ACL files."""
+        assert self.proc is not None, "mosquitto is not running"
         self.proc.send_signal(signal.SIGHUP)
 
     def read_log(self):

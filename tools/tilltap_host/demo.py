@@ -206,6 +206,7 @@ class Demo:
         elif self.broker is not None:
             broker_files.write(self.engine, self.dir)
             self.broker.reload()
+        assert self.server is not None
         printer = printer or printer_settings()
         server_cfg = {"transport": self.uplink, "host": "127.0.0.1", "credential": credential,
                       "timeout_ms": 2000,
@@ -226,8 +227,9 @@ class Demo:
     async def replay(self, jobs, tap=None):
         """Sends every job through a tap (default the demo tap); returns (bytes sent, replies
         the POS got)."""
-        port = (tap.process if tap else self.tap).listen_port
-        return await send_jobs("127.0.0.1", port, [data for _, data in jobs])
+        process = tap.process if tap else self.tap
+        assert process is not None, "start() first"
+        return await send_jobs("127.0.0.1", process.listen_port, [data for _, data in jobs])
 
     def stored(self, device=DEVICE):
         """(rows stored for the device, distinct seqs among them)."""
@@ -241,6 +243,7 @@ class Demo:
         """True once the tap captured want receipts, its spool is empty and the server has
         them all."""
         process = tap.process if tap else self.tap
+        assert process is not None, "start() first"
         device = tap.device if tap else DEVICE
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -315,7 +318,8 @@ def stored_receipts(engine, device):
             .where(schema.receipt_text.c.device_id == device)).all())
         found = {r.seq: r for r in conn.execute(
             select(receipt_fields).where(receipt_fields.c.device_id == device))}
-        items, payments = {}, {}
+        items: dict[int, list[dict]] = {}
+        payments: dict[int, list[dict]] = {}
         for row in conn.execute(select(receipt_items).where(receipt_items.c.device_id == device)
                                 .order_by(receipt_items.c.seq, receipt_items.c.line_no)):
             items.setdefault(row.seq, []).append(
@@ -402,6 +406,7 @@ async def _main(args):
     demo = Demo(workdir, args.uplink, args.port, args.upload_mode, printer)
     try:
         await demo.start()
+        assert demo.server is not None
         print("tilltap demo: %s uplink, upload mode %s, server %s, working directory %s"
               % (args.uplink, args.upload_mode, demo.server.url, workdir), flush=True)
         sent, replies = await demo.replay(jobs)

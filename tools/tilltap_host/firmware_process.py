@@ -33,11 +33,11 @@ class FirmwareProcess:
         self.config_path = os.path.join(workdir, "config.json")
         self.status_path = os.path.join(workdir, "status.json")
         self.log_path = os.path.join(workdir, "firmware.log")
-        cfg = {"mode": "network", "device_id": "host-tap",
-               "printer": {"host": "127.0.0.1", "port": printer_port},
-               "pos": {"listen_port": self.listen_port},
-               "spool": {"dir": os.path.join(workdir, "data", "spool")},
-               "split": {"idle_ms": 1000}}
+        cfg: dict = {"mode": "network", "device_id": "host-tap",
+                     "printer": {"host": "127.0.0.1", "port": printer_port},
+                     "pos": {"listen_port": self.listen_port},
+                     "spool": {"dir": os.path.join(workdir, "data", "spool")},
+                     "split": {"idle_ms": 1000}}
         for section, values in (config or {}).items():
             if isinstance(values, dict):
                 cfg.setdefault(section, {}).update(values)

@@ -110,13 +110,15 @@ def generate_receipts(seed: int = 0, count: int = 30) -> list[GeneratedReceipt]:
     return [_build(_STORES[i % len(_STORES)], i, rng) for i in range(count)]
 
 
-def generate_stream(receipts: list[GeneratedReceipt], copies: int = 1, crlf: bool = False) -> bytes:
+def generate_stream(receipts: list[GeneratedReceipt], copies: int = 1,
+                    crlf: bool = False) -> bytes:
     """Concatenate receipts as one print connection would carry them.
 
     Each receipt is printed ``copies`` times in a row (customer copy, merchant copy...). Every
     copy starts with ``ESC @`` and ends with its cut.
     """
-    return b"".join(r.stream if not crlf else r.render(crlf=True) for r in receipts for _ in range(copies))
+    return b"".join(r.stream if not crlf else r.render(crlf=True)
+                    for r in receipts for _ in range(copies))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,8 +189,9 @@ def _render(ops: list, profile: str, crlf: bool) -> bytes:
         elif kind == "eol":
             check.text("\r\n" if crlf else "\n")
         elif kind == "image":
-            printer.image(_logo(arg["initials"], arg["size"]), impl=arg["impl"], center=arg["center"],
-                          high_density_vertical=arg["hd"][0], high_density_horizontal=arg["hd"][1])
+            printer.image(_logo(arg["initials"], arg["size"]), impl=arg["impl"],
+                          center=arg["center"], high_density_vertical=arg["hd"][0],
+                          high_density_horizontal=arg["hd"][1])
         elif kind == "barcode":
             code = "{B" + arg["data"] if arg["symbology"] == "CODE128" else arg["data"]
             # barcode() announces the renderer it picked on stdout.
@@ -238,7 +241,8 @@ class _TextCheck:
             raise ValueError(f"python-escpos cannot print {text!r} exactly (sent {sent!r})")
 
     def _decode(self, data: bytes) -> str:
-        out, pos = [], 0
+        out: list[str] = []
+        pos = 0
         while pos < len(data):
             if data.startswith(b"\x1bt", pos):
                 self.codec = self.codecs.get(data[pos + 2])
@@ -255,7 +259,8 @@ class _TextCheck:
 
 def _ground_truth(ops: list) -> dict:
     """What the paper shows, read from the same operations the stream was printed from."""
-    lines, barcodes, qr_codes, images, cut, pending = [], [], [], 0, None, []
+    lines, barcodes, qr_codes, images, cut = [], [], [], 0, None
+    pending: list[str] = []
     for kind, arg in ops:
         if pending and kind not in ("text", "set", "eol"):
             raise ValueError("a line must end before a barcode, image, QR or cut")
@@ -277,7 +282,8 @@ def _ground_truth(ops: list) -> dict:
                 images += 1  # rendered to a picture: no payload for the parser to read
         elif kind == "cut":
             cut = "full" if arg["mode"] == "FULL" and arg["feed"] else "partial"
-    return {"lines": lines, "barcodes": barcodes, "qr_codes": qr_codes, "images": images, "cut": cut}
+    return {"lines": lines, "barcodes": barcodes, "qr_codes": qr_codes, "images": images,
+            "cut": cut}
 
 
 def _logo(initials: str, size: tuple[int, int]) -> Image.Image:
@@ -427,7 +433,8 @@ _STORES: tuple[_Store, ...] = (
         meta=("Factura simplificada: {no}", "Fecha: {date}", "Le atendió: {cashier}"),
         cashiers=("Iñaki", "María José", "Begoña", "Ángel"),
         catalogue=(
-            _Item("CAMISETA ALGODÓN BÁSICA", "12.95", "G"), _Item("PANTALÓN VAQUERO SLIM", "39.95", "G"),
+            _Item("CAMISETA ALGODÓN BÁSICA", "12.95", "G"),
+            _Item("PANTALÓN VAQUERO SLIM", "39.95", "G"),
             _Item("JERSEY PUNTO TRENZADO", "29.95", "G"), _Item("VESTIDO ESTAMPADO", "35.95", "G"),
             _Item("CHAQUETA ACOLCHADA", "59.95", "G"), _Item("BUFANDA LANA", "15.95", "G"),
             _Item("CALCETINES PACK 3", "7.95", "G"), _Item("ZAPATILLAS LONA", "25.95", "G"),
@@ -471,7 +478,8 @@ _STORES: tuple[_Store, ...] = (
         key="en-cafe", language="en", name="BLUE DOOR COFFEE", width=42, currency="USD",
         header=("214 Valencia St", "San Francisco, CA 94103", "(415) 555-0142"),
         decimal_comma=False,
-        date_format=lambda d: f"{d:%m/%d/%Y} {d.hour % 12 or 12}:{d:%M} {'AM' if d.hour < 12 else 'PM'}",
+        date_format=lambda d: (f"{d:%m/%d/%Y} {d.hour % 12 or 12}:{d:%M} "
+                               f"{'AM' if d.hour < 12 else 'PM'}"),
         seconds=False, receipt_no=lambda r: str(r.randrange(1000, 9999)),
         meta=("Order #{no}", "{date}", "Server: {cashier}"),
         cashiers=("Jess", "Marco", "Aiden", "Sofía"),
@@ -527,7 +535,8 @@ _STORES: tuple[_Store, ...] = (
         cashiers=("Amélie", "Noël", "Cécile", "Loïc"),
         catalogue=(
             _Item("Doliprane 1000mg 8 cp", "2.18", "R"), _Item("Spasfon Lyoc 80mg", "3.95", "R"),
-            _Item("Sérum physiologique", "3.20", "I"), _Item("Crème hydratante 50ml", "12.90", "N"),
+            _Item("Sérum physiologique", "3.20", "I"),
+            _Item("Crème hydratante 50ml", "12.90", "N"),
             _Item("Pastilles gorge miel", "5.40", "I"), _Item("Thermomètre digital", "9.90", "N"),
             _Item("Gel hydroalcoolique", "3.50", "N"), _Item("Vitamine C 500mg", "6.80", "I"),
             _Item("Écran solaire SPF50", "15.90", "N"),
@@ -574,18 +583,21 @@ def _build(store: _Store, index: int, rng: random.Random) -> GeneratedReceipt:
         return f"{value}".replace(".", ",") if store.decimal_comma else f"{value}"
 
     layout = _Layout(store.width)
-    when = datetime(2026, 1, 1, 7) + timedelta(days=rng.randrange(365), minutes=rng.randrange(15 * 60),
-                                                 seconds=rng.randrange(60) if store.seconds else 0)
+    when = datetime(2026, 1, 1, 7) + timedelta(
+        days=rng.randrange(365), minutes=rng.randrange(15 * 60),
+        seconds=rng.randrange(60) if store.seconds else 0)
     receipt_no = store.receipt_no(rng)
     cashier = rng.choice(store.cashiers)
 
     # Logo, then the centred header.
     if store.logo:
-        layout.image(initials=store.logo, size=(rng.choice((120, 150, 200, 256)), rng.choice((40, 48, 60))),
+        layout.image(initials=store.logo,
+                     size=(rng.choice((120, 150, 200, 256)), rng.choice((40, 48, 60))),
                      impl=IMAGE_IMPLS[index % 3], center=rng.random() < 0.5,
                      hd=rng.choice(((True, True), (True, True), (False, True), (True, False))))
     wide = _cols(store.name) * 2 <= store.width and rng.random() < 0.5
-    layout.line({"align": "center", "bold": True, "double_height": True, "double_width": wide}, store.name)
+    layout.line({"align": "center", "bold": True, "double_height": True, "double_width": wide},
+                store.name)
     layout.set(normal_textsize=True, bold=False)
     for text in store.header:
         layout.line(text)
@@ -603,14 +615,17 @@ def _build(store: _Store, index: int, rng: random.Random) -> GeneratedReceipt:
     layout.line(rule * store.width)
 
     # Items.
-    items, gross_by_class = [], {}
+    items: list[dict] = []
+    gross_by_class: dict[str, Decimal] = {}
     if store.item_style == "zh":
         layout.line(_pad("商品/条码", "    数量      单价      金额", store.width))
     for item in rng.sample(store.catalogue, rng.randint(1, min(7, len(store.catalogue)))):
         price = Decimal(item.price)
-        qty = (Decimal(rng.randrange(200, 2000)) / 1000) if item.weighed else Decimal(rng.choice((1, 1, 1, 2, 3)))
+        qty = ((Decimal(rng.randrange(200, 2000)) / 1000) if item.weighed
+               else Decimal(rng.choice((1, 1, 1, 2, 3))))
         amount = _money(qty * price)
-        entry = {"name": item.name, "qty": f"{qty}", "unit_price": f"{price}", "amount": f"{amount}"}
+        entry = {"name": item.name, "qty": f"{qty}", "unit_price": f"{price}",
+                 "amount": f"{amount}"}
         qty_text = f"{num(qty)} kg x {num(price)}/kg" if item.weighed else f"{qty} x {num(price)}"
         code = f" {item.tax}" if store.tax_codes else ""
         if store.item_style == "after":
@@ -618,7 +633,8 @@ def _build(store: _Store, index: int, rng: random.Random) -> GeneratedReceipt:
             if item.weighed or qty > 1:
                 layout.line("  " + qty_text)
         elif store.item_style == "prefix":
-            layout.lr(f"{qty} x {item.name}" if qty > 1 or rng.random() < 0.5 else item.name, num(amount))
+            layout.lr(f"{qty} x {item.name}" if qty > 1 or rng.random() < 0.5 else item.name,
+                      num(amount))
         elif store.item_style == "block":
             entry["sku"] = _sku(store, item)
             layout.line(item.name)
@@ -649,12 +665,16 @@ def _build(store: _Store, index: int, rng: random.Random) -> GeneratedReceipt:
 
     # Tax: included in the prices (Europe) or added to them (US).
     tax_lines = []
-    for tax_class in sorted(gross_by_class, key=lambda c: -Decimal(store.tax_rates[c])) if store.tax_rates else ():
+    by_rate = (sorted(gross_by_class, key=lambda c: -Decimal(store.tax_rates[c]))
+               if store.tax_rates else ())
+    for tax_class in by_rate:
         rate, gross = Decimal(store.tax_rates[tax_class]), gross_by_class[tax_class]
-        tax = _money(gross * rate / (100 + rate)) if store.tax_included else _money(gross * rate / 100)
+        tax = (_money(gross * rate / (100 + rate)) if store.tax_included
+               else _money(gross * rate / 100))
         net = gross - tax if store.tax_included else gross
         tax_lines.append({"rate": f"{rate}", "net": f"{net}", "tax": f"{tax}"})
-        layout.lr(store.tax_line.format(rate=num(rate), net=num(net), gross=num(gross), code=tax_class),
+        layout.lr(store.tax_line.format(rate=num(rate), net=num(net), gross=num(gross),
+                                        code=tax_class),
                   num(tax))
     tax_total = sum((Decimal(t["tax"]) for t in tax_lines), Decimal(0))
     total = net_total if store.tax_included else net_total + tax_total
@@ -673,7 +693,8 @@ def _build(store: _Store, index: int, rng: random.Random) -> GeneratedReceipt:
         member_id = _digits(rng, store.member_digits)
         layout.line()
         layout.line(store.member.format(id=member_id))
-    tse = _tse(layout, rng, when, cash_only=all(p["type"] == "cash" for p in payments)) if store.tse else None
+    tse = (_tse(layout, rng, when, cash_only=all(p["type"] == "cash" for p in payments))
+           if store.tse else None)
     layout.line()
     _codes(layout, store, index, rng, receipt_no, total, tse)
     layout.set(align="center")
@@ -692,8 +713,9 @@ def _build(store: _Store, index: int, rng: random.Random) -> GeneratedReceipt:
     profile = _PROFILE_BY_WIDTH[store.width]
     truth = _ground_truth(layout.ops)
     fields = {
-        "store": store.name, "receipt_no": receipt_no, "datetime": when.isoformat(timespec="seconds"),
-        "cashier": cashier, "items": items, "subtotal": f"{subtotal}", "discounts": discounts,
+        "store": store.name, "receipt_no": receipt_no,
+        "datetime": when.isoformat(timespec="seconds"), "cashier": cashier, "items": items,
+        "subtotal": f"{subtotal}", "discounts": discounts,
         "tax": f"{tax_total}" if tax_lines else None, "tax_lines": tax_lines, "total": f"{total}",
         "currency": store.currency, "payments": payments,
         "tendered": None if tendered is None else f"{tendered}",
@@ -711,7 +733,8 @@ def _total_line(layout: _Layout, store: _Store, amount: str) -> None:
                     _pad(label, amount, store.width // 2))
         layout.set(normal_textsize=True, bold=False)
     elif store.total_style == "split":  # bold label, plain amount: a style change mid-line
-        layout.line({"bold": True}, label, {"bold": False}, _pad("", amount, store.width - _cols(label)))
+        layout.line({"bold": True}, label, {"bold": False},
+                    _pad("", amount, store.width - _cols(label)))
     elif store.total_style == "invert":
         layout.line({"invert": True}, _pad(label, amount, store.width))
         layout.set(invert=False)
@@ -728,7 +751,8 @@ def _payments(store: _Store, total: Decimal, rng: random.Random):
         paid, cash_due = [], total
     else:
         kind, label = rng.choice(others)
-        card_part = total if roll < 0.9 or store.language == "zh" else _money(total * Decimal(rng.randint(3, 7)) / 10)
+        card_part = (total if roll < 0.9 or store.language == "zh"
+                     else _money(total * Decimal(rng.randint(3, 7)) / 10))
         paid = [{"type": kind, "label": label, "amount": f"{card_part}"}]
         cash_due = total - card_part
     if cash_due > 0:
@@ -743,7 +767,8 @@ def _payments(store: _Store, total: Decimal, rng: random.Random):
 
 def _tse(layout: _Layout, rng: random.Random, when: datetime, cash_only: bool) -> dict:
     """Print the German fiscal (TSE) block and return its values for the TSE QR code."""
-    tse = {"payment": "Bar" if cash_only else "Unbar", "transaction": rng.randrange(10000, 999999), "signature_counter": rng.randrange(1000, 99999),
+    tse = {"payment": "Bar" if cash_only else "Unbar", "transaction": rng.randrange(10000, 999999),
+           "signature_counter": rng.randrange(1000, 99999),
            "start": f"{when:%Y-%m-%dT%H:%M:%S}",
            "stop": f"{when + timedelta(seconds=rng.randrange(2, 40)):%Y-%m-%dT%H:%M:%S}"}
     layout.line()
@@ -769,9 +794,11 @@ def _codes(layout: _Layout, store: _Store, index: int, rng: random.Random, recei
                        pos=rng.choice(("BELOW", "ABOVE", "BOTH", "OFF")),
                        height=rng.choice((48, 64, 80)), module=rng.choice((2, 3)))
     if store.qr == "tse":
-        signature = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-                            for _ in range(96))
-        content = (f"V0;Kasse-01;Kassenbeleg-V1;Beleg^{total}_0.00_0.00_0.00_0.00^{total}:{tse['payment']};"
+        assert tse is not None, "a TSE QR code needs the store's TSE block"
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        signature = "".join(rng.choice(alphabet) for _ in range(96))
+        content = (f"V0;Kasse-01;Kassenbeleg-V1;Beleg^{total}_0.00_0.00_0.00_0.00^{total}:"
+                   f"{tse['payment']};"
                    f"{tse['transaction']};{tse['signature_counter']};{tse['start']}.000Z;"
                    f"{tse['stop']}.000Z;ecdsa-plain-SHA384;unixTime;{signature}==")
         layout.qr(content=content, native=True, size=rng.choice((3, 4)))
@@ -781,10 +808,13 @@ def _codes(layout: _Layout, store: _Store, index: int, rng: random.Random, recei
                   native=True, size=rng.choice((4, 5, 6)))
     elif store.qr == "survey":
         layout.line("Tell us how we did:")
-        layout.qr(content=f"https://bluedoor.example.com/survey?order={receipt_no}", native=True, size=4)
+        layout.qr(content=f"https://bluedoor.example.com/survey?order={receipt_no}", native=True,
+                  size=4)
     elif store.qr == "zh":
         layout.line("扫码开具电子发票")
-        layout.qr(content=f"华联超市电子小票|单号:{receipt_no}|合计:￥{total}", native=True, size=4)
+        layout.qr(content=f"华联超市电子小票|单号:{receipt_no}|合计:￥{total}", native=True,
+                  size=4)
     elif store.qr == "image":
         layout.line("Devoluciones online:")
-        layout.qr(content=f"https://modasanchez.example.es/devoluciones?t={receipt_no}", native=False, size=3)
+        layout.qr(content=f"https://modasanchez.example.es/devoluciones?t={receipt_no}",
+                  native=False, size=3)

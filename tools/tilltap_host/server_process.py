@@ -58,9 +58,12 @@ class ServerProc:
             return None
 
     def wait_ready(self):
+        proc = self.proc
+        assert proc is not None, "start() first"
+
         def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("tilltap serve exited with %s" % self.proc.returncode)
+            if proc.poll() is not None:
+                raise RuntimeError("tilltap serve exited with %s" % proc.returncode)
             h = self.health()
             return h and (not self.mqtt or h.get("mqtt_connected"))
         wait_for(ready, 30, what="tilltap serve on port %d" % self.port)

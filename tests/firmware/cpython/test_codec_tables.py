@@ -5,7 +5,6 @@ import sys
 
 from tilltap_fw import codec_tables, escpos_parser
 from tilltap_fw.fields_mode import PLACEHOLDER, Reader
-
 from tilltap_host.unixport import ROOT
 
 

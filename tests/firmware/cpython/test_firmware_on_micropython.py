@@ -6,7 +6,8 @@ import re
 import pytest
 from unixport import FIRMWARE_TESTS, run_micropython
 
-MODULES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(FIRMWARE_TESTS, "test_*.py")))
+MODULES = sorted(os.path.basename(p)[:-3]
+                 for p in glob.glob(os.path.join(FIRMWARE_TESTS, "test_*.py")))
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -1,4 +1,5 @@
-"""Every real stream in the corpus: no exception, same output for every chunking, on both interpreters."""
+"""Every real stream in the corpus: no exception, same output for every chunking, on both
+interpreters."""
 import json
 
 import pytest
@@ -18,14 +19,14 @@ def test_corpus_stream_is_chunk_invariant(path):
     whole = parse_stream(data, 0, **options_for(path))
     for chunk in (1, 7, 64):
         assert parse_stream(data, chunk, **options_for(path)) == whole, chunk
-    receipts, stats = whole
+    _receipts, stats = whole
     assert stats["bytes"] == len(data)
     assert stats["desync"] == 0
 
 
 def test_chinese_gbk_receipt_decodes():
     need_corpus()
-    path = [p for p in FILES if p.endswith("taoyuan__npos/text-1.bin")][0]
+    path = next(p for p in FILES if p.endswith("taoyuan__npos/text-1.bin"))
     receipts, _ = parse_stream(open(path, "rb").read(), encoding="gb18030")
     text = "\n".join(receipts[0]["lines"])
     for word in ("来钱客栈", "收银", "单号", "商品名称", "肥皂", "实收", "找零", "欢迎光临"):
@@ -35,7 +36,7 @@ def test_chinese_gbk_receipt_decodes():
 
 def test_star_receipt_codes():
     need_corpus()
-    path = [p for p in FILES if p.endswith("eljojo__estrella/full_receipt.bin")][0]
+    path = next(p for p in FILES if p.endswith("eljojo__estrella/full_receipt.bin"))
     receipts, _ = parse_stream(open(path, "rb").read(), profile="star")
     r = receipts[0]
     assert "TOTAL:  48.31" in r["lines"]

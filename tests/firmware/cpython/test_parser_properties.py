@@ -18,7 +18,7 @@ def run(stream, cuts, **options):
     p = Parser(**options)
     out = []
     pos = 0
-    for cut in sorted(set(c % (len(stream) + 1) for c in cuts)) + [len(stream)]:
+    for cut in sorted({c % (len(stream) + 1) for c in cuts}) + [len(stream)]:
         out += p.feed(stream[pos:cut])
         pos = cut
     return out + p.close(), p.stats()

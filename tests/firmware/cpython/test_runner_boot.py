@@ -41,4 +41,5 @@ def test_capture_that_did_not_fit_at_boot_is_built_later(tmp_path, monkeypatch):
 def test_due_survives_a_ticks_wrap():
     assert runner_module._due(None, 5, 1000)
     assert not runner_module._due(1500, 1000, 1000) and runner_module._due(1000, 1000, 1000)
-    assert runner_module._due(10 ** 6, 10, 1000)          # further off than it can be: a wrap passed
+    # further off than it can be: a wrap passed
+    assert runner_module._due(10 ** 6, 10, 1000)
