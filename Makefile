@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 FIRMWARE_PY := $(wildcard firmware/*.py)
 
-.PHONY: help setup test test-fast lint mpy-check soak bench demo clean
+.PHONY: help setup test test-fast lint mpy-check soak bench demo tap clean
 UPLINK ?= http
 UPLOAD ?= full
 
@@ -17,6 +17,7 @@ help:
 	@echo "make soak       long property/fuzz and power-loss runs"
 	@echo "make bench      print speed and memory figures"
 	@echo "make demo       run the whole system on this PC (UPLINK=mqtt, UPLOAD=text|fields)"
+	@echo "make tap        a tap on this PC in front of a network printer (CONFIG=config.json)"
 
 setup: $(STAMP)
 
@@ -47,6 +48,9 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/tilltap demo --uplink $(UPLINK) --upload-mode $(UPLOAD)
+
+tap: $(STAMP)
+	$(BIN)/tilltap tap --config $(CONFIG)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -6,14 +6,24 @@ every arrival; a chunk's latency is its arrival time minus its send time. The sa
 straight to the printer gives the floor. Scenarios: uplink idle (server up), server stalled
 (accepts, never answers), and spool writes (every burst ends a receipt, which is spooled).
 Target: p99 below 5 ms, no byte lost.
-Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30).
+
+A print queue: 20 small jobs one after another, each on its own connection (connect, send,
+half-close, read until the printer's side closes), straight to the printer and through the tap.
+The queue is CUPS itself (a private cupsd, raw queues `socket://`, jobs sent with `lp -o raw`:
+bench/cups_queue.py; skipped with a note where CUPS is not installed); target: total time
+through the tap <= 1.1 x direct. The same jobs from bare sockets (no scheduler, no process per
+job) show the time the tap adds per job, with socat (a C relay) beside it when installed.
+Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30), 5 queue jobs (full: 20).
 """
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 import time
 
+from cups_queue import Cups
+from cups_queue import available as cups_available
 from quick import size
 
 from tilltap.accounts import devices
@@ -30,6 +40,9 @@ from tcpproxy import Proxy  # noqa: E402
 CHUNK = 64
 BURST = 40          # chunks per receipt
 BURSTS = size(30, 5)
+QUEUE_JOBS = size(20, 5)
+WARM_JOBS = size(10, 2)
+QUEUE_ROUNDS = size(5, 1)
 PACE_S = 0.002
 GAP_S = 0.3
 
@@ -108,12 +121,137 @@ async def scenario(name, tmp, server_mode):
              _pct(direct, 0.5), _pct(direct, 0.99)), flush=True)
 
 
+async def _socket_job(port, job, tmp):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(job)
+    await writer.drain()
+    writer.write_eof()
+    replies = await reader.read()      # until the close
+    writer.close()
+    return replies
+
+
+async def _queue(send, port, jobs, tmp):
+    """Seconds for the jobs one after another as a print queue sends them; every reply."""
+    replies = b""
+    started = time.perf_counter()
+    for job in jobs:
+        replies += await send(port, job, tmp)
+    return time.perf_counter() - started, replies
+
+
+async def _compare(name, send, jobs, printer, ports, tmp):
+    """Direct, then through each relay in ports ({name: port}): times and byte-exactness."""
+    await _queue(send, printer.port, jobs[:WARM_JOBS], tmp)        # every path warm
+    for port in ports.values():
+        await _queue(send, port, jobs[:WARM_JOBS], tmp)
+    printer.received.clear()
+    direct, direct_replies = await _queue(send, printer.port, jobs, tmp)
+    exact = bytes(printer.received) == b"".join(jobs)
+    times = {}
+    for relay, port in ports.items():
+        printer.received.clear()
+        times[relay], replies = await _queue(send, port, jobs, tmp)
+        exact = exact and bytes(printer.received) == b"".join(jobs) and replies == direct_replies
+    tap = times["tap"]
+    line = "print queue, %s: %d jobs  direct %.3f s  through the tap %.3f s  ratio %.2f" % (
+        name, len(jobs), direct, tap, tap / direct)
+    line += "  (added per job: tap %.2f ms" % ((tap - direct) / len(jobs) * 1000)
+    if "socat" in times:
+        line += ", socat %.2f ms" % ((times["socat"] - direct) / len(jobs) * 1000)
+    print(line + ")  byte-exact: %s" % ("yes" if exact else "NO"), flush=True)
+    return exact, tap / direct
+
+
+async def _cups_run(cups, queue, files, printer):
+    """Seconds from the first `lp` until the printer saw every job's connection end."""
+    printer.received.clear()
+    ended = printer.ended
+    started = time.perf_counter()
+    for path in files:
+        await asyncio.to_thread(cups.submit, queue, path)
+    deadline = time.monotonic() + 120
+    while printer.ended < ended + len(files):
+        if time.monotonic() > deadline:
+            raise RuntimeError("CUPS did not print the jobs: " + cups.log())
+        await asyncio.sleep(0.001)
+    return time.perf_counter() - started
+
+
+def _write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+async def _cups_queue(jobs, printer, tap_port, tmp):
+    """The jobs through two raw CUPS queues, one to the printer, one to the tap."""
+    why = cups_available()
+    if why:
+        print("print queue, CUPS: skipped (%s)" % why, flush=True)
+        return True
+    files = [os.path.join(tmp, "job%02d.prn" % k) for k in range(len(jobs))]
+    for path, job in zip(files, jobs):
+        await asyncio.to_thread(_write, path, job)
+    cups = await asyncio.to_thread(Cups().start)
+    try:
+        cups.queue("direct", "socket://127.0.0.1:%d" % printer.port)
+        cups.queue("tap", "socket://127.0.0.1:%d" % tap_port)
+        # both paths warm: the tap's first jobs after its start are slower (heap, caches)
+        await _cups_run(cups, "direct", files[:WARM_JOBS], printer)
+        await _cups_run(cups, "tap", files[:WARM_JOBS], printer)
+        direct = through = 0.0
+        exact = True
+        # rounds taken in turn: a busy moment of a shared machine falls on both paths alike
+        for _ in range(QUEUE_ROUNDS):
+            direct += await _cups_run(cups, "direct", files, printer)
+            exact = exact and bytes(printer.received) == b"".join(jobs)
+            through += await _cups_run(cups, "tap", files, printer)
+            exact = exact and bytes(printer.received) == b"".join(jobs)
+    finally:
+        cups.stop()
+    print("print queue, CUPS raw queues: %d rounds of %d jobs  direct %.3f s  through the tap "
+          "%.3f s  ratio %.2f   target <= 1.1  byte-exact: %s"
+          % (QUEUE_ROUNDS, len(jobs), direct, through, through / direct,
+             "yes" if exact else "NO"), flush=True)
+    return exact
+
+
+async def print_queue(tmp):
+    """QUEUE_JOBS jobs of ~1.3 KB (every third asks the printer's status first, as a
+    status-aware POS does), direct and through the tap (no server: spooling only)."""
+    jobs = [(b"\x10\x04\x01" if k % 3 == 0 else b"") + b"\x1b@" + _receipt(k)[:1280] +
+            b"\x1dV\x00" for k in range(QUEUE_JOBS)]
+    printer = await VirtualPrinter().start()
+    tap = FirmwareProcess(tmp, printer.port, {"device_id": "bench-queue"}).start()
+    ports = {"tap": tap.listen_port}
+    socat = None
+    if shutil.which("socat"):
+        ports["socat"] = free_port()
+        socat = await asyncio.create_subprocess_exec(
+            "socat", "TCP-LISTEN:%d,fork,reuseaddr,bind=127.0.0.1" % ports["socat"],
+            "TCP:127.0.0.1:%d" % printer.port)
+        await asyncio.sleep(0.3)
+    try:
+        exact, _ = await _compare("bare sockets", _socket_job, jobs, printer, ports, tmp)
+        exact = await _cups_queue(jobs, printer, tap.listen_port, tmp) and exact
+    finally:
+        if socat is not None:
+            socat.terminate()
+            await socat.wait()
+        tap.stop()
+        await printer.stop()
+    return exact
+
+
 async def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        exact = await print_queue(tmp)
     for name, mode in (("uplink idle", "up"), ("server stalled", "stalled")):
         with tempfile.TemporaryDirectory() as tmp:
             await scenario(name, tmp, mode)
     print("(every burst ends a receipt: the figures above include its spool write)")
+    return 0 if exact else 1
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -1,118 +1,291 @@
-"""Capture: parse the bytes the POS sent, assemble receipts, keep their raw bytes, spool them.
+"""Capture: the bytes the printer took, parsed into receipts, spooled with their raw bytes.
 
-Capture never sees the ports: the tap hands it its read buffer and the count of each
-forwarded chunk, after the chunk went on to the printer (parsed in place, no copy). Everything
-here is bounded per chunk: the parser's caps, a raw window of at most raw_max bytes (a receipt
-bigger than that is stored without its raw bytes, flagged), and one spool write per finished
-receipt.
+Failure assumptions, written down first:
+- Capture can be slower than the line: an ESP32 parses a command-dense stream at tens of KB/s,
+  while a TCP job arrives at LAN speed and a flash write stops everything for tens of ms.
+  Forwarding must never wait for it.
+- The heap is small and fragments: everything capture needs per byte is allocated once.
+- The parser, the spool or the heap can fail at any moment; so can the printer, mid-job.
+What capture does about it:
+- The tap hands over every byte the printer took (take()), copied into one buffer (the
+  backlog) allocated at boot; the tap gives capture a time budget per loop turn (work()), and
+  capture parses from the backlog in slices of _SLICE bytes until the budget is spent. Nothing
+  here reads a port.
+- The same buffer keeps the raw bytes of the receipt in progress (for the record, upload mode
+  full): its bytes stay until the receipt ends, up to the buffer's size; a receipt that
+  outgrows it is stored without raw bytes (counted).
+- Job ends, idle gaps and printer failures are marks in the backlog at their stream position
+  (mark()), so each receipt ends in order even when capture runs behind.
+- When the backlog is full (capture fell behind by more than its size) the bytes that do not
+  fit are not kept: capture parses what it has, ends the receipt in progress as incomplete
+  ("capture_behind"), counts the bytes it skipped, and starts again at the next job end, idle
+  gap or ESC @ (a receipt's usual first command). Receipts are never silently merged.
+
+Every receipt is stored with a status: "complete"; "not_printed" (the printer failed before it
+took all of the receipt's bytes); or "incomplete" with a reason: "cut_in_payload" (the job
+ended inside a command, an image say), "capture_behind".
 """
 import gc
 
-from .escpos_parser import Parser
-from .receipt import Receipt, ReceiptAssembler
+from .compat import const, ticks_diff, ticks_us
+from .escpos_parser import REQUEST, Parser, reply_bytes
+from .receipt import INCOMPLETE, NOT_PRINTED, Receipt, ReceiptAssembler
+
+# Marks: what happened at a position of the stream.
+END = const(0)              # the stream ended (a network job's connection, a serial idle gap)
+IDLE = const(1)             # no byte for the idle gap: the receipt in progress ends
+PRINTER_FAILED = const(2)   # the printer took nothing after this point
+_GAP = const(3)             # bytes were not kept (backlog full) from here
+_RESYNC = const(4)          # keeping again (after a gap), from an ESC @
+
+_SLICE = const(128)         # bytes parsed per call: bounds one step's work on the chip
+_MAX_MARKS = const(8)
+_INIT = b"\x1b@"            # ESC @: where capture picks up again after a gap
 
 
 class Capture:
-    """Chunks in, spooled receipt records out.
+    """Bytes the printer took in, spooled receipt records out.
 
     encode(receipt, raw) -> the spool record, bytes or a list of bytes parts (Spool.append),
-    (raw: a memoryview valid during the call only, None when the receipt was too big or memory
-    ran short);
+    (raw: a memoryview valid during the call only, None when the receipt's raw bytes were not
+    kept, or memory ran short);
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options);
     new_receipt() -> what assembles a receipt: receipt.Receipt, or record.RecordBuilder
-    (writes each line into the record as it comes).
+    (writes each line into the record as it comes); backlog: bytes of the buffer; raw: keep
+    each receipt's raw bytes (up to the buffer's size).
     """
 
-    def __init__(self, spool, encode, make_parser=Parser, raw_max=16384, new_receipt=Receipt):
+    def __init__(self, spool, encode, make_parser=Parser, backlog=4096, raw=True,
+                 new_receipt=Receipt):
         self._make_parser = make_parser
         self._new_receipt = new_receipt
         self._spool = spool
         self._encode = encode
-        self._raw_max = raw_max
-        self._raw = bytearray(raw_max)
-        self._raw_mv = memoryview(self._raw)
-        self.reset()
+        self._keep_raw = raw
+        self._buf = bytearray(backlog)
+        self._mv = memoryview(self._buf)
+        self._size = backlog
+        self._marks = []            # [[position, kind]], in order
+        self._base = 0              # stream position of self._buf[0]; positions never wrap
+        self._write = 0             # position after the last byte taken
+        self._parsed = 0            # position after the last byte parsed
+        self._skipping = False      # after a gap: keeping nothing until an ESC @ or a mark
         self.receipts = 0
         self.raw_omitted = 0
         self.store_errors = 0
         self.last_store_error = None
         self.last_seq = None
+        self.behind = 0             # times the backlog was full
+        self.skipped_bytes = 0      # bytes the printer took that capture never saw
+        self.incomplete = 0
+        self.not_printed = 0
+        self.requests = 0           # commands seen that make the printer answer
+        self.stream_requests = 0    # ... since the stream (a network job) began
+        self.stream_reply_bytes = 0  # the bytes their answers have, when all are of known size
+        self.stream_unsized = 0     # ... requests whose answer's size is not known
+        self.reset()
 
-    def reset(self):
-        """Start afresh after a failure: a new parser, the receipt in progress is dropped."""
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def reset(self, resync=False):
+        """Start afresh (at boot, or resync=True after a failure): a new parser; the receipt
+        in progress and the backlog are dropped (counted as skipped bytes). After a failure
+        the stream is mid-receipt: capture picks up again at the next ESC @ or job end."""
         self.release()     # the old parser's heap is free before the new one is built
+        self.skipped_bytes += self._write - self._parsed
+        self._marks = []
+        self._base = self._parsed = self._write
+        self._skipping = resync
         self.parser = self._make_parser()
         self._assembler = ReceiptAssembler(self._new_receipt)
-        self._raw_len = 0
-        self._raw_start = 0      # stream offset of self._raw[0]
-        self._raw_whole = True   # False once the receipt in progress outgrew the window
+        self._stream = self._write       # position of the parser's offset 0
+        self._receipt_start = self._write
+        self._raw_whole = self._keep_raw
+        self._printed_to = None          # stream offset the printer took up to, when it failed
+        self._behind_now = False         # the receipt in progress lost bytes to a gap
         return self
 
     def release(self):
         """Give the parser's and the receipt in progress's heap back (forwarding needs it);
-        capture is off until reset()."""
+        capture is off until reset(). The backlog buffer stays: it was allocated at boot."""
         self.parser = None
         self._assembler = None
 
-    def feed(self, chunk, n=None):
-        """Parse one forwarded chunk (or chunk[:n]); spools every receipt it completed."""
+    # ---- what the tap calls -----------------------------------------------------------------
+
+    def take(self, data, start=0, n=None):
+        """Bytes the printer took (listen-only: bytes the POS sent): data[start:start + n]."""
         if n is None:
-            n = len(chunk)
-        events = self.parser.feed(chunk, n)
-        if self._raw_max:
-            self._keep_raw(chunk, n)
-        self._finish(self._assembler.add(events))
-
-    def _keep_raw(self, chunk, n):
-        if self._raw_len + n > self._raw_max:
-            # the receipt in progress is too big to keep whole: keep only this chunk, which
-            # holds the start of the next receipt if one begins in it
-            self._raw_whole = False
-            self._raw_start += self._raw_len
-            self._raw_len = 0
-            if n > self._raw_max:
-                self._raw_start += n
+            n = len(data) - start
+        if self.parser is None:            # released: capture restarts later, resyncing
+            self.skipped_bytes += n
+            return
+        if self._skipping:
+            k = bytes(data[start:start + n]).find(_INIT) if n else -1
+            if k < 0 or not self._room(n - k) or not self._mark(_RESYNC):
+                self.skipped_bytes += n
                 return
-        self._raw_mv[self._raw_len:self._raw_len + n] = memoryview(chunk)[:n]
-        self._raw_len += n
+            self.skipped_bytes += k
+            start += k
+            n -= k
+            self._skipping = False
+        elif not self._room(n):
+            self.behind += 1
+            self.skipped_bytes += n
+            self._mark(_GAP)
+            self._skipping = True
+            return
+        at = self._write - self._base
+        self._mv[at:at + n] = memoryview(data)[start:start + n]
+        self._write += n
 
-    def idle(self):
-        """No byte for the receipt idle gap: the receipt in progress (if any) is complete."""
-        self._finish(self._assembler.add(self.parser.idle()))
+    def mark(self, kind):
+        """Something happened after the bytes taken so far: END, IDLE or PRINTER_FAILED."""
+        if kind != PRINTER_FAILED and self._skipping:
+            self._skipping = False         # the next stream is kept from its first byte
+        self._mark(kind)
+
+    def work(self, budget_us=None):
+        """Parse from the backlog until it is empty or budget_us microseconds passed (None:
+        until it is empty). Spools every receipt that ends. Returns True if bytes are left."""
+        started = ticks_us()
+        while self.parser is not None:
+            if self._marks and self._marks[0][0] == self._parsed:
+                self._at_mark(self._marks.pop(0)[1])
+                continue
+            end = self._marks[0][0] if self._marks else self._write
+            n = end - self._parsed
+            if n <= 0:
+                return False
+            n = min(n, _SLICE)
+            at = self._parsed - self._base
+            events = self.parser.feed(self._buf, n, at)
+            self._parsed += n
+            self._done(events)
+            if budget_us is not None and ticks_diff(ticks_us(), started) >= budget_us:
+                break
+        return self._parsed < self._write or bool(self._marks)
+
+    def pending(self):
+        """Bytes taken and not parsed yet."""
+        return self._write - self._parsed
+
+    def may_ask(self):
+        """False when the bytes not parsed yet cannot hold a command the printer answers, so
+        the stream_* request counts are already final for this stream (no mark waits either);
+        True when only parsing them tells (capture off: unknown)."""
+        if self.parser is None or self._marks:
+            return True
+        return self.parser.may_ask(self._buf, self._parsed - self._base, self._write - self._base)
+
+    def pressed(self):
+        """True once half the backlog waits to be parsed: capture must parse now, even while
+        bytes are moving, or fall behind."""
+        return self._write - self._parsed > self._size // 2
+
+    def feed(self, data, n=None):
+        """take() then work() to the end: the whole chunk parsed now (tests, tools)."""
+        self.take(data, 0, n)
+        self.work()
 
     def close(self):
-        """The stream ended (a network job's connection closed): the receipt in progress ends,
-        and the next stream is parsed from the printer's power-on state, as `tilltap parse`
-        reads one job's file."""
-        self._finish(self._assembler.add(self.parser.close()))
-        self._raw_len = 0
-        self._raw_start = 0      # the parser counts offsets from 0 again
-        self._raw_whole = True
+        """The stream ended now: mark(END), then parse to the end."""
+        self.mark(END)
+        self.work()
 
-    def _finish(self, receipts):
-        for receipt in receipts:
+    # ---- the backlog --------------------------------------------------------------------------
+
+    def _free(self):
+        """Position before which the buffer holds nothing needed: parsed, and not part of a
+        receipt whose raw bytes are kept."""
+        if self._raw_whole and self._receipt_start < self._parsed:
+            return self._receipt_start
+        return self._parsed
+
+    def _room(self, n):
+        """True once n more bytes fit, moving what is kept to the buffer's front if needed;
+        the receipt in progress gives up its raw bytes rather than capture fall behind."""
+        if self._write - self._base + n <= self._size:
+            return True
+        for attempt in (0, 1):
+            free = self._free()
+            live = self._write - free
+            if live + n <= self._size:
+                # to the front: dest before source, so a forward copy is safe
+                self._mv[:live] = self._mv[free - self._base:self._write - self._base]
+                self._base = free
+                return True
+            if attempt == 0 and self._raw_whole and self._receipt_start < self._parsed:
+                self._raw_whole = False          # too big to keep whole: stored without raw
+            else:
+                return False
+        return False
+
+    def _mark(self, kind):
+        if len(self._marks) >= _MAX_MARKS:
+            self.behind += 1
+            return False
+        self._marks.append([self._write, kind])
+        return True
+
+    def _at_mark(self, kind):
+        if kind == PRINTER_FAILED:
+            self._printed_to = self._parsed - self._stream
+        elif kind == IDLE:
+            self._done(self.parser.idle())
+        elif kind == END or kind == _GAP:
+            self._behind_now = kind == _GAP
+            self._done(self.parser.close())
+            self._behind_now = False
+            self._new_stream()
+        else:                                  # _RESYNC: a new stream from its ESC @
+            self._new_stream()
+
+    def _new_stream(self):
+        self.stream_requests = self.stream_reply_bytes = self.stream_unsized = 0
+        self._stream = self._receipt_start = self._parsed
+        self._raw_whole = self._keep_raw
+        self._printed_to = None
+
+    # ---- receipts -----------------------------------------------------------------------------
+
+    def _done(self, events):
+        for event in events:
+            if event[0] == REQUEST:
+                self.requests += 1
+                self.stream_requests += 1
+                size = reply_bytes(event[1])
+                self.stream_reply_bytes += size
+                if not size:
+                    self.stream_unsized += 1
+        for receipt in self._assembler.add(events):
+            self._status(receipt)
             card = receipt.mask()      # before anything is stored
-            if not self._raw_max:
-                self._store(receipt, None)
-                continue
-            cut = receipt.offset - self._raw_start
-            kept = 0 <= cut <= self._raw_len
-            if not (kept and self._raw_whole):
+            end = self._stream + receipt.offset
+            kept = self._raw_whole and self._receipt_start >= self._base and end <= self._write
+            if self._keep_raw and not kept:
                 self.raw_omitted += 1
-            # stored before the window moves on: the record is built from a view of it
-            whole = kept and self._raw_whole and not card   # raw bytes would hold the number
-            self._store(receipt, self._raw_mv[:cut] if whole else None)
-            if kept:
-                rest = self._raw_len - cut
-                if rest:   # via a copy: the two ranges may overlap
-                    self._raw_mv[:rest] = bytes(self._raw_mv[cut:self._raw_len])
-                self._raw_len = rest
-                self._raw_start = receipt.offset
-            # else: the next receipt's first bytes are gone too, it stays not whole
-            self._raw_whole = kept
+            raw = None
+            if kept and not card:      # raw bytes would show the card number
+                raw = self._mv[self._receipt_start - self._base:end - self._base]
+            self._store(receipt, raw)    # before the buffer moves on: raw is a view of it
+            self._receipt_start = end
+            self._raw_whole = self._keep_raw
+
+    def _status(self, receipt):
+        if self._printed_to is not None and (receipt.offset > self._printed_to or
+                                             receipt.end != "cut"):
+            # the printer failed before it took all of it, or in it: its end never printed
+            receipt.status = NOT_PRINTED
+            self.not_printed += 1
+        elif receipt.end == "truncated" or self._behind_now:
+            receipt.status = INCOMPLETE
+            receipt.reason = "capture_behind" if self._behind_now else "cut_in_payload"
+            self.incomplete += 1
 
     def _store(self, receipt, raw):
         self.receipts += 1
+        error = None
         for attempt in (0, 1):
             try:
                 self.last_seq = self._spool.append(self._encode(receipt, raw))

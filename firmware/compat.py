@@ -2,8 +2,8 @@
 
 const() is MicroPython's compile-time constant (`_NAME = const(1)` costs no heap on the board;
 the compiler recognises the name `const` wherever it comes from). The ticks functions are the
-board's wrapping millisecond clock; on CPython a monotonic clock that never wraps. sleep_ms
-sleeps. Nothing else belongs here.
+board's wrapping millisecond and microsecond clocks; on CPython a monotonic clock that never
+wraps. sleep_ms sleeps. Nothing else belongs here.
 """
 import time
 
@@ -15,10 +15,13 @@ except ImportError:  # CPython
 
 try:
     # MicroPython's time module; CPython's (and its stubs) have none of these
-    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms
+    from time import sleep_ms, ticks_add, ticks_diff, ticks_ms, ticks_us
 except ImportError:  # CPython
     def ticks_ms():
         return time.monotonic_ns() // 1000000
+
+    def ticks_us():
+        return time.monotonic_ns() // 1000
 
     def ticks_add(t, delta):
         return t + delta

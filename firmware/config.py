@@ -42,7 +42,22 @@ SCHEMA = {
     "printer.flow": (str, "none", ("none", "rtscts"), ""),
     "printer.host": (str, "", None, "network mode: the printer's address"),
     "printer.port": (int, 9100, (1, 65535), "network mode: the printer's port"),
+    "printer.connect_timeout_ms": (int, 3000, (100, 60000),
+                                   "network mode: a printer not connected by then is unreachable"),
+    "printer.stall_ms": (int, 300000, (0, 3600000),
+                         ("the printer took no byte for this long while bytes wait: the job "
+                          "is given up, both sides reset (0: never)")),
     "pos.listen_port": (int, 9100, (1, 65535), "network mode: where the POS connects"),
+    "pos.bind": (str, "0.0.0.0", None, "network mode: the address the tap listens on"),
+    "pos.backlog": (int, 4, (1, 16), "network mode: connections the OS holds unaccepted"),
+    "pos.queue": (int, 3, (0, 8),
+                  "network mode: POS connections accepted while another's job prints"),
+    "pos.yield_ms": (int, 3000, (100, 600000),
+                     ("network mode: a POS connection this long without a byte gives the "
+                      "printer to a waiting one")),
+    "pos.reply_wait_ms": (int, 2000, (0, 60000),
+                          ("network mode: after the POS half-closes, how long the printer's "
+                           "answers to it may take")),
     "split.idle_ms": (int, 3000, (100, 600000),
                       "no byte for this long ends a receipt (tear-bar printers)"),
     "split.on_init": (bool, False, None, "also end a receipt at ESC @ after printed content"),

@@ -13,8 +13,13 @@ Events are tuples whose first item is the kind:
     (IMAGE, kind, width, height, size)  an image: raster | column | graphics | star-raster | logo
     (CUT, "full"|"partial")
     (RECEIPT_END, reason, cut, offset)
-                               reason: cut | idle | init | abort | end; cut: full | partial |
-                               None; offset: stream position just after the receipt's last byte
+                               reason: cut | idle | init | abort | end | truncated (the stream
+                               ended inside a command: an image payload, a barcode, ...);
+                               cut: full | partial | None; offset: stream position just after
+                               the receipt's last byte. A receipt ended by a cut ends when the
+                               next receipt begins (text, a code, an image, ESC @) or the
+                               stream ends: a drawer kick after the cut is still its own
+                               (print, cut, open the drawer), and its offset includes it
     (DRAWER, pin)              cash drawer kick
     (REQUEST, name)            a command that makes the printer answer (a reply will come back)
 
@@ -39,6 +44,28 @@ CUT = "cut"
 RECEIPT_END = "receipt_end"
 DRAWER = "drawer"
 REQUEST = "request"
+# Requests whose answer is exactly one byte (escpos-commands.md section 10); any other answer's
+# length is not known in advance. One string: it stays in flash with the module.
+_ONE_BYTE_REPLIES = ("|DLE EOT 1|DLE EOT 2|DLE EOT 3|DLE EOT 4|GS r 1|GS r 2|GS r 4|GS r 49"
+                     "|GS r 50|GS r 52|GS I 1|GS I 2|GS I 3|GS I 49|GS I 50|GS I 51|ESC u|ESC v"
+                     "|ENQ|EOT|")
+
+
+# What every command that makes the printer answer (a REQUEST event) begins with: bytes that
+# hold none of these, fed to a parser between commands, ask nothing (Parser.may_ask). Star
+# line mode's status requests are single bytes.
+REQUEST_PREFIXES = (b"\x10\x04", b"\x10\x14", b"\x1bu", b"\x1bv", b"\x1b\x06\x01",
+                    b"\x1b\x1dy", b"\x1b\x1dx", b"\x1da", b"\x1dr", b"\x1dI", b"\x1dg",
+                    b"\x1d(", b"\x1c(", b"\x1cg")
+STAR_REQUEST_PREFIXES = (b"\x04", b"\x05")
+
+
+def reply_bytes(request):
+    """Bytes the printer answers a REQUEST event's command with: 1 for the status requests of
+    fixed size, 0 when not known in advance (IDs, automatic status, Star's status blocks)."""
+    return 1 if ("|" + request + "|") in _ONE_BYTE_REPLIES else 0
+
+
 # One shared event for every blank line: a receipt fed by LFs costs a list slot per line.
 _BLANK_LINE = (LINE, "", None)
 
@@ -516,7 +543,7 @@ class Parser:
         for key in ("bytes", "commands", "lines", "barcodes", "codes2d", "images", "image_bytes",
                     "cuts", "receipts", "requests", "drawer_kicks", "unknown_commands", "desync",
                     "truncated_lines", "truncated_codes", "page_lines_dropped",
-                    "suppressed_bytes", "unknown_codepages"):
+                    "suppressed_bytes", "unknown_codepages", "truncated_jobs"):
             self._stats[key] = 0
         self._on_prefix_b = self._on_prefix
         self._exec_b = self._exec
@@ -525,25 +552,26 @@ class Parser:
 
     # ---- public API -------------------------------------------------------------------------
 
-    def feed(self, data, n=None):
+    def feed(self, data, n=None, start=0):
         """Parse one chunk; returns the list of events completed by it.
 
-        n: parse only data[:n]. A bytes or bytearray is parsed in place (the tap passes its
-        read buffer and the count read); a memoryview is copied in pieces first, since it has
-        no find().
+        n, start: parse only data[start:start + n]. A bytes or bytearray is parsed in place
+        (capture passes its backlog buffer and the span to parse); a memoryview is copied in
+        pieces first, since it has no find().
         """
         out = self._out = []
         if n is None:
-            n = len(data)
+            n = len(data) - start
         if isinstance(data, memoryview):
-            pos = 0
-            while pos < n:
-                k = n - pos if n - pos < _WORK_SIZE else _WORK_SIZE
+            pos = start
+            end = start + n
+            while pos < end:
+                k = end - pos if end - pos < _WORK_SIZE else _WORK_SIZE
                 self._work_mv[:k] = data[pos:pos + k]
-                self._run(self._work, k)
+                self._run(self._work, 0, k)
                 pos += k
         else:
-            self._run(data, n)
+            self._run(data, start, start + n)
         return out
 
     def idle(self):
@@ -553,11 +581,32 @@ class Parser:
         return out
 
     def close(self):
-        """End of stream: returns the events still pending, then starts afresh (offsets from 0)."""
+        """End of stream (a job's connection closed): returns the events still pending, then
+        starts afresh from the printer's power-on state (offsets from 0). A stream that ends
+        inside a command (an image cut off mid-payload) ends its receipt as "truncated"."""
         out = self._out = []
-        self._end_receipt("end")
+        if self._mode != _TEXT and self._mode != _DLE_WAIT:
+            self._stats["truncated_jobs"] += 1
+            self._end_receipt("truncated")
+        else:
+            self._end_receipt("end")
         self._reset_stream()
         return out
+
+    def may_ask(self, buf, start, end):
+        """False when buf[start:end], fed next, cannot make a REQUEST event: the parser is
+        between commands and none of REQUEST_PREFIXES is among the bytes (one bulk find each,
+        no parsing). True when it may (then only parsing them tells)."""
+        if self._mode != _TEXT:
+            return True
+        for prefix in REQUEST_PREFIXES:
+            if buf.find(prefix, start, end) >= 0:
+                return True
+        if self._star:
+            for prefix in STAR_REQUEST_PREFIXES:
+                if buf.find(prefix, start, end) >= 0:
+                    return True
+        return False
 
     def stats(self):
         """Counters: bytes, commands, lines, codes, images, cuts, receipts, and what was cut
@@ -577,6 +626,7 @@ class Parser:
         self._data = None
         self._data_cap = 0
         self._content = False
+        self._cut_end = None       # [cut, offset] of a receipt ended by a cut, not yet emitted
         self._pending_img = None
         self._page = None
         self._macro = []
@@ -615,11 +665,11 @@ class Parser:
 
     # ---- main loop --------------------------------------------------------------------------
 
-    def _run(self, buf, n):
+    def _run(self, buf, i, n):
+        """Parse buf[i:n]. During the run self._base is the stream offset of buf[0]."""
         mv = memoryview(buf)
-        i = 0
-        self._stats["bytes"] += n
-        base = self._base
+        self._stats["bytes"] += n - i
+        base = self._base = self._base - i
         while i < n:
             mode = self._mode
             if mode == _TEXT:
@@ -1034,6 +1084,7 @@ class Parser:
 
     def _init(self):
         self._end_line()
+        self._flush_cut()
         if self._split_on_init:
             self._end_receipt("init", None, self._cursor - 2)
         self._reset_printer()
@@ -1223,7 +1274,7 @@ class Parser:
         if self._selected:
             self._end_image()
             self._stats["barcodes"] += 1
-            self._content = True
+            self._begin_content()
             self._emit((BARCODE, symbology, text))
         self._done()
 
@@ -1259,6 +1310,7 @@ class Parser:
 
     def _gs_paren_fn(self):
         # hdr[base] and hdr[base+1] are the two bytes after the length: (m, fn) or (cn, fn)
+        # for GS ( k, L and C; (fn, first parameter) for GS ( E, H and G
         letter = self._hdr[2]
         base = self._paren_base
         rest = self._paren_len - 2
@@ -1284,6 +1336,8 @@ class Parser:
                     self._image("logo", 0, 0, 0)
                 self._skip(rest)
         else:
+            if letter != _GS_NV_RECORDS:
+                fn = a      # GS ( E, H and G: the function is the first byte after the length
             if (letter == _GS_PROCESS and fn in (_PROCESS_ID, _OFFLINE_RESPONSE)) or \
                     (letter == _GS_SETUP and fn in _SETUP_REPLIES) or \
                     (letter == _GS_NV_RECORDS and fn in _RECORD_REPLIES) or letter == _GS_SLIP:
@@ -1308,7 +1362,7 @@ class Parser:
         if data is not None and self._selected:
             self._end_image()
             self._stats["codes2d"] += 1
-            self._content = True
+            self._begin_content()
             self._emit((CODE2D, _CODE2D.get(cn, "2D-%d" % cn), _code_text(data)))
         self._done()
 
@@ -1541,6 +1595,8 @@ class Parser:
 
     def _drawer(self, event):
         self._stats["drawer_kicks"] += 1
+        if self._cut_end is not None:
+            self._cut_end[1] = self._cursor      # print, cut, open the drawer: all one receipt
         self._emit((DRAWER,) + event)
 
     def _request(self, name):
@@ -1593,7 +1649,7 @@ class Parser:
         self._stats["lines"] += 1
         if text or raw:
             self._end_image()
-            self._content = True
+            self._begin_content()
             self._emit((LINE, text, raw))
         else:
             self._emit(_BLANK_LINE)
@@ -1651,7 +1707,7 @@ class Parser:
         img = self._pending_img
         if img is not None:
             self._pending_img = None
-            self._content = True
+            self._begin_content()
             if img[5] is None:
                 self._emit((IMAGE, img[1], img[2], img[3], img[4]))
             else:
@@ -1664,15 +1720,30 @@ class Parser:
         self._out.append((CUT, kind))
         self._end_receipt("cut", kind)
 
+    def _begin_content(self):
+        """Something printed: a receipt ended by a cut before it ends now, before this."""
+        self._flush_cut()
+        self._content = True
+
+    def _flush_cut(self):
+        end = self._cut_end
+        if end is not None:
+            self._cut_end = None
+            self._out.append((RECEIPT_END, "cut", end[0], end[1]))
+
     def _end_receipt(self, reason, cut=None, offset=None):
         self._end_line()
         self._end_image()
+        self._flush_cut()
         if self._content:
             self._content = False
             self._stats["receipts"] += 1
             if offset is None:
                 offset = self._cursor if reason in ("cut", "abort") else self._base
-            self._out.append((RECEIPT_END, reason, cut, offset))
+            if reason == "cut":
+                self._cut_end = [cut, offset]    # until the next receipt begins
+            else:
+                self._out.append((RECEIPT_END, reason, cut, offset))
 
     def _replay_macro(self, times):
         events = self._macro

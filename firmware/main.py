@@ -88,7 +88,19 @@ def main(argv=None):
             from .wifi import Network
             runner.network = Network(cfg)
         runner.build()
-    runner.run()
+    while True:
+        try:
+            runner.run()
+        except OSError as e:       # the POS side cannot be had (a port in use)
+            if board["chip"] == "unix":
+                print("tilltap:", e.args[1] if len(e.args) > 1 else e)
+                sys.exit(2)
+            runner.problem("network", e)
+            sleep_ms(1000)
+        except KeyboardInterrupt:  # Ctrl-C on a PC (a board turns it off: kbd_intr)
+            stats = runner.spool.stats() if runner.spool is not None else {}
+            runner.log("stopped; %s receipts waiting in the spool" % stats.get("count", 0))
+            sys.exit(0)
 
 
 if __name__ == "__main__":

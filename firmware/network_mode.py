@@ -1,11 +1,40 @@
-"""Network mode (and the host board): POS jobs arrive on TCP port 9100, go on to the printer's IP.
+"""Network mode (and the host board): POS jobs arrive on TCP (pos.listen_port), each goes on to
+the printer's address over its own connection.
 
-Each POS connection is one job: the tap opens a connection to the printer, forwards both ways
-until the POS closes, lets the printer answer, closes both and ends the receipt in progress.
+Failure assumptions, written down first:
+- Several POS may connect at once; one may keep its connection open for minutes (status
+  polling), or half-close it and wait for the printer's last answers (CUPS, `nc -N`).
+- The printer may be unreachable, refuse, close or reset mid-job, or take no more bytes.
+- Sockets cost heap (and lwIP memory on the chip): their number is bounded.
+- MicroPython's sockets have no shutdown(): the tap cannot pass a POS's half-close on as a
+  half-close; it closes the printer connection instead, once the printer has answered.
+What the tap does:
+- One job at a time goes to the printer (a printer cannot interleave jobs). Up to pos.queue
+  more POS connections are accepted and wait, unread (their bytes stay in their TCP window);
+  more wait in the listen backlog (pos.backlog). A POS that keeps its connection open keeps
+  the printer while no one waits, and yields it after pos.yield_ms without a byte either way
+  once someone does.
+- Each job connects to the printer without blocking the loop (printer.connect_timeout_ms at
+  most), the printer's name resolved again for each job. A printer that cannot be reached:
+  the POS's connection is reset (its job failed, as it would have directly) and the printer is
+  reported unreachable (health, status LED, telemetry) until a job reaches it again.
+- The POS half-closes (it has sent its job): what it sent goes on; if it asked the printer
+  something that has not been answered (capture saw the request), the tap relays answers until
+  they come (pos.reply_wait_ms at most); then it closes the printer connection (the printer
+  sees the end of the job), and the POS's once the printer's last bytes went back. A job that
+  asked nothing gets no added wait.
+- The printer closes or fails while the POS still sends: the POS's connection is reset, so the
+  POS sees an error, never a clean end of a job that did not print, and capture stores the
+  receipts the printer did not take as not_printed. The POS fails: the printer's connection is
+  reset. The printer takes nothing for printer.stall_ms while bytes wait: both are reset.
+- Every job's end is marked in capture (capture.END): the parser reads each job from the
+  printer's power-on state, as `tilltap parse` reads one job's file.
 """
+import errno
 import gc
 
-from .compat import ticks_diff, ticks_ms
+from .capture import END, PRINTER_FAILED
+from .compat import const, ticks_add, ticks_diff, ticks_ms
 from .ports import SocketPort
 
 try:
@@ -14,108 +43,286 @@ try:
 except ImportError:
     select = socket = None
 
-_CLOSE_GRACE_MS = 300  # after the POS closes a job: time for the printer's last replies
+_CONNECTING = const(0)
+_FORWARDING = const(1)
+_ANSWERS = const(2)       # the POS half-closed: the printer's answers still go back
+_REPLY_QUIET_MS = const(5)   # after a late answer came, this long without more ends the wait
+_UNKNOWN_QUIET_MS = const(200)  # capture off: what was asked is unknown, the printer quiet this
+_LINUX_SO_SNDBUF = const(7)     # MicroPython's unix port does not name it
+_HOST_SNDBUF = const(16384)
 
 
-def run(runner):
-    """Accept POS jobs forever, one at a time."""
-    cfg = runner.cfg
+def listen(cfg):
+    """The POS-side listening socket (pos.bind, pos.listen_port, pos.backlog); OSError with a
+    message naming the address when it cannot be had (a port in use)."""
+    pos = cfg["pos"]
     listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(socket.getaddrinfo("0.0.0.0", cfg["pos"]["listen_port"])[0][-1])
-    listener.listen(1)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(socket.getaddrinfo(pos["bind"], pos["listen_port"])[0][-1])
+        listener.listen(pos["backlog"])
+    except OSError as e:
+        listener.close()
+        raise OSError(e.args[0], "cannot listen on %s:%d (%s)" % (
+            pos["bind"], pos["listen_port"], _reason(e)))
     listener.setblocking(False)
-    printer_addr = socket.getaddrinfo(cfg["printer"]["host"], cfg["printer"]["port"])[0][-1]
-    poller = select.poll()
-    poller.register(listener, select.POLLIN)
-    while True:
-        conn = _accept(listener)
-        if conn is None:
-            runner.wait(poller)
-            runner.tick(None, False)
-            continue
-        _job(runner, conn, printer_addr)
+    return listener
 
 
-def _job(runner, conn, printer_addr):
-    """One print job: forward until the POS closes, then let the printer answer, close."""
-    runner.jobs += 1
-    psock = None
-    try:
-        psock = socket.socket()
-        try:
-            psock.settimeout(runner.cfg["server"]["timeout_ms"] / 1000)
-            psock.connect(printer_addr)
-        except OSError as e:
-            # printer unreachable: refuse the job so the POS sees the error and retries
-            runner.problem("printer unreachable", e)
-            return
-        opened = _open_job(runner, conn, psock)
-        if opened is None:
-            # the job's ports did not fit even with capture's heap given back: the POS
-            # sees the connection close before a byte went on, and sends the job again
-            runner.totals["jobs_refused"] += 1
-            return
-        _forward_job(runner, *opened)
-    except MemoryError:
-        gc.collect()          # socket() or connect(): as above, nothing went on yet
-        runner.totals["jobs_refused"] += 1
-        return
-    finally:
-        if psock is not None:
-            psock.close()
-        conn.close()
-    capture = runner.capture
-    if capture is not None and capture.parser is not None:
-        try:
-            capture.close()     # the connection's end ends its receipt and stream
-        except Exception as e:   # noqa: BLE001
-            runner.problem("capture", e)
+class NetworkTap:
+    """The network-mode loop: a listener, the POS connections waiting, the job in progress."""
 
+    def __init__(self, runner, listener):
+        self.runner = runner
+        self.cfg = runner.cfg
+        self.listener = listener
+        self.waiting = []          # accepted POS sockets, oldest first
+        self.job = None
+        self.poller = select.poll()
+        self.poller.register(listener, select.POLLIN)
 
-def _open_job(runner, conn, psock):
-    """(tap, poller) for a job; out of memory, capture gives its heap back (the receipt in
-    progress is lost, counted, capture restarts later) for one more try, then None."""
-    for attempt in (0, 1):
-        try:
-            tap = runner.new_tap(SocketPort(conn), SocketPort(psock))
-            poller = select.poll()
-            poller.register(conn, select.POLLIN)
-            poller.register(psock, select.POLLIN)
-            return tap, poller
-        except MemoryError:
-            capture = runner.capture
-            if attempt == 0 and capture is not None and capture.parser is not None:
-                capture.release()
-                runner.totals["capture_errors"] += 1
-            gc.collect()
-    return None
-
-
-def _forward_job(runner, tap, poller):
-    closing = None
-    try:
+    def run(self):
+        """Serve POS jobs forever."""
         while True:
-            moved = tap.step()
-            runner.tick(tap, moved)
-            if tap.closed() and not tap.down.pending():
-                now = ticks_ms()
-                if closing is None:
-                    closing = now
-                elif ticks_diff(now, closing) >= _CLOSE_GRACE_MS or tap.up.closed:
-                    break
+            moved = self.turn()
+            self.runner.tick(self.job.tap if self.job is not None else None, moved)
             if not moved:
-                runner.wait(poller)
-    finally:
-        runner.account(tap)
+                self.runner.wait(self.poller)
+
+    def turn(self):
+        """One iteration: accept, start a job if none runs, step it. True if anything moved."""
+        moved = self._accept()
+        if self.job is None and self.waiting:
+            self.job = Job(self, self.waiting.pop(0))
+            moved = True
+        if self.job is not None:
+            if self.job.step():
+                moved = True
+            if self.job.done:
+                self.job.finish()
+                self.job = None
+                moved = True
+        elif self.runner.capture_work():
+            moved = True
+        return moved
+
+    def _accept(self):
+        if len(self.waiting) > self.cfg["pos"]["queue"] - (self.job is None):
+            return False           # full: the rest wait in the listen backlog
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return False
+        except MemoryError:
+            gc.collect()      # the connection waits in the backlog for the next turn
+            return False
+        self.waiting.append(conn)
+        return True
 
 
-def _accept(listener):
-    try:
-        conn, _ = listener.accept()
-    except OSError:
-        return None
-    except MemoryError:
-        gc.collect()      # the connection waits in the backlog for the next turn
-        return None
-    return conn
+class Job:
+    """One POS connection's job: connect to the printer, forward, end as the sides end."""
+
+    def __init__(self, net, conn):
+        self.net = net
+        self.runner = net.runner
+        self.cfg = net.cfg
+        self.conn = conn
+        self.pos = None
+        self.psock = None
+        self.tap = None
+        self.done = False
+        self.how = None             # why it ended: None (normally), "printer", "pos", "stall"
+        self.state = _CONNECTING
+        self.runner.jobs += 1
+        self.number = self.runner.jobs
+        self.started = ticks_ms()
+        self._deadline = ticks_add(self.started, self.cfg["printer"]["connect_timeout_ms"])
+        self._replies_at_fin = 0
+        self._probe = None
+        self._connect()
+
+    def _connect(self):
+        printer = self.cfg["printer"]
+        try:
+            addr = socket.getaddrinfo(printer["host"], printer["port"])[0][-1]
+        except (OSError, IndexError) as e:
+            self._unreachable("cannot resolve %s (%s)" % (printer["host"], _reason(e)))
+            return
+        try:
+            self.psock = socket.socket()
+            if self.runner.board["chip"] == "unix":
+                # Linux would buffer megabytes for the printer; lwIP on the board holds a few
+                # KB. A small buffer keeps "the printer took it" as close as on the chip.
+                try:
+                    self.psock.setsockopt(socket.SOL_SOCKET, _LINUX_SO_SNDBUF, _HOST_SNDBUF)
+                except OSError:
+                    pass
+            self.psock.setblocking(False)
+            self.psock.connect(addr)
+        except OSError as e:
+            if not e.args or e.args[0] not in (errno.EINPROGRESS, errno.EAGAIN):
+                self._unreachable("%s:%d %s" % (printer["host"], printer["port"], _reason(e)))
+                return
+        except MemoryError:
+            gc.collect()
+            self._refuse()
+            return
+        self._probe = select.poll()         # the connection's progress, without waiting
+        self._probe.register(self.psock, select.POLLOUT)
+        self.net.poller.register(self.psock, select.POLLOUT)
+
+    def step(self):
+        """One turn of the job; True when bytes moved."""
+        if self.done:
+            return False
+        if self.state == _CONNECTING:
+            return self._connecting()
+        moved = self.tap.step()
+        down, up = self.tap.down, self.tap.up
+        now = ticks_ms()
+        sent = down.eof and not down.pending()     # the POS half-closed, all of it went on
+        if down.failed == "src" or up.failed == "dst":
+            self._end("pos")
+        elif up.failed or down.failed or (up.eof and not sent):
+            self._end("printer")
+        elif up.eof:
+            self._end_after_answers()      # the printer closed after the job went on
+        elif self.state == _FORWARDING:
+            if sent:
+                self.state = _ANSWERS
+                self._deadline = ticks_add(now, self.cfg["pos"]["reply_wait_ms"])
+                self._replies_at_fin = up.bytes_in
+            elif down.pending() and self.cfg["printer"]["stall_ms"] and \
+                    ticks_diff(now, self.tap.last_byte) >= self.cfg["printer"]["stall_ms"]:
+                self._end("stall")
+            elif self.net.waiting and not down.pending() and \
+                    ticks_diff(now, self.tap.last_byte) >= self.cfg["pos"]["yield_ms"]:
+                self._end(None)           # a quiet connection yields to a waiting POS
+        if self.state == _ANSWERS and not self.done and (
+                self._answered(now) or ticks_diff(now, self._deadline) >= 0):
+            self._end_after_answers()
+        return moved
+
+    def _answered(self, now):
+        """True once the printer answered all the POS asked: capture parsed the whole job (or
+        what it has not parsed yet asks nothing: Capture.may_ask), and the answers' bytes are
+        all in (each request's answer of known size), or else an answer
+        came after each request and then _REPLY_QUIET_MS without more. Without capture nothing
+        is known: the printer quiet for longer."""
+        capture = self.tap.capture
+        quiet = ticks_diff(now, self.tap.last_byte)
+        if capture is None:
+            return quiet >= _UNKNOWN_QUIET_MS
+        if capture.pending() and capture.may_ask():
+            return False              # parsing the rest tells what was asked
+        if not capture.stream_unsized:
+            # every answer's size is known: done as soon as they are all in
+            return self.tap.up.bytes_in >= capture.stream_reply_bytes
+        if self.tap.outstanding():
+            return False
+        return self.tap.up.bytes_in == self._replies_at_fin or quiet >= _REPLY_QUIET_MS
+
+    def _connecting(self):
+        events = 0
+        for _, event in self._probe.ipoll(0):
+            events = event
+        printer = self.cfg["printer"]
+        if events & (select.POLLERR | select.POLLHUP):
+            self._unreachable("%s:%d refused the connection" % (printer["host"],
+                                                                printer["port"]))
+            return True
+        if events & select.POLLOUT:
+            return self._connected()
+        if ticks_diff(ticks_ms(), self._deadline) >= 0:
+            self._unreachable("%s:%d did not answer within %d ms" % (
+                printer["host"], printer["port"], printer["connect_timeout_ms"]))
+            return True
+        return False
+
+    def _connected(self):
+        poller = self.net.poller
+        poller.unregister(self.psock)
+        self._probe = None
+        try:
+            self.tap = self.runner.new_tap(SocketPort(self.conn), SocketPort(self.psock))
+            self.pos = self.tap.down.src
+        except MemoryError:
+            gc.collect()
+            self._refuse()
+            return True
+        poller.register(self.conn, select.POLLIN)
+        poller.register(self.psock, select.POLLIN)
+        self.state = _FORWARDING
+        self.runner.printer_reachable(None)
+        return True
+
+    def _unreachable(self, reason):
+        self.runner.printer_reachable(reason)
+        self.how = "unreachable"
+        self.done = True
+
+    def _refuse(self):
+        # the job's ports did not fit even with capture's heap given back: the POS sees its
+        # connection reset before a byte went on, and sends the job again
+        self.runner.totals["jobs_refused"] += 1
+        self.how = "refused"
+        self.done = True
+
+    def _end_after_answers(self):
+        """The printer answered what it was asked (or took too long): the last answers go
+        back, then both connections close."""
+        up = self.tap.up
+        while up.pending() and not up.failed and up.pump():
+            pass
+        self._end(None)
+
+    def _end(self, how):
+        self.how = how
+        self.done = True
+
+    def finish(self):
+        """Close both sides as the job ended, mark its end in capture, count it."""
+        tap = self.tap
+        printer_side = SocketPort(self.psock) if self.psock is not None else None
+        pos_side = self.pos or SocketPort(self.conn)
+        for sock in (self.conn, self.psock):
+            if sock is not None:
+                try:
+                    self.net.poller.unregister(sock)
+                except (OSError, KeyError, ValueError):
+                    pass
+        if tap is not None and self.how in ("printer", "stall"):
+            # what the printer did not take: stored, as not printed
+            tap.mark(PRINTER_FAILED)
+            if tap.down.pending():
+                tap._taken(tap.down.buf, tap.down.start, tap.down.pending())
+        if self.how in ("printer", "stall", "unreachable", "refused"):
+            pos_side.reset()               # the POS sees its job fail, not a clean end
+        else:
+            pos_side.close()
+        if printer_side is not None:
+            if self.how in ("pos", "stall"):
+                printer_side.reset()
+            else:
+                printer_side.close()
+        if tap is not None:
+            tap.mark(END)
+            self.runner.account(tap)
+            self.runner.log("job %d: %d bytes to the printer, %d back%s" % (
+                self.number, tap.down.bytes_out, tap.up.bytes_out,
+                "" if self.how is None else ", ended: " + _ENDINGS[self.how]))
+        elif self.how == "unreachable":
+            self.runner.log("job %d: refused, the printer cannot be reached" % self.number)
+
+
+_ENDINGS = {"printer": "the printer closed or failed mid-job, the POS connection was reset",
+            "pos": "the POS connection failed",
+            "stall": "the printer took nothing for printer.stall_ms, both sides were reset"}
+
+
+def _reason(error):
+    """An OSError as words: its errno's name where MicroPython knows it."""
+    code = error.args[0] if error.args else None
+    name = errno.errorcode.get(code) if hasattr(errno, "errorcode") else None
+    return name or repr(error)

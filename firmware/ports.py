@@ -1,13 +1,23 @@
 """Byte ports the tap forwards between: UARTs on the board, TCP sockets on a PC or in network mode.
 
 Every port is non-blocking:
-    readinto(mv) -> bytes read (0 when none are waiting, None when the peer has closed)
-    write(mv)    -> bytes taken (0 when the other side cannot take any now, None when closed)
-    stream       the object to register with select.poll
+    readinto(buf) -> bytes read, 0 when none are waiting, None when the peer closed its sending
+                     side (TCP FIN), -1 when the connection failed (reset)
+    write(view)   -> bytes taken, 0 when the other side cannot take any now, -1 when it failed
+    stream        the object to register with select.poll
 """
 import errno
+import struct
+
+try:
+    import socket
+except ImportError:
+    socket = None
 
 _EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
+# SO_LINGER on with a zero timeout: close() sends RST, not FIN. lwIP builds without it (many
+# ESP-IDF configurations) refuse the option; closing with unread bytes still resets there.
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class UartPort:
@@ -53,7 +63,7 @@ class SocketPort:
         except OSError as e:
             if e.args and e.args[0] in _EAGAIN:
                 return 0
-            return None            # reset by peer and friends: the connection is gone
+            return -1              # reset by peer and friends: the connection failed
         if n is None:
             return 0
         return n if n else None
@@ -64,11 +74,21 @@ class SocketPort:
         except OSError as e:
             if e.args and e.args[0] in _EAGAIN:
                 return 0
-            return None            # broken pipe: the connection is gone
+            return -1              # broken pipe, reset: the connection failed
         return n or 0
 
     def close(self):
+        """Close: the peer sees the end of the stream (FIN), or an error if it still sends."""
         try:
             self.stream.close()
         except OSError:
             pass
+
+    def reset(self):
+        """Close with a reset (RST): the peer sees an error, as it would had the other side of
+        the tap failed in its face."""
+        try:
+            self.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except (OSError, AttributeError, TypeError):
+            pass
+        self.close()

@@ -30,6 +30,9 @@ Record (one receipt), a JSON object with exactly these keys (optional ones may b
                  are uploaded for server-side OCR
     cut, end     how the receipt ended (escpos_parser RECEIPT_END reason and cut), or null
     drawer       true if the cash drawer was kicked
+    status       optional (absent: complete): "complete", "not_printed" (the printer failed
+                 before it took all of the receipt's bytes) or "incomplete"
+    reason       optional: why a receipt is incomplete ("cut_in_payload", "capture_behind")
     raw          optional {"encoding": "deflate" | "identity", "size": n, "data": base64}: the
                  receipt's ESC/POS bytes (raw deflate, any window) for re-parsing on the server
     printer      optional (absent in records of older firmware): how the board parsed the receipt,
@@ -180,7 +183,9 @@ def record_head(receipt, device, boot, captured_at, time_synced, printer):
     """The members every record starts with (the receipt's end, cut and drawer included)."""
     rec = {"v": VERSION, "device": device, "boot": boot, "captured_at": captured_at,
            "time_synced": bool(time_synced), "cut": receipt.cut, "end": receipt.end,
-           "drawer": bool(receipt.drawer)}
+           "drawer": bool(receipt.drawer), "status": receipt.status}
+    if receipt.reason is not None:
+        rec["reason"] = receipt.reason
     if printer is not None:
         rec["printer"] = printer
     return rec

@@ -22,11 +22,12 @@ from .protocol import (
     TOPIC_ROOT,
     VERSION,
 )
+from .receipt import COMPLETE, STATUSES
 
 _RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lines",
                 "raw_lines", "barcodes", "codes2d", "images", "cut", "end", "drawer", "raw",
-                "fields", "printer")
-_OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields", "printer")
+                "fields", "printer", "status", "reason")
+_OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields", "printer", "status", "reason")
 _PRINTER_KEYS = ("profile", "codepage_map", "encoding", "split")
 _IMAGE_KEYS = ("kind", "width", "height", "size", "data")
 _RAW_ENCODINGS = ("deflate", "identity")
@@ -170,6 +171,8 @@ def validate_record(rec, device=None, now_ms=None):  # noqa: PLR0911 -- one retu
     for key in ("cut", "end"):
         if not (rec[key] is None or _is_str(rec[key])):
             return "%s must be a string or null" % key
+    if rec.get("status", COMPLETE) not in STATUSES or not _is_text(rec.get("reason")):
+        return "status must be one of %s, reason a short string" % ", ".join(STATUSES)
     return _check_images(rec["images"]) or _check_raw_lines(rec.get("raw_lines"), lines) or \
         _check_raw(rec.get("raw")) or _check_fields(rec.get("fields")) or \
         _check_printer(rec.get("printer"))

@@ -2,13 +2,24 @@
 from .cardmask import mask_receipt
 from .escpos_parser import BARCODE, CODE2D, DRAWER, IMAGE, LINE, RECEIPT_END, Parser
 
+# A receipt's status (capture.py decides it): complete; not_printed (the printer failed before
+# it took all of the receipt's bytes); incomplete, with a reason (cut_in_payload,
+# capture_behind). Reports count complete receipts only.
+COMPLETE = "complete"
+NOT_PRINTED = "not_printed"
+INCOMPLETE = "incomplete"
+STATUSES = (COMPLETE, NOT_PRINTED, INCOMPLETE)
+
 
 class Receipt:
-    """One receipt: text lines, codes, images, how it ended.
+    """One receipt: text lines, codes, images, how it ended, its status.
 
     lines: str per printed line, or None where the board could not decode it; then
     raw_lines[i] holds ((encoding, intl_set, bytes), ...) for the server to decode.
     """
+
+    status = COMPLETE         # class defaults: set on the instance only when it differs
+    reason = None
 
     def __init__(self):
         self.lines = []

@@ -19,7 +19,7 @@ from .protocol import (
     record_parts,
     want_raw,
 )
-from .receipt import Receipt
+from .receipt import COMPLETE, Receipt
 
 
 class RecordBuilder:
@@ -32,6 +32,9 @@ class RecordBuilder:
     heap fragmented by those has no room left for anything larger. Blank lines before the
     first text are dropped and blank lines at the end are never written (as Receipt.trim).
     """
+
+    status = COMPLETE         # as receipt.Receipt
+    reason = None
 
     def __init__(self):
         self._lines = [bytearray(b'"lines":[')]

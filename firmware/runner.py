@@ -19,12 +19,12 @@ import json
 import os
 
 from . import FIRMWARE_VERSION, protocol
-from .capture import Capture
+from .capture import IDLE, Capture
 from .compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .escpos_parser import Parser
 from .record import Records
 from .status_led import DEGRADED, FAILED, HEALTHY, StatusLed
-from .tap import Tap, new_buffers
+from .tap import BUDGET_US, Tap, new_buffers
 
 try:
     import machine
@@ -38,6 +38,7 @@ _STATUS_EVERY_MS = 500
 _GC_AFTER_IDLE_MS = 1000
 _RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
 _REBUILD_MS = 10000          # between attempts to build capture or uplink that did not fit
+_BACKLOG = 4096              # bytes capture may fall behind the printer (capture.py)
 
 
 def device_id(cfg):
@@ -57,7 +58,8 @@ class Runner:
         self.cfg = cfg
         self.status_path = status_path
         self.started = ticks_ms()
-        self.problems = []
+        self.problems = []          # what went wrong lately (errors, the last few)
+        self.printer_error = None   # why the printer cannot be reached, None while it can
         self.capture = None
         self.spool = None
         self.uplink = None
@@ -106,8 +108,12 @@ class Runner:
             def make_parser():
                 return Parser(**options)
 
+            raw_max = records.raw_max()
+            # one buffer: the backlog capture parses from, and the raw bytes of the receipt in
+            # progress (upload mode full keeps them up to upload.raw_bytes_max)
             self.capture = Capture(self.spool, records.encode, make_parser,
-                                   raw_max=records.raw_max(), new_receipt=records.new_receipt)
+                                   backlog=max(raw_max, _BACKLOG), raw=raw_max > 0,
+                                   new_receipt=records.new_receipt)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)
             self._retry_build(e)
@@ -188,21 +194,55 @@ class Runner:
         """What telemetry reports about the printer side."""
         status = {"jobs": self.jobs, "bytes": self.totals["printer_bytes"],
                   "replies": self.totals["replies_in"],
-                  "capture_errors": self.totals["capture_errors"]}
-        if self.capture is not None:
+                  "capture_errors": self.totals["capture_errors"],
+                  "reachable": self.printer_error is None, "error": self.printer_error}
+        capture = self.capture
+        if capture is not None:
             # receipts that could not be stored never got a seq: report them here
-            status["receipts"] = self.capture.receipts
-            status["store_errors"] = self.capture.store_errors
+            status["receipts"] = capture.receipts
+            status["store_errors"] = capture.store_errors
+            status["incomplete"] = capture.incomplete
+            status["not_printed"] = capture.not_printed
+            status["capture_behind"] = capture.behind
         return status
 
-    def new_tap(self, pos, printer):
-        cfg = self.cfg
+    def printer_reachable(self, error):
+        """A job reached the printer (error None) or could not (why): health and telemetry say
+        so until the next job tells otherwise."""
+        if error is not None and error != self.printer_error:
+            self.log("printer unreachable: %s" % error)
+        elif error is None and self.printer_error is not None:
+            self.log("printer reachable again")
+        self.printer_error = error
+
+    def new_tap(self, pos, printer, idle_mark=IDLE):
+        """A Tap between two ports, with capture (unless it is off) and the boot-time buffers.
+        idle_mark: what an idle gap means to capture (a serial line's: END)."""
         capture = self.capture
         if capture is not None and capture.parser is None:
-            capture = None       # released for forwarding: _tick restarts it
-        return Tap(pos, printer, capture=capture, clock=ticks_ms,
-                   diff=ticks_diff, split_idle_ms=cfg["split"]["idle_ms"],
-                   buffers=self._buffers)
+            capture = None       # released for forwarding: tick() restarts it
+        return Tap(pos, printer, capture=capture, split_idle_ms=self.cfg["split"]["idle_ms"],
+                   idle_mark=idle_mark, buffers=self._buffers)
+
+    def capture_work(self):
+        """Capture's budget of parsing while no job runs; True while it has bytes left."""
+        capture = self.capture
+        if capture is None or capture.parser is None:
+            return False
+        try:
+            return capture.work(BUDGET_US)
+        except Exception as e:   # noqa: BLE001 -- capture must never stop printing
+            capture.release()
+            self.totals["capture_errors"] += 1
+            self.problem("capture", e)
+            return False
+
+    def log(self, line):
+        """One line on the console (the REPL UART on a board, the terminal on a PC)."""
+        try:
+            print("tilltap:", line)
+        except Exception:   # noqa: BLE001 -- a console is never worth a job
+            pass
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -221,10 +261,24 @@ class Runner:
         """What the status LED shows (status_led.py): config refused, degraded or healthy."""
         if self.config_refused:
             return FAILED
-        if self.capture is None or self.capture.parser is None or self.uplink is None or \
-                not self.online or self.uplink.failing():
+        if self.current_problems():
             return DEGRADED
         return HEALTHY
+
+    def current_problems(self):
+        """What is wrong now (each gone as soon as it is mended), for health and the status."""
+        out = []
+        if self.printer_error is not None:
+            out.append("printer unreachable: " + self.printer_error)
+        if self.capture is None or self.capture.parser is None:
+            out.append("capture off")
+        if self.uplink is None:
+            out.append("no uplink")
+        elif not self.online:
+            out.append("Wi-Fi down")
+        elif self.uplink.failing():
+            out.append("receipts not delivered (server, credential)")
+        return out
 
     def tick(self, tap, moved):
         """Per loop turn: watchdog, capture recovery, garbage collection in quiet times, status."""
@@ -273,7 +327,7 @@ class Runner:
         capture and the next try is _RESTART_CAPTURE_MS later.
         """
         try:
-            capture = self.capture.reset()
+            capture = self.capture.reset(resync=True)
             self._restart_at = None
         except Exception as e:   # noqa: BLE001 -- most likely MemoryError; never the loop's end
             capture = None
@@ -296,15 +350,22 @@ class Runner:
                "uptime_ms": ticks_diff(ticks_ms(), self.started), "jobs": self.jobs,
                "mem_free": gc.mem_free(), "mem_alloc": gc.mem_alloc(),
                "mem_alloc_peak": self.peak_alloc,
-               "problems": self.problems[-5:],
-               "health": ("healthy", "degraded", "failed")[self.health()]}
+               "problems": self.current_problems(), "errors": self.problems[-5:],
+               "health": ("healthy", "degraded", "failed")[self.health()],
+               "printer": self.printer_status()}
         out.update(totals)
-        if self.capture is not None:
-            out["receipts"] = self.capture.receipts
-            out["store_errors"] = self.capture.store_errors
-            out["last_store_error"] = self.capture.last_store_error
-            if self.capture.parser is not None:
-                out["parser"] = self.capture.parser.stats()
+        capture = self.capture
+        if capture is not None:
+            out["receipts"] = capture.receipts
+            out["store_errors"] = capture.store_errors
+            out["last_store_error"] = capture.last_store_error
+            out["capture"] = {"pending": capture.pending(), "behind": capture.behind,
+                              "skipped_bytes": capture.skipped_bytes,
+                              "incomplete": capture.incomplete,
+                              "not_printed": capture.not_printed,
+                              "raw_omitted": capture.raw_omitted}
+            if capture.parser is not None:
+                out["parser"] = capture.parser.stats()
         if self.spool is not None:
             out["spool"] = self.spool.stats()
         if self.uplink is not None:
@@ -321,13 +382,20 @@ class Runner:
         """Forward forever, in the mode the configuration and the board allow."""
         if machine and hasattr(machine, "WDT") and self.cfg["watchdog_ms"]:
             self._wdt = machine.WDT(timeout=self.cfg["watchdog_ms"])
-        if micropython and hasattr(micropython, "kbd_intr"):
-            micropython.kbd_intr(-1)     # POS bytes (0x03) must never interrupt the firmware
+        if self.board["chip"] != "unix" and micropython and hasattr(micropython, "kbd_intr"):
+            # POS bytes (0x03) must never interrupt the firmware; on a PC Ctrl-C stops it
+            micropython.kbd_intr(-1)
         if self.cfg["mode"] == "network" or self.board["chip"] == "unix":
-            from . import network_mode as mode
+            from . import network_mode
+            listener = network_mode.listen(self.cfg)
+            pos, printer = self.cfg["pos"], self.cfg["printer"]
+            self.log("%s listening on %s:%d, printing to %s:%d" % (
+                self.cfg["device_id"], pos["bind"], pos["listen_port"], printer["host"],
+                printer["port"]))
+            network_mode.NetworkTap(self, listener).run()
         else:
-            from . import uart_mode as mode
-        mode.run(self)
+            from . import uart_mode
+            uart_mode.run(self)
 
     def account(self, tap):
         """Adds a finished job's byte counts to the totals."""

@@ -1,23 +1,46 @@
-"""The tap: forwards POS -> printer and printer -> POS byte for byte, and feeds capture.
+"""The tap: forwards POS -> printer and printer -> POS byte for byte, and hands capture what the
+printer took.
 
 Failure assumptions, written down first:
 - The printer may stop taking bytes (paper out, CTS held, TCP window full) for any length of
-  time; the POS may send anything in any chunking; either side may disconnect.
-- Capture (parser, spool, uplink) may raise, run out of memory, or be slow; flash writes and
-  network operations hold the CPU for tens of milliseconds up to the uplink's timeouts.
+  time; the POS may send anything in any chunking; either side may close or fail at any byte.
+- Capture (parser, spool) may raise, run out of memory, or be far slower than the line (an
+  ESP32 parses tens of KB/s, a TCP job arrives at LAN speed); flash writes hold the CPU for
+  tens of milliseconds.
 What the tap guarantees:
 - Bytes are forwarded in order, unchanged, nothing added or dropped. When the printer cannot
   take more, the tap holds the chunk it has and stops reading from the POS: back-pressure goes
   to the POS (UART RTS, TCP window) instead of into an unbounded buffer. Replies from the
   printer go back to the POS the same way.
-- A chunk goes on to the printer before capture sees it; capture works on that chunk only
-  (bounded). An exception in capture switches capture off (counted) and forwarding carries on.
-  Out of memory in forwarding itself, capture releases its heap first.
-- Nothing here waits on the network: the uplink runs in its own thread (see main.py).
+- Forwarding never waits for capture beyond a fixed budget per step: a step forwards at most
+  one chunk (_CHUNK bytes) each way, copies what the printer took into capture's backlog (a
+  memory copy). Forwarding comes first: while bytes move, capture parses only once half its
+  backlog waits; otherwise (a quiet step, or the backlog half full) it parses for at most
+  BUDGET_US microseconds (in slices of 128
+  bytes: on an ESP32 at ~40 KB/s a slice takes ~3 ms, so a step's capture work is under ~5 ms,
+  less than the 512 bytes of a chunk take to arrive at 115200 baud). Capture that falls
+  behind catches up from its backlog (4 KiB by default) or, past it, stores the receipt in
+  progress as incomplete (capture.py). While the printer takes nothing (its buffer is full:
+  what it holds lasts far longer than this), capture may use _HELD_BUDGETS budgets, so that
+  the burst a printer's buffers swallow at a job's start is parsed before the backlog fills.
+- An exception in capture switches capture off (counted; the runner restarts it) and
+  forwarding carries on. Out of memory in forwarding itself, capture releases its heap first.
+- Nothing here waits on the network: the uplink runs in its own thread (runner.py).
+- Which side closed or failed is kept (Direction.eof, Direction.failed): network_mode.py ends
+  a job from that, mirroring it to the other side.
+
+Ports (ports.py) never block: readinto(buf) -> bytes read, 0 (none now), None (the peer closed
+its sending side) or -1 (the connection failed); write(view) -> bytes taken, 0 (none now) or -1
+(failed).
 """
 import gc
 
-_CHUNK = 512
+from .capture import IDLE
+from .compat import const, ticks_diff, ticks_ms
+
+_CHUNK = const(512)
+BUDGET_US = const(2000)     # capture's time per step
+_HELD_BUDGETS = const(4)    # ... while the printer cannot take the chunk held for it
 
 
 def new_buffers(chunk=_CHUNK):
@@ -25,123 +48,161 @@ def new_buffers(chunk=_CHUNK):
     return bytearray(chunk), bytearray(chunk)
 
 
-def _minus(a, b):
-    return a - b
-
-
 class Direction:
     """One direction of the pass-through, with the chunk it could not forward yet.
 
     buf: the read buffer (a bytearray), allocated once by the caller and reused for every job.
+    taken(buf, start, n): called with each piece the destination took (listen-only: each piece
+    read). eof: the source closed its sending side; failed: "src" or "dst" when that side's
+    connection failed.
     """
 
-    def __init__(self, src, dst, buf):
+    def __init__(self, src, dst, buf, taken=None):
         self.src = src
         self.dst = dst
         self.buf = buf
         self.mv = memoryview(buf)
+        self.taken = taken
         self.start = 0
         self.end = 0
         self.bytes_in = 0
         self.bytes_out = 0
-        self.closed = False
+        self.eof = False
+        self.failed = None
 
     def pending(self):
+        """Bytes read and not yet taken by the destination."""
         return self.end - self.start
 
     def pump(self):
         """Forward what the destination takes; read a new chunk only when none is held.
-
-        Returns the number of new bytes read (the chunk is self.mv[:n] until the next pump).
-        """
-        if self.start < self.end and not self._drain():
-            return 0
+        Returns True when bytes moved."""
+        moved = False
+        if self.start < self.end:
+            moved = self._drain()
+            if self.start < self.end:
+                return moved
+        if self.eof or self.failed:
+            return moved
         n = self.src.readinto(self.buf)
         if n is None:
-            self.closed = True
-            return 0
-        if n:
+            self.eof = True
+        elif n < 0:
+            self.failed = "src"
+        elif n:
             self.bytes_in += n
             self.start = 0
             self.end = n
             if self.dst is None:          # listen-only: nothing to forward to
                 self.start = n
                 self.bytes_out += n
+                if self.taken is not None:
+                    self.taken(self.buf, 0, n)
             else:
                 self._drain()
-        return n
+            moved = True
+        return moved
 
     def _drain(self):
-        while self.start < self.end:
+        moved = False
+        while self.start < self.end and not self.failed:
             w = self.dst.write(self.mv[self.start:self.end])
-            if w is None:
-                self.closed = True
-                return False
-            if not w:
-                return False
-            self.start += w
-            self.bytes_out += w
-        return True
+            if w < 0:
+                self.failed = "dst"
+            elif not w:
+                break
+            else:
+                if self.taken is not None:
+                    self.taken(self.buf, self.start, w)
+                self.start += w
+                self.bytes_out += w
+                moved = True
+        return moved
 
 
 class Tap:
     """The forwarding loop's state; step() is one iteration, never blocking.
 
     pos, printer: ports (see ports.py); printer is None in listen-only mode.
-    capture: a Capture or None; clock: callable returning milliseconds, diff(a, b): a - b for
-    that clock (time.ticks_ms / time.ticks_diff on the board, where ticks wrap).
-    buffers: (POS -> printer, printer -> POS) read buffers from new_buffers(), kept by the
-    caller so that a new job allocates nothing big on a heap capture may have exhausted.
-    last_error: the exception that switched capture off (kept as is: formatting it in the
-    handler could itself run out of memory).
+    capture: a Capture or None; clock: milliseconds (ticks_ms on the board, where it wraps).
+    split_idle_ms: no byte from the POS for this long while nothing is held marks idle_mark
+    (capture.IDLE ends the receipt; capture.END also resets the parser, as a serial line's
+    idle gap does). buffers: (POS -> printer, printer -> POS) read buffers from new_buffers(),
+    kept by the caller so that a new job allocates nothing big on a heap capture may have
+    exhausted. last_error: the exception that switched capture off (kept as is: formatting it
+    in the handler could itself run out of memory). replies: how many times answers came
+    from the printer (network_mode waits for as many as capture saw requests).
     """
 
-    def __init__(self, pos, printer, capture=None, clock=None, diff=None, split_idle_ms=3000,
-                 buffers=None):
+    def __init__(self, pos, printer, capture=None, clock=ticks_ms, split_idle_ms=3000,
+                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US):
         down_buf, up_buf = buffers or new_buffers()
-        self.down = Direction(pos, printer, down_buf)
+        self.down = Direction(pos, printer, down_buf, self._taken)
         self.up = Direction(printer, pos, up_buf) if printer is not None else None
         self.capture = capture
         self._clock = clock
-        self._diff = diff or _minus
         self._split_idle_ms = split_idle_ms
-        self._last_byte = clock() if clock else 0
+        self._idle_mark = idle_mark
+        self._budget_us = budget_us
+        self.last_byte = clock()       # the last time a byte moved either way
         self._split_due = False
         self.capture_errors = 0
         self.last_error = None
+        self.replies = 0
 
     def step(self):
-        """Forward both ways, feed capture, end a receipt after the idle gap.
+        """Forward both ways, let capture work, mark an idle gap.
 
-        Returns True when bytes moved (the caller should call again at once).
+        Returns True when the caller should call again at once (bytes moved, or capture has
+        bytes left to parse).
         """
-        n = self._pump(self.down)
-        if n and self.capture is not None:
-            try:
-                # the read buffer itself: the parser works on it in place, no copy
-                self.capture.feed(self.down.buf, n)
-            except Exception as e:   # noqa: BLE001 -- capture must never stop printing
-                self._capture_failed(e)
-        moved = n > 0
+        down = self._pump(self.down)
+        moved = down
         if self.up is not None and self._pump(self.up):
             moved = True
+            self.replies += 1
         now = self._clock()
-        if n:
-            self._last_byte = now
-            self._split_due = True
-        idle = self._diff(now, self._last_byte)
-        if self._split_due and idle >= self._split_idle_ms:
+        if moved:
+            self.last_byte = now
+            self._split_due = self._split_due or down
+        elif self._split_due and not self.down.pending() and \
+                ticks_diff(now, self.last_byte) >= self._split_idle_ms:
+            # a hold (printer full, CTS low, paper out) is never an idle gap
             self._split_due = False
-            if self.capture is not None:
-                try:
-                    self.capture.idle()
-                except Exception as e:   # noqa: BLE001
-                    self._capture_failed(e)
-        return moved
+            self.mark(self._idle_mark)
+        busy = False
+        capture = self.capture
+        if capture is not None:
+            try:
+                if moved and not capture.pressed():
+                    busy = True    # forwarding first: capture parses in the next quiet step
+                else:
+                    held = self.down.pending() > 0
+                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1))
+            except Exception as e:   # noqa: BLE001 -- capture must never stop printing
+                self._capture_failed(e)
+        return moved or busy
 
-    def closed(self):
-        """True when either side closed (network mode: the job's connection ended)."""
-        return self.down.closed or (self.up is not None and self.up.closed)
+    def mark(self, kind):
+        """Tell capture what happened after the bytes the printer took so far."""
+        if self.capture is not None:
+            try:
+                self.capture.mark(kind)
+            except Exception as e:   # noqa: BLE001
+                self._capture_failed(e)
+
+    def outstanding(self):
+        """True while capture saw more commands that make the printer answer in this stream
+        (since capture's last END: one network job) than answers came (capture off: unknown,
+        so True). Meaningful once capture parsed all it took (capture.pending() == 0)."""
+        return self.capture is None or self.capture.stream_requests > self.replies
+
+    def _taken(self, buf, start, n):
+        if self.capture is not None:
+            try:
+                self.capture.take(buf, start, n)
+            except Exception as e:   # noqa: BLE001
+                self._capture_failed(e)
 
     def _pump(self, direction):
         try:
@@ -157,7 +218,7 @@ class Tap:
             try:
                 return direction.pump()
             except MemoryError:
-                return 0    # still none (the uplink holds it): the held chunk waits a turn
+                return False   # still none (the uplink holds it): the held chunk waits a turn
 
     def _capture_failed(self, e):
         self.capture = None

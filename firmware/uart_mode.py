@@ -1,8 +1,12 @@
 """Inline and listen-only modes on a board's UARTs: POS on one, printer on the other.
 
 In listen-only mode (a Y-cable on the POS's transmit line, or a board with one free UART) the
-board only reads; nothing it does can reach the printer.
+board only reads; nothing it does can reach the printer. A serial line has no connections: an
+idle gap (split.idle_ms without a byte from the POS while the tap holds nothing) ends the job,
+and the next is parsed from the printer's power-on state. A hold (CTS low, paper out, a
+printer that takes nothing) is never an idle gap.
 """
+from .capture import END
 from .ports import UartPort
 
 try:
@@ -24,7 +28,8 @@ def run(runner):
     if not listen:
         printer = UartPort(_uart(runner, board["printer_uart"], flow), board["txbuf"], flow)
     bypass(board, False)
-    tap = runner.new_tap(pos, printer)
+    # a serial line has no connections: its idle gap ends a job (the parser starts afresh)
+    tap = runner.new_tap(pos, printer, idle_mark=END)
     poller = select.poll()
     poller.register(pos.stream, select.POLLIN)
     if printer:

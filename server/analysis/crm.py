@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from tilltap.analysis.extraction import link_customers, phone_key
 from tilltap.storage import database
 from tilltap.storage.schema import customers, receipt_fields
+from tilltap_fw.receipt import COMPLETE
 
 KNOWN = ("member_id", "phone", "name", "email")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -126,7 +127,8 @@ def list_customers(engine, q=None, limit=100, offset=0):
     visits = (select(rf.c.customer_id, func.count().label("visits"),
                      func.sum(rf.c.total).label("spend"),
                      func.max(rf.c.receipt_dt).label("last_visit"))
-              .where(rf.c.customer_id.is_not(None), rf.c.void.is_(False))
+              .where(rf.c.customer_id.is_not(None), rf.c.void.is_(False),
+                     rf.c.status == COMPLETE)
               .group_by(rf.c.customer_id).subquery())
     query = (select(customers, func.coalesce(visits.c.visits, 0).label("visits"), visits.c.spend,
                     visits.c.last_visit)

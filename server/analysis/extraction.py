@@ -48,6 +48,7 @@ from tilltap.storage.schema import (
 )
 from tilltap_fw import fields as rules
 from tilltap_fw import protocol
+from tilltap_fw.receipt import COMPLETE
 
 log = logging.getLogger("tilltap.analysis")
 
@@ -195,7 +196,8 @@ def _rows(device_id, seq, record, text, template, read=()):
         payment_types=_cut(",".join(sorted({p.type for p in found.payments})), 100) or None,
         member_id=_cut(found.member_id, 64), phone_key=_receipt_phone(lines), customer_id=None,
         item_count=len(items), refund=bool(refund), void=any(_VOID.search(t) for t in folded),
-        template=template is not None and "fields" not in record, extracted_at=utcnow())
+        template=template is not None and "fields" not in record, extracted_at=utcnow(),
+        status=record.get("status", COMPLETE), reason=_cut(record.get("reason"), 32))
     return row, items, payments
 
 

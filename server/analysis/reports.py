@@ -36,6 +36,7 @@ from tilltap.storage.schema import (
     receipt_num_days,
     receipt_payments,
 )
+from tilltap_fw.receipt import COMPLETE
 
 rf = receipt_fields
 _CENT = Decimal("0.01")
@@ -82,6 +83,7 @@ def _where(q, sales=True):
         conds.append(rf.c.store == q.store)
     if sales:
         conds.append(rf.c.void.is_(False))
+    conds.append(rf.c.status == COMPLETE)   # not printed or incomplete: not a sale
     return and_(true(), *conds)
 
 
@@ -153,7 +155,8 @@ def _full_months(q):
 def _item_lines(q, start, end):
     """Per item name: qty, amount, lines of sales receipts in [start, end) (datetimes)."""
     it = receipt_items
-    conds = [rf.c.void.is_(False), rf.c.refund.is_(False), it.c.name.is_not(None),
+    conds = [rf.c.void.is_(False), rf.c.refund.is_(False), rf.c.status == COMPLETE,
+             it.c.name.is_not(None),
              rf.c.receipt_dt >= start, rf.c.receipt_dt < end]
     if q.store is not None:
         conds.append(rf.c.store == q.store)
@@ -307,7 +310,8 @@ def rfm(engine, q):
 def new_vs_returning(engine, q):
     """Per day: customers on their first visit ever and customers who came before."""
     first = (select(rf.c.customer_id, func.min(rf.c.receipt_dt).label("first_dt"))
-             .where(rf.c.customer_id.is_not(None), rf.c.void.is_(False))
+             .where(rf.c.customer_id.is_not(None), rf.c.void.is_(False),
+                    rf.c.status == COMPLETE)
              .group_by(rf.c.customer_id).subquery())
     day = _day(engine, rf.c.receipt_dt)
     visits = (select(day.label("day"), rf.c.customer_id,

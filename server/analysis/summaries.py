@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import and_, delete, func, select
 
 from tilltap.storage.schema import item_months, receipt_fields, receipt_items, receipt_num_days
+from tilltap_fw.receipt import COMPLETE
 
 
 def _month_key(when):
@@ -69,7 +70,7 @@ def update(conn, groups):
     for device_id, store, day in sorted(days, key=repr):
         nums = list(conn.execute(select(rf.c.receipt_num).where(
             rf.c.device_id == device_id, _store_is(store), _dt_range(day, False),
-            rf.c.receipt_num.is_not(None))).scalars())
+            rf.c.receipt_num.is_not(None), rf.c.status == COMPLETE)).scalars())
         conn.execute(delete(receipt_num_days).where(
             receipt_num_days.c.device_id == device_id, receipt_num_days.c.store == (store or ""),
             receipt_num_days.c.day == day))
@@ -80,7 +81,8 @@ def update(conn, groups):
             select(it.c.name, it.c.qty, it.c.amount)
             .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id, rf.c.seq == it.c.seq)))
             .where(_store_is(store), _dt_range(month, True), rf.c.void.is_(False),
-                   rf.c.refund.is_(False), it.c.name.is_not(None))).all()
+                   rf.c.refund.is_(False), rf.c.status == COMPLETE,
+                   it.c.name.is_not(None))).all()
         conn.execute(delete(item_months).where(item_months.c.store == (store or ""),
                                                item_months.c.month == month))
         rows = _item_month_rows(month, store, lines)
@@ -106,7 +108,7 @@ def rebuild(engine):
         conn.execute(delete(item_months))
         # streamed in printer/store/date order, one day's numbers in memory at a time
         query = (select(rf.c.device_id, rf.c.store, rf.c.receipt_dt, rf.c.receipt_num)
-                 .where(rf.c.receipt_num.is_not(None))
+                 .where(rf.c.receipt_num.is_not(None), rf.c.status == COMPLETE)
                  .order_by(rf.c.device_id, rf.c.store, rf.c.receipt_dt))
         rows: list[dict] = []
         group = None  # (device_id, store, day) of nums
@@ -126,7 +128,8 @@ def rebuild(engine):
                         func.sum(it.c.amount), func.count())
                  .select_from(it.join(rf, and_(rf.c.device_id == it.c.device_id,
                                                rf.c.seq == it.c.seq)))
-                 .where(rf.c.void.is_(False), rf.c.refund.is_(False), it.c.name.is_not(None))
+                 .where(rf.c.void.is_(False), rf.c.refund.is_(False), rf.c.status == COMPLETE,
+                        it.c.name.is_not(None))
                  .group_by(rf.c.store, month, it.c.name))
         rows = [{"month": m or "", "store": store or "", "name": name,
                  # SQLite sums in floating point: back to the columns' places

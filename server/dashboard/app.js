@@ -87,11 +87,14 @@ var LOADERS = {
         return {device: r.device_id, store: r.store, receipts: r.receipts,
                 last_receipt: r.last_receipt_at, last_seen: r.telemetry_at,
                 spool_backlog: r.spool_backlog, dropped: r.dropped, firmware: r.firmware,
+                printer: printerText(r.printer),
                 status: r.revoked_at ? "revoked" :
                         (!r.last_receipt_at || Date.parse(r.last_receipt_at) < stale ? "SILENT" : "ok")};
       }));
       $("fleet-table").querySelectorAll("td").forEach(function (td) {
-        if (td.textContent === "SILENT") { td.className = "stale"; }
+        if (td.textContent === "SILENT" || td.textContent.indexOf("UNREACHABLE") === 0) {
+          td.className = "stale";
+        }
       });
     });
   },
@@ -127,10 +130,31 @@ function searchReceipts() {
       return {device: r.device_id, seq: r.seq, store: r.store, receipt_no: r.receipt_no,
               date: r.receipt_dt, total: r.total, currency: r.currency, items: r.item_count,
               payment: r.payment_types, member: r.member_id,
-              flags: (r.refund ? "refund " : "") + (r.void ? "void" : "")};
+              flags: statusText(r) + (r.refund ? "refund " : "") + (r.void ? "void" : "")};
     }), function (row) { showReceipt(row.device, row.seq); });
   });
 }
+
+/* The printer side as the tap's last telemetry reported it. */
+function printerText(p) {
+  if (!p) { return ""; }
+  if (p.reachable === false) { return "UNREACHABLE: " + (p.error || "?"); }
+  var notes = [];
+  if (p.not_printed) { notes.push(p.not_printed + " not printed"); }
+  if (p.incomplete) { notes.push(p.incomplete + " incomplete"); }
+  return notes.length ? "ok, " + notes.join(", ") : "ok";
+}
+
+/* "not printed", "incomplete (cut_in_payload)": receipts the sales reports leave out. */
+function statusText(r) {
+  if (!r.status || r.status === "complete") { return ""; }
+  return r.status.replace("_", " ") + (r.reason ? " (" + r.reason + ")" : "") + " ";
+}
+
+var STATUS_NOTES = {
+  not_printed: "Not printed: the printer failed before it printed this receipt. Kept, not counted as a sale.",
+  incomplete: "Captured in part: the stream ended or the tap fell behind inside it. Kept, not counted as a sale.",
+};
 
 /* The receipt as printed (monospace text, one clickable span per line) next to what was
    extracted from it, and the layout template builder for its printer. */
@@ -157,10 +181,11 @@ function showReceipt(device, seq) {
     }));
     var parts = [pre, facts, items, builderPanel()];
     if (r.ocr) {
-      var note = document.createElement("p");
-      note.className = "note";
-      note.textContent = "Printed as an image: text read by OCR.";
-      parts.unshift(note);
+      parts.unshift(el("p", {className: "note", textContent: "Printed as an image: text read by OCR."}));
+    }
+    if (STATUS_NOTES[r.status]) {
+      parts.unshift(el("p", {className: "note status", textContent: STATUS_NOTES[r.status] +
+                                                                     (r.reason ? " (" + r.reason + ")" : "")}));
     }
     box.replaceChildren.apply(box, parts);
     return startBuilder(device, seq, r.lines);

@@ -8,11 +8,11 @@ harmlessly.
 """
 import logging
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, inspect, select, text
 
 from tilltap.ingest.text import record_text
 from tilltap.storage.database import insert, utcnow
-from tilltap.storage.schema import receipt_text, receipts, schema_migrations
+from tilltap.storage.schema import receipt_fields, receipt_text, receipts, schema_migrations
 
 log = logging.getLogger("tilltap.migrations")
 
@@ -39,8 +39,26 @@ def fill_receipt_text(engine):
             return done
 
 
+def add_receipt_status(engine):
+    """receipt_fields.status and .reason on a database created before receipts had a status
+    (create_all adds tables, not columns); the rows stored before were all complete."""
+    schema = engine.get_execution_options().get("schema_translate_map", {}).get(None)
+    have = {c["name"] for c in inspect(engine).get_columns(receipt_fields.name, schema=schema)}
+    table = engine.dialect.identifier_preparer.quote(receipt_fields.name)
+    if schema:
+        table = engine.dialect.identifier_preparer.quote_schema(schema) + "." + table
+    wanted = (("status", "VARCHAR(16) NOT NULL DEFAULT 'complete'"), ("reason", "VARCHAR(32)"))
+    added = [name for name, _ in wanted if name not in have]
+    with engine.begin() as conn:
+        for name, kind in wanted:
+            if name in added:
+                conn.execute(text("ALTER TABLE %s ADD COLUMN %s %s" % (table, name, kind)))
+    return len(added)
+
+
 MIGRATIONS = (
     ("receipt_text", fill_receipt_text),
+    ("receipt_status", add_receipt_status),
 )
 
 

@@ -12,6 +12,7 @@ from tilltap.storage.schema import (
     receipt_text,
     receipts,
 )
+from tilltap_fw.receipt import COMPLETE
 
 
 def stored_text(conn, keys):
@@ -32,7 +33,7 @@ def _with_fields():
     return (select(receipts.c.device_id, receipts.c.seq, receipts.c.received_at,
                    rf.c.store, rf.c.receipt_no, rf.c.receipt_dt, rf.c.total, rf.c.currency,
                    rf.c.payment_types, rf.c.member_id, rf.c.customer_id, rf.c.item_count,
-                   rf.c.refund, rf.c.void)
+                   rf.c.refund, rf.c.void, rf.c.status, rf.c.reason)
             .select_from(receipts.outerjoin(rf, and_(rf.c.device_id == receipts.c.device_id,
                                                      rf.c.seq == receipts.c.seq))))
 
@@ -83,6 +84,8 @@ def detail(engine, device_id, seq):
     # the lines the extractor read: a raster-only receipt's come from OCR
     out["lines"] = text + (read or [])
     out["ocr"] = bool(read)
+    # not extracted yet: the status the board sent
+    out["status"] = out["status"] or record.get("status", COMPLETE)
     out["codes"] = [list(c) for c in record.get("barcodes", []) + record.get("codes2d", [])]
     out["items"] = [dict(i._mapping) for i in items]
     out["payments"] = [dict(p._mapping) for p in payments]

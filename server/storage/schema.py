@@ -138,6 +138,9 @@ receipt_fields = Table(
     Column("void", Boolean, nullable=False, default=False),
     Column("template", Boolean, nullable=False, default=False),  # a layout template was applied
     Column("extracted_at", DateTime(timezone=True), nullable=False),
+    # the record's status (receipt.STATUSES): reports count "complete" receipts only
+    Column("status", String(16), nullable=False, server_default="complete"),
+    Column("reason", String(32)),       # why one is incomplete: cut_in_payload, ...
 )
 # The report queries filter by date and group by store; the covering columns let SQLite and
 # PostgreSQL answer sales reports from the index alone.

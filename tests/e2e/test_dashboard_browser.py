@@ -21,7 +21,7 @@ from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest
 from tilltap.storage import database
 from tilltap_fw import protocol
-from tilltap_fw.receipt import Receipt
+from tilltap_fw.receipt import NOT_PRINTED, Receipt
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed")
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -213,3 +213,48 @@ def test_build_layout_template_by_clicking_the_receipt(engine, odd_receipt, serv
     # the other receipts of the printer keep their totals (the template finds nothing there)
     assert api.get("/api/v1/receipts/%s/1" % device).json()["total"] == "6.20"
     api.close()
+
+
+@pytest.fixture
+def failing_printer(engine):
+    """The corner tap's printer went away mid-job: one receipt not printed, the printer
+    unreachable in its last telemetry."""
+    r = Receipt()
+    r.lines = ["CORNER SHOP", "Receipt No: 1011", "Date: 2026-03-04 13:00",
+               "Bread" + " " * 33 + "2.50", "TOTAL" + " " * 33 + "2.50"]
+    r.status = NOT_PRINTED
+    record = protocol.record_from_receipt(r, data.CORNER, 1, int(time.time() * 1000), True,
+                                          seq=7)
+    printer = {"jobs": 3, "reachable": False, "error": "ECONNREFUSED", "not_printed": 1}
+    report = protocol.telemetry(data.CORNER, 1, 60000, 50000, {"count": 0}, None, printer,
+                                "test", {})
+    ingest = Ingest(engine, check_devices=True)
+    try:
+        payload = json.dumps({"v": 1, "device": data.CORNER, "records": [record]}).encode()
+        assert ingest.submit_batch(data.CORNER, payload).result(30).acked == [7]
+        ingest.submit_telemetry(data.CORNER, report).result(30)
+    finally:
+        ingest.close()
+    analysis.extract_pending(engine)
+
+
+def test_a_failing_printer_and_its_unprinted_receipt_are_shown(engine, failing_printer, server,
+                                                              browser):
+    wait = _login(browser, server)
+    browser.get(server + "/dashboard/#fleet")
+    wait.until(seen.text_to_be_present_in_element((By.ID, "fleet-table"), "UNREACHABLE"))
+    assert "ECONNREFUSED" in browser.find_element(By.ID, "fleet-table").text
+
+    browser.get(server + "/dashboard/#receipts")
+    wait.until(seen.visibility_of_element_located((By.ID, "receipt-search")))
+    browser.find_element(By.ID, "receipt-q").send_keys("1011")
+    browser.find_element(By.CSS_SELECTOR, "#receipt-search button").click()
+
+    def only_the_found_receipt(d):
+        rows = d.find_elements(By.CSS_SELECTOR, "#receipt-results tbody tr")
+        return rows if len(rows) == 1 and "1011" in rows[0].text else None
+
+    row = wait.until(only_the_found_receipt)[0]
+    assert "not printed" in row.text
+    row.click()
+    wait.until(seen.text_to_be_present_in_element((By.ID, "receipt-detail"), "Not printed"))

@@ -108,3 +108,18 @@ def test_demo_replays_the_users_own_captures_and_reports_each_receipt(tmp_path):
                               str(tmp_path / "nothing.bin")], capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 2 and "nothing.bin" in missing.stderr
+
+
+def test_demo_with_its_port_taken_says_why(tmp_path):
+    """The server's own reason reaches the user, not only its exit status."""
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([os.path.join(VENV_BIN, "tilltap"), "demo", "--once", "--port",
+                                 str(port), "--dir", str(tmp_path), "--generated", "1"],
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "address already in use" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,5 +1,5 @@
 """Capture: receipts spooled with exactly their own raw bytes, bounded, never raising."""
-from tilltap_fw.capture import Capture
+from tilltap_fw.capture import END, PRINTER_FAILED, Capture
 
 JOB = b"\x1b@Shop\nItem 1.00\n\x1dV\x00"
 
@@ -28,15 +28,17 @@ def test_raw_bytes_split_exactly_at_each_cut_for_any_chunking():
         capture = Capture(spool, _raw_of)
         for i in range(0, len(stream), size):
             capture.feed(memoryview(stream)[i:i + size])
+        capture.close()
         assert spool.records == [JOB, b"\x1b@Second\n\x1dV\x01", JOB], size
 
 
 def test_receipt_bigger_than_the_raw_window_is_stored_without_raw():
     big = b"\x1b@" + b"Line of a long receipt\n" * 100 + b"\x1dV\x00"
     spool = ListSpool()
-    capture = Capture(spool, lambda r, raw: _raw_of(r, raw) or b"(none)", raw_max=512)
+    capture = Capture(spool, lambda r, raw: _raw_of(r, raw) or b"(none)", backlog=512)
     for i in range(0, len(big + JOB), 100):
         capture.feed((big + JOB)[i:i + 100])
+    capture.close()
     assert spool.records == [b"(none)", JOB]
     assert capture.raw_omitted == 1
 
@@ -44,6 +46,7 @@ def test_receipt_bigger_than_the_raw_window_is_stored_without_raw():
 def test_spool_failure_is_counted_not_raised():
     capture = Capture(ListSpool(fail=True), _raw_of)
     capture.feed(JOB + JOB)
+    capture.close()
     assert capture.store_errors == 2 and capture.receipts == 2
 
 
@@ -53,6 +56,70 @@ def test_card_numbers_are_masked_before_spooling_and_raw_bytes_withheld():
     job = (b"\x1b@Card 4111 1111 1111 1111 approved\nTotal 9.99\n"
            b"\x1dkI\x12{B5555555555554444" + b"\x1dV\x00")
     capture.feed(job + JOB)
+    capture.close()
     assert spool.records[0] == repr((["Card **** **** **** 1111 approved", "Total 9.99"],
                                      [("CODE128", "************4444")], None)).encode()
     assert spool.records[1] == repr((["Shop", "Item 1.00"], [], JOB)).encode()
+
+
+def _status(receipt, raw):
+    return repr((receipt.lines, receipt.status, receipt.reason)).encode()
+
+
+def test_a_job_cut_inside_an_image_ends_its_receipt_incomplete_and_the_next_job_is_whole():
+    image = b"\x1dv0\x00\x10\x00\x40\x00" + b"\xff" * 300   # 1024 bytes promised, 300 sent
+    spool = ListSpool()
+    capture = Capture(spool, _status)
+    capture.feed(b"\x1b@Before the logo\n" + image)
+    capture.close()
+    capture.feed(JOB)
+    capture.close()
+    assert spool.records == [repr((["Before the logo"], "incomplete", "cut_in_payload")).encode(),
+                             repr((["Shop", "Item 1.00"], "complete", None)).encode()]
+    assert capture.incomplete == 1
+
+
+def test_receipts_the_printer_did_not_take_are_stored_as_not_printed():
+    spool = ListSpool()
+    capture = Capture(spool, _status)
+    capture.take(JOB)                        # printed
+    capture.take(b"\x1b@Half")               # printed, then the printer failed
+    capture.mark(PRINTER_FAILED)
+    capture.take(b" of it\nTotal 2.00\n\x1dV\x00\x1b@Next\n")    # held, never printed
+    capture.mark(END)
+    capture.work()
+    assert spool.records == [repr((["Shop", "Item 1.00"], "complete", None)).encode(),
+                             repr((["Half of it", "Total 2.00"], "not_printed", None)).encode(),
+                             repr((["Next"], "not_printed", None)).encode()]
+    assert capture.not_printed == 2
+
+
+def test_a_drawer_kick_after_the_cut_belongs_to_the_receipt_before_it():
+    """Print, cut, open the drawer (escpos-php's example): the kick and its bytes are the first
+    receipt's, not the next one's."""
+    kick = b"\x1bp\x00\x19\xfa"
+    spool = ListSpool()
+    capture = Capture(spool, lambda r, raw: repr((r.lines, r.drawer, bytes(raw))).encode())
+    capture.feed(JOB + kick + JOB)
+    capture.close()
+    assert spool.records == [repr((["Shop", "Item 1.00"], True, JOB + kick)).encode(),
+                             repr((["Shop", "Item 1.00"], False, JOB)).encode()]
+
+
+def test_capture_behind_stores_the_receipt_incomplete_and_picks_up_at_the_next_job():
+    spool = ListSpool()
+    capture = Capture(spool, _status, backlog=256)
+    long_job = b"\x1b@" + b"A line of the first receipt\n" * 20 + b"\x1dV\x00"
+    for i in range(0, len(long_job), 64):        # nothing parsed: the backlog overflows
+        capture.take(long_job[i:i + 64])
+    capture.work()                               # catches up: the receipt lost bytes
+    capture.take(b"more of it" + b"\x1b@Second\n\x1dV\x00")    # kept from its ESC @
+    capture.mark(END)
+    capture.take(JOB)
+    capture.mark(END)
+    capture.work()
+    assert len(spool.records) == 3
+    assert spool.records[0].endswith(b"'incomplete', 'capture_behind')")
+    assert spool.records[-2:] == [repr((["Second"], "complete", None)).encode(),
+                                  repr((["Shop", "Item 1.00"], "complete", None)).encode()]
+    assert capture.behind >= 1 and capture.skipped_bytes > 0

@@ -208,6 +208,18 @@ def test_status_requests_and_drawer():
     assert lines(evs) == ["ok"]
 
 
+def test_gs_paren_function_byte_is_where_each_command_has_it():
+    """GS ( E, H and G put the function right after the length, GS ( k, L and C after one
+    more byte: a request is named by its own function, not by its parameter."""
+    stream = (GS + b"(E\x02\x00\x04\x01" +          # fn 4 (send memory switches), a = 1
+              GS + b"(E\x04\x00\x02OUT" +             # fn 2 (end setup): no answer
+              GS + b"(H\x03\x00\x31\x30\x00" +        # fn 49 (offline response), m = 48
+              GS + b"(C\x05\x00\x00\x33\x00\x00\x00" +  # m 0, fn 51 (capacity)
+              GS + b"(k\x03\x001R0" + b"ok\n")         # cn 49, fn 82 (symbol size)
+    assert [e[1] for e in kinds(events(stream), REQUEST)] == [
+        "GS ( E 4", "GS ( H 49", "GS ( C 51", "GS ( k 82"]
+
+
 def test_dle_not_followed_by_a_realtime_command_is_ignored():
     for chunk in (0, 1):
         assert lines(events(b"a" + DLE + b"b\n", chunk)) == ["ab"]

@@ -102,15 +102,23 @@ def test_printer_that_takes_nothing_stops_reads_from_the_pos():
 
 
 class Exploding:
+    requests = 0
+
     def __init__(self):
         self.calls = 0
 
-    def feed(self, chunk, n=None):
+    def take(self, chunk, start=0, n=None):
         self.calls += 1
         if self.calls == 2:
             raise MemoryError("simulated")
 
-    def idle(self):
+    def work(self, budget_us=None):
+        return False
+
+    def pressed(self):
+        return False
+
+    def mark(self, kind):
         pass
 
 
@@ -138,6 +146,7 @@ def test_idle_gap_ends_the_receipt_and_spools_it_with_its_raw_bytes():
     for _ in range(40):
         tap.step()
         clock.now += 1
+    capture.close()
     assert spool.records == [repr((["Coffee 3.50", "Total 3.50"], job1)).encode(),
                              repr((["Tea 2.00"], job2)).encode()]
 
@@ -149,6 +158,7 @@ def test_listen_only_captures_without_forwarding():
     pos = Source([job])
     tap = Tap(pos, None, capture=capture, clock=Clock())
     tap.step()
+    capture.close()
     assert spool.records == [job]
     assert tap.down.bytes_in == tap.down.bytes_out == len(job)
 
@@ -180,3 +190,43 @@ def test_out_of_memory_in_forwarding_releases_capture_and_never_escapes():
         assert tap.capture is None and capture.parser is None   # its heap went to forwarding
         assert isinstance(tap.last_error, MemoryError)
         assert capture.reset().parser is not None               # and it can come back
+
+
+def test_a_hold_is_never_an_idle_gap():
+    """The printer takes nothing (paper out) for longer than the idle gap: the receipt in
+    progress does not end, its bytes are not split."""
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: repr((receipt.lines, bytes(raw))).encode())
+    job = b"\x1b@First line\n" + b"x" * 600 + b"\nLast line\n\x1dV\x00"
+    pos, printer = Source([job]), Source([])
+    printer.accept = lambda: 0
+    clock = Clock()
+    tap = Tap(pos, printer, capture=capture, clock=clock, split_idle_ms=20)
+    for _ in range(200):                   # 200 ms held: ten idle gaps' worth
+        tap.step()
+        clock.now += 1
+    printer.accept = None
+    for _ in range(10):
+        tap.step()
+        clock.now += 1
+    capture.close()
+    assert bytes(printer.written) == job
+    assert len(spool.records) == 1 and b"Last line" in spool.records[0]
+
+
+def test_capture_slower_than_the_line_never_slows_forwarding():
+    """A zero time budget (capture parses one slice a step at most): forwarding still moves a
+    chunk every step, and capture catches up from its backlog afterwards."""
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: bytes(raw), backlog=8192)
+    job = (b"\x1b@" + b"Item line of a receipt  1.00\n" * 60 + b"\x1dV\x00") * 3
+    pos, printer = Source([job[i:i + 512] for i in range(0, len(job), 512)]), Source([])
+    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
+    steps = 0
+    while pos.chunks:
+        tap.step()
+        steps += 1
+    assert bytes(printer.written) == job and steps == (len(job) + 511) // 512
+    assert capture.pending() > 0           # behind, not lost
+    capture.close()
+    assert len(spool.records) == 3 and b"".join(spool.records) == job

@@ -161,6 +161,40 @@ def test_customer_reports(shop):
     assert all(r["segment"] for r in segments.values())
 
 
+def test_receipts_not_printed_or_cut_short_are_kept_but_are_not_sales(shop):
+    """A receipt the printer never printed (it failed mid-job) or one the tap captured only in
+    part is stored, searchable and shown with its status, and no sales report counts it."""
+    from tilltap.storage import receipts as stored
+    from tilltap_fw.receipt import INCOMPLETE, NOT_PRINTED
+    names = ("sales_by_day", "top_items", "basket_size", "payment_mix", "customer_spend",
+             "visit_frequency", "refunds")
+    before = {name: REPORTS[name](shop, MARCH) for name in names}
+    extra = [data.record(data.CORNER, 50, "1003", "2026-03-02 12:00", [("Coffee", "3.00")],
+                         "3.00", "Card", ["Member: 11111111"]),
+             data.record(data.CORNER, 51, "1004", "2026-03-02 12:05", [("Bread", "2.50")],
+                         "2.50", "Cash", [])]
+    extra[0]["status"] = NOT_PRINTED
+    extra[1].update(status=INCOMPLETE, reason="cut_in_payload")
+    ingest = Ingest(shop, check_devices=True)
+    try:
+        payload = json.dumps({"v": 1, "device": data.CORNER, "records": extra}).encode()
+        assert ingest.submit_batch(data.CORNER, payload).result(30).acked == [50, 51]
+    finally:
+        ingest.close()
+    analysis.extract_pending(shop)
+    assert {name: REPORTS[name](shop, MARCH) for name in names} == before
+    summaries.rebuild(shop)
+    assert {name: REPORTS[name](shop, MARCH) for name in names} == before
+    found = {r["seq"]: r for r in stored.search(shop, device=data.CORNER)}
+    assert (found[50]["status"], found[50]["reason"]) == (NOT_PRINTED, None)
+    assert (found[51]["status"], found[51]["reason"]) == (INCOMPLETE, "cut_in_payload")
+    assert found[1]["status"] == "complete"
+    # the gap report counts printed receipts only: 1003 and 1004 are still missing
+    assert REPORTS["receipt_gaps"](shop, MARCH) == [
+        {"device_id": data.CORNER, "store": "CORNER SHOP", "after_no": 1002, "before_no": 1005,
+         "missing": 2}]
+
+
 def test_receipt_number_gaps(shop):
     assert REPORTS["receipt_gaps"](shop, MARCH) == [
         {"device_id": data.CORNER, "store": "CORNER SHOP", "after_no": 1002, "before_no": 1005,

@@ -312,8 +312,33 @@ def test_a_migration_decodes_the_receipts_stored_before(setup):
     with engine.begin() as conn:
         conn.execute(schema.receipts.insert(),
                      [dict(r, received_at=database.utcnow()) for r in rows])
-    assert migrations.migrate(engine) == ["receipt_text"]
+    assert migrations.migrate(engine) == ["receipt_text", "receipt_status"]
     with engine.connect() as conn:
         lines = [r.lines for r in conn.execute(select(schema.receipt_text))]
     assert lines == [["SHOP", "合计 1.00", "TOTAL 1.00", "A\ufffdB"]] * 2
     assert migrations.migrate(engine) == []
+
+
+def test_a_migration_adds_the_receipt_status_to_an_older_database(setup):
+    """receipt_fields of a database from before receipts had a status get the columns, and
+    the receipts analysed before count as complete."""
+    from sqlalchemy import inspect, text
+
+    from tilltap.analysis import extraction
+    from tilltap.storage import migrations
+    engine, ingest, _ = setup
+    assert ingest.submit_batch(DEV, _batch([_record(1)])).result(30).acked == [1]
+    extraction.extract_pending(engine)
+    schema_name = engine.get_execution_options().get("schema_translate_map", {}).get(None)
+    table = ('"%s".receipt_fields' % schema_name) if schema_name else "receipt_fields"
+    with engine.begin() as conn:
+        for column in ("status", "reason"):
+            conn.execute(text("ALTER TABLE %s DROP COLUMN %s" % (table, column)))
+    assert migrations.add_receipt_status(engine) == 2
+    columns = {c["name"] for c in inspect(engine).get_columns("receipt_fields",
+                                                              schema=schema_name)}
+    assert {"status", "reason"} <= columns
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.receipt_fields.c.status)).scalars().all() == \
+            ["complete"]
+    assert migrations.add_receipt_status(engine) == 0

@@ -405,7 +405,11 @@ async def _main(args):
     want = expected_receipts(jobs, parser_options(printer))
     demo = Demo(workdir, args.uplink, args.port, args.upload_mode, printer)
     try:
-        await demo.start()
+        try:
+            await demo.start()
+        except RuntimeError as e:      # a part that did not start says why (a port in use)
+            print("tilltap demo: %s" % e, file=sys.stderr)
+            return 2
         assert demo.server is not None
         print("tilltap demo: %s uplink, upload mode %s, server %s, working directory %s"
               % (args.uplink, args.upload_mode, demo.server.url, workdir), flush=True)

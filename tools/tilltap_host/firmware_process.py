@@ -9,18 +9,7 @@ import subprocess
 import time
 
 from tilltap_host.netutil import free_port
-from tilltap_host.unixport import (
-    PACKAGE,
-    ROM_BOOT,
-    ROOT,
-    build_romfs,
-    compile_firmware,
-    micropython_command,
-    micropython_path,
-    rom_heapsize,
-)
-
-HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
+from tilltap_host.unixport import firmware_command
 
 
 class FirmwareProcess:
@@ -54,22 +43,8 @@ class FirmwareProcess:
         os.makedirs(self.config["spool"]["dir"], exist_ok=True)
         with open(self.config_path, "w") as f:
             json.dump(self.config, f)
-        cmd = [micropython_command()]
-        if self.rom:
-            image = build_romfs(os.path.join(self.workdir, "firmware.romfs"))
-            if self.heapsize:
-                cmd += ["-X", "heapsize=%d" % rom_heapsize(self.heapsize, image)]
-            cmd += [ROM_BOOT, image]
-            # every module from the image: nothing may fall back to compiling source
-            env = dict(os.environ, MICROPYPATH=".frozen")
-        else:
-            if self.heapsize:
-                cmd += ["-X", "heapsize=%s" % self.heapsize]
-            cmd += ["-m", PACKAGE + ".main"]
-            # the precompiled firmware first, as on a deployed board; micropython-lib after it
-            mpy = compile_firmware(os.path.join(self.workdir, "mpy"))
-            env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())
-        cmd += ["--board", HOST_BOARD, "--config", self.config_path, "--status", self.status_path]
+        cmd, env = firmware_command(self.workdir, self.config_path, self.status_path,
+                                    self.heapsize, self.rom)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=self.workdir)

@@ -63,10 +63,21 @@ class ServerProc:
 
         def ready():
             if proc.poll() is not None:
-                raise RuntimeError("tilltap serve exited with %s" % proc.returncode)
+                raise RuntimeError("tilltap serve exited with %s: %s"
+                                   % (proc.returncode, self.log_tail() or "(no output)"))
             h = self.health()
             return h and (not self.mqtt or h.get("mqtt_connected"))
         wait_for(ready, 30, what="tilltap serve on port %d" % self.port)
+
+    def log_tail(self, lines=5):
+        """The last lines the server wrote (why it exited), "" without a log file."""
+        if self.log_path == os.devnull:
+            return ""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "\n".join(f.read().strip().splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def kill(self):
         """SIGKILL: no clean-up, as a crash or power cut would do."""

@@ -75,6 +75,34 @@ def compile_firmware(dest):
     return dest
 
 
+HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
+
+
+def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=False):
+    """(argv, environment) that run the firmware with the host board, as a deployed board
+    runs it: precompiled (.mpy under workdir) or, rom=True, from a ROMFS image built there.
+    heapsize: the firmware's heap ('128k'), as on a chip."""
+    cmd = [micropython_command()]
+    if rom:
+        image = build_romfs(os.path.join(workdir, "firmware.romfs"))
+        if heapsize:
+            cmd += ["-X", "heapsize=%d" % rom_heapsize(heapsize, image)]
+        cmd += [ROM_BOOT, image]
+        # every module from the image: nothing may fall back to compiling source
+        env = dict(os.environ, MICROPYPATH=".frozen")
+    else:
+        if heapsize:
+            cmd += ["-X", "heapsize=%s" % heapsize]
+        cmd += ["-m", PACKAGE + ".main"]
+        # the precompiled firmware first, as on a deployed board; micropython-lib after it
+        mpy = compile_firmware(os.path.join(workdir, "mpy"))
+        env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())
+    cmd += ["--board", HOST_BOARD, "--config", config_path]
+    if status_path:
+        cmd += ["--status", status_path]
+    return cmd, env
+
+
 def build_romfs(dest):
     """The firmware as a ROMFS image at dest: what `make deploy ROMFS=1` writes to a board's
     romfs partition and what the host board boots from with the firmware in ROM.

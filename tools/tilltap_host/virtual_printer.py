@@ -2,10 +2,18 @@
 
 It parses what it receives with the firmware's parser (the same framing a real printer uses) and
 answers the requests a status-aware POS waits for, like an Epson TM printer that is online with
-paper: DLE EOT, GS r, GS I, GS a (automatic status back) and GS ( H (process ID).
+paper: DLE EOT, GS r, GS I, GS a (automatic status back) and GS ( H (process ID). As a real
+network printer it closes its side when the client has sent its job (end of stream).
+
+It fails on demand, one Fault per job (`printer.faults.append(Fault(...))`): close or reset
+after n bytes of the job, answer late, hold the connection open after the job, or take
+nothing at all (a black hole); `stop()` then `start()` makes it refuse connections.
 """
 import asyncio
+import socket
+import struct
 import time
+from dataclasses import dataclass
 
 from tilltap_fw import escpos_parser
 
@@ -19,21 +27,45 @@ REPLIES = {
 }
 
 
-class VirtualPrinter:
-    """Serves one job at a time on (host, port); `received` holds every byte, in order."""
+@dataclass
+class Fault:
+    """What goes wrong in one job. close_after / reset_after: after that many of the job's
+    bytes the printer closes (FIN) or resets (RST) the connection; reply_delay: seconds before
+    each answer; blackhole: accept, then read nothing; read_delay: seconds between reads (a
+    slow printer)."""
 
-    def __init__(self, host="127.0.0.1", port=0):
+    close_after: int | None = None
+    reset_after: int | None = None
+    reply_delay: float = 0.0
+    blackhole: bool = False
+    read_delay: float = 0.0
+
+
+class VirtualPrinter:
+    """Serves connections on (host, port); `received` holds every byte, in order, and `jobs`
+    each connection's bytes."""
+
+    def __init__(self, host="127.0.0.1", port=0, rcvbuf=None):
         self.host = host
         self.port = port
+        self.rcvbuf = rcvbuf      # bytes its TCP receive buffer holds (a printer's is small)
         self.received = bytearray()
         self.arrivals = []        # (time.monotonic(), len(received)) after every read
         self.replied = bytearray()
-        self.jobs = 0
+        self.jobs = []            # each connection's bytes
+        self.ended = 0            # connections over (the client's or the printer's doing)
+        self.faults = []          # the next jobs' faults (Fault), one per job
         self._server = None
         self._open = set()        # writers of jobs in progress, closed by stop()
+        self._tasks = set()       # their tasks, cancelled by stop()
 
     async def start(self):
-        self._server = await asyncio.start_server(self._job, self.host, self.port)
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.rcvbuf:           # set before listen(): accepted sockets inherit it
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        listener.bind((self.host, self.port))
+        self._server = await asyncio.start_server(self._job, sock=listener)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -42,21 +74,40 @@ class VirtualPrinter:
             self._server.close()
             for writer in list(self._open):
                 writer.close()
+            for task in list(self._tasks):
+                task.cancel()
             await self._server.wait_closed()
 
     async def _job(self, reader, writer):
-        self.jobs += 1
+        job = bytearray()
+        self.jobs.append(job)
+        fault = self.faults.pop(0) if self.faults else Fault()
         self._open.add(writer)
+        task = asyncio.current_task()
+        self._tasks.add(task)
         parser = escpos_parser.Parser()
         try:
+            if fault.blackhole:
+                await asyncio.sleep(3600)      # stopped (cancelled) by stop()
             while True:
-                data = await reader.read(4096)
+                if fault.read_delay:
+                    await asyncio.sleep(fault.read_delay)
+                data = await reader.read(4096 if not fault.read_delay else 64)
                 if not data:
                     break
-                self.received += data
-                self.arrivals.append((time.monotonic(), len(self.received)))
+                limit = fault.close_after if fault.close_after is not None else \
+                    fault.reset_after
+                if limit is not None and len(job) + len(data) >= limit:
+                    data = data[:limit - len(job)]
+                    self._keep(job, data)
+                    if fault.reset_after is not None:
+                        _reset(writer)
+                    return
+                self._keep(job, data)
                 for event in parser.feed(data):
                     if event[0] == escpos_parser.REQUEST and event[1] in REPLIES:
+                        if fault.reply_delay:
+                            await asyncio.sleep(fault.reply_delay)
                         reply = REPLIES[event[1]]
                         self.replied += reply
                         writer.write(reply)
@@ -65,4 +116,19 @@ class VirtualPrinter:
             pass                  # the POS side went away, or the printer is being stopped
         finally:
             self._open.discard(writer)
+            self._tasks.discard(task)
             writer.close()
+            self.ended += 1
+
+    def _keep(self, job, data):
+        job += data
+        self.received += data
+        self.arrivals.append((time.monotonic(), len(self.received)))
+
+
+def _reset(writer):
+    """Close with RST, as a printer that loses power or crashes does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

@@ -144,3 +144,52 @@ def test_grammar_streams_come_back_exactly(elements, cuts):
 def test_corpus_streams_any_split(cuts):
     for data in SEEDS[:20]:
         assert run(data, cuts) == run(data, [])
+
+
+# Fragments of every command that makes a printer answer, and of commands around them, so
+# that random streams hit requests, their look-alikes and requests inside payloads.
+_ASKING = [b"\x10\x04\x01", b"\x10\x04\x07\x01", b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08",
+           b"\x1bu\x00", b"\x1bv", b"\x1d\x61\x0f", b"\x1dr\x01", b"\x1dI\x41", b"\x1dg2\x00",
+           b"\x1d(H\x06\x000\x30abcd", b"\x1d(E\x03\x00\x06\x01\x02", b"\x1d(k\x03\x001R0",
+           b"\x1d(L\x02\x000\x31", b"\x1c(e\x02\x003\x01", b"\x1cg2\x00\x00\x00\x00\x00\x01\x00",
+           b"\x1b\x06\x01", b"\x1b\x1dyI", b"\x1b\x1dxI", b"\x04", b"\x05", b"\x1b\x1d",
+           b"\x1d8L\x10\x00\x00\x000p0\x01\x01\x011\x01\x00\x01\x00", b"\x1b@", b"\x10", b"\x1d",
+           b"\x1c", b"\x1b", b"\x1d(", b"Coffee 3.50\n", b"\x1dV\x00"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(_ASKING) | st.binary(max_size=6), max_size=40),
+       st.integers(0, 10 ** 6), st.sampled_from(["epson", "star"]))
+def test_bytes_that_may_ask_nothing_make_no_request(parts, cut, profile):
+    """The tap ends a job without waiting for capture's parse when Parser.may_ask says the
+    bytes not parsed yet ask nothing: then parsing them must indeed make no REQUEST event."""
+    from tilltap_fw.escpos_parser import REQUEST
+    stream = b"".join(parts)
+    cut %= len(stream) + 1
+    p = Parser(profile=profile)
+    p.feed(stream[:cut])
+    if not p.may_ask(stream, cut, len(stream)):
+        rest = p.feed(stream[cut:]) + p.close()
+        assert not [e for e in rest if e[0] == REQUEST], (stream, cut)
+
+
+def test_every_asking_command_may_ask():
+    """Each command fragment above, alone and after text, in both profiles: a request is
+    never where may_ask sees none."""
+    from tilltap_fw.escpos_parser import REQUEST
+    asked = 0
+    for profile in ("epson", "star"):
+        for fragment in _ASKING:
+            for stream in (fragment, b"Total 3.50\n" + fragment):
+                p = Parser(profile=profile)
+                events = p.feed(stream) + p.close()
+                if [e for e in events if e[0] == REQUEST]:
+                    asked += 1
+                    assert Parser(profile=profile).may_ask(stream, 0, len(stream)), stream
+    assert asked >= 30        # the fragments do ask
+
+
+def test_answers_of_known_size():
+    from tilltap_fw.escpos_parser import reply_bytes
+    assert [reply_bytes(r) for r in ("DLE EOT 1", "GS r 49", "ESC v", "ENQ", "GS I 65", "GS a",
+                                     "ESC ACK SOH", "DLE EOT")] == [1, 1, 1, 1, 0, 0, 0, 0]

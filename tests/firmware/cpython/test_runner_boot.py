@@ -4,7 +4,7 @@ from tilltap_fw import main
 from tilltap_fw import runner as runner_module
 from tilltap_fw.compat import ticks_ms
 from tilltap_fw.config import validate
-from tilltap_host.firmware_process import HOST_BOARD
+from tilltap_host.unixport import HOST_BOARD
 
 
 def _runner(tmp_path, server_host=""):
