@@ -13,7 +13,14 @@ The queue is CUPS itself (a private cupsd, raw queues `socket://`, jobs sent wit
 bench/cups_queue.py; skipped with a note where CUPS is not installed); target: total time
 through the tap <= 1.1 x direct. The same jobs from bare sockets (no scheduler, no process per
 job) show the time the tap adds per job, with socat (a C relay) beside it when installed.
-Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30), 5 queue jobs (full: 20).
+Forwarding throughput: a fast POS sends a 1 MB command-dense job (python-escpos styling every
+line) at full TCP speed; time until the printer has all of it, with capture off, on, and the
+parser made 100x slower (the host board's bench-only "parser_slowdown": a chip's speed);
+targets: on >= 95% of off, slowed >= 95% of off (receipts past capture's backlog stored
+incomplete, counted). Then the parser 100x slower on a stream paced at 115200 baud (a serial
+line's rate): every receipt complete.
+Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30), 5 queue jobs (full: 20),
+a 200 KB job (full: 1 MB), 10 paced receipts (full: 40).
 """
 import asyncio
 import os
@@ -41,6 +48,9 @@ CHUNK = 64
 BURST = 40          # chunks per receipt
 BURSTS = size(30, 5)
 QUEUE_JOBS = size(20, 5)
+FAST_JOB = size(1_000_000, 200_000)
+PACED_RECEIPTS = size(40, 10)
+BAUD_BYTES_S = 11520          # 115200 baud, 8N1
 WARM_JOBS = size(10, 2)
 QUEUE_ROUNDS = size(5, 1)
 PACE_S = 0.002
@@ -243,9 +253,117 @@ async def print_queue(tmp):
     return exact
 
 
+def _dense_job(size_bytes):
+    from bench_parser import command_dense
+    data = command_dense()
+    while len(data) < size_bytes:
+        data += data
+    # whole receipts only: cut after the last full cut in range
+    end = data.rfind(b"\x1dV", 0, size_bytes)
+    return data[:data.index(b"\n", end) + 1 if b"\n" in data[end:end + 8] else end + 3]
+
+
+async def _send_fast(port, job, printer):
+    """Seconds from connect until the printer holds the whole job."""
+    printer.received.clear()
+    started = time.perf_counter()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(job)
+    await writer.drain()
+    writer.write_eof()
+    while len(printer.received) < len(job):
+        await asyncio.sleep(0.0005)
+    elapsed = time.perf_counter() - started
+    writer.close()
+    return elapsed, bytes(printer.received) == job
+
+
+async def _settled(tap, jobs):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = tap.status()
+        if status.get("jobs") == jobs and status.get("capture", {}).get("pending", 0) == 0:
+            return status
+        await asyncio.sleep(0.1)
+    return tap.status()
+
+
+async def throughput(tmp):
+    """A 1 MB command-dense job at full TCP speed: capture off, on, and 100x slower."""
+    job = _dense_job(FAST_JOB)
+    receipts = job.count(b"\x1dV")
+    # a printer that takes bytes as fast as they come: the tap is what is measured
+    printer = await VirtualPrinter(answers=False).start()
+    rates = {}
+    exact = True
+    try:
+        for name, slowdown in (("capture off", 0), ("capture on", 1), ("parser 100x slower", 100)):
+            workdir = os.path.join(tmp, name.replace(" ", "-"))
+            os.makedirs(workdir)
+            tap = FirmwareProcess(workdir, printer.port, {"device_id": "bench-fast"},
+                                  board={"parser_slowdown": slowdown}).start()
+            try:
+                await _send_fast(tap.listen_port, job[:20000], printer)      # warm
+                seconds, ok = await _send_fast(tap.listen_port, job, printer)
+                status = await _settled(tap, 2)
+            finally:
+                tap.stop()
+            exact = exact and ok
+            rates[name] = len(job) / seconds / 1e6
+            capture = status.get("capture") or {}
+            line = "forwarding, %-19s %6.1f MB/s" % (name, rates[name])
+            if slowdown:
+                line += "  (%.0f%% of capture off)  receipts %d of %d stored, %d incomplete" % (
+                    100 * rates[name] / rates["capture off"], status.get("receipts", 0) - 1,
+                    receipts, capture.get("incomplete", 0))
+            print(line + "  byte-exact: %s" % ("yes" if ok else "NO")
+                  + ("   target >= 95%" if slowdown else ""), flush=True)
+        exact = await _paced(tmp, printer) and exact
+    finally:
+        await printer.stop()
+    return exact
+
+
+async def _paced(tmp, printer):
+    """The parser at a chip's speed (100x slower) on a stream at a serial line's rate."""
+    job = _dense_job(10 ** 7)
+    ends = [k for k in range(len(job)) if job.startswith(b"\x1dV", k)][:PACED_RECEIPTS]
+    job = job[:ends[-1] + 3]
+    workdir = os.path.join(tmp, "paced")
+    os.makedirs(workdir)
+    tap = FirmwareProcess(workdir, printer.port, {"device_id": "bench-paced"},
+                          board={"parser_slowdown": 100}).start()
+    printer.received.clear()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", tap.listen_port)
+        piece = 64
+        started = time.perf_counter()
+        for i in range(0, len(job), piece):
+            writer.write(job[i:i + piece])
+            await writer.drain()
+            # the line's rate: the next piece leaves when this one would have arrived
+            wait = started + (i + piece) / BAUD_BYTES_S - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        writer.write_eof()
+        status = await _settled(tap, 1)
+        writer.close()
+    finally:
+        tap.stop()
+    capture = status.get("capture") or {}
+    complete = status.get("receipts", 0) - capture.get("incomplete", 0)
+    ok = bytes(printer.received) == job
+    print("paced at 115200 baud, parser 100x slower: %d of %d receipts complete, %d incomplete,"
+          " byte-exact: %s   target: all complete" % (complete, len(ends), capture.get(
+              "incomplete", 0), "yes" if ok else "NO"), flush=True)
+    return ok
+
+
 async def main():
     with tempfile.TemporaryDirectory() as tmp:
-        exact = await print_queue(tmp)
+        exact = await throughput(tmp)
+    with tempfile.TemporaryDirectory() as tmp:
+        exact = await print_queue(tmp) and exact
     for name, mode in (("uplink idle", "up"), ("server stalled", "stalled")):
         with tempfile.TemporaryDirectory() as tmp:
             await scenario(name, tmp, mode)

@@ -27,7 +27,7 @@ ended inside a command, an image say), "capture_behind".
 """
 import gc
 
-from .compat import const, ticks_diff, ticks_us
+from .compat import const, ticks_add, ticks_diff, ticks_us
 from .escpos_parser import REQUEST, Parser, reply_bytes
 from .receipt import INCOMPLETE, NOT_PRINTED, Receipt, ReceiptAssembler
 
@@ -55,9 +55,10 @@ class Capture:
     each receipt's raw bytes (up to the buffer's size).
     """
 
-    def __init__(self, spool, encode, make_parser=Parser, backlog=4096, raw=True,
+    def __init__(self, spool, encode, make_parser=Parser, backlog=4096, raw=True, slowdown=1,
                  new_receipt=Receipt):
         self._make_parser = make_parser
+        self._slowdown = slowdown   # benches: the parser made this many times slower (a chip)
         self._new_receipt = new_receipt
         self._spool = spool
         self._encode = encode
@@ -159,7 +160,10 @@ class Capture:
                 return False
             n = min(n, _SLICE)
             at = self._parsed - self._base
+            fed = ticks_us()
             events = self.parser.feed(self._buf, n, at)
+            if self._slowdown > 1:
+                _spin(ticks_diff(ticks_us(), fed) * (self._slowdown - 1))
             self._parsed += n
             self._done(events)
             if budget_us is not None and ticks_diff(ticks_us(), started) >= budget_us:
@@ -300,3 +304,10 @@ class Capture:
                 break
         self.store_errors += 1
         self.last_store_error = repr(error)
+
+
+def _spin(us):
+    """Busy for us microseconds: the CPU a slower chip would have spent parsing."""
+    end = ticks_add(ticks_us(), us)
+    while ticks_diff(end, ticks_us()) > 0:
+        pass

@@ -270,13 +270,17 @@ _SCAN_BARCODE = const(1)   # GS k function A: NUL, alphabet or fixed maximum end
 _SCAN_UNTIL = const(2)     # until a terminator byte (Star barcode RS, NUL lists)
 _SCAN_COUNTER = const(3)   # GS C ; five fields each ended by ';'
 
-_TEXT_WINDOW = const(256)  # bytes looked at per text step: bounds work on lines without LF
+_SCAN_BLOCK = const(64)    # text is checked for control bytes this many bytes at a time
 _WORK_SIZE = const(512)    # memoryview chunks are copied here in pieces (memoryview has no find)
 _HDR_SIZE = const(24)
 _MAX_TABS = const(32)
 _MAX_SCAN = const(255)
 _MAX_PAGE_LINES = const(256)
 _MAX_MACRO = const(64)
+# Macro replays (GS ^) repeat recorded events: at most this many per receipt and per chunk,
+# so that a few bytes cannot make the parser's output, and memory, grow without bound.
+_MACRO_RECEIPT_BUDGET = const(512)
+_MACRO_CHUNK_BUDGET = const(256)
 _CHAR_DOTS = const(12)     # font A width: turns ESC $ dot positions into columns
 
 # Fixed total lengths (prefix included) by command byte; 0 = special or unknown.
@@ -317,6 +321,12 @@ _STAR_ESC_FIX = _table((
     (3, b"-_Wh3RtlQNzJIadU%/\x06\x0c"),
     (4, b"i\x07?"),
 ))
+
+# Control bytes the text state ignores (NUL, SOH, ...): a run of them is skipped in one step.
+_ACTED_ON = b"\n\r\t\x0c\x18\x1b\x1d\x1c\x10"
+_IGNORED = _table(((1, bytes(c for c in range(32) if c not in _ACTED_ON)),))
+_STAR_IGNORED = _table(((1, bytes(c for c in range(32)
+                                  if c not in _ACTED_ON + b"\x05\x04\x07\x1a\x19")),))
 
 _CUTS = {0: "full", 1: "partial", 48: "full", 49: "partial", 65: "full", 66: "partial",
          97: "full", 98: "partial", 103: "full", 104: "partial"}
@@ -543,7 +553,8 @@ class Parser:
         for key in ("bytes", "commands", "lines", "barcodes", "codes2d", "images", "image_bytes",
                     "cuts", "receipts", "requests", "drawer_kicks", "unknown_commands", "desync",
                     "truncated_lines", "truncated_codes", "page_lines_dropped",
-                    "suppressed_bytes", "unknown_codepages", "truncated_jobs"):
+                    "suppressed_bytes", "unknown_codepages", "truncated_jobs",
+                    "macro_events_dropped"):
             self._stats[key] = 0
         self._on_prefix_b = self._on_prefix
         self._exec_b = self._exec
@@ -560,6 +571,7 @@ class Parser:
         pieces first, since it has no find().
         """
         out = self._out = []
+        self._macro_chunk_left = _MACRO_CHUNK_BUDGET
         if n is None:
             n = len(data) - start
         if isinstance(data, memoryview):
@@ -630,6 +642,8 @@ class Parser:
         self._pending_img = None
         self._page = None
         self._macro = []
+        self._macro_left = _MACRO_RECEIPT_BUDGET
+        self._macro_chunk_left = _MACRO_CHUNK_BUDGET
         self._raster = False
         self._reset_printer()
 
@@ -669,6 +683,7 @@ class Parser:
         """Parse buf[i:n]. During the run self._base is the stream offset of buf[0]."""
         mv = memoryview(buf)
         self._stats["bytes"] += n - i
+        self._at_lf = self._at_esc = self._at_gs = -1     # not searched yet in this buffer
         base = self._base = self._base - i
         while i < n:
             mode = self._mode
@@ -718,23 +733,36 @@ class Parser:
             data.extend(mv[i:i + take])
 
     def _text(self, buf, mv, i, n):
-        """Text state: printable runs in bulk (find, min), line feeds inline, else a control."""
+        """Text state: printable runs in bulk, style-only commands and ignored control bytes
+        skipped inline, line feeds inline, any other command left to _control.
+
+        The next LF, ESC and GS of this buffer are found once (bytes.find) and kept until
+        passed, so each byte is searched once whatever the number of commands between.
+        """
+        star = self._star
+        ignored = _STAR_IGNORED if star else _IGNORED
         while i < n:
-            stop = i + _TEXT_WINDOW
-            stop = min(stop, n)
-            j = buf.find(b"\n", i, stop)
-            if j < 0:
-                j = stop
+            lf = self._at_lf
+            if lf < i:
+                lf = buf.find(b"\n", i, n)
+                lf = self._at_lf = n if lf < 0 else lf
+            esc = self._at_esc
+            if esc < i:
+                esc = buf.find(b"\x1b", i, n)
+                esc = self._at_esc = n if esc < 0 else esc
+            gs = self._at_gs
+            if gs < i:
+                gs = buf.find(b"\x1d", i, n)
+                gs = self._at_gs = n if gs < 0 else gs
+            j = lf if lf < esc else esc
+            j = min(j, gs)
             if j > i:
-                if min(mv[i:j]) < 0x20:
-                    k = i
-                    while buf[k] >= 0x20:
-                        k += 1
-                    j = k
+                if j - i > _SCAN_BLOCK or min(mv[i:j]) < 0x20:
+                    j = self._first_control(buf, mv, i, j)
                 if j > i:
                     self._put_text(mv, i, j)
             if j >= n:
-                return j
+                return n
             c = buf[j]
             if c == _LF:
                 if self._nl == _CR:
@@ -743,11 +771,46 @@ class Parser:
                     self._newline()
                     self._nl = _LF
                 i = j + 1
-            elif c >= 0x20:
-                i = j                      # window full of text: look further
+            elif ignored[c]:
+                k = j + 1
+                while k < n and ignored[buf[k]]:
+                    k += 1
+                self._nl = 0
+                i = k
+            elif (c == _ESC or c == _GS) and j + 1 < n:
+                d = buf[j + 1]
+                if c == _GS:
+                    total = _GS_FIX[d]
+                    acts = _GS_ACTS[d]
+                elif star:
+                    total = _STAR_ESC_FIX[d]
+                    acts = _STAR_ACTS[d]
+                else:
+                    total = _ESC_FIX[d]
+                    acts = _ACTS[d]
+                if total and not acts and j + total <= n:
+                    # a style command (bold, align, size...): framing only
+                    self._stats["commands"] += 1
+                    self._nl = 0
+                    i = j + total
+                else:
+                    return self._control(c, buf, j, n)
             else:
                 return self._control(c, buf, j, n)
         return i
+
+    def _first_control(self, buf, mv, i, j):
+        """The first position in [i, j) of a control byte (< 0x20), else j: a min() per
+        _SCAN_BLOCK bytes, a byte loop only in the block that has one."""
+        while i < j:
+            e = i + _SCAN_BLOCK
+            e = min(e, j)
+            if min(mv[i:e]) < 0x20:
+                while buf[i] >= 0x20:
+                    i += 1
+                return i
+            i = e
+        return j
 
     def _put_text(self, mv, i, j):
         self._nl = 0
@@ -1732,6 +1795,7 @@ class Parser:
             self._out.append((RECEIPT_END, "cut", end[0], end[1]))
 
     def _end_receipt(self, reason, cut=None, offset=None):
+        self._macro_left = _MACRO_RECEIPT_BUDGET
         self._end_line()
         self._end_image()
         self._flush_cut()
@@ -1746,7 +1810,16 @@ class Parser:
                 self._out.append((RECEIPT_END, reason, cut, offset))
 
     def _replay_macro(self, times):
+        """GS ^: the recorded events again, within what is left of the receipt's and the
+        chunk's replay budgets; the events beyond are counted, not replayed."""
         events = self._macro
-        for _ in range(min(times, 16)):
-            for event in events:
-                self._out.append(event)
+        wanted = min(times, 16) * len(events)
+        allowed = min(wanted, self._macro_left, self._macro_chunk_left)
+        self._macro_left -= allowed
+        self._macro_chunk_left -= allowed
+        if allowed < wanted:
+            self._stats["macro_events_dropped"] += wanted - allowed
+        out = self._out
+        size = len(events)
+        for k in range(allowed):
+            out.append(events[k % size])

@@ -90,7 +90,13 @@ class Runner:
     # ---- building ---------------------------------------------------------------------------
 
     def build_capture(self):
-        """Parser, spool and capture from the configuration; None (with a reason) if that fails."""
+        """Parser, spool and capture from the configuration; None (with a reason) if that fails.
+
+        A board definition's "parser_slowdown" (benches on the host board only) makes the
+        parser that many times slower, as on a slower chip; 0 switches capture off."""
+        slowdown = self.board.get("parser_slowdown", 1)
+        if not slowdown:
+            return None
         try:
             from .spool import Spool
             cfg = self.cfg
@@ -113,7 +119,7 @@ class Runner:
             # progress (upload mode full keeps them up to upload.raw_bytes_max)
             self.capture = Capture(self.spool, records.encode, make_parser,
                                    backlog=max(raw_max, _BACKLOG), raw=raw_max > 0,
-                                   new_receipt=records.new_receipt)
+                                   slowdown=slowdown, new_receipt=records.new_receipt)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)
             self._retry_build(e)

@@ -331,3 +331,18 @@ def test_decode_text_on_this_interpreter():
         assert decode_text(b"\x82", "cp437") is None
     else:
         assert decode_text(b"\x82", "cp437") == "é"
+
+
+def test_macro_replays_are_bounded_per_chunk_and_per_receipt():
+    """GS ^ repeats a recorded macro: a few bytes may not multiply the parser's output (and its
+    memory) without bound. Replays beyond the budgets are counted, not emitted."""
+    macro = GS + b":" + b"Macro line\n" * 8 + GS + b":"
+    replay = GS + b"^\x10\x00\x00"                  # 16 times the 8 recorded lines
+    p = Parser()
+    evs = p.feed(ESC + b"@" + macro + replay * 400)   # 2 KB asking for 51,200 lines
+    assert len(lines(evs)) <= 8 + 256
+    evs += p.feed(replay * 400) + p.feed(replay * 400)
+    assert len(lines(evs)) <= 8 + 512                  # the receipt's budget
+    assert p.stats()["macro_events_dropped"] >= 3 * 400 * 128 - 512
+    evs = p.feed(GS + b"V\x00" + replay)               # a new receipt: a new budget
+    assert lines(evs) == ["Macro line"] * 128

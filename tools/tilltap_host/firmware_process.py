@@ -9,14 +9,14 @@ import subprocess
 import time
 
 from tilltap_host.netutil import free_port
-from tilltap_host.unixport import firmware_command
+from tilltap_host.unixport import HOST_BOARD, firmware_command
 
 
 class FirmwareProcess:
     """Runs the firmware in a subprocess; `status()` reads the figures it writes twice a second."""
 
     def __init__(self, workdir, printer_port, config=None, heapsize=None, listen_port=None,
-                 rom=False):
+                 rom=False, board=None):
         self.workdir = workdir
         self.listen_port = listen_port or free_port()
         self.config_path = os.path.join(workdir, "config.json")
@@ -35,6 +35,7 @@ class FirmwareProcess:
         self.config = cfg
         self.heapsize = heapsize
         self.rom = rom     # boot from a ROMFS image, as a production board does (README)
+        self.board = board   # settings over the host board's (benches: parser_slowdown)
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -43,8 +44,16 @@ class FirmwareProcess:
         os.makedirs(self.config["spool"]["dir"], exist_ok=True)
         with open(self.config_path, "w") as f:
             json.dump(self.config, f)
+        board = HOST_BOARD
+        if self.board:
+            with open(HOST_BOARD) as f:
+                definition = json.load(f)
+            definition.update(self.board)
+            board = os.path.join(self.workdir, "board.json")
+            with open(board, "w") as f:
+                json.dump(definition, f)
         cmd, env = firmware_command(self.workdir, self.config_path, self.status_path,
-                                    self.heapsize, self.rom)
+                                    self.heapsize, self.rom, board)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=self.workdir)

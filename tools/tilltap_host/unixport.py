@@ -78,10 +78,12 @@ def compile_firmware(dest):
 HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
 
 
-def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=False):
-    """(argv, environment) that run the firmware with the host board, as a deployed board
-    runs it: precompiled (.mpy under workdir) or, rom=True, from a ROMFS image built there.
-    heapsize: the firmware's heap ('128k'), as on a chip."""
+def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=False,
+                     board=HOST_BOARD):
+    """(argv, environment) that run the firmware with the host board (or another board
+    definition for the unix port: board, a path), as a deployed board runs it: precompiled
+    (.mpy under workdir) or, rom=True, from a ROMFS image built there. heapsize: the
+    firmware's heap ('128k'), as on a chip."""
     cmd = [micropython_command()]
     if rom:
         image = build_romfs(os.path.join(workdir, "firmware.romfs"))
@@ -97,7 +99,7 @@ def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=
         # the precompiled firmware first, as on a deployed board; micropython-lib after it
         mpy = compile_firmware(os.path.join(workdir, "mpy"))
         env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())
-    cmd += ["--board", HOST_BOARD, "--config", config_path]
+    cmd += ["--board", board, "--config", config_path]
     if status_path:
         cmd += ["--status", status_path]
     return cmd, env

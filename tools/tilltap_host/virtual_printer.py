@@ -45,10 +45,11 @@ class VirtualPrinter:
     """Serves connections on (host, port); `received` holds every byte, in order, and `jobs`
     each connection's bytes."""
 
-    def __init__(self, host="127.0.0.1", port=0, rcvbuf=None):
+    def __init__(self, host="127.0.0.1", port=0, rcvbuf=None, answers=True):
         self.host = host
         self.port = port
         self.rcvbuf = rcvbuf      # bytes its TCP receive buffer holds (a printer's is small)
+        self.answers = answers    # False: a sink that answers nothing (throughput benches)
         self.received = bytearray()
         self.arrivals = []        # (time.monotonic(), len(received)) after every read
         self.replied = bytearray()
@@ -104,7 +105,7 @@ class VirtualPrinter:
                         _reset(writer)
                     return
                 self._keep(job, data)
-                for event in parser.feed(data):
+                for event in (parser.feed(data) if self.answers else ()):
                     if event[0] == escpos_parser.REQUEST and event[1] in REPLIES:
                         if fault.reply_delay:
                             await asyncio.sleep(fault.reply_delay)
