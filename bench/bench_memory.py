@@ -32,7 +32,7 @@ from tilltap_host.unixport import (
 )
 
 RUNS = os.environ.get("TILLTAP_BENCH_HEAPS", size(
-    "rom:112k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k", "rom:128k")).split(",")
+    "rom:112k,rom:120k,rom:128k,rom:128k:fields,mpy:256k,mpy:384k", "rom:128k")).split(",")
 UPLINK = os.environ.get("TILLTAP_BENCH_UPLINK", "mqtt")
 GENERATED = size(30, 5)   # generated receipts after the corpus files
 TAP_MODULES = ", ".join("%s.%s" % (PACKAGE, m) for m in (
@@ -102,8 +102,9 @@ async def run():
                   uplink.get("failures", 0), uplink.get("last_error"),
                   status.get("mem_alloc", 0) // 1024,
                   status.get("mem_alloc_peak", 0) // 1024), flush=True)
-    print("target: the workload in heapsize=128k without a MemoryError "
-          "(64-bit stand-in for ~100 KB on the ESP32; code in flash as on a production board)")
+    print("target: the workload in heapsize=128k without a MemoryError, with 8 KB to spare "
+          "(it runs in 120k too) (64-bit stand-in for ~100 KB on the ESP32; code in flash as on "
+          "a production board)")
     return 0 if ran else 1
 
 

@@ -84,6 +84,8 @@ class Capture:
         self.stream_requests = 0    # ... since the stream (a network job) began
         self.stream_reply_bytes = 0  # the bytes their answers have, when all are of known size
         self.stream_unsized = 0     # ... requests whose answer's size is not known
+        self.stream_known = True    # False: bytes of this stream went unparsed (a restart, a
+                                    # gap), so its request counts are not the whole story
         self.reset()
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -104,6 +106,7 @@ class Capture:
         self._raw_whole = self._keep_raw
         self._printed_to = None          # stream offset the printer took up to, when it failed
         self._behind_now = False         # the receipt in progress lost bytes to a gap
+        self.stream_known = not resync
         return self
 
     def release(self):
@@ -242,6 +245,7 @@ class Capture:
             self._done(self.parser.close())
             self._behind_now = False
             self._new_stream()
+            self.stream_known = kind == END    # after a gap: unknown until the stream ends
         else:                                  # _RESYNC: a new stream from its ESC @
             self._new_stream()
 

@@ -6,10 +6,15 @@ runs it on every line before spooling, without loading the field extractor.
 """
 
 
-def _digit_count(text):
+_DIGITS = "0123456789"
+_DIGIT_BYTES = tuple(d.encode() for d in _DIGITS)
+
+
+def _digit_count(line):
+    """Digits in a str or bytes line, counted in C."""
     n = 0
-    for d in "0123456789":
-        n += text.count(d)
+    for d in (_DIGITS if isinstance(line, str) else _DIGIT_BYTES):
+        n += line.count(d)
     return n
 
 
@@ -95,6 +100,8 @@ def mask_cards(line):
 def mask_bytes(data):
     """mask_cards() for an undecoded line's bytes (CJK on the board): digits are ASCII in every
     supported encoding. The same object when nothing was masked."""
+    if _digit_count(data) < 13:
+        return data               # most lines: counted in C, nothing allocated
     text = "".join(chr(b) for b in data)
     masked = mask_cards(text)
     return data if masked is text else bytes(ord(c) for c in masked)

@@ -400,13 +400,17 @@ def page_encoding(vendor, n):
 
     Looked up in the table strings themselves: no per-entry objects on the board's heap.
     """
-    key = " %d:" % n
+    key = "%d:" % n
     for spec in (_VENDOR_PAGES[vendor], _EPSON_PAGES):
-        k = (" " + spec).find(key)
-        if k >= 0:
-            k += len(key) - 1
-            end = spec.find(" ", k)
-            return spec[k:end if end >= 0 else len(spec)]
+        if spec.startswith(key):
+            k = len(key)
+        else:
+            k = spec.find(" " + key)     # never a copy of the spec: the heap may be tight
+            if k < 0:
+                continue
+            k += len(key) + 1
+        end = spec.find(" ", k)
+        return spec[k:end if end >= 0 else len(spec)]
     return None
 
 

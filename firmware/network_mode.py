@@ -209,10 +209,10 @@ class Job:
         what it has not parsed yet asks nothing: Capture.may_ask), and the answers' bytes are
         all in (each request's answer of known size), or else an answer
         came after each request and then _REPLY_QUIET_MS without more. Without capture nothing
-        is known: the printer quiet for longer."""
+        is known (nor when capture missed part of the job): the printer quiet for longer."""
         capture = self.tap.capture
         quiet = ticks_diff(now, self.tap.last_byte)
-        if capture is None:
+        if capture is None or not capture.stream_known:
             return quiet >= _UNKNOWN_QUIET_MS
         if capture.pending() and capture.may_ask():
             return False              # parsing the rest tells what was asked

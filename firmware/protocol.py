@@ -71,7 +71,7 @@ SHARE_GROUP = "tilltap-ingest"
 HTTP_INGEST_PATH = "/api/v1/ingest"
 HTTP_TELEMETRY_PATH = "/api/v1/telemetry"
 
-_PART = 512   # bytes per part of record_parts()
+_PART = 256   # bytes per part of record_parts(): small blocks fit a fragmented heap
 _RAW_PIECE = 384   # raw bytes per base64 part: 512 characters, no padding inside the string
 
 # MicroPython ports with a 2000 epoch (ESP32) return time.time() from 2000-01-01.

@@ -20,7 +20,7 @@ import os
 
 from . import FIRMWARE_VERSION, protocol
 from .capture import IDLE, Capture
-from .compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .escpos_parser import Parser
 from .record import Records
 from .status_led import DEGRADED, FAILED, HEALTHY, StatusLed
@@ -36,6 +36,8 @@ except ImportError:   # CPython (imports only) and the unix port have no machine
 _POLL_MS = 10          # longest sleep of the loop when nothing moves
 _STATUS_EVERY_MS = 500
 _GC_AFTER_IDLE_MS = 1000
+_GC_SHARE = const(4)        # collect after this share of the free heap was allocated
+_GC_MIN = const(4096)
 _RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
 _REBUILD_MS = 10000          # between attempts to build capture or uplink that did not fit
 _BACKLOG = 4096              # bytes capture may fall behind the printer (capture.py)
@@ -172,6 +174,7 @@ class Runner:
             return
         if self.uplink is None and self.build_uplink() is not None:
             self.start_uplink()
+        _collect_early()
 
     def _retry_build(self, error):
         if isinstance(error, MemoryError):
@@ -427,9 +430,9 @@ class _LockedSpool:
         with self._lock:
             return self._spool.append(record)
 
-    def pending(self, limit, max_bytes=None):
+    def pending(self, limit, max_bytes=None, into=None):
         with self._lock:
-            return self._spool.pending(limit, max_bytes)
+            return self._spool.pending(limit, max_bytes, into)
 
     def ack(self, seqs):
         with self._lock:
@@ -438,6 +441,15 @@ class _LockedSpool:
     def stats(self):
         with self._lock:
             return self._spool.stats()
+
+
+def _collect_early():
+    """Collect each time a quarter of what is free was allocated, not only when the heap is
+    full: garbage then never spreads over the whole heap, so the blocks a receipt or a batch
+    needs stay contiguous (a full-heap collection leaves it fragmented)."""
+    if hasattr(gc, "threshold"):
+        gc.collect()
+        gc.threshold(max(gc.mem_free() // _GC_SHARE, _GC_MIN))
 
 
 def _due(deadline, now, period):

@@ -55,7 +55,7 @@ _HEAD_SIZE = const(16)
 _VERSION = const(1)
 _DEFLATED = const(1)
 _WBITS = const(10)  # 1 KiB window: small RAM for the decoder on the board
-_PIECE = const(1024)  # a record is read in parts of this size
+_PIECE = const(256)  # a record is read in parts of this size
 _SHIFT = const(6)  # 64 seqs per subdirectory
 _MASK = const(63)
 _STATE = "<4sIH"  # magic, seq floor, number of ranges; then counters, ranges, CRC
@@ -63,6 +63,7 @@ _STATE_MAGIC = b"TTS1"
 _S_IFDIR = const(0x4000)
 _ENOSPC = const(28)  # not in MicroPython's errno module; same value on LittleFS and Linux
 
+_NO_ROOM = object()  # _read(): the record does not fit the buffer given
 REASONS = ("full_oldest", "full_new", "corrupt", "write_error")
 
 
@@ -211,11 +212,14 @@ class Spool:
             self._marker = None
         return seq
 
-    def pending(self, limit, max_bytes=None):
+    def pending(self, limit, max_bytes=None, into=None):
         """The oldest unacked records as [(seq, record parts)], at most `limit` of them (the
         parts of a record joined are the bytes given to append()).
 
         max_bytes bounds the sum of record lengths (the first record is always included).
+        into: a buffer allocated once (the uplink's): records are read into it, each one part
+        (a memoryview of it, valid until the next call); a record that does not fit what is
+        left ends the batch, or, the first one, is read into parts of its own.
         Records failing their checks are counted as "corrupt", removed and skipped.
         """
         out = []
@@ -224,10 +228,17 @@ class Spool:
         for seq in self._seqs:
             if len(out) >= limit:
                 break
-            record = self._read(seq)
+            record = self._read(seq, into, total)
             if record is None:
                 bad.append(seq)
                 continue
+            if record is _NO_ROOM:
+                if out:
+                    break
+                record = self._read(seq)
+                if record is None:
+                    bad.append(seq)
+                    continue
             size = _length(record)
             if max_bytes is not None and out and total + size > max_bytes:
                 break
@@ -335,10 +346,11 @@ class Spool:
                 f.write(p)
         self._fs.rename(self._tmp(seq), self._path(seq))
 
-    def _read(self, seq):
+    def _read(self, seq, into=None, at=0):
         """The record as a list of parts of at most _PIECE bytes (a heap too fragmented for
-        a block of the record's size still has room for these), or None if the file is
-        missing or fails any check."""
+        a block of the record's size still has room for these), or, into given and the
+        record stored plain, as one memoryview of into[at:] (_NO_ROOM when it does not fit
+        there); None if the file is missing or fails any check."""
         try:
             with self._open(self._path(seq), "rb") as f:
                 head = f.read(_HEAD_SIZE)
@@ -348,8 +360,17 @@ class Spool:
                 if (magic != b"TT" or version != _VERSION or flags & ~_DEFLATED
                         or stored_seq != seq):
                     return None
-                parts = []
                 crc = crc32(memoryview(head)[:12])
+                if into is not None and not flags:     # a deflated one is inflated in parts
+                    if at + length > len(into):
+                        return _NO_ROOM
+                    view = memoryview(into)[at:at + length]
+                    if f.readinto(view) != length or f.read(1):
+                        return None
+                    if struct.unpack_from("<I", head, 12)[0] != crc32(view, crc):
+                        return None
+                    return [view]
+                parts = []
                 while True:
                     piece = f.read(_PIECE)
                     if not piece:

@@ -194,8 +194,11 @@ class Tap:
     def outstanding(self):
         """True while capture saw more commands that make the printer answer in this stream
         (since capture's last END: one network job) than answers came (capture off: unknown,
-        so True). Meaningful once capture parsed all it took (capture.pending() == 0)."""
-        return self.capture is None or self.capture.stream_requests > self.replies
+        or blind to part of the stream: unknown, so True). Meaningful once capture parsed all
+        it took (capture.pending() == 0)."""
+        capture = self.capture
+        return capture is None or not capture.stream_known or \
+            capture.stream_requests > self.replies
 
     def _taken(self, buf, start, n):
         if self.capture is not None:

@@ -92,6 +92,9 @@ class Uplink:
         self._counts = {"batches": 0, "records_sent": 0, "acked": 0, "resent": 0,
                         "ack_timeouts": 0, "failures": 0, "rejected": 0, "telemetry": 0}
         self._last_error = None
+        # the batch is read into this buffer, allocated once: the uplink thread then needs
+        # little heap while capture works (a batch's first record may still be larger)
+        self._batch_buf = bytearray(self._bytes)
 
     def step(self, now):
         """Do the next piece of delivery work; returns ms until calling again is useful.
@@ -123,7 +126,8 @@ class Uplink:
 
     def _send_batch(self, now):
         skipped = self._skipped
-        entries = self._spool.pending(self._count + len(skipped), self._bytes)
+        entries = self._spool.pending(self._count + len(skipped), self._bytes,
+                                      self._batch_buf)
         if skipped:
             entries = [e for e in entries if e[0] not in skipped][:self._count]
         if not entries:

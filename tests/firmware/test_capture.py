@@ -123,3 +123,28 @@ def test_capture_behind_stores_the_receipt_incomplete_and_picks_up_at_the_next_j
     assert spool.records[-2:] == [repr((["Second"], "complete", None)).encode(),
                                   repr((["Shop", "Item 1.00"], "complete", None)).encode()]
     assert capture.behind >= 1 and capture.skipped_bytes > 0
+
+
+def test_request_counts_are_trusted_only_for_a_stream_parsed_whole():
+    """A job's answers are awaited by count only when capture saw the whole job: after a
+    restart mid-job or a gap the tap falls back to waiting for the printer to go quiet."""
+    status_request = b"\x10\x04\x01"
+    capture = Capture(ListSpool(), _status)
+    capture.take(b"\x1b@" + status_request)
+    capture.work()
+    assert capture.stream_known and capture.stream_requests == 1
+    capture.reset(resync=True)                   # capture failed mid-job and restarted
+    capture.take(b"rest of the job" + status_request)
+    capture.work()
+    assert not capture.stream_known
+    capture.mark(END)
+    capture.work()
+    assert capture.stream_known and capture.stream_requests == 0
+    behind = Capture(ListSpool(), _status, backlog=256)
+    for _ in range(8):                           # nothing parsed: the backlog overflows
+        behind.take(b"\x1b@" + b"x" * 60 + status_request)
+    behind.work()
+    assert not behind.stream_known
+    behind.mark(END)
+    behind.work()
+    assert behind.stream_known

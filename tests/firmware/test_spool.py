@@ -88,6 +88,35 @@ def test_append_pending_ack_roundtrip():
         fwtest.rmtree(d)
 
 
+def test_pending_reads_into_a_buffer_allocated_once():
+    """The uplink's batch buffer: records land in it as views, the batch ends at the first
+    record that does not fit, a first record larger than the buffer comes in parts, and a
+    record corrupted on flash is caught on this path too."""
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d, compress=False)     # as on the board (its MicroPython does not deflate)
+        records = [_receipt(0, 1500), _receipt(1, 1500), _receipt(2, 1500), _receipt(3, 5000)]
+        seqs = [sp.append(r) for r in records]
+        buf = bytearray(4000)
+        batch = sp.pending(10, None, buf)
+        assert [s for s, _ in batch] == seqs[:2]
+        assert [b"".join(bytes(p) for p in parts) for _, parts in batch] == records[:2]
+        assert all(isinstance(parts[0], memoryview) for _, parts in batch)
+        sp.ack(seqs[:2])
+        batch = sp.pending(10, None, buf)
+        assert [s for s, _ in batch] == [seqs[2]]   # the next one does not fit beside it
+        sp.ack(seqs[2:3])
+        big = sp.pending(10, None, buf)
+        assert [s for s, _ in big] == [seqs[3]] and not isinstance(big[0][1][0], memoryview)
+        assert b"".join(bytes(p) for p in big[0][1]) == records[3]
+        seq = sp.append(_receipt(4, 800))
+        sp.ack(seqs[3:])
+        _flip_byte(_record_files(d)[seq], 100)
+        assert sp.pending(10, None, buf) == [] and sp.stats()["dropped_by"]["corrupt"] == 1
+    finally:
+        fwtest.rmtree(d)
+
+
 def test_records_survive_reopen_in_order():
     d = fwtest.tmpdir("spool")
     try:

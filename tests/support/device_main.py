@@ -29,8 +29,8 @@ class Recorder:
         self.spool = spool
         self.acked = []
 
-    def pending(self, limit, max_bytes=None):
-        return self.spool.pending(limit, max_bytes)
+    def pending(self, limit, max_bytes=None, into=None):
+        return self.spool.pending(limit, max_bytes, into)
 
     def ack(self, seqs):
         self.acked += seqs

@@ -50,6 +50,10 @@ from tilltap_host.virtual_printer import VirtualPrinter
 DEVICE = "demo-tap"
 OPERATOR = "demo"
 UPLOAD_MODES = device_config.SCHEMA["upload.mode"][2]
+# The demo's printer takes 256 KB/s: faster than any receipt printer prints (a 576-dot raster
+# at 250 mm/s is ~144 KB/s), yet, like a real one, it makes the tap wait on it. A sink taking
+# bytes at memory speed would measure the PC's load instead (bench_tap measures that case).
+PRINTER_BYTES_PER_S = 256_000
 _EXTRACT_WAIT_S = 30      # the server extracts new receipts every few seconds
 
 
@@ -211,7 +215,7 @@ class Demo:
         server_cfg = {"transport": self.uplink, "host": "127.0.0.1", "credential": credential,
                       "timeout_ms": 2000,
                       "port": self.broker.port if self.broker else self.server.port}
-        virtual = await VirtualPrinter().start()
+        virtual = await VirtualPrinter(bytes_per_s=PRINTER_BYTES_PER_S).start()
         workdir = os.path.join(self.dir, device)
         os.makedirs(workdir, exist_ok=True)
         process = FirmwareProcess(workdir, virtual.port, {

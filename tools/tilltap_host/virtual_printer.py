@@ -5,6 +5,9 @@ answers the requests a status-aware POS waits for, like an Epson TM printer that
 paper: DLE EOT, GS r, GS I, GS a (automatic status back) and GS ( H (process ID). As a real
 network printer it closes its side when the client has sent its job (end of stream).
 
+It takes bytes as fast as they come, or (bytes_per_s) at a printer's pace behind a small
+receive buffer, as a real printer does: the tap then waits on it, as it does in a shop.
+
 It fails on demand, one Fault per job (`printer.faults.append(Fault(...))`): close or reset
 after n bytes of the job, answer late, hold the connection open after the job, or take
 nothing at all (a black hole); `stop()` then `start()` makes it refuse connections.
@@ -16,6 +19,8 @@ import time
 from dataclasses import dataclass
 
 from tilltap_fw import escpos_parser
+
+_PACED_RCVBUF = 16384    # a paced printer's receive buffer, bytes
 
 # Replies of an online printer with paper; bit patterns as in escpos-commands.md section 10.
 REPLIES = {
@@ -45,9 +50,12 @@ class VirtualPrinter:
     """Serves connections on (host, port); `received` holds every byte, in order, and `jobs`
     each connection's bytes."""
 
-    def __init__(self, host="127.0.0.1", port=0, rcvbuf=None, answers=True):
+    def __init__(self, host="127.0.0.1", port=0, rcvbuf=None, answers=True, bytes_per_s=None):
         self.host = host
         self.port = port
+        self.bytes_per_s = bytes_per_s
+        if bytes_per_s and rcvbuf is None:
+            rcvbuf = _PACED_RCVBUF
         self.rcvbuf = rcvbuf      # bytes its TCP receive buffer holds (a printer's is small)
         self.answers = answers    # False: a sink that answers nothing (throughput benches)
         self.received = bytearray()
@@ -87,6 +95,7 @@ class VirtualPrinter:
         task = asyncio.current_task()
         self._tasks.add(task)
         parser = escpos_parser.Parser()
+        started = time.monotonic()
         try:
             if fault.blackhole:
                 await asyncio.sleep(3600)      # stopped (cancelled) by stop()
@@ -105,6 +114,9 @@ class VirtualPrinter:
                         _reset(writer)
                     return
                 self._keep(job, data)
+                if self.bytes_per_s:      # printing takes time: the next read waits for it
+                    await asyncio.sleep(max(0.0, started + len(job) / self.bytes_per_s
+                                            - time.monotonic()))
                 for event in (parser.feed(data) if self.answers else ()):
                     if event[0] == escpos_parser.REQUEST and event[1] in REPLIES:
                         if fault.reply_delay:
