@@ -912,6 +912,7 @@ class Parser:
                 self._end_line()
                 self._reset_printer()
         elif self._star:
+            self._cursor = self._base + j + 1    # a drawer kick: the receipt ends after it
             self._star_control(c)
         return j + 1
 

@@ -353,3 +353,25 @@ def test_macro_replays_are_bounded_per_window_and_per_receipt():
     whole = events(stream)
     assert len(lines(whole)) <= 8 + 256 * (len(stream) // 512 + 1)
     assert events(stream, chunk=1) == whole and events(stream, chunk=5) == whole
+
+
+def test_star_drawer_kick_after_a_cut_ends_the_receipt_in_any_chunks():
+    """A Star drawer kick is one byte (BEL): the receipt it belongs to ends just after it,
+    however the stream is split (the fuzzer found the offset followed the chunking)."""
+    stream = b"p" + GS + b"V\x00" + ESC + b"p\x07"
+    whole = events(stream, profile="star")
+    assert kinds(whole, RECEIPT_END) == [(RECEIPT_END, "cut", "full", len(stream))]
+    for chunk in range(1, len(stream)):
+        assert events(stream, chunk, profile="star") == whole, chunk
+
+
+def test_printing_a_stored_code_again_shares_its_text():
+    """GS ( k <fn 81> is 8 bytes: each print of a stored 8 KB code may not cost 8 KB more (a
+    few hundred bytes would exhaust the heap). Non-UTF-8 data reads as Latin-1."""
+    data = bytes(range(0x80, 0x100)) * 16
+    store = GS + b"(k" + bytes(((len(data) + 3) & 0xFF, (len(data) + 3) >> 8)) + b"1P0" + data
+    p = Parser()
+    p.feed(ESC + b"@" + store)
+    codes = kinds(p.feed((GS + b"(k\x03\x001Q0") * 50), CODE2D)
+    assert len(codes) == 50 and codes[0][2] == "".join(chr(b) for b in data)
+    assert all(c[2] is codes[0][2] for c in codes)
