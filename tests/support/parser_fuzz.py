@@ -16,6 +16,7 @@ check() runs one input through the parser on CPython and checks the invariants:
   where a GS ^ is in the input, and never more than the macro budgets allow).
 The MicroPython side (tests/firmware/parser_fuzz_mp.py) reads a batch written by write_batch().
 """
+import json
 import random
 import struct
 
@@ -131,22 +132,22 @@ class Fuzzer:
             body = b"".join(r.choice((b"Macro line\n", b"\n", b"\x1dV\x00", b"\x1bp\x00\x05\x05",
                                       b"\x1dkE\x0312", b"\x1d(k\x03\x001Q0", b"\x07",
                                       b"\x1d/\x00"))
-                            for _ in range(r.randint(0, 70)))
+                            for _ in range(r.randint(0, 70 if r.randrange(4) else 8)))
             burst = bytes((GS, 0x5E, r.randrange(256), r.randrange(256), r.randrange(256)))
-            return b"\x1d:" + body + b"\x1d:" + burst * r.randint(1, 60)
+            return b"\x1d:" + body + b"\x1d:" + burst * r.randint(1, 1 + self.max_len // 8)
         if kind == 4:          # GS ^ alone (a macro may already be recorded)
             return b"\x1d^" + self._args(3) * r.randint(1, 20)
         if kind == 5:          # a run of control bytes
             byte = r.choice((b"\x00", b"\x01", b"\x0d", b"\x09", b"\x18", b"\x0c",
                              bytes((r.choice(_CONTROLS),))))
-            return byte * r.randint(1, 2000)
+            return byte * r.randint(1, 4 * self.max_len)
         if kind == 6:          # mixed control bytes and text
-            return bytes(r.choice(_CONTROLS + _TEXT) for _ in range(r.randint(1, 200)))
+            return bytes(r.choice(_CONTROLS + _TEXT) for _ in range(r.randint(1, self.max_len)))
         if kind == 7:          # a 2D code stored (maybe big) and printed many times
-            data = bytes(r.randrange(256) for _ in range(r.randint(0, 64))) * r.randint(1, 128)
+            data = r.randbytes(r.randint(0, 64)) * r.randint(1, 128 if r.randrange(8) else 2)
             return (b"\x1d(k" + struct.pack("<H", len(data) + 3) + b"1P0" + data +
                     b"\x1d(k\x03\x001Q0" * r.randint(1, 40))
-        return self._slice(200)   # a splice of another stream
+        return self._slice(self.max_len)   # a splice of another stream
 
     def mutate(self, data):
         r = self.rng
@@ -161,7 +162,7 @@ class Fuzzer:
             elif op == 2:
                 del data[pos:pos + r.randint(1, 64)]
             elif op == 3:
-                data[pos:pos] = bytes(r.randrange(256) for _ in range(r.randint(1, 16)))
+                data[pos:pos] = r.randbytes(r.randint(1, 16))
             else:
                 data[pos:pos] = self._piece()
         return bytes(data)
@@ -254,20 +255,30 @@ def run(seed, count, streams, max_len=512):
 def write_batch(path, seed, count, streams, max_len=512):
     """count inputs from seed into a file for parser_fuzz_mp.py; returns the bytes written.
 
-    A record: data length (4 bytes, little-endian), profile index (1), number of cuts (2),
-    the cuts (4 each), the data. PROFILES indexes profile and encoding."""
+    The file: write_header(), then the records. A record: data length (4 bytes, little-endian),
+    profile index (1, into PROFILES), chunk step (2: chunks of that many bytes, or 0), number
+    of cuts (2), the cuts (4 each), the data."""
     fuzzer = Fuzzer(seed, streams, max_len)
-    written = 0
     with open(path, "wb") as f:
+        written = write_header(f)
         for _ in range(count):
             data, cuts, profile, encoding = fuzzer.next_input()
             written += write_record(f, data, cuts, PROFILES.index((profile, encoding)))
     return written
 
 
+def write_header(f):
+    """A batch file's first line: PROFILES as JSON (the record's profile index reads it)."""
+    line = (json.dumps(PROFILES) + "\n").encode()
+    f.write(line)
+    return len(line)
+
+
 def write_record(f, data, cuts=(), profile=0):
     """One record of a batch file (see write_batch); returns its size."""
-    record = struct.pack("<IBH", len(data), profile, len(cuts)) + \
+    step = cuts[0] if cuts and list(cuts) == list(range(cuts[0], len(data), cuts[0])) else 0
+    cuts = () if step else cuts
+    record = struct.pack("<IBHH", len(data), profile, step, len(cuts)) + \
         b"".join(struct.pack("<I", c) for c in cuts) + data
     f.write(record)
     return len(record)
