@@ -277,10 +277,13 @@ _MAX_TABS = const(32)
 _MAX_SCAN = const(255)
 _MAX_PAGE_LINES = const(256)
 _MAX_MACRO = const(64)
-# Macro replays (GS ^) repeat recorded events: at most this many per receipt and per chunk,
-# so that a few bytes cannot make the parser's output, and memory, grow without bound.
+# Macro replays (GS ^) repeat recorded events: at most _MACRO_RECEIPT_BUDGET per receipt and
+# _MACRO_CHUNK_BUDGET per _MACRO_WINDOW bytes of the stream, so that a few bytes cannot make the
+# parser's output, and memory, grow without bound. The window is a stretch of the stream (by
+# position), not a feed() call: the events are the same however the stream is split.
 _MACRO_RECEIPT_BUDGET = const(512)
 _MACRO_CHUNK_BUDGET = const(256)
+_MACRO_WINDOW = const(512)
 _CHAR_DOTS = const(12)     # font A width: turns ESC $ dot positions into columns
 
 # Fixed total lengths (prefix included) by command byte; 0 = special or unknown.
@@ -474,7 +477,24 @@ def _apply_intl(text, intl):
 
 
 def _latin1(data):
-    return "".join(chr(b) for b in data)
+    """Bytes as Latin-1 text. MicroPython has no latin-1 codec, and a str per byte costs its
+    heap tens of bytes per byte (an 8 KB code: a MemoryError at 128k): each byte's UTF-8 form
+    goes into one buffer, decoded once."""
+    high = 0
+    for b in data:
+        if b >= 0x80:
+            high += 1
+    out = bytearray(len(data) + high)
+    k = 0
+    for b in data:
+        if b < 0x80:
+            out[k] = b
+            k += 1
+        else:
+            out[k] = 0xC0 | (b >> 6)
+            out[k + 1] = 0x80 | (b & 0x3F)
+            k += 2
+    return str(out, "utf-8")
 
 
 def _code128_text(data):
@@ -575,7 +595,6 @@ class Parser:
         pieces first, since it has no find().
         """
         out = self._out = []
-        self._macro_chunk_left = _MACRO_CHUNK_BUDGET
         if n is None:
             n = len(data) - start
         if isinstance(data, memoryview):
@@ -648,6 +667,7 @@ class Parser:
         self._macro = []
         self._macro_left = _MACRO_RECEIPT_BUDGET
         self._macro_chunk_left = _MACRO_CHUNK_BUDGET
+        self._macro_window = 0     # the _MACRO_WINDOW stretch of the stream the budget is for
         self._raster = False
         self._reset_printer()
 
@@ -896,6 +916,7 @@ class Parser:
                 self._end_line()
                 self._reset_printer()
         elif self._star:
+            self._cursor = self._base + j + 1    # a drawer kick: the receipt ends after it
             self._star_control(c)
         return j + 1
 
@@ -1421,16 +1442,17 @@ class Parser:
         if self._data_overflow:
             self._stats["truncated_codes"] += 1
         skip = _CODE2D_PREFIX.get(cn, 1)
-        self._stored[cn] = bytes(self._data[skip:])
+        # decoded once: every print of it shares the one str (8 bytes may print it again)
+        self._stored[cn] = _code_text(memoryview(self._data)[skip:])
         self._done()
 
     def _print_code(self, cn):
-        data = self._stored.get(cn)
-        if data is not None and self._selected:
+        text = self._stored.get(cn)
+        if text is not None and self._selected:
             self._end_image()
             self._stats["codes2d"] += 1
             self._begin_content()
-            self._emit((CODE2D, _CODE2D.get(cn, "2D-%d" % cn), _code_text(data)))
+            self._emit((CODE2D, _CODE2D.get(cn, "2D-%d" % cn), text))
         self._done()
 
     # ---- FS specials ------------------------------------------------------------------------
@@ -1650,7 +1672,7 @@ class Parser:
             self._fixed(6)
 
     def _star_store(self, cn):
-        self._stored[cn] = bytes(self._data)
+        self._stored[cn] = _code_text(self._data)
         self._done()
 
     # ---- text lines, images, receipts -----------------------------------------------------------
@@ -1815,7 +1837,11 @@ class Parser:
 
     def _replay_macro(self, times):
         """GS ^: the recorded events again, within what is left of the receipt's and the
-        chunk's replay budgets; the events beyond are counted, not replayed."""
+        stream window's replay budgets; the events beyond are counted, not replayed."""
+        window = self._cursor // _MACRO_WINDOW
+        if window != self._macro_window:
+            self._macro_window = window
+            self._macro_chunk_left = _MACRO_CHUNK_BUDGET
         events = self._macro
         wanted = min(times, 16) * len(events)
         allowed = min(wanted, self._macro_left, self._macro_chunk_left)

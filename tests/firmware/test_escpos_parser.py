@@ -333,16 +333,45 @@ def test_decode_text_on_this_interpreter():
         assert decode_text(b"\x82", "cp437") == "é"
 
 
-def test_macro_replays_are_bounded_per_chunk_and_per_receipt():
+def test_macro_replays_are_bounded_per_window_and_per_receipt():
     """GS ^ repeats a recorded macro: a few bytes may not multiply the parser's output (and its
-    memory) without bound. Replays beyond the budgets are counted, not emitted."""
+    memory) without bound. Replays beyond the budgets (per receipt, and per 512 bytes of the
+    stream) are counted, not emitted, the same however the stream is split."""
     macro = GS + b":" + b"Macro line\n" * 8 + GS + b":"
     replay = GS + b"^\x10\x00\x00"                  # 16 times the 8 recorded lines
+    start = ESC + b"@" + macro + replay * 60           # 400 bytes asking for 7,680 lines
     p = Parser()
-    evs = p.feed(ESC + b"@" + macro + replay * 400)   # 2 KB asking for 51,200 lines
-    assert len(lines(evs)) <= 8 + 256
-    evs += p.feed(replay * 400) + p.feed(replay * 400)
-    assert len(lines(evs)) <= 8 + 512                  # the receipt's budget
-    assert p.stats()["macro_events_dropped"] >= 3 * 400 * 128 - 512
+    evs = p.feed(start)
+    assert len(lines(evs)) == 8 + 256                  # the first 512 bytes' budget
+    evs += p.feed(replay * 400)                        # 2 KB more asking for 51,200
+    assert len(lines(evs)) == 8 + 512                  # the receipt's budget
+    assert p.stats()["macro_events_dropped"] == 460 * 128 - 512
     evs = p.feed(GS + b"V\x00" + replay)               # a new receipt: a new budget
     assert lines(evs) == ["Macro line"] * 128
+    # receipts cut between replays: the stream's budget still holds, whatever the chunks
+    stream = ESC + b"@" + macro + (GS + b"V\x00" + replay) * 128
+    whole = events(stream)
+    assert len(lines(whole)) <= 8 + 256 * (len(stream) // 512 + 1)
+    assert events(stream, chunk=1) == whole and events(stream, chunk=5) == whole
+
+
+def test_star_drawer_kick_after_a_cut_ends_the_receipt_in_any_chunks():
+    """A Star drawer kick is one byte (BEL): the receipt it belongs to ends just after it,
+    however the stream is split (the fuzzer found the offset followed the chunking)."""
+    stream = b"p" + GS + b"V\x00" + ESC + b"p\x07"
+    whole = events(stream, profile="star")
+    assert kinds(whole, RECEIPT_END) == [(RECEIPT_END, "cut", "full", len(stream))]
+    for chunk in range(1, len(stream)):
+        assert events(stream, chunk, profile="star") == whole, chunk
+
+
+def test_printing_a_stored_code_again_shares_its_text():
+    """GS ( k <fn 81> is 8 bytes: each print of a stored 8 KB code may not cost 8 KB more (a
+    few hundred bytes would exhaust the heap). Non-UTF-8 data reads as Latin-1."""
+    data = bytes(range(0x80, 0x100)) * 16
+    store = GS + b"(k" + bytes(((len(data) + 3) & 0xFF, (len(data) + 3) >> 8)) + b"1P0" + data
+    p = Parser()
+    p.feed(ESC + b"@" + store)
+    codes = kinds(p.feed((GS + b"(k\x03\x001Q0") * 50), CODE2D)
+    assert len(codes) == 50 and codes[0][2] == "".join(chr(b) for b in data)
+    assert all(c[2] is codes[0][2] for c in codes)
