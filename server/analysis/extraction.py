@@ -34,6 +34,7 @@ from tilltap.analysis.extract import (
     extract_fields,
     load_template,
 )
+from tilltap.ingest.rawbytes import raw_bytes
 from tilltap.ocr import reader as ocr
 from tilltap.storage import templates as stored_templates
 from tilltap.storage.database import insert, utcnow
@@ -145,7 +146,7 @@ def _read_ocr(unread):
         started = time.perf_counter()
         try:
             # parsed as the board parsed it: the printer context the record carries
-            page = ocr.raw_page(ocr.raw_bytes(raw, encoding),
+            page = ocr.raw_page(raw_bytes(raw, encoding),
                                 **protocol.parser_options(record.get("printer")))
             lines = [rules.mask_cards(line) for line in ocr.ocr_image(page)] if page else []
         except (ocr.OcrUnavailable, ValueError, RuntimeError) as e:
