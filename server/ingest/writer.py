@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import Future
 
-from sqlalchemy import exc, select, tuple_
+from sqlalchemy import select, tuple_
 
 from tilltap.accounts import devices
 from tilltap.ingest.rawbytes import checked_raw
@@ -276,14 +276,14 @@ class Ingest:
         try:
             inserted = self._store(group)
         except Exception as e:
-            if not _unavailable(e) and len(group) > 1:
+            if not database.unavailable(e) and len(group) > 1:
                 log.warning("commit of %d jobs failed (%s): committing them one by one",
                             len(group), _short(e))
                 for job in group:
                     self._commit([job])
                 return
             try:
-                if _unavailable(e) or group[0][0] != "batch":
+                if database.unavailable(e) or group[0][0] != "batch":
                     raise
                 inserted = self._store_each(group[0], e)
             except Exception as failed:
@@ -318,7 +318,7 @@ class Ingest:
             try:
                 inserted |= self._store([("batch", device, [row], result, None, None)])
             except Exception as e:
-                if _unavailable(e):
+                if database.unavailable(e):
                     raise
                 self.count("rejected_records")
                 self.count("unstorable_records")
@@ -331,11 +331,6 @@ class Ingest:
         if not kept:
             result.error = "no valid record in the batch"
         return inserted
-
-
-def _unavailable(error):
-    """True when the database failed rather than refused the data (nothing to isolate)."""
-    return isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError))
 
 
 def _short(error):
