@@ -74,7 +74,9 @@ def test_nul_and_lone_surrogates_are_read_as_replacement_characters(client):
     c, engine, secrets = client
     fields = {"total": "1.00", "subtotal": None, "currency": "E\ud800R", "receipt_no": "N\0 1",
               "datetime": None, "member_id": None, "payments": [],
-              "items": [{"name": "TEA\0", "qty": None, "unit_price": None, "amount": "1.00"}]}
+              "items": [{"name": "TEA\0", "qty": None, "unit_price": None, "amount": "1.00"},
+                        {"name": None, "name_raw": [["cp437", 0, "!not base64"]], "qty": None,
+                         "unit_price": None, "amount": "2.00"}]}
     hostile = [_record(1, lines=["\ud800SHOP", "TOTAL 1.00"]),
                _record(2, lines=["A\0B", "TOTAL 1.00"]),
                _record(3, barcodes=[["CODE128", "M\0\udfff1"]], codes2d=[["QR", "\ud83d"]]),
@@ -93,7 +95,7 @@ def test_nul_and_lone_surrogates_are_read_as_replacement_characters(client):
     assert details[1]["lines"][0] == "\ufffdSHOP" and details[2]["lines"][0] == "A\ufffdB"
     assert details[3]["codes"] == [["CODE128", "M\ufffd\ufffd1"], ["QR", "\ufffd"]]
     assert (details[4]["currency"], details[4]["receipt_no"]) == ("E\ufffdR", "N\ufffd 1")
-    assert details[4]["items"][0]["name"] == "TEA\ufffd"
+    assert [i["name"] for i in details[4]["items"]] == ["TEA\ufffd", None]
     fleet = {row["device_id"]: row for row in REPORTS["fleet"](engine, ReportQuery())}
     assert fleet[DEV]["text_replaced"] == 1 + 1 + 3 + 3 and fleet[OTHER]["text_replaced"] == 0
     assert c.get("/api/v1/reports/fleet", auth=OPERATOR).status_code == 200
