@@ -64,7 +64,8 @@ def prepare(device, payload, now_ms):
         batch = protocol_check.parse_batch(payload, device)
     except protocol_check.ProtocolError as e:
         return [], Result(error=str(e))
-    rows, rejected, seen = [], [], {}
+    rows, rejected = [], []
+    seen: dict[int, list] = {}      # seq: its rows of this batch
     check_size = len(payload) > protocol.MAX_RECORD_BYTES  # else no record can be too big
     for rec in batch["records"]:
         try:
