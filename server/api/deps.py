@@ -21,6 +21,9 @@ MAX_ROWS = 1000     # the most rows any list or report answers with
 # database's integers (OFFSET is a signed 64-bit) or Python's datetime arithmetic.
 MAX_OFFSET = 2**31 - 1
 MAX_HOURS = 100 * 366 * 24
+# The last date a query may name: ranges end the day after and reports step by months, which
+# must stay within Python's dates (year 9999).
+MAX_DATE = dt.date(9998, 12, 31)
 
 
 def engine(request: Request):
@@ -93,13 +96,17 @@ def csv_response(rows, filename):
 
 
 def query_date(value, name):
-    """A YYYY-MM-DD query parameter as a date (None if absent); 422 if it is not one."""
+    """A YYYY-MM-DD query parameter as a date (None if absent); 422 if it is not one, or
+    after MAX_DATE."""
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
-        raise HTTPException(422, "%s must be a date YYYY-MM-DD" % name) from None
+        day = None
+    if day is None or day > MAX_DATE:
+        raise HTTPException(422, "%s must be a date YYYY-MM-DD up to %s" % (name, MAX_DATE))
+    return day
 
 
 def row_limit(value):

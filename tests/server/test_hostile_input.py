@@ -298,10 +298,20 @@ def test_a_seq_is_in_exactly_one_of_acked_and_rejected(setup):
     ("/api/v1/reports/fleet?store=%00", 400),
     ("/api/v1/reports/a%00", 400),
     ("/api/v1/templates/a%00b", 400),
+    ("/api/v1/reports/sales_by_day?to=9999-12-31", 422),
+    ("/api/v1/receipts?from=9999-12-31&to=9999-12-31", 422),
 ])
 def test_no_parameter_value_answers_500(client, path, status):
     c, _, _ = client
     assert c.get(path, auth=OPERATOR).status_code == status
+
+
+def test_the_last_date_allowed_works_in_every_report(client):
+    c, _, _ = client
+    last = "from=9998-12-31&to=9998-12-31"
+    for name in sorted(REPORTS):
+        assert c.get("/api/v1/reports/%s?%s" % (name, last), auth=OPERATOR).status_code == 200
+    assert c.get("/api/v1/receipts?" + last, auth=OPERATOR).status_code == 200
 
 
 def test_nul_or_lone_surrogates_in_bodies_answer_4xx(client):
