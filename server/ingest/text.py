@@ -51,8 +51,9 @@ def record_text(record: dict) -> ReceiptText:
         except protocol_check.ProtocolError:
             spans_of[index] = None
     lines, undecodable = [], 0
-    replaced = _unclean(record.get("barcodes")) + _unclean(record.get("codes2d")) + \
-        _unclean(record.get("fields"))
+    codes = "".join(kind + data for kind, data in (record.get("barcodes") or []) +
+                    (record.get("codes2d") or []))
+    replaced = clean(codes)[1] + _unclean(record.get("fields"))
     for index, line in enumerate(record.get("lines") or ()):
         if line is None:
             line, broken = _decode(spans_of.get(index))
