@@ -401,6 +401,15 @@ def reextract_all(engine, progress=None, device_id=None):
     return done
 
 
+def failures(engine, device_id=None):
+    """How many receipts (of device_id, or all) extraction failed on and skips."""
+    query = select(func.count()).select_from(extraction_errors)
+    if device_id is not None:
+        query = query.where(extraction_errors.c.device_id == device_id)
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
 def link_customers(engine):
     """Re-links every receipt to its customer (member ID first, else a phone key exactly one
     customer has); returns the number of receipts linked. Run after customers change."""

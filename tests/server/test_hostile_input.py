@@ -125,6 +125,7 @@ def test_a_receipt_the_extractor_fails_on_is_marked_reported_and_skipped(client)
     assert [(f.device_id, f.seq) for f in failed] == [(DEV, 3)] and extracted == [1, 2, 4, 5]
     assert "year" in failed[0].error
     assert extraction.extract_pending(engine) == 0       # skipped, not retried for ever
+    assert extraction.failures(engine) == 1 and extraction.failures(engine, OTHER) == 0
     r = c.post(protocol.HTTP_INGEST_PATH, content=_batch([_record(9)]),
                auth=(DEV, client[2][DEV]))
     assert r.status_code == 200 and extraction.extract_pending(engine) == 1   # the rest go on
