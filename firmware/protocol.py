@@ -64,6 +64,13 @@ MAX_BATCH_RECORDS = 500
 MAX_FUTURE_SKEW_MS = 5 * 60 * 1000  # a synced capture time further ahead than this is refused
 MAX_DEVICE_ID = 64
 MAX_SEQ = 0xFFFFFFFF                # the spool's seq is a u32
+# Integers the server stores in columns: valid ranges on both databases, so that a record that
+# passes validation can always be committed (PostgreSQL's INTEGER is 32-bit signed).
+MAX_BOOT = 0x7FFFFFFF               # boot counter (receipts.boot, an INTEGER column)
+MAX_CAPTURED_AT = (1 << 53) - 1     # ms (BIGINT column; exact in JSON and the dashboard's JS)
+# The most bytes a record's raw ESC/POS bytes may inflate to (raw.size): what an identity
+# record of MAX_RECORD_BYTES could carry. The server re-parses no more than this per receipt.
+MAX_RAW_BYTES = MAX_RECORD_BYTES
 MAX_TELEMETRY_BYTES = 8 * 1024
 
 TOPIC_ROOT = "tilltap"

@@ -5,7 +5,7 @@ with the wire format, pure and MicroPython-compatible, so that the firmware's te
 what the board builds against exactly what the server accepts.
 """
 import json
-from binascii import a2b_base64
+from binascii import a2b_base64, b2a_base64
 
 from .escpos_parser import _EPSON_PAGES, _VENDOR_PAGES, ENCODINGS, PROFILES, VENDORS
 from .protocol import (
@@ -13,8 +13,11 @@ from .protocol import (
     ITEM_KEYS,
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
+    MAX_BOOT,
+    MAX_CAPTURED_AT,
     MAX_DEVICE_ID,
     MAX_FUTURE_SKEW_MS,
+    MAX_RAW_BYTES,
     MAX_SEQ,
     MAX_TELEMETRY_BYTES,
     SHARE_GROUP,
@@ -70,11 +73,20 @@ def valid_device_id(device):
 
 
 def unb64(text):
-    """Bytes of base64 text; raises ProtocolError on bad base64."""
+    """Bytes of base64 text; raises ProtocolError on bad base64.
+
+    Strict: the text must be exactly what b2a_base64 writes for its bytes (the board's
+    encoder), since a2b_base64 skips characters outside the alphabet and would read garbage
+    as a few bytes or none (MicroPython's has no strict mode, so the check re-encodes).
+    """
     try:
-        return a2b_base64(text)
+        data = a2b_base64(text)
+        canonical = b2a_base64(data, newline=False) == text.encode()
     except (ValueError, TypeError):
+        canonical = False
+    if not canonical:
         raise ProtocolError("bad base64")
+    return data
 
 
 def encode_ack(acked, rejected=()):
@@ -101,6 +113,8 @@ def _envelope(data, what, limit):
         obj = json.loads(data)
     except (ValueError, TypeError, UnicodeError):
         raise ProtocolError("not JSON")
+    except RuntimeError:    # RecursionError on CPython: arrays or objects nested too deep
+        raise ProtocolError("not JSON: nested too deep")
     if not isinstance(obj, dict):
         raise ProtocolError("%s must be a JSON object" % what)
     if obj.get("v") != VERSION:
@@ -150,10 +164,10 @@ def validate_record(rec, device=None, now_ms=None):  # noqa: PLR0911 -- one retu
         return "missing field 'seq'"
     if not _is_int(rec["seq"]) or not 0 <= rec["seq"] <= MAX_SEQ:
         return "seq must be an integer 0..%d" % MAX_SEQ
-    if not _is_int(rec["boot"]) or rec["boot"] < 0:
-        return "boot must be a non-negative integer"
-    if not _is_int(rec["captured_at"]) or rec["captured_at"] < 0:
-        return "captured_at must be a non-negative integer"
+    if not _is_int(rec["boot"]) or not 0 <= rec["boot"] <= MAX_BOOT:
+        return "boot must be an integer 0..%d" % MAX_BOOT
+    if not _is_int(rec["captured_at"]) or not 0 <= rec["captured_at"] <= MAX_CAPTURED_AT:
+        return "captured_at must be an integer 0..%d" % MAX_CAPTURED_AT
     if not isinstance(rec["time_synced"], bool) or not isinstance(rec["drawer"], bool):
         return "time_synced and drawer must be booleans"
     if rec["time_synced"] and now_ms is not None and \
@@ -224,8 +238,8 @@ def _check_raw(raw):
         return None
     if not isinstance(raw, dict) or sorted(raw) != ["data", "encoding", "size"] or \
             raw["encoding"] not in _RAW_ENCODINGS or not _is_int(raw["size"]) or \
-            raw["size"] < 0 or not _is_str(raw["data"]):
-        return "raw must be {encoding: deflate|identity, size, data}"
+            not 0 <= raw["size"] <= MAX_RAW_BYTES or not _is_str(raw["data"]):
+        return "raw must be {encoding: deflate|identity, size 0..%d, data}" % MAX_RAW_BYTES
     return None
 
 

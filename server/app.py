@@ -7,8 +7,10 @@ api/deps.py. The app's state holds what they need: the ingest writer and its eng
 callable adding to /healthz (the MQTT consumer's connection state).
 """
 from fastapi import FastAPI
+from sqlalchemy.exc import DataError
 
 from tilltap.api import customers, dashboard, ingest, receipts, reports, session, templates
+from tilltap.api.deps import RefuseNul, refused_value
 from tilltap_fw import FIRMWARE_VERSION
 
 ROUTERS = (ingest, session, reports, customers, receipts, templates, dashboard)
@@ -25,4 +27,9 @@ def create_app(ingest_writer, status=None):
     app.state.status = status
     for module in ROUTERS:
         app.include_router(module.router)
+    # no parameter value answers 500: NUL in the URL is refused before any route, what the
+    # database refuses of a request is its client's error
+    app.add_middleware(RefuseNul)
+    app.add_exception_handler(DataError, refused_value)
+    app.add_exception_handler(UnicodeEncodeError, refused_value)
     return app

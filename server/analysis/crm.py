@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, or_, select
 
 from tilltap.analysis.extraction import link_customers, phone_key
+from tilltap.ingest.text import clean_value
 from tilltap.storage import database
 from tilltap.storage.schema import customers, receipt_fields
 from tilltap_fw.receipt import COMPLETE
@@ -42,6 +43,10 @@ class Customer:
 
     def check(self):
         """Normalises blanks to None; CustomerError if the customer cannot be stored."""
+        for name in KNOWN + ("attributes",):
+            value = getattr(self, name)
+            if clean_value(value) != value:   # no column stores it, no JSON answer shows it
+                raise CustomerError("%s holds a NUL or an unpaired surrogate" % name)
         for name in KNOWN:
             value = (getattr(self, name) or "").strip() or None
             if value is not None and len(value) > _LIMITS[name]:

@@ -225,7 +225,11 @@ def _item_name(item):
     board could not read it (name_raw, fields_mode.py)."""
     if "name_raw" not in item:
         return item["name"]
-    spans = tuple((enc, intl, protocol_check.unb64(data)) for enc, intl, data in item["name_raw"])
+    try:
+        spans = tuple((enc, intl, protocol_check.unb64(data))
+                      for enc, intl, data in item["name_raw"])
+    except protocol_check.ProtocolError:
+        return None      # bytes that are not base64: no name to read, the item still counts
     return escpos_parser.decode_line(spans).strip() or None
 
 

@@ -14,6 +14,11 @@ same rows: a receipt's rows are replaced whole, never patched. A batch is read i
 read, extracted (OCR, rules) with no transaction open, and written in one short write
 transaction: SQLite's single writer is never held by CPU work. One extractor runs at a time
 (the serve process or the CLI).
+
+No receipt can stop the others: every string read from a record is cleaned (NUL and lone
+surrogates as U+FFFD) before it reaches a column, and a receipt whose extraction or write still
+fails is kept in extraction_errors, logged and skipped by extract_pending (the fleet report
+counts them); the rest of its batch is stored.
 """
 from __future__ import annotations
 
@@ -34,12 +39,15 @@ from tilltap.analysis.extract import (
     extract_fields,
     load_template,
 )
+from tilltap.ingest.rawbytes import raw_bytes
+from tilltap.ingest.text import clean, clean_value
 from tilltap.ocr import reader as ocr
 from tilltap.storage import templates as stored_templates
-from tilltap.storage.database import insert, utcnow
+from tilltap.storage.database import insert, unavailable, utcnow
 from tilltap.storage.receipts import stored_text
 from tilltap.storage.schema import (
     customers,
+    extraction_errors,
     receipt_fields,
     receipt_items,
     receipt_ocr,
@@ -98,7 +106,9 @@ def _amount(text, limit=_MAX_AMOUNT):
 
 
 def _cut(text, size):
-    return text[:size] if text else None
+    """text for a String(size) column: cut, and clean (a board-extracted field or a code's
+    data can hold NUL or lone surrogates, which no column stores)."""
+    return clean(text[:size])[0] if text else None
 
 
 def _receipt_dt(printed, record):
@@ -145,7 +155,7 @@ def _read_ocr(unread):
         started = time.perf_counter()
         try:
             # parsed as the board parsed it: the printer context the record carries
-            page = ocr.raw_page(ocr.raw_bytes(raw, encoding),
+            page = ocr.raw_page(raw_bytes(raw, encoding),
                                 **protocol.parser_options(record.get("printer")))
             lines = [rules.mask_cards(line) for line in ocr.ocr_image(page)] if page else []
         except (ocr.OcrUnavailable, ValueError, RuntimeError) as e:
@@ -175,7 +185,7 @@ def _rows(device_id, seq, record, text, template, read=()):
     text: its lines (receipt_text); read: its OCR text lines, if any."""
     lines = list(text) + list(read)
     if "fields" in record:        # upload mode "fields": the board extracted, no text came
-        found = board_fields(record["fields"])
+        found = board_fields(clean_value(record["fields"]))
     else:
         found = extract_fields(lines, _codes(record), template)
     folded = [rules.fold(line) for line in lines if line]
@@ -202,8 +212,8 @@ def _rows(device_id, seq, record, text, template, read=()):
 
 
 def _codes(record):
-    """A record's barcodes and 2D codes, [kind, data] pairs."""
-    return list(record.get("barcodes", ())) + list(record.get("codes2d", ()))
+    """A record's barcodes and 2D codes, [kind, data] pairs, cleaned."""
+    return clean_value(list(record.get("barcodes", ())) + list(record.get("codes2d", ())))
 
 
 def _templates(conn, device_ids):
@@ -237,7 +247,8 @@ def _customer_ids(conn, rows):
 
 def _extract(engine, keys):
     """Extracts and stores the receipts keys [(device_id, seq)]: read, extract (no transaction
-    open), write. Returns how many there were."""
+    open), write. Returns how many were extracted; a receipt that fails is kept in
+    extraction_errors instead (a database outage raises: nothing to blame on a receipt)."""
     if not keys:
         return 0
     with engine.connect() as conn:
@@ -247,16 +258,55 @@ def _extract(engine, keys):
     new_ocr = _read_ocr(unread)
     read = dict(known)
     read.update(((r["device_id"], r["seq"]), r["lines"]) for r in new_ocr)
-    fields_rows, item_rows, payment_rows = [], [], []
+    extracted, failed = {}, {}
     for (device_id, seq), (record, text) in stored.items():
-        row, items, payments = _rows(device_id, seq, record, text, templates.get(device_id),
-                                     read.get((device_id, seq), ()))
-        fields_rows.append(row)
-        item_rows += items
-        payment_rows += payments
+        try:
+            extracted[(device_id, seq)] = _rows(device_id, seq, record, text,
+                                                templates.get(device_id),
+                                                read.get((device_id, seq), ()))
+        except Exception as e:  # a rule's bug or odd data: this receipt only
+            log.exception("receipt %s/%d not extracted", device_id, seq)
+            failed[(device_id, seq)] = e
+    try:
+        _write(engine, new_ocr, list(extracted.values()))
+    except Exception as e:
+        if unavailable(e) or len(extracted) < 2:
+            if unavailable(e):
+                raise
+            failed.update(dict.fromkeys(extracted, e))
+            extracted = {}
+        else:   # find the receipt(s) the database refuses: each alone
+            log.warning("writing %d receipts' fields failed (%s): one by one", len(extracted),
+                        str(e).split("\n", 1)[0][:200])
+            try:
+                _write(engine, new_ocr, [])
+            except Exception as one:
+                if unavailable(one):
+                    raise
+                log.warning("OCR text not kept (read again next time): %s", one)
+            for key, rows in list(extracted.items()):
+                try:
+                    _write(engine, [], [rows])
+                except Exception as one:
+                    if unavailable(one):
+                        raise
+                    failed[key] = one
+                    del extracted[key]
+    _keep_failures(engine, failed)
+    return len(extracted)
+
+
+def _write(engine, new_ocr, extracted):
+    """Stores OCR text read now and the rows of extracted receipts [(fields row, item rows,
+    payment rows)], replacing their old rows, in one transaction."""
+    fields_rows = [f for f, _, _ in extracted]
+    item_rows = [i for _, items, _ in extracted for i in items]
+    payment_rows = [p for _, _, payments in extracted for p in payments]
     with engine.begin() as conn:
         if new_ocr:
             conn.execute(insert(engine, receipt_ocr).on_conflict_do_nothing(), new_ocr)
+        if not fields_rows:
+            return
         _customer_ids(conn, fields_rows)
         done = [(r["device_id"], r["seq"]) for r in fields_rows]
         old = conn.execute(select(receipt_fields.c.device_id, receipt_fields.c.store,
@@ -264,8 +314,8 @@ def _extract(engine, keys):
                            .where(tuple_(receipt_fields.c.device_id, receipt_fields.c.seq)
                                   .in_(done))).all()
         # Children first: PostgreSQL enforces the foreign keys, SQLite (no PRAGMA) does not
-        # cascade.
-        for table in (receipt_items, receipt_payments, receipt_fields):
+        # cascade. A receipt that failed before and extracts now is no failure any more.
+        for table in (receipt_items, receipt_payments, receipt_fields, extraction_errors):
             conn.execute(delete(table).where(tuple_(table.c.device_id, table.c.seq).in_(done)))
         for table, rows in ((receipt_fields, fields_rows), (receipt_items, item_rows),
                             (receipt_payments, payment_rows)):
@@ -273,17 +323,35 @@ def _extract(engine, keys):
                 conn.execute(table.insert(), rows)
         summaries.update(conn, [(r.device_id, r.store, r.receipt_dt) for r in old] +
                          [(r["device_id"], r["store"], r["receipt_dt"]) for r in fields_rows])
-    return len(fields_rows)
+
+
+def _keep_failures(engine, failed):
+    """Records the receipts extraction failed on {key: exception} (replacing older
+    failures of theirs), so extract_pending skips them from now on."""
+    if not failed:
+        return
+    now = utcnow()
+    rows = [{"device_id": d, "seq": s, "failed_at": now,
+             "error": clean("%s: %s" % (type(e).__name__, str(e).split("\n", 1)[0]))[0][:200]}
+            for (d, s), e in failed.items()]
+    log.error("%d receipts not extracted, skipped from now on (see the fleet report), e.g. "
+              "%s/%d: %s", len(rows), rows[0]["device_id"], rows[0]["seq"], rows[0]["error"])
+    keys = list(failed)
+    with engine.begin() as conn:
+        conn.execute(delete(extraction_errors).where(
+            tuple_(extraction_errors.c.device_id, extraction_errors.c.seq).in_(keys)))
+        conn.execute(extraction_errors.insert(), rows)
 
 
 def extract_and_store(engine, device_id, seq):
     """Extracts one stored receipt's fields and replaces its analysis rows; False if no such
-    receipt."""
+    receipt or it failed (then kept in extraction_errors)."""
     return _extract(engine, [(device_id, seq)]) == 1
 
 
 def extract_pending(engine, limit=None):
-    """Extracts every stored receipt that has no fields yet (new uploads); returns the count."""
+    """Extracts every stored receipt that has no fields yet (new uploads), leaving out those
+    that failed before (extraction_errors); returns the count extracted."""
     done = 0
     while limit is None or done < limit:
         size = BATCH if limit is None else min(BATCH, limit - done)
@@ -292,7 +360,11 @@ def extract_pending(engine, limit=None):
                 select(receipts.c.device_id, receipts.c.seq)
                 .outerjoin(receipt_fields, and_(receipt_fields.c.device_id == receipts.c.device_id,
                                                 receipt_fields.c.seq == receipts.c.seq))
-                .where(receipt_fields.c.seq.is_(None)).limit(size))]
+                .outerjoin(extraction_errors,
+                           and_(extraction_errors.c.device_id == receipts.c.device_id,
+                                extraction_errors.c.seq == receipts.c.seq))
+                .where(receipt_fields.c.seq.is_(None), extraction_errors.c.seq.is_(None))
+                .limit(size))]
         done += _extract(engine, keys)
         if len(keys) < size:
             break
@@ -327,6 +399,15 @@ def reextract_all(engine, progress=None, device_id=None):
     if device_id is None:
         summaries.rebuild(engine)  # also drops groups no receipt is in any more
     return done
+
+
+def failures(engine, device_id=None):
+    """How many receipts (of device_id, or all) extraction failed on and skips."""
+    query = select(func.count()).select_from(extraction_errors)
+    if device_id is not None:
+        query = query.where(extraction_errors.c.device_id == device_id)
+    with engine.connect() as conn:
+        return conn.execute(query).scalar()
 
 
 def link_customers(engine):

@@ -27,6 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from tilltap.ingest.text import clean_value
 from tilltap.storage import schema
 from tilltap.storage.schema import (
     customers,
@@ -416,26 +417,40 @@ def _aware(value):
 
 def fleet(engine, q):
     """Every registered tap: store, last receipt, last telemetry and what it reported (spool
-    backlog, dropped receipts, firmware, printer state)."""
+    backlog, dropped receipts, firmware, printer state); what the server made of its data:
+    text_replaced (NUL and lone surrogates read as U+FFFD) and extraction_errors (receipts
+    the extractor failed on and skips)."""
+    text = schema.receipt_text
     last = (select(schema.receipts.c.device_id,
                    func.max(schema.receipts.c.received_at).label("last_at"),
                    func.count().label("receipts"))
             .group_by(schema.receipts.c.device_id).subquery())
     store = (select(rf.c.device_id, func.max(rf.c.store).label("store"))
              .group_by(rf.c.device_id).subquery())
+    replaced = (select(text.c.device_id, func.sum(text.c.replaced).label("replaced"))
+                .where(text.c.replaced > 0).group_by(text.c.device_id).subquery())
+    failed = (select(schema.extraction_errors.c.device_id, func.count().label("failed"))
+              .group_by(schema.extraction_errors.c.device_id).subquery())
     tel = schema.telemetry
-    query = (select(schema.devices.c.id.label("device_id"), schema.devices.c.revoked_at,
+    device = schema.devices.c.id
+    query = (select(device.label("device_id"), schema.devices.c.revoked_at,
                     store.c.store, last.c.receipts, last.c.last_at,
-                    tel.c.received_at.label("telemetry_at"), tel.c.report)
-             .select_from(schema.devices.outerjoin(last, last.c.device_id == schema.devices.c.id)
-                          .outerjoin(store, store.c.device_id == schema.devices.c.id)
-                          .outerjoin(tel, tel.c.device_id == schema.devices.c.id))
-             .where(schema.devices.c.role == "device").order_by(schema.devices.c.id))
+                    tel.c.received_at.label("telemetry_at"), tel.c.report,
+                    replaced.c.replaced, failed.c.failed)
+             .select_from(schema.devices.outerjoin(last, last.c.device_id == device)
+                          .outerjoin(store, store.c.device_id == device)
+                          .outerjoin(tel, tel.c.device_id == device)
+                          .outerjoin(replaced, replaced.c.device_id == device)
+                          .outerjoin(failed, failed.c.device_id == device))
+             .where(schema.devices.c.role == "device").order_by(device))
     out = []
     for row in _fetch(engine, query):
-        report = row.pop("report") or {}
+        # as the device sent it: its strings cleaned for a JSON answer
+        report = clean_value(row.pop("report") or {})
         spool = report.get("spool") or {}
         out.append(dict(row, receipts=row["receipts"] or 0,
+                        text_replaced=int(row.pop("replaced") or 0),
+                        extraction_errors=row.pop("failed") or 0,
                         last_receipt_at=_aware(row.pop("last_at")),
                         telemetry_at=_aware(row["telemetry_at"]), spool_backlog=spool.get("count"),
                         dropped=report.get("dropped"), firmware=report.get("firmware"),

@@ -4,11 +4,11 @@
     POST /api/v1/customers          {"member_id", "phone", "name", "email", "attributes"}
     POST /api/v1/customers/import   CSV upload (multipart field "file"), per-row errors
 """
-from fastapi import APIRouter, Depends, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from tilltap.analysis import crm
-from tilltap.api.deps import engine, operator, row_limit, rows_json
+from tilltap.api.deps import MAX_OFFSET, engine, operator, row_limit, rows_json
 
 router = APIRouter()
 
@@ -24,7 +24,8 @@ class CustomerIn(BaseModel):
 
 
 @router.get("/api/v1/customers")
-def list_customers(q: str | None = None, limit: int = 100, offset: int = 0,
+def list_customers(q: str | None = None, limit: int = 100,
+                   offset: int = Query(0, le=MAX_OFFSET),
                    user=Depends(operator), engine=Depends(engine)):
     return {"customers": rows_json(crm.list_customers(engine, q, row_limit(limit),
                                                       max(0, offset)))}

@@ -1,5 +1,6 @@
 """What every route shares: the engine and ingest of the app, HTTP Basic credentials, the
-operator login (session cookie or Basic), and how values are encoded in JSON and CSV."""
+operator login (session cookie or Basic), bounds on parameters, and how values are encoded in
+JSON and CSV."""
 from __future__ import annotations
 
 import base64
@@ -10,12 +11,19 @@ import io
 from decimal import Decimal
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from tilltap.accounts import operators
 
 SESSION_COOKIE = "tilltap_session"
 MAX_ROWS = 1000     # the most rows any list or report answers with
+# Integer parameters past these answer 422: larger values mean nothing here and overflow the
+# database's integers (OFFSET is a signed 64-bit) or Python's datetime arithmetic.
+MAX_OFFSET = 2**31 - 1
+MAX_HOURS = 100 * 366 * 24
+# The last date a query may name: ranges end the day after and reports step by months, which
+# must stay within Python's dates (year 9999).
+MAX_DATE = dt.date(9998, 12, 31)
 
 
 def engine(request: Request):
@@ -36,6 +44,8 @@ def basic_credentials(request):
     try:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeError):
+        return None, None
+    if "\0" in user or "\0" in password:   # no such name can be stored (PostgreSQL text)
         return None, None
     return user, password
 
@@ -86,15 +96,45 @@ def csv_response(rows, filename):
 
 
 def query_date(value, name):
-    """A YYYY-MM-DD query parameter as a date (None if absent); 422 if it is not one."""
+    """A YYYY-MM-DD query parameter as a date (None if absent); 422 if it is not one, or
+    after MAX_DATE."""
     if not value:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
-        raise HTTPException(422, "%s must be a date YYYY-MM-DD" % name) from None
+        day = None
+    if day is None or day > MAX_DATE:
+        raise HTTPException(422, "%s must be a date YYYY-MM-DD up to %s" % (name, MAX_DATE))
+    return day
 
 
 def row_limit(value):
     """A row limit bounded to 1..MAX_ROWS."""
     return max(1, min(value, MAX_ROWS))
+
+
+class RefuseNul:
+    """ASGI middleware: 400 for a request whose path or query string holds a NUL (%00).
+
+    No route has a use for one, and PostgreSQL refuses NUL in any text value, so a NUL in a
+    path or query parameter would otherwise reach the database and fail there (500)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and ("\0" in scope["path"] or
+                                        b"%00" in scope.get("query_string", b"")):
+            await JSONResponse({"detail": "NUL in the URL"}, status_code=400)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def refused_value(request: Request, error):
+    """Exception handler: a value the database refuses (sqlalchemy DataError: a number out of
+    range, text it cannot hold; UnicodeEncodeError: a lone surrogate, which only a request's
+    JSON can carry since stored text is cleaned) came from the request: 422, not 500."""
+    reason = str(getattr(error, "orig", None) or error).split("\n", 1)[0][:200]
+    return JSONResponse({"detail": "a value the database cannot store: %s" % reason},
+                        status_code=422)

@@ -3,10 +3,11 @@
     GET /api/v1/receipts                  ?q=&device=&from=&to=&limit= with extracted fields
     GET /api/v1/receipts/{device}/{seq}   lines, fields, items, payments
 """
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from tilltap.api.deps import engine, operator, plain, query_date, row_limit, rows_json
 from tilltap.storage import receipts
+from tilltap_fw.protocol import MAX_SEQ
 
 router = APIRouter()
 
@@ -22,7 +23,8 @@ def search_receipts(request: Request, q: str | None = None, device: str | None =
 
 
 @router.get("/api/v1/receipts/{device_id}/{seq}")
-def receipt(device_id: str, seq: int, user=Depends(operator), engine=Depends(engine)):
+def receipt(device_id: str, seq: int = Path(ge=0, le=MAX_SEQ), user=Depends(operator),
+            engine=Depends(engine)):
     found = receipts.detail(engine, device_id, seq)
     if found is None:
         raise HTTPException(404, "no receipt %s/%d" % (device_id, seq))

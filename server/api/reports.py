@@ -3,10 +3,18 @@
     GET /api/v1/reports          names of the reports
     GET /api/v1/reports/{name}   ?from=YYYY-MM-DD&to=&store=&limit=&hours=&format=csv
 """
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from tilltap.analysis.reports import REPORTS, ReportQuery
-from tilltap.api.deps import csv_response, engine, operator, query_date, row_limit, rows_json
+from tilltap.api.deps import (
+    MAX_HOURS,
+    csv_response,
+    engine,
+    operator,
+    query_date,
+    row_limit,
+    rows_json,
+)
 
 router = APIRouter()
 
@@ -18,7 +26,7 @@ def report_names(user=Depends(operator)):
 
 @router.get("/api/v1/reports/{name}")
 def report(name: str, request: Request, store: str | None = None, limit: int = 20,
-           hours: int = 24, format: str = "json", user=Depends(operator),
+           hours: int = Query(24, le=MAX_HOURS), format: str = "json", user=Depends(operator),
            engine=Depends(engine)):
     if name not in REPORTS:
         raise HTTPException(404, "no report %r (see /api/v1/reports)" % name)

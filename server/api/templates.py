@@ -6,12 +6,15 @@
                                               extracts from that stored receipt (nothing stored)
 """
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tilltap.analysis import extraction
 from tilltap.analysis.extract import TemplateError, load_template
 from tilltap.api.deps import engine, operator, plain
+from tilltap.ingest.text import clean_value
 from tilltap.storage import templates
+from tilltap_fw.protocol import MAX_SEQ
+from tilltap_fw.protocol_check import valid_device_id
 
 router = APIRouter()
 
@@ -28,6 +31,10 @@ def get_template(device_id: str, user=Depends(operator), engine=Depends(engine))
 def put_template(device_id: str, template: dict, tasks: BackgroundTasks,
                  user=Depends(operator), engine=Depends(engine)):
     """Stores a checked template and re-extracts the printer's receipts in the background."""
+    if not valid_device_id(device_id):
+        raise HTTPException(422, "not a device ID: 1..64 of [0-9a-z_-]")
+    if clean_value(template) != template:
+        raise HTTPException(422, "template holds a NUL or an unpaired surrogate")
     try:
         load_template(template)
     except TemplateError as e:
@@ -39,7 +46,7 @@ def put_template(device_id: str, template: dict, tasks: BackgroundTasks,
 
 class TemplateTest(BaseModel):
     template: dict
-    seq: int
+    seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 @router.post("/api/v1/templates/{device_id}/test")

@@ -24,4 +24,7 @@ def run(args):
 
     done = extraction.reextract_all(engine, progress, device_id=args.device)
     print("\n%d receipts extracted" % done)
+    failed = extraction.failures(engine, args.device)
+    if failed:
+        print("%d receipts not extracted: see the extraction_errors table and the log" % failed)
     return 0

@@ -86,7 +86,9 @@ var LOADERS = {
       table($("fleet-table"), body.rows.map(function (r) {
         return {device: r.device_id, store: r.store, receipts: r.receipts,
                 last_receipt: r.last_receipt_at, last_seen: r.telemetry_at,
-                spool_backlog: r.spool_backlog, dropped: r.dropped, firmware: r.firmware,
+                spool_backlog: r.spool_backlog, dropped: r.dropped,
+                not_extracted: r.extraction_errors, text_replaced: r.text_replaced,
+                firmware: r.firmware,
                 printer: printerText(r.printer),
                 status: r.revoked_at ? "revoked" :
                         (!r.last_receipt_at || Date.parse(r.last_receipt_at) < stale ? "SILENT" : "ok")};

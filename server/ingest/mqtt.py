@@ -95,7 +95,9 @@ class Consumer:
         mid, qos = msg.mid, msg.qos
 
         def committed(result):
-            if kind == "receipts" and result.acked:
+            # refused records are final for the device, so they are answered even when none
+            # of the batch is acked
+            if kind == "receipts" and (result.acked or result.rejected):
                 client.publish(protocol.ack_topic(device), result.ack_payload(), qos=1)
             if result.error is not None:
                 log.warning("%s from %s refused: %s", kind, device, result.error)

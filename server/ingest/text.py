@@ -8,7 +8,9 @@ so the server's text is what `tilltap parse` prints for the same stream. Then:
 - bytes no codec accepts (a broken multibyte sequence) read as \\xNN and the line is counted
   (undecodable);
 - NUL and lone surrogates (which no database text type stores, and which a hostile device may
-  send in any line) become U+FFFD, counted (replaced);
+  send in any line) become U+FFFD, counted (replaced); the same characters in the record's
+  codes and board-extracted fields are counted here too, and cleaned (clean()) wherever those
+  are read: extraction, the receipt's detail;
 - card numbers are masked again: a number the board saw only as bytes is whole text now.
 
 The record as received is stored unchanged (receipts.record); this text lives beside it in
@@ -48,12 +50,15 @@ def record_text(record: dict) -> ReceiptText:
                                     for enc, intl, data in spans)
         except protocol_check.ProtocolError:
             spans_of[index] = None
-    lines, undecodable, replaced = [], 0, 0
+    lines, undecodable = [], 0
+    codes = "".join(kind + data for kind, data in (record.get("barcodes") or []) +
+                    (record.get("codes2d") or []))
+    replaced = clean(codes)[1] + _unclean(record.get("fields"))
     for index, line in enumerate(record.get("lines") or ()):
         if line is None:
             line, broken = _decode(spans_of.get(index))
             undecodable += broken
-        line, n = _clean(line)
+        line, n = clean(line)
         replaced += n
         lines.append(mask_cards(line))
     return ReceiptText(lines, undecodable, replaced)
@@ -69,9 +74,32 @@ def _decode(spans):
         return escpos_parser.decode_line(spans), 1
 
 
-def _clean(line):
-    """(line, characters replaced): NUL and lone surrogates as U+FFFD."""
-    if line.isprintable() or not any(c == "\0" or "\ud800" <= c <= "\udfff" for c in line):
-        return line, 0
-    out = [(_REPLACEMENT if c == "\0" or "\ud800" <= c <= "\udfff" else c) for c in line]
-    return "".join(out), sum(1 for a, b in zip(out, line) if a is not b)
+def clean(text):
+    """(text, characters replaced): NUL and lone surrogates as U+FFFD, so that the text can be
+    stored in any database text column and encoded as UTF-8 (JSON answers)."""
+    if text.isprintable() or not any(c == "\0" or "\ud800" <= c <= "\udfff" for c in text):
+        return text, 0
+    out = [(_REPLACEMENT if c == "\0" or "\ud800" <= c <= "\udfff" else c) for c in text]
+    return "".join(out), sum(1 for a, b in zip(out, text) if a is not b)
+
+
+def clean_value(value):
+    """value (a string, or lists and dicts of them, as JSON gives) with every string clean()."""
+    if isinstance(value, str):
+        return clean(value)[0]
+    if isinstance(value, list):
+        return [clean_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: clean_value(v) for k, v in value.items()}
+    return value
+
+
+def _unclean(value):
+    """Characters clean() would replace in the strings of value (JSON: lists, dicts)."""
+    if isinstance(value, str):
+        return clean(value)[1]
+    if isinstance(value, list):
+        return sum(_unclean(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_unclean(v) for v in value.values())
+    return 0

@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from sqlalchemy import select, tuple_
 
 from tilltap.accounts import devices
+from tilltap.ingest.rawbytes import checked_raw
 from tilltap.ingest.text import record_text
 from tilltap.storage import database, schema
 from tilltap_fw import protocol, protocol_check
@@ -42,6 +43,7 @@ class Result:
     def __init__(self, acked=(), rejected=(), error=None, new=0):
         self.acked = list(acked)
         self.rejected = list(rejected)   # [(seq or None, reason)]
+        self.refused = len(self.rejected)  # records refused (a seq also acked is not listed)
         self.error = error               # the whole batch was refused: why
         self.new = new                   # records stored by this batch (not duplicates)
 
@@ -53,41 +55,60 @@ class Result:
 def prepare(device, payload, now_ms):
     """(rows to insert, Result with rejections or an error): validation, no database.
 
-    device: the authenticated device (HTTP credential or MQTT topic).
+    device: the authenticated device (HTTP credential or MQTT topic). A seq sent twice in the
+    batch is treated as if sent in two batches: the same content once, other content kept in
+    seq_conflicts at commit. A seq ends up in exactly one of acked or rejected: a valid record
+    wins over an invalid one with the same seq (the invalid one is still counted).
     """
     try:
         batch = protocol_check.parse_batch(payload, device)
     except protocol_check.ProtocolError as e:
         return [], Result(error=str(e))
-    rows, rejected, seen = [], [], set()
+    rows, rejected = [], []
+    seen: dict[int, list] = {}      # seq: its rows of this batch
     check_size = len(payload) > protocol.MAX_RECORD_BYTES  # else no record can be too big
     for rec in batch["records"]:
-        reason = protocol_check.validate_record(rec, device, now_ms)
-        if reason is None and check_size and \
-                len(json.dumps(rec).encode()) > protocol.MAX_RECORD_BYTES:
-            reason = "record larger than %d bytes" % protocol.MAX_RECORD_BYTES
-        raw = rec.pop("raw", None) if reason is None else None
-        encoding = None
-        if raw is not None:
-            encoding = raw["encoding"]
-            try:
-                raw = protocol_check.unb64(raw["data"])
-            except protocol_check.ProtocolError as e:
-                reason = "raw: %s" % e
-        if reason is not None:
+        try:
+            row = _row(rec, device, now_ms, check_size)
+        except protocol_check.ProtocolError as e:
             seq = rec.get("seq") if isinstance(rec, dict) else None
-            rejected.append((seq if protocol_check._is_int(seq) else None, reason))
+            rejected.append((seq if protocol_check._is_int(seq) else None, str(e)))
             continue
-        if rec["seq"] in seen:
+        except Exception:   # a bug here must cost one record, never the batch or the writer
+            log.exception("record of %s not readable", device)
+            seq = rec.get("seq") if isinstance(rec, dict) else None
+            rejected.append((seq if protocol_check._is_int(seq) else None, "unreadable record"))
             continue
-        seen.add(rec["seq"])
-        rows.append({"device_id": device, "seq": rec["seq"], "boot": rec["boot"],
-                     "captured_at": rec["captured_at"], "time_synced": rec["time_synced"],
-                     "record": rec, "raw_encoding": encoding, "raw": raw,
-                     "text": record_text(rec)})
+        same = seen.setdefault(row["seq"], [])
+        if any(r["record"] == row["record"] and r["raw"] == row["raw"] for r in same):
+            continue            # sent twice in this batch: stored and acked once
+        same.append(row)
+        rows.append(row)
+    result = Result(rejected=rejected)
+    result.refused = len(rejected)
+    # a seq also stored from this batch is acked: listing it as rejected too would tell the
+    # device both to delete and to keep the one record it holds under that seq
+    result.rejected = [(s, e) for s, e in rejected if s not in seen]
     if not rows and rejected:
-        return [], Result(rejected=rejected, error="no valid record in the batch")
-    return rows, Result(rejected=rejected)
+        result.error = "no valid record in the batch"
+    return rows, result
+
+
+def _row(rec, device, now_ms, check_size):
+    """The receipts row (with its text) of one record; raises ProtocolError why not."""
+    reason = protocol_check.validate_record(rec, device, now_ms)
+    if reason is None and check_size and \
+            len(json.dumps(rec).encode()) > protocol.MAX_RECORD_BYTES:
+        reason = "record larger than %d bytes" % protocol.MAX_RECORD_BYTES
+    if reason is not None:
+        raise protocol_check.ProtocolError(reason)
+    encoding, raw = None, None
+    if "raw" in rec:
+        encoding, raw = checked_raw(rec["raw"])
+        rec = {k: v for k, v in rec.items() if k != "raw"}
+    return {"device_id": device, "seq": rec["seq"], "boot": rec["boot"],
+            "captured_at": rec["captured_at"], "time_synced": rec["time_synced"],
+            "record": rec, "raw_encoding": encoding, "raw": raw, "text": record_text(rec)}
 
 
 class Ingest:
@@ -121,8 +142,8 @@ class Ingest:
         """Validates now, commits in the writer thread; on_done(result) runs after the commit
         (in the writer thread), or at once when nothing needs committing."""
         rows, result = prepare(device, payload, int(time.time() * 1000))
-        if result.rejected:
-            self.count("rejected_records", len(result.rejected))
+        if result.refused:
+            self.count("rejected_records", result.refused)
         if result.error:
             self.count("rejected_batches")
             log.warning("batch from %s refused: %s", device, result.error)
@@ -202,56 +223,81 @@ class Ingest:
                           "wiped?): kept in seq_conflicts, e.g. %s seq %d", len(new),
                           conflicts[0]["device_id"], conflicts[0]["seq"])
 
+    def _store(self, group):
+        """Stores a group's batches and telemetry in one transaction; returns the (device, seq)
+        keys inserted. A key twice in the group is inserted once, the first; the later ones
+        are duplicates (acked) or, with other content, seq conflicts."""
+        with self.engine.begin() as conn:
+            if self._check_devices:
+                allowed = devices.active(conn, {j[1] for j in group})
+                for job in group:
+                    if job[1] not in allowed:
+                        job[3].error = "unknown or revoked device"
+                group_ok = [j for j in group if j[3].error is None]
+            else:
+                group_ok = group
+            first, later = {}, []
+            for job in group_ok:
+                if job[0] == "batch":
+                    for r in job[2]:
+                        key = (r["device_id"], r["seq"])
+                        if key in first:
+                            later.append(r)
+                        else:
+                            first[key] = r
+            inserted = set()
+            if first:
+                stmt = database.insert(self.engine, schema.receipts).on_conflict_do_nothing(
+                    index_elements=["device_id", "seq"]).returning(
+                    schema.receipts.c.device_id, schema.receipts.c.seq)
+                now = database.utcnow()
+                for r in list(first.values()) + later:
+                    r["received_at"] = now
+                inserted = {tuple(r) for r in conn.execute(stmt, list(first.values()))}
+                if inserted:
+                    conn.execute(schema.receipt_text.insert(),
+                                 [first[k]["text"].row(*k) for k in inserted])
+                self._keep_conflicts(conn, [r for k, r in first.items() if k not in inserted]
+                                     + later)
+            for job in group_ok:
+                if job[0] == "telemetry":
+                    stmt = database.insert(self.engine, schema.telemetry).values(
+                        device_id=job[1], received_at=database.utcnow(), report=job[2])
+                    conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["device_id"],
+                        set_={"received_at": stmt.excluded.received_at,
+                              "report": stmt.excluded.report}))
+        return inserted
+
     def _commit(self, group):
+        """Commits a group and answers its jobs. The group shares one transaction; when the
+        database refuses the data of one job (not an outage), the jobs are committed again one
+        by one, and a batch alone record by record, so that a record the database cannot
+        store is rejected on its own and fails no other record or device."""
         try:
-            with self.engine.begin() as conn:
-                if self._check_devices:
-                    allowed = devices.active(conn, {j[1] for j in group})
-                    for job in group:
-                        if job[1] not in allowed:
-                            job[3].error = "unknown or revoked device"
-                    group_ok = [j for j in group if j[3].error is None]
-                else:
-                    group_ok = group
-                rows = [r for j in group_ok if j[0] == "batch" for r in j[2]]
-                inserted = set()
-                if rows:
-                    stmt = database.insert(self.engine, schema.receipts).on_conflict_do_nothing(
-                        index_elements=["device_id", "seq"]).returning(
-                        schema.receipts.c.device_id, schema.receipts.c.seq)
-                    now = database.utcnow()
-                    for r in rows:
-                        r["received_at"] = now
-                    inserted = {tuple(r) for r in conn.execute(stmt, rows)}
-                    # one text per stored row: a key twice in the group is stored once, the
-                    # first (ON CONFLICT DO NOTHING keeps it)
-                    texts: dict = {}
-                    for r in rows:
-                        texts.setdefault((r["device_id"], r["seq"]), r["text"])
-                    if inserted:
-                        conn.execute(schema.receipt_text.insert(),
-                                     [texts[k].row(*k) for k in inserted])
-                    self._keep_conflicts(conn, [r for r in rows if (r["device_id"], r["seq"])
-                                                not in inserted])
-                for job in group_ok:
-                    if job[0] == "telemetry":
-                        stmt = database.insert(self.engine, schema.telemetry).values(
-                            device_id=job[1], received_at=database.utcnow(), report=job[2])
-                        conn.execute(stmt.on_conflict_do_update(
-                            index_elements=["device_id"],
-                            set_={"received_at": stmt.excluded.received_at,
-                                  "report": stmt.excluded.report}))
+            inserted = self._store(group)
         except Exception as e:
-            self.count("db_errors")
-            log.error("commit of %d jobs failed: %s", len(group), e)
-            for job in group:
-                job[4].set_exception(e)
-            return
+            if not database.unavailable(e) and len(group) > 1:
+                log.warning("commit of %d jobs failed (%s): committing them one by one",
+                            len(group), _short(e))
+                for job in group:
+                    self._commit([job])
+                return
+            try:
+                if database.unavailable(e) or group[0][0] != "batch":
+                    raise
+                inserted = self._store_each(group[0], e)
+            except Exception as failed:
+                self.count("db_errors")
+                log.error("commit of %d jobs failed: %s", len(group), _short(failed))
+                for job in group:
+                    job[4].set_exception(failed)
+                return
         # Committed. Only now may anything be acked.
         self.count("commits")
         for kind, device, payload, result, fut, on_done in group:
             if result.error is None and kind == "batch":
-                result.acked = [r["seq"] for r in payload]
+                result.acked = list(dict.fromkeys(r["seq"] for r in payload))
                 result.new = sum(1 for s in result.acked if (device, s) in inserted)
                 inserted.difference_update((device, s) for s in result.acked)
                 self.count("batches")
@@ -260,3 +306,34 @@ class Ingest:
             elif result.error is None:
                 self.count("telemetry")
             self._done(fut, on_done, result)
+
+    def _store_each(self, job, error):
+        """Stores a batch the database refused as a whole record by record: each record it
+        refuses is rejected (the device sets it aside), the others are stored. Returns the
+        keys inserted; the job's rows become those stored."""
+        _kind, device, rows, result, _fut, _on_done = job
+        log.error("batch from %s not storable as a whole (%s): storing it record by record",
+                  device, _short(error))
+        inserted, kept = set(), []
+        for row in rows:
+            try:
+                inserted |= self._store([("batch", device, [row], result, None, None)])
+            except Exception as e:
+                if database.unavailable(e):
+                    raise
+                self.count("rejected_records")
+                self.count("unstorable_records")
+                result.rejected.append((row["seq"], "not storable: %s" % type(e).__name__))
+                continue
+            kept.append(row)
+        stored = {r["seq"] for r in kept}
+        result.rejected = [(s, e) for s, e in result.rejected if s not in stored]
+        rows[:] = kept
+        if not kept:
+            result.error = "no valid record in the batch"
+        return inserted
+
+
+def _short(error):
+    """The first line of an error (SQLAlchemy's carry the statement and its parameters)."""
+    return str(error).split("\n", 1)[0][:200]

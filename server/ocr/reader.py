@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageFilter
@@ -88,7 +87,6 @@ _HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng
 _PIECE_MARGIN = 4       # dots of white around a piece given to PP-OCR
 _MIN_PAGE = 48          # dots: images less tall in all are a logo, not a receipt to read
 _FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
-_MAX_RAW = 4 << 20      # bytes a stored receipt may inflate to (the tap sends at most 128 KiB)
 
 
 class OcrUnavailable(RuntimeError):
@@ -424,21 +422,6 @@ def raster_only(record: dict, min_height: int = _MIN_PAGE) -> bool:
     height = sum(i["height"] for i in images if isinstance(i.get("height"), int))
     text = [line for line in record.get("lines") or () if (line or "").strip()]
     return height >= min_height and len(text) < _FEW_LINES
-
-
-def raw_bytes(raw: bytes, encoding: str | None) -> bytes:
-    """A stored receipt's ESC/POS bytes (schema.receipts raw, raw_encoding "deflate" or
-    "identity"); raises ValueError on a bad or oversized deflate stream."""
-    if encoding != "deflate":
-        return bytes(raw)
-    inflater = zlib.decompressobj(-15)
-    try:
-        data = inflater.decompress(raw, _MAX_RAW)
-    except zlib.error as e:
-        raise ValueError("raw bytes: %s" % e) from None
-    if inflater.unconsumed_tail:
-        raise ValueError("raw bytes inflate to more than %d bytes" % _MAX_RAW)
-    return data
 
 
 def raw_page(raw: bytes, min_height: int = _MIN_PAGE, **parser_options) -> Image.Image | None:

@@ -12,7 +12,7 @@ Failure assumptions:
 """
 import datetime as dt
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tilltap.storage.schema import metadata
@@ -22,6 +22,12 @@ DEFAULT_URL = "sqlite:///tilltap.db"
 def insert(engine, table):
     """INSERT for the engine's dialect, which knows ON CONFLICT (do nothing / do update)."""
     return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def unavailable(error):
+    """True when error means the database failed (down, locked, connection lost) rather than
+    refused the data: nothing a retry of smaller parts would get past."""
+    return isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError))
 
 
 def utcnow():

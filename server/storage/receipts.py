@@ -3,8 +3,9 @@ import datetime as dt
 
 from sqlalchemy import and_, exists, func, or_, select, tuple_
 
-from tilltap.ingest.text import record_text
+from tilltap.ingest.text import clean_value, record_text
 from tilltap.storage.schema import (
+    extraction_errors,
     receipt_fields,
     receipt_items,
     receipt_ocr,
@@ -64,7 +65,9 @@ def search(engine, q=None, device=None, start=None, end=None, limit=50):
 
 def detail(engine, device_id, seq):
     """One receipt: its main fields, "lines" (text, then any OCR text), "ocr" (whether OCR
-    read it), "codes" [[kind, data]], "items" and "payments" rows; None if there is none."""
+    read it), "codes" [[kind, data]] (cleaned: the record keeps what the device sent),
+    "items" and "payments" rows, "extraction_error" (why extraction failed, or None); None if
+    there is none."""
     def key(t):
         return and_(t.c.device_id == device_id, t.c.seq == seq)
 
@@ -79,6 +82,8 @@ def detail(engine, device_id, seq):
         payments = conn.execute(select(receipt_payments).where(key(receipt_payments))
                                 .order_by(receipt_payments.c.line_no)).all()
         read = conn.execute(select(receipt_ocr.c.lines).where(key(receipt_ocr))).scalar()
+        failed = conn.execute(select(extraction_errors.c.error)
+                              .where(key(extraction_errors))).scalar()
     out = dict(row._mapping)
     record = out.pop("record")
     # the lines the extractor read: a raster-only receipt's come from OCR
@@ -86,7 +91,9 @@ def detail(engine, device_id, seq):
     out["ocr"] = bool(read)
     # not extracted yet: the status the board sent
     out["status"] = out["status"] or record.get("status", COMPLETE)
-    out["codes"] = [list(c) for c in record.get("barcodes", []) + record.get("codes2d", [])]
+    out["codes"] = clean_value([list(c) for c in record.get("barcodes", []) +
+                                record.get("codes2d", [])])
+    out["extraction_error"] = failed
     out["items"] = [dict(i._mapping) for i in items]
     out["payments"] = [dict(p._mapping) for p in payments]
     return out

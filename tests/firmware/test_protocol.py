@@ -116,6 +116,40 @@ def test_record_errors_have_reasons():
 _DELETE = object()
 
 
+def test_integers_are_checked_against_the_storage_ranges():
+    """The server stores boot in a 32-bit column and captured_at in a 64-bit one: validation
+    refuses what would fail the commit, and accepts the edge values."""
+    def check(**changes):
+        rec = _record()
+        rec.update(changes)
+        return protocol_check.validate_record(rec, "a1b2c3d4e5f6", None)
+
+    assert check(boot=protocol.MAX_BOOT) is None
+    assert "boot must be" in check(boot=protocol.MAX_BOOT + 1)
+    assert "boot must be" in check(boot=-1)
+    assert check(captured_at=protocol.MAX_CAPTURED_AT, time_synced=False) is None
+    assert "captured_at must be" in check(captured_at=protocol.MAX_CAPTURED_AT + 1)
+    assert "raw must be" in check(raw={"encoding": "identity", "data": "",
+                                       "size": protocol.MAX_RAW_BYTES + 1})
+    assert protocol.MAX_BOOT < 2 ** 31 and protocol.MAX_CAPTURED_AT < 2 ** 63
+
+
+def test_base64_is_read_strictly_and_the_boards_own_is_accepted():
+    """Garbage in a base64 member is refused, not read as a few bytes or none; what the board
+    writes (record_parts: raw bytes in 384-byte pieces) reads back whole."""
+    raw = bytes(range(256)) * 5
+    parts = protocol.record_parts(_record(), raw=memoryview(raw))
+    rec = json.loads(bytes(protocol.joined(parts)))
+    assert protocol_check.unb64(rec["raw"]["data"]) == raw
+    assert protocol_check.unb64("") == b"" and protocol_check.unb64("QUJD") == b"ABC"
+    for bad in ("!!!garbage", "QUJD!", "QUJ", "QU JD", "QUJD\n", "Q===", "\u00e9AAA"):
+        try:
+            protocol_check.unb64(bad)
+        except protocol_check.ProtocolError:
+            continue
+        raise AssertionError("accepted %r" % bad)
+
+
 def test_ack_encoding():
     data = protocol_check.encode_ack([3, 4], [(5, "lines must be a list")])
     assert protocol.parse_ack(data) == ([3, 4], 1)

@@ -202,14 +202,29 @@ def test_which_stored_records_are_raster_only():
 
 
 def test_raw_bytes_inflate_bounded():
+    """A re-parse inflates at most protocol.MAX_RAW_BYTES (what an identity record can carry),
+    far below the old 4 MiB, and never a truncated stream."""
     import zlib
+
+    from tilltap.ingest.rawbytes import raw_bytes
+    from tilltap_fw import protocol
 
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
     packed = deflate.compress(b"\x1b@" * 10) + deflate.flush()
-    assert ocr.raw_bytes(packed, "deflate") == b"\x1b@" * 10
-    assert ocr.raw_bytes(b"\x1b@", "identity") == b"\x1b@"
+    assert raw_bytes(packed, "deflate") == b"\x1b@" * 10
+    assert raw_bytes(b"\x1b@", "identity") == b"\x1b@"
     with pytest.raises(ValueError):
-        ocr.raw_bytes(b"not deflate at all", "deflate")
-    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
-    with pytest.raises(ValueError):
-        ocr.raw_bytes(bomb.compress(bytes(5 << 20)) + bomb.flush(), "deflate")
+        raw_bytes(b"not deflate at all", "deflate")
+    with pytest.raises(ValueError, match="truncated"):
+        raw_bytes(packed[:-2], "deflate")
+    for size, fits in ((protocol.MAX_RAW_BYTES, True), (protocol.MAX_RAW_BYTES + 1, False)):
+        bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+        packed = bomb.compress(bytes(size)) + bomb.flush()
+        if fits:
+            assert len(raw_bytes(packed, "deflate")) == size
+        else:
+            with pytest.raises(ValueError, match="more than"):
+                raw_bytes(packed, "deflate")
+    assert protocol.MAX_RAW_BYTES <= 128 * 1024
+
+
