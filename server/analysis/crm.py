@@ -135,8 +135,8 @@ def list_customers(engine, q=None, limit=100, offset=0):
              .select_from(customers.outerjoin(visits, visits.c.customer_id == customers.c.id))
              .order_by(customers.c.id).limit(limit).offset(offset))
     if q:
-        like = "%" + q.lower() + "%"
-        query = query.where(or_(*(func.lower(c).like(like) for c in (
+        # autoescape: a % or _ typed in the search box is that character, not a wildcard
+        query = query.where(or_(*(func.lower(c).contains(q.lower(), autoescape=True) for c in (
             customers.c.member_id, customers.c.name, customers.c.email, customers.c.phone))))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
 from tilltap.analysis import crm
-from tilltap.api.deps import engine, operator, row_limit, rows_json
+from tilltap.api.deps import OPERATOR_RESPONSES, engine, operator, row_limit, rows_json
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# the upload as it comes: the CSV plus its multipart boundaries and part headers
+MAX_IMPORT_BODY = MAX_IMPORT_BYTES + 64 * 1024
 
 
 class CustomerIn(BaseModel):
@@ -39,7 +41,7 @@ def add_customer(body: CustomerIn, user=Depends(operator), engine=Depends(engine
     return {"id": customer_id}
 
 
-@router.post("/api/v1/customers/import")
+@router.post("/api/v1/customers/import", max_body_size=MAX_IMPORT_BODY)
 def import_customers(file: UploadFile, user=Depends(operator), engine=Depends(engine)):
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:

@@ -5,10 +5,18 @@
 """
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from tilltap.api.deps import engine, operator, plain, query_date, row_limit, rows_json
+from tilltap.api.deps import (
+    OPERATOR_RESPONSES,
+    engine,
+    operator,
+    plain,
+    query_date,
+    row_limit,
+    rows_json,
+)
 from tilltap.storage import receipts
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
 
 
 @router.get("/api/v1/receipts")
@@ -21,7 +29,8 @@ def search_receipts(request: Request, q: str | None = None, device: str | None =
     return {"receipts": rows_json(rows)}
 
 
-@router.get("/api/v1/receipts/{device_id}/{seq}")
+@router.get("/api/v1/receipts/{device_id}/{seq}",
+            responses={404: {"description": "no such receipt"}})
 def receipt(device_id: str, seq: int, user=Depends(operator), engine=Depends(engine)):
     found = receipts.detail(engine, device_id, seq)
     if found is None:

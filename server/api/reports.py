@@ -6,9 +6,17 @@
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from tilltap.analysis.reports import REPORTS, ReportQuery
-from tilltap.api.deps import csv_response, engine, operator, query_date, row_limit, rows_json
+from tilltap.api.deps import (
+    OPERATOR_RESPONSES,
+    csv_response,
+    engine,
+    operator,
+    query_date,
+    row_limit,
+    rows_json,
+)
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
 
 
 @router.get("/api/v1/reports")
@@ -16,7 +24,9 @@ def report_names(user=Depends(operator)):
     return {"reports": sorted(REPORTS)}
 
 
-@router.get("/api/v1/reports/{name}")
+@router.get("/api/v1/reports/{name}", responses={
+    200: {"content": {"text/csv": {}}, "description": "rows as JSON, or CSV with format=csv"},
+    404: {"description": "no such report"}})
 def report(name: str, request: Request, store: str | None = None, limit: int = 20,
            hours: int = 24, format: str = "json", user=Depends(operator),
            engine=Depends(engine)):
