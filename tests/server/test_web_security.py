@@ -114,8 +114,8 @@ def test_a_declared_oversized_body_is_refused_before_it_is_sent(live):
 
 def test_a_chunked_body_is_cut_off_at_the_route_limit(live):
     chunk = b"%x\r\n%s\r\n" % (1024, b"a" * 1024)
-    head = "PUT /api/v1/templates/%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" \
-           "Content-Type: application/json\r\n\r\n" % data.CORNER
+    head = ("PUT /api/v1/templates/%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: application/json\r\n\r\n" % data.CORNER)
     # the route's limit plus one chunk, and the body never ends: answered all the same
     status, _ = _raw(live, head, [chunk] * (templates.MAX_TEMPLATE_BYTES // 1024 + 1))
     assert status.startswith("HTTP/1.1 413 ")
