@@ -6,9 +6,10 @@
 
 The first FREE_FAILURES failures of a key cost nothing (typos); each further one doubles the
 wait, up to MAX_WAIT seconds, and a key is forgotten FORGET_AFTER seconds after its last
-failure. There is no lockout: a wait always ends. And because guessing at one user's password
-from other addresses must not keep that operator out, an address that logged in as the user
-before is not held back by the user's failures (only by its own address's).
+failure. There is no lockout: a wait always ends. Keys: the user name, the address, and the
+pair. Guessing at a user's password from elsewhere, or at other names from the same address
+(one shop's NAT), must not keep an operator out: a pair that logged in before is held back only
+by the pair's own failures.
 Per process: several `tilltap serve` behind one balancer each count their own.
 """
 import threading
@@ -41,16 +42,16 @@ class LoginThrottle:
         """Seconds before this user may try again from this address (0: now)."""
         now = self.clock()
         with self._lock:
-            waits = [self._wait_for(("address", address), now)]
+            keys: list[tuple] = [("pair", username, address)]
             if (username, address) not in self._known:
-                waits.append(self._wait_for(("user", username), now))
-        return max(waits)
+                keys += [("user", username), ("address", address)]
+            return max(self._wait_for(key, now) for key in keys)
 
     def failed(self, username, address):
-        """Counts a failed login against the user and the address."""
+        """Counts a failed login against the user, the address and the pair."""
         now = self.clock()
         with self._lock:
-            for key in (("user", username), ("address", address)):
+            for key in (("user", username), ("address", address), ("pair", username, address)):
                 failures, last = self._failures.pop(key, (0, now))
                 if now - last > FORGET_AFTER:
                     failures = 0
@@ -59,10 +60,10 @@ class LoginThrottle:
                 self._failures.popitem(last=False)   # the longest unused first
 
     def succeeded(self, username, address):
-        """A login: the address's and user's counts start again, the pair is known."""
+        """A login: the counts of the user, address and pair start again, the pair is known."""
         with self._lock:
-            self._failures.pop(("address", address), None)
-            self._failures.pop(("user", username), None)
+            for key in (("user", username), ("address", address), ("pair", username, address)):
+                self._failures.pop(key, None)
             self._known.pop((username, address), None)
             self._known[(username, address)] = None
             while len(self._known) > MAX_KEYS:

@@ -94,7 +94,7 @@ def import_csv(engine, file):
     if isinstance(file, bytes):
         file = file.decode("utf-8-sig")
     if isinstance(file, str):
-        file = io.StringIO(file)
+        file = io.StringIO(file, newline="")   # the csv module reads CR, LF and CRLF itself
     reader = csv.DictReader(file)
     header = [(h or "").strip().lower() for h in reader.fieldnames or ()]
     if not set(header) & {"member_id", "phone"}:

@@ -4,6 +4,8 @@
     POST /api/v1/customers          {"member_id", "phone", "name", "email", "attributes"}
     POST /api/v1/customers/import   CSV upload (multipart field "file"), per-row errors
 """
+import csv
+
 from fastapi import APIRouter, Depends, HTTPException, UploadFile
 from pydantic import BaseModel, Field
 
@@ -50,5 +52,8 @@ def import_customers(file: UploadFile, user=Depends(operator), engine=Depends(en
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise HTTPException(422, "CSV must be UTF-8") from None
-    imported, errors = crm.import_csv(engine, text)
+    try:
+        imported, errors = crm.import_csv(engine, text)
+    except csv.Error as e:      # a broken quote, a field over the csv module's limit
+        raise HTTPException(422, "CSV is malformed: %s" % e) from None
     return {"imported": imported, "errors": [{"row": r, "error": e} for r, e in errors]}
