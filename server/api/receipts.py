@@ -3,7 +3,9 @@
     GET /api/v1/receipts                  ?q=&device=&from=&to=&limit= with extracted fields
     GET /api/v1/receipts/{device}/{seq}   lines, fields, items, payments
 """
-from fastapi import APIRouter, Depends, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
 from tilltap.api.deps import (
     OPERATOR_RESPONSES,
@@ -15,6 +17,7 @@ from tilltap.api.deps import (
     rows_json,
 )
 from tilltap.storage import receipts
+from tilltap_fw import protocol
 
 router = APIRouter(responses=OPERATOR_RESPONSES)
 
@@ -31,7 +34,8 @@ def search_receipts(request: Request, q: str | None = None, device: str | None =
 
 @router.get("/api/v1/receipts/{device_id}/{seq}",
             responses={404: {"description": "no such receipt"}})
-def receipt(device_id: str, seq: int, user=Depends(operator), engine=Depends(engine)):
+def receipt(device_id: str, seq: Annotated[int, Path(ge=0, le=protocol.MAX_SEQ)],
+            user=Depends(operator), engine=Depends(engine)):
     found = receipts.detail(engine, device_id, seq)
     if found is None:
         raise HTTPException(404, "no receipt %s/%d" % (device_id, seq))

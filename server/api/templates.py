@@ -6,12 +6,13 @@
                                               extracts from that stored receipt (nothing stored)
 """
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tilltap.analysis import extraction
 from tilltap.analysis.extract import TemplateError, load_template
 from tilltap.api.deps import OPERATOR_RESPONSES, engine, operator, plain
 from tilltap.storage import templates
+from tilltap_fw import protocol
 
 router = APIRouter(responses=OPERATOR_RESPONSES)
 # a layout template is a few rules per field: far below this
@@ -42,7 +43,7 @@ def put_template(device_id: str, template: dict, tasks: BackgroundTasks,
 
 class TemplateTest(BaseModel):
     template: dict
-    seq: int
+    seq: int = Field(ge=0, le=protocol.MAX_SEQ)   # beyond the spool's seqs: 422, not a 500
 
 
 @router.post("/api/v1/templates/{device_id}/test", max_body_size=MAX_TEMPLATE_BYTES,

@@ -47,7 +47,8 @@ def _schemathesis(srv, tmp_path, name, auth, paths):
                     "not_a_server_error", "--max-examples", str(EXAMPLES), "--seed", "15",
                     "--workers", "1", "--auth", "%s:%s" % auth, "--no-color",
                     "--report", "json", "--report-json-path", str(report)] + paths,
-                   stdout=subprocess.DEVNULL, check=False, timeout=3600)
+                   stdout=subprocess.DEVNULL, check=False, timeout=3600,
+                   cwd=tmp_path)      # its cache of crashes stays out of the work tree
     with open(report) as f:
         return json.load(f)
 

@@ -349,3 +349,15 @@ def test_a_csv_with_bare_carriage_returns_or_a_huge_field_is_no_server_error(sho
     huge = 'member_id,name\n1,"%s"\n' % ("x" * 200_000)    # over the csv module's field limit
     r = client.post("/api/v1/customers/import", headers=auth, files={"file": ("c.csv", huge)})
     assert r.status_code == 422 and "malformed" in r.json()["detail"]
+
+
+def test_a_seq_beyond_the_spool_is_refused_not_a_server_error(shop):
+    """Found by schemathesis: a seq over the database's integer answered 500."""
+    client, _, _, _ = shop
+    auth = _basic(*OPERATOR)
+    for seq in (2 ** 63, protocol.MAX_SEQ + 1, -1):
+        assert client.get("/api/v1/receipts/%s/%d" % (data.CORNER, seq),
+                          headers=auth).status_code == 422
+        assert client.post("/api/v1/templates/%s/test" % data.CORNER, headers=auth,
+                           json={"template": {}, "seq": seq}).status_code == 422
+    assert client.get("/api/v1/receipts/%s/1" % data.CORNER, headers=auth).status_code == 200
