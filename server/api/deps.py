@@ -24,6 +24,7 @@ MAX_ROWS = 1000     # the most rows any list or report answers with
 MAX_BODY = 64 * 1024
 # What every operator route may answer besides its own success (OpenAPI)
 OPERATOR_RESPONSES: dict[int | str, dict] = {
+    400: {"description": "a body that cannot be parsed (broken JSON or multipart)"},
     401: {"description": "operator login required (session cookie or HTTP Basic)"},
     403: {"description": "cross-site request refused (CSRF check)"},
     413: {"description": "request body larger than the route takes"},
