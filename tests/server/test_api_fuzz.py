@@ -46,7 +46,8 @@ def _schemathesis(srv, tmp_path, name, auth, paths):
     report = tmp_path / ("%s.json" % name)
     subprocess.run([SCHEMATHESIS, "run", srv.url + "/openapi.json", "--checks",
                     "not_a_server_error,status_code_conformance", "--max-examples",
-                    str(EXAMPLES), "--seed", "15", "--workers", "1", "--auth", "%s:%s" % auth, "--no-color",
+                    str(EXAMPLES), "--seed", "15", "--workers", "1", "--auth", "%s:%s" % auth,
+                    "--no-color",
                     "--report", "json", "--report-json-path", str(report)] + paths,
                    stdout=subprocess.DEVNULL, check=False, timeout=3600,
                    cwd=tmp_path)      # its cache of crashes stays out of the work tree
