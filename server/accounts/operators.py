@@ -6,6 +6,7 @@ hashes (slow to brute-force if the database leaks); sessions are random tokens o
 the SHA-256 is stored.
 """
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import os
@@ -57,13 +58,20 @@ def add(engine, username, password):
                                                password_hash=hash_password(password)))
 
 
+@functools.cache
+def _unknown_user_hash():
+    """A hash checked for unknown names: one scrypt then, as for a known name, so the answer's
+    time does not tell which names exist."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def verify(engine, username, password):
-    """True if username/password is an operator's login."""
+    """True if username/password is an operator's login (one scrypt check either way)."""
     with engine.connect() as conn:
         stored = conn.execute(select(operators.c.password_hash).where(
             operators.c.username == username)).scalar()
     if stored is None:
-        check_password(password or "", hash_password("x"))  # same time for unknown names
+        check_password(password or "", _unknown_user_hash())
         return False
     return check_password(password or "", stored)
 

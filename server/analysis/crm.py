@@ -99,7 +99,7 @@ def import_csv(engine, file):
     if isinstance(file, bytes):
         file = file.decode("utf-8-sig")
     if isinstance(file, str):
-        file = io.StringIO(file)
+        file = io.StringIO(file, newline="")   # the csv module reads CR, LF and CRLF itself
     reader = csv.DictReader(file)
     header = [(h or "").strip().lower() for h in reader.fieldnames or ()]
     if not set(header) & {"member_id", "phone"}:
@@ -140,8 +140,8 @@ def list_customers(engine, q=None, limit=100, offset=0):
              .select_from(customers.outerjoin(visits, visits.c.customer_id == customers.c.id))
              .order_by(customers.c.id).limit(limit).offset(offset))
     if q:
-        like = "%" + q.lower() + "%"
-        query = query.where(or_(*(func.lower(c).like(like) for c in (
+        # autoescape: a % or _ typed in the search box is that character, not a wildcard
+        query = query.where(or_(*(func.lower(c).contains(q.lower(), autoescape=True) for c in (
             customers.c.member_id, customers.c.name, customers.c.email, customers.c.phone))))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]

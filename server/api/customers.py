@@ -4,15 +4,26 @@
     POST /api/v1/customers          {"member_id", "phone", "name", "email", "attributes"}
     POST /api/v1/customers/import   CSV upload (multipart field "file"), per-row errors
 """
+import csv
+
 from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
 from pydantic import BaseModel, Field
 
 from tilltap.analysis import crm
-from tilltap.api.deps import MAX_OFFSET, engine, operator, row_limit, rows_json
+from tilltap.api.deps import (
+    MAX_OFFSET,
+    OPERATOR_RESPONSES,
+    engine,
+    operator,
+    row_limit,
+    rows_json,
+)
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# the upload as it comes: the CSV plus its multipart boundaries and part headers
+MAX_IMPORT_BODY = MAX_IMPORT_BYTES + 64 * 1024
 
 
 class CustomerIn(BaseModel):
@@ -40,7 +51,7 @@ def add_customer(body: CustomerIn, user=Depends(operator), engine=Depends(engine
     return {"id": customer_id}
 
 
-@router.post("/api/v1/customers/import")
+@router.post("/api/v1/customers/import", max_body_size=MAX_IMPORT_BODY)
 def import_customers(file: UploadFile, user=Depends(operator), engine=Depends(engine)):
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
@@ -49,5 +60,8 @@ def import_customers(file: UploadFile, user=Depends(operator), engine=Depends(en
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise HTTPException(422, "CSV must be UTF-8") from None
-    imported, errors = crm.import_csv(engine, text)
+    try:
+        imported, errors = crm.import_csv(engine, text)
+    except csv.Error as e:      # a broken quote, a field over the csv module's limit
+        raise HTTPException(422, "CSV is malformed: %s" % e) from None
     return {"imported": imported, "errors": [{"row": r, "error": e} for r, e in errors]}

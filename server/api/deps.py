@@ -1,6 +1,7 @@
 """What every route shares: the engine and ingest of the app, HTTP Basic credentials, the
-operator login (session cookie or Basic), bounds on parameters, and how values are encoded in
-JSON and CSV."""
+operator login (session cookie or Basic, failed logins backed off), bounds on parameters, the
+status codes operator routes answer (for the OpenAPI schema), and how values are encoded in JSON
+and CSV."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +9,7 @@ import binascii
 import csv
 import datetime as dt
 import io
+import math
 from decimal import Decimal
 
 from fastapi import Depends, HTTPException, Request
@@ -24,6 +26,19 @@ MAX_HOURS = 100 * 366 * 24
 # The last date a query may name: ranges end the day after and reports step by months, which
 # must stay within Python's dates (year 9999).
 MAX_DATE = dt.date(9998, 12, 31)
+# Request bodies an operator route reads at most (FastAPI's max_body_size: the declared
+# Content-Length is checked before anything is read, a chunked body is cut off at the limit;
+# both answer 413). Routes that take more or less say so themselves.
+MAX_BODY = 64 * 1024
+# What every operator route may answer besides its own success (OpenAPI)
+OPERATOR_RESPONSES: dict[int | str, dict] = {
+    400: {"description": "a body that cannot be parsed (broken JSON or multipart)"},
+    401: {"description": "operator login required (session cookie or HTTP Basic)"},
+    403: {"description": "cross-site request refused (CSRF check)"},
+    413: {"description": "request body larger than the route takes"},
+    422: {"description": "a parameter or the body is not valid"},
+    429: {"description": "too many failed logins: retry after Retry-After seconds"},
+}
 
 
 def engine(request: Request):
@@ -50,19 +65,50 @@ def basic_credentials(request):
     return user, password
 
 
-def operator(request: Request, engine=Depends(engine)):
-    """The logged-in operator's name; 401 otherwise (cookie first, then HTTP Basic).
+def client_address(request):
+    """The client's address (the proxy's X-Forwarded-For when it is a trusted proxy)."""
+    return request.client.host if request.client else ""
 
-    Device credentials are never looked at: a tap's credential opens nothing an operator sees.
-    """
+
+def check_login(request, engine, username, password):
+    """True if username/password is an operator's login; failures back off the user and the
+    client's address (accounts/throttle.py): 429 with Retry-After while they must wait, before
+    the password is looked at."""
+    throttle = request.app.state.login_throttle
+    address = client_address(request)
+    wait = throttle.wait(username, address)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise HTTPException(429, "too many failed logins: retry in %d s" % seconds,
+                            headers={"Retry-After": str(seconds)})
+    if operators.verify(engine, username, password):
+        throttle.succeeded(username, address)
+        return True
+    throttle.failed(username, address)
+    return False
+
+
+def logged_in(request, engine):
+    """The logged-in operator's name (session cookie first, then HTTP Basic), else None."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         user = operators.session_user(engine, token)
         if user is not None:
             return user
     username, password = basic_credentials(request)
-    if username is not None and operators.verify(engine, username, password):
+    if username is not None and check_login(request, engine, username, password):
         return username
+    return None
+
+
+def operator(request: Request, engine=Depends(engine)):
+    """The logged-in operator's name; 401 otherwise (429 while failed logins back off).
+
+    Device credentials are never looked at: a tap's credential opens nothing an operator sees.
+    """
+    user = logged_in(request, engine)
+    if user is not None:
+        return user
     # The dashboard's own requests get no Basic challenge, so the browser shows our login
     # page instead of its password dialog.
     headers = None if request.headers.get("x-tilltap-dashboard") else {
@@ -84,13 +130,26 @@ def rows_json(rows):
     return [{k: plain(v) for k, v in row.items()} for row in rows]
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...), a DDE
+# call): text printed on a receipt or typed into a customer list must stay text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell: plain(value), text that a spreadsheet would run as a formula prefixed with
+    an apostrophe (numbers stay numbers: a refund's -3.00 is a Decimal, not text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return plain(value)
+
+
 def csv_response(rows, filename):
-    """Rows (dicts) as a CSV download."""
+    """Rows (dicts) as a CSV download, every cell csv_cell()."""
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows_json(rows))
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="%s"' % filename})
 

@@ -3,42 +3,33 @@ hand it to ingest.writer.Ingest, answer with its Result.
 
     POST /api/v1/ingest      batch (protocol.py) -> 200 {"acked": [...], "rejected": [...]}
     POST /api/v1/telemetry   telemetry report    -> 200 {"ok": true}
-    GET  /healthz            liveness and ingest counters
+    GET  /healthz            liveness; ingest counters with the monitoring token or a login
 
 Devices authenticate with HTTP Basic (user = device ID, password = credential). Answers:
-401 bad/revoked credential (nothing stored), 413 body over protocol.MAX_BATCH_BYTES,
+401 bad/revoked credential (nothing stored), 413 body over protocol.MAX_BATCH_BYTES (the
+route's max_body_size: refused before it is read),
 400 unparseable batch, 422 when no record of the batch is valid, 503 when the database failed
 (nothing acked; the device retries). A 200 lists exactly the committed seqs.
 """
 import asyncio
+import hmac
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from tilltap.accounts import devices
-from tilltap.api.deps import basic_credentials
+from tilltap.api.deps import basic_credentials, logged_in
 from tilltap_fw import protocol
 
 router = APIRouter()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _body(request, limit):
-    """The request body, refusing more than limit bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+DEVICE_RESPONSES: dict[int | str, dict] = {
+    400: {"description": "unparseable batch or telemetry"},
+    401: {"description": "unknown device, wrong or revoked credential"},
+    413: {"description": "body larger than the protocol's limit"},
+    422: {"description": "no record of the batch is valid"},
+    503: {"description": "storage unavailable: nothing acked, retry later"},
+}
 
 
 def _error(status, reason, **extra):
@@ -58,16 +49,17 @@ async def _authenticate(request):
     return device if ok else None
 
 
-async def _submit(request, limit, submit):
+async def _submit(request, submit):
     ingest = request.app.state.ingest
     device = await _authenticate(request)
     if device is None:
         return None, _error(401, "unknown device, wrong or revoked credential")
     try:
-        payload = await _body(request, limit)
-    except _TooLarge:
-        ingest.count("rejected_batches")
-        return None, _error(413, "body larger than %d bytes" % limit)
+        payload = await request.body()
+    except HTTPException as e:   # the route's max_body_size, as a chunked body streams in
+        if e.status_code == 413:
+            ingest.count("rejected_batches")
+        raise
     try:
         result = await asyncio.wrap_future(submit(device, payload))
     except Exception:
@@ -75,10 +67,10 @@ async def _submit(request, limit, submit):
     return result, None
 
 
-@router.post(protocol.HTTP_INGEST_PATH)
+@router.post(protocol.HTTP_INGEST_PATH, max_body_size=protocol.MAX_BATCH_BYTES,
+             responses=DEVICE_RESPONSES)
 async def ingest_batch(request: Request):
-    result, failure = await _submit(request, protocol.MAX_BATCH_BYTES,
-                                    request.app.state.ingest.submit_batch)
+    result, failure = await _submit(request, request.app.state.ingest.submit_batch)
     if failure is not None:
         return failure
     if result.error is not None:
@@ -88,10 +80,10 @@ async def ingest_batch(request: Request):
     return Response(result.ack_payload(), media_type="application/json")
 
 
-@router.post(protocol.HTTP_TELEMETRY_PATH)
+@router.post(protocol.HTTP_TELEMETRY_PATH, max_body_size=protocol.MAX_TELEMETRY_BYTES,
+             responses=DEVICE_RESPONSES)
 async def ingest_telemetry(request: Request):
-    result, failure = await _submit(request, protocol.MAX_TELEMETRY_BYTES,
-                                    request.app.state.ingest.submit_telemetry)
+    result, failure = await _submit(request, request.app.state.ingest.submit_telemetry)
     if failure is not None:
         return failure
     if result.error is not None:
@@ -99,10 +91,24 @@ async def ingest_telemetry(request: Request):
     return {"ok": True}
 
 
-@router.get("/healthz")
+def _monitor(request):
+    """True if the request may see counters: the monitoring token as a Bearer token, or an
+    operator's login (the same back-off as everywhere for a wrong Basic password)."""
+    token = request.app.state.settings.monitor_token
+    header = request.headers.get("authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header[7:].encode(), token.encode())
+    return logged_in(request, request.app.state.engine) is not None
+
+
+@router.get("/healthz", responses={429: {"description": "too many failed logins"}})
 async def healthz(request: Request):
-    body = {"ok": True, "ingest": request.app.state.ingest.stats()}
-    status = request.app.state.status
-    if status is not None:
-        body.update(status())
+    """{"ok": true} for anyone (a load balancer's probe); ingest counters and the MQTT state
+    only with the monitoring token (Authorization: Bearer) or an operator's login."""
+    body: dict = {"ok": True}
+    if await run_in_threadpool(_monitor, request):
+        body["ingest"] = request.app.state.ingest.stats()
+        status = request.app.state.status
+        if status is not None:
+            body.update(status())
     return body

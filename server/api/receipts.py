@@ -3,13 +3,23 @@
     GET /api/v1/receipts                  ?q=&device=&from=&to=&limit= with extracted fields
     GET /api/v1/receipts/{device}/{seq}   lines, fields, items, payments
 """
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
-from tilltap.api.deps import engine, operator, plain, query_date, row_limit, rows_json
+from tilltap.api.deps import (
+    OPERATOR_RESPONSES,
+    engine,
+    operator,
+    plain,
+    query_date,
+    row_limit,
+    rows_json,
+)
 from tilltap.storage import receipts
-from tilltap_fw.protocol import MAX_SEQ
+from tilltap_fw import protocol
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
 
 
 @router.get("/api/v1/receipts")
@@ -22,9 +32,10 @@ def search_receipts(request: Request, q: str | None = None, device: str | None =
     return {"receipts": rows_json(rows)}
 
 
-@router.get("/api/v1/receipts/{device_id}/{seq}")
-def receipt(device_id: str, seq: int = Path(ge=0, le=MAX_SEQ), user=Depends(operator),
-            engine=Depends(engine)):
+@router.get("/api/v1/receipts/{device_id}/{seq}",
+            responses={404: {"description": "no such receipt"}})
+def receipt(device_id: str, seq: Annotated[int, Path(ge=0, le=protocol.MAX_SEQ)],
+            user=Depends(operator), engine=Depends(engine)):
     found = receipts.detail(engine, device_id, seq)
     if found is None:
         raise HTTPException(404, "no receipt %s/%d" % (device_id, seq))

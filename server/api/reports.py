@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from tilltap.analysis.reports import REPORTS, ReportQuery
 from tilltap.api.deps import (
     MAX_HOURS,
+    OPERATOR_RESPONSES,
     csv_response,
     engine,
     operator,
@@ -16,7 +17,7 @@ from tilltap.api.deps import (
     rows_json,
 )
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
 
 
 @router.get("/api/v1/reports")
@@ -24,7 +25,9 @@ def report_names(user=Depends(operator)):
     return {"reports": sorted(REPORTS)}
 
 
-@router.get("/api/v1/reports/{name}")
+@router.get("/api/v1/reports/{name}", responses={
+    200: {"content": {"text/csv": {}}, "description": "rows as JSON, or CSV with format=csv"},
+    404: {"description": "no such report"}})
 def report(name: str, request: Request, store: str | None = None, limit: int = 20,
            hours: int = Query(24, le=MAX_HOURS), format: str = "json", user=Depends(operator),
            engine=Depends(engine)):

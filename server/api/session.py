@@ -9,9 +9,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from tilltap.accounts import operators
-from tilltap.api.deps import SESSION_COOKIE, engine, operator
+from tilltap.api.deps import OPERATOR_RESPONSES, SESSION_COOKIE, check_login, engine, operator
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
+# {"username": 64 characters, "password": 200} as JSON with room for escapes
+MAX_LOGIN_BYTES = 4096
 
 
 class Login(BaseModel):
@@ -19,12 +21,14 @@ class Login(BaseModel):
     password: str = Field(max_length=200)
 
 
-@router.post("/api/v1/login")
+@router.post("/api/v1/login", max_body_size=MAX_LOGIN_BYTES)
 def login(body: Login, request: Request, engine=Depends(engine)):
-    if not operators.verify(engine, body.username, body.password):
+    """A session cookie for an operator's login; failed logins back off (429, Retry-After)."""
+    if not check_login(request, engine, body.username, body.password):
         raise HTTPException(401, "wrong username or password")
     response = JSONResponse({"username": body.username})
-    # HttpOnly and SameSite=Strict keep scripts and other sites from riding on it
+    # HttpOnly and SameSite=Strict keep scripts and other sites from riding on it; Secure
+    # when the request came over TLS (the scheme a trusted proxy forwards counts)
     response.set_cookie(SESSION_COOKIE, operators.start_session(engine, body.username),
                         max_age=operators.SESSION_HOURS * 3600, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")

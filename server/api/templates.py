@@ -10,16 +10,19 @@ from pydantic import BaseModel, Field
 
 from tilltap.analysis import extraction
 from tilltap.analysis.extract import TemplateError, load_template
-from tilltap.api.deps import engine, operator, plain
+from tilltap.api.deps import OPERATOR_RESPONSES, engine, operator, plain
 from tilltap.ingest.text import clean_value
 from tilltap.storage import templates
-from tilltap_fw.protocol import MAX_SEQ
+from tilltap_fw import protocol
 from tilltap_fw.protocol_check import valid_device_id
 
-router = APIRouter()
+router = APIRouter(responses=OPERATOR_RESPONSES)
+# a layout template is a few rules per field: far below this
+MAX_TEMPLATE_BYTES = 256 * 1024
+NOT_FOUND: dict[int | str, dict] = {404: {"description": "no such template, printer or receipt"}}
 
 
-@router.get("/api/v1/templates/{device_id}")
+@router.get("/api/v1/templates/{device_id}", responses=NOT_FOUND)
 def get_template(device_id: str, user=Depends(operator), engine=Depends(engine)):
     found = templates.get(engine, device_id)
     if found is None:
@@ -27,7 +30,7 @@ def get_template(device_id: str, user=Depends(operator), engine=Depends(engine))
     return {"device_id": device_id, "template": found[0], "updated_at": plain(found[1])}
 
 
-@router.put("/api/v1/templates/{device_id}")
+@router.put("/api/v1/templates/{device_id}", max_body_size=MAX_TEMPLATE_BYTES)
 def put_template(device_id: str, template: dict, tasks: BackgroundTasks,
                  user=Depends(operator), engine=Depends(engine)):
     """Stores a checked template and re-extracts the printer's receipts in the background."""
@@ -46,10 +49,11 @@ def put_template(device_id: str, template: dict, tasks: BackgroundTasks,
 
 class TemplateTest(BaseModel):
     template: dict
-    seq: int = Field(ge=0, le=MAX_SEQ)
+    seq: int = Field(ge=0, le=protocol.MAX_SEQ)   # beyond the spool's seqs: 422, not a 500
 
 
-@router.post("/api/v1/templates/{device_id}/test")
+@router.post("/api/v1/templates/{device_id}/test", max_body_size=MAX_TEMPLATE_BYTES,
+             responses=NOT_FOUND)
 def test_template(device_id: str, body: TemplateTest, user=Depends(operator),
                   engine=Depends(engine)):
     """A draft template run on one stored receipt of the printer: "template" what its own rules

@@ -17,6 +17,7 @@ import threading
 import uvicorn
 
 from tilltap.analysis import extraction, summaries
+from tilltap.api.security import SecuritySettings
 from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest
 from tilltap.storage import database, migrations
@@ -41,6 +42,15 @@ def add_command(sub):
                     help="file holding the account's credential (else $TILLTAP_MQTT_PASSWORD)")
     ap.add_argument("--mqtt-ca", help="CA file: connect to the broker with TLS, verified")
     ap.add_argument("--client-id", help="stable MQTT client ID of this process")
+    ap.add_argument("--monitor-token-file",
+                    help="file holding the token that shows /healthz counters to monitoring "
+                         "(Authorization: Bearer); else $TILLTAP_MONITOR_TOKEN; without one "
+                         "only logged-in operators see them")
+    ap.add_argument("--trusted-proxy", action="append", default=None, metavar="ADDRESS",
+                    help="a reverse proxy (IP or network, repeatable; else "
+                         "$TILLTAP_TRUSTED_PROXIES, comma-separated) whose X-Forwarded-Proto "
+                         "and X-Forwarded-For are believed: Secure cookies behind TLS, the "
+                         "client address for the login back-off")
     ap.add_argument("--log-level", default="warning")
     ap.set_defaults(run=run)
 
@@ -50,6 +60,19 @@ def _password(args):
         with open(args.mqtt_password_file) as f:
             return f.read().strip()
     return os.environ.get("TILLTAP_MQTT_PASSWORD")
+
+
+def _security(args):
+    """SecuritySettings from the options, else the environment."""
+    token = os.environ.get("TILLTAP_MONITOR_TOKEN")
+    if args.monitor_token_file:
+        with open(args.monitor_token_file) as f:
+            token = f.read().strip()
+    proxies = args.trusted_proxy
+    if proxies is None:
+        proxies = [p for p in os.environ.get("TILLTAP_TRUSTED_PROXIES", "").split(",") if p]
+    return SecuritySettings(monitor_token=token or None,
+                            trusted_proxies=tuple(p.strip() for p in proxies))
 
 
 def run(args):
@@ -78,10 +101,12 @@ def run(args):
                 signal.signal(sig, lambda *_: stop.set())
             stop.wait()
         else:
-            config = uvicorn.Config(create_app(ingest, status), host=args.host,
-                                    port=args.port, log_level=args.log_level,
+            # proxy_headers off: the app believes forwarded headers from --trusted-proxy
+            # only (uvicorn's default would trust any local process)
+            config = uvicorn.Config(create_app(ingest, status, _security(args)),
+                                    host=args.host, port=args.port, log_level=args.log_level,
                                     ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                                    access_log=False)
+                                    access_log=False, proxy_headers=False)
             uvicorn.Server(config).run()
     finally:
         if consumer:

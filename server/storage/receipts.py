@@ -53,12 +53,13 @@ def search(engine, q=None, device=None, start=None, end=None, limit=50):
         query = query.where(rf.c.receipt_dt < dt.datetime.combine(
             end + dt.timedelta(days=1), dt.time()))
     if q:
-        like = "%" + q.lower() + "%"
+        # autoescape: a % or _ typed in the search box is that character, not a wildcard
+        text = q.lower()
         item = exists().where(it.c.device_id == rf.c.device_id, it.c.seq == rf.c.seq,
-                              func.lower(it.c.name).like(like))
-        query = query.where(or_(func.lower(rf.c.store).like(like),
-                                func.lower(rf.c.receipt_no).like(like),
-                                rf.c.member_id.like(like), item))
+                              func.lower(it.c.name).contains(text, autoescape=True))
+        query = query.where(or_(func.lower(rf.c.store).contains(text, autoescape=True),
+                                func.lower(rf.c.receipt_no).contains(text, autoescape=True),
+                                rf.c.member_id.contains(text, autoescape=True), item))
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
 

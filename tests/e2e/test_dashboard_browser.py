@@ -4,6 +4,7 @@ served by uvicorn (as `tilltap serve` runs it) on SQLite and PostgreSQL.
 Skips with the reason when chromium, chromedriver or selenium are missing
 (apt-get install -y chromium chromium-driver; pip install selenium).
 """
+import http.server
 import json
 import shutil
 import socket
@@ -20,6 +21,7 @@ from tilltap.analysis import extraction as analysis
 from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest
 from tilltap.storage import database
+from tilltap.storage.schema import customers
 from tilltap_fw import protocol
 from tilltap_fw.receipt import NOT_PRINTED, Receipt
 
@@ -81,6 +83,8 @@ def browser(tmp_path):
                  "--disable-sync", "--window-size=1400,1000",
                  "--user-data-dir=%s" % (tmp_path / "profile")):
         options.add_argument(flag)
+    # the console, where Chromium reports what the Content-Security-Policy blocked
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
     yield driver
     driver.quit()
@@ -139,6 +143,61 @@ def test_login_search_receipt_and_chart(server, browser):
     browser.get(server + "/dashboard/#fleet")
     wait.until(seen.text_to_be_present_in_element((By.ID, "fleet-table"), data.IDLE))
     assert "SILENT" in browser.find_element(By.ID, "fleet-table").text
+    # every page above ran under the server's Content-Security-Policy without a violation
+    blocked = [e["message"] for e in browser.get_log("browser")
+               if "Content Security Policy" in e["message"]]
+    assert blocked == []
+
+
+# A page of another site on the same host (another port: "same-site", so the SameSite=Strict
+# cookie goes along) posting a customer import with the operator's cookie (issue 15, finding 6).
+HOSTILE_PAGE = """<!doctype html><title>waiting</title><script>
+var form = new FormData();
+form.append("file", new Blob(["member_id,name\\n66666666,Mallory\\n"]), "c.csv");
+fetch("%s/api/v1/customers/import", {method: "POST", mode: "no-cors", credentials: "include",
+                                     body: form})
+  .then(function () { document.title = "sent"; }, function () { document.title = "sent"; });
+</script>"""
+IMPORT_FROM_OUR_PAGE = """var form = new FormData(), done = arguments[0];
+form.append("file", new Blob(["member_id,name\\n77777777,Operator\\n"]), "c.csv");
+fetch("/api/v1/customers/import", {method: "POST", body: form})
+  .then(function (r) { done(r.status); });"""
+
+
+@pytest.fixture
+def hostile_site(server):
+    page = (HOSTILE_PAGE % server).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d/" % site.server_address[1]
+    site.shutdown()
+
+
+def test_another_port_of_the_host_cannot_import_customers(engine, server, hostile_site, browser):
+    def member_ids():
+        with engine.connect() as conn:
+            return {m for (m,) in conn.execute(customers.select().with_only_columns(
+                customers.c.member_id))}
+
+    _login(browser, server)
+    browser.get(hostile_site)
+    _wait(browser).until(lambda d: d.title == "sent")
+    assert "66666666" not in member_ids()
+    # the same request from the dashboard's own page goes through
+    browser.get(server + "/dashboard/")
+    assert browser.execute_async_script(IMPORT_FROM_OUR_PAGE) == 200
+    assert "77777777" in member_ids()
 
 
 # A printer whose total line the built-in rules do not know: they take the cash tendered (20.00)

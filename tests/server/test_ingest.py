@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from tilltap.accounts import broker_files, devices
+from tilltap.api.security import SecuritySettings
 from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest, prepare
 from tilltap.storage import database, schema
@@ -18,6 +19,7 @@ from tilltap_fw import protocol
 from tilltap_fw.receipt import Receipt
 
 DEV = "a1b2c3d4e5f6"
+MONITOR_TOKEN = "monitoring-token-of-the-test"
 
 
 def _record(seq, device=DEV, **changes):
@@ -226,7 +228,8 @@ def test_registry_hashes_and_mosquitto_files(setup):
 @pytest.fixture
 def http(setup):
     engine, ingest, secret = setup
-    with TestClient(create_app(ingest)) as client:
+    app = create_app(ingest, settings=SecuritySettings(monitor_token=MONITOR_TOKEN))
+    with TestClient(app) as client:
         yield client, engine, secret
 
 
@@ -262,7 +265,9 @@ def test_http_bad_payloads_get_4xx_with_a_reason(http):
     r = _post(client, b"{not json", secret=secret)
     assert r.status_code == 400 and r.json()["error"] == "not JSON"
     r = _post(client, b" " * (protocol.MAX_BATCH_BYTES + 1), secret=secret)
-    assert r.status_code == 413 and "larger than" in r.json()["error"]
+    assert r.status_code == 413 and "Too Large" in r.text
+    assert client.get("/healthz", headers={"Authorization": "Bearer " + MONITOR_TOKEN}
+                      ).json()["ingest"]["rejected_batches"] == 1
     r = _post(client, _batch([_record(1, v=3)]), secret=secret)
     assert r.status_code == 422 and r.json()["rejected"][0]["error"] == "unknown version 3"
     r = _post(client, b'{"v": 1}', secret=secret, path=protocol.HTTP_TELEMETRY_PATH)
@@ -275,7 +280,7 @@ def test_http_telemetry_and_health(http):
     payload = protocol.telemetry(DEV, 1, 10, None, {"count": 0}, None, None, "0.1", {})
     r = _post(client, payload, secret=secret, path=protocol.HTTP_TELEMETRY_PATH)
     assert r.status_code == 200
-    health = client.get("/healthz").json()
+    health = client.get("/healthz", headers={"Authorization": "Bearer " + MONITOR_TOKEN}).json()
     assert health["ok"] and health["ingest"]["telemetry"] == 1
 
 

@@ -4,10 +4,12 @@
     ... srv.port ...; srv.kill(); srv.start(); srv.stop()
 
 wrapper: a Python file run instead of `tilltap serve` (fault-injection tests wrap the
-server with a hook; the wrapper gets the same arguments).
+server with a hook; the wrapper gets the same arguments). The server gets a monitoring token
+(TILLTAP_MONITOR_TOKEN) so that health() sees its counters.
 """
 import json
 import os
+import secrets
 import subprocess
 import sys
 import urllib.request
@@ -33,6 +35,8 @@ class ServerProc:
         if mqtt:
             self.env["TILLTAP_MQTT_PASSWORD"] = mqtt[2]
         self.env.update(env or {})
+        self.env.setdefault("TILLTAP_MONITOR_TOKEN", secrets.token_urlsafe(16))
+        self.monitor_token = self.env["TILLTAP_MONITOR_TOKEN"]
         self.wrapper = wrapper
         self.log_path = log_path or os.devnull
         self.proc = None
@@ -51,8 +55,11 @@ class ServerProc:
         return self
 
     def health(self):
+        """/healthz with its counters, None while the server does not answer."""
         try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+            request = urllib.request.Request(
+                self.url + "/healthz", headers={"Authorization": "Bearer " + self.monitor_token})
+            with urllib.request.urlopen(request, timeout=2) as r:
                 return json.loads(r.read())
         except OSError:
             return None
