@@ -416,7 +416,8 @@ def _aware(value):
 
 def fleet(engine, q):
     """Every registered tap: store, last receipt, last telemetry and what it reported (spool
-    backlog, dropped receipts, firmware, printer state)."""
+    backlog, dropped receipts, records the server refused and the tap keeps set aside, firmware,
+    printer state), and whether an operator's retry of the refused records is under way."""
     last = (select(schema.receipts.c.device_id,
                    func.max(schema.receipts.c.received_at).label("last_at"),
                    func.count().label("receipts"))
@@ -424,18 +425,23 @@ def fleet(engine, q):
     store = (select(rf.c.device_id, func.max(rf.c.store).label("store"))
              .group_by(rf.c.device_id).subquery())
     tel = schema.telemetry
+    req = schema.device_requests
     query = (select(schema.devices.c.id.label("device_id"), schema.devices.c.revoked_at,
                     store.c.store, last.c.receipts, last.c.last_at,
-                    tel.c.received_at.label("telemetry_at"), tel.c.report)
+                    tel.c.received_at.label("telemetry_at"), tel.c.report,
+                    req.c.retry_refused, req.c.retry_done)
              .select_from(schema.devices.outerjoin(last, last.c.device_id == schema.devices.c.id)
                           .outerjoin(store, store.c.device_id == schema.devices.c.id)
-                          .outerjoin(tel, tel.c.device_id == schema.devices.c.id))
+                          .outerjoin(tel, tel.c.device_id == schema.devices.c.id)
+                          .outerjoin(req, req.c.device_id == schema.devices.c.id))
              .where(schema.devices.c.role == "device").order_by(schema.devices.c.id))
     out = []
     for row in _fetch(engine, query):
         report = row.pop("report") or {}
         spool = report.get("spool") or {}
+        asked, done = row.pop("retry_refused"), row.pop("retry_done")
         out.append(dict(row, receipts=row["receipts"] or 0,
+                        refused=spool.get("refused"), retry_pending=asked != done,
                         last_receipt_at=_aware(row.pop("last_at")),
                         telemetry_at=_aware(row["telemetry_at"]), spool_backlog=spool.get("count"),
                         dropped=report.get("dropped"), firmware=report.get("firmware"),

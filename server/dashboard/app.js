@@ -86,7 +86,12 @@ var LOADERS = {
       table($("fleet-table"), body.rows.map(function (r) {
         return {device: r.device_id, store: r.store, receipts: r.receipts,
                 last_receipt: r.last_receipt_at, last_seen: r.telemetry_at,
-                spool_backlog: r.spool_backlog, dropped: r.dropped, firmware: r.firmware,
+                spool_backlog: r.spool_backlog, dropped: r.dropped,
+                // records the server refused, kept set aside on the tap until an operator
+                // runs `tilltap devices retry-refused ID`
+                refused: r.refused ? r.refused + (r.retry_pending ? " (retry asked)" : "") :
+                         r.refused,
+                firmware: r.firmware,
                 printer: printerText(r.printer),
                 status: r.revoked_at ? "revoked" :
                         (!r.last_receipt_at || Date.parse(r.last_receipt_at) < stale ? "SILENT" : "ok")};

@@ -119,7 +119,10 @@ class Consumer:
         mid, qos = msg.mid, msg.qos
 
         def committed(result):
-            if kind == "receipts" and result.acked:
+            # what the device must hear: seqs stored, seqs refused for good (set aside on the
+            # board), or an operator's request in the answer to telemetry
+            if result.acked or any(seq is not None for seq, _ in result.rejected) or \
+                    result.retry_refused is not None:
                 client.publish(protocol.ack_topic(device), result.ack_payload(), qos=1)
             if result.error is not None:
                 log.warning("%s from %s refused: %s", kind, device, result.error)

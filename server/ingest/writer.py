@@ -37,17 +37,19 @@ _STOP = object()
 
 
 class Result:
-    """What became of one batch: seqs to ack, records refused with reasons, envelope error."""
+    """What became of one batch (seqs to ack, records refused with reasons, envelope error) or
+    telemetry report (an operator's request to send back)."""
 
     def __init__(self, acked=(), rejected=(), error=None, new=0):
         self.acked = list(acked)
         self.rejected = list(rejected)   # [(seq or None, reason)]
         self.error = error               # the whole batch was refused: why
         self.new = new                   # records stored by this batch (not duplicates)
+        self.retry_refused = None        # telemetry: request to send (devices.pending_request)
 
     def ack_payload(self):
         """The ack message/body for the device."""
-        return protocol_check.encode_ack(self.acked, self.rejected)
+        return protocol_check.encode_ack(self.acked, self.rejected, self.retry_refused)
 
 
 def prepare(device, payload, now_ms):
@@ -241,6 +243,7 @@ class Ingest:
                             index_elements=["device_id"],
                             set_={"received_at": stmt.excluded.received_at,
                                   "report": stmt.excluded.report}))
+                        job[3].retry_refused = devices.pending_request(conn, job[1], job[2])
         except Exception as e:
             self.count("db_errors")
             log.error("commit of %d jobs failed: %s", len(group), e)
