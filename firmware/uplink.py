@@ -59,8 +59,9 @@ class Uplink:
     spool: spool.Spool (or the same API). transport: MQTTTransport, HTTPTransport or anything
     with connect(), close(), send(batch parts) -> answer or None (MQTT: it comes later),
     poll() -> answer or None, send_telemetry(payload); an answer is protocol.parse_answer()'s
-    (acked seqs, refused seqs, retry_refused request or None). device: device ID. boot: boot counter. firmware:
-    version string. printer_status: callable -> JSON-able printer state, for telemetry.
+    (acked seqs, refused seqs, retry_refused request or None). device: device ID. boot: boot
+    counter. firmware: version string. printer_status: callable -> JSON-able printer state,
+    for telemetry.
     rand: callable(bits) -> int, for backoff jitter (tests make it deterministic).
     uptime: callable -> ms since boot for telemetry (ticks_ms wraps after ~12 days on the
     board); by default the `now` given to step().

@@ -7,14 +7,14 @@ tests/test_delivery_e2e.py): real spool on disk, real uplink, real MQTT or HTTP 
 wheel aborts with "FATAL: uncaught NLR" on any argument of 256 characters or more.)
 
 Options: spool, device, credential, transport ("mqtt" | "http"), host, port, tls_ca (MQTT over
-TLS, verified with this CA file), records (how many
-to append before starting), refused_records (how many to append after them that the server
-refuses: a synced capture time in 2100), size (bytes of text per record), timeout_ms,
-ack_timeout_ms, batch_count, backoff_max_ms, telemetry_ms, until ("empty": stop when the spool
-is empty; "failures:N": stop after N delivery failures; "refused:N": nothing pending, N records
-set aside, and one telemetry report sent since; "retried": an operator's request handled, its
-records sent and set aside again, and one telemetry report sent since), max_steps (guard). Prints one JSON line: the uplink and spool stats
-and the seqs acked by the server, in the order the acks arrived.
+TLS, verified with this CA file), records (how many to append before starting),
+refused_records (how many to append after them that the server refuses: a synced capture time
+in 2100), size (bytes of text per record), timeout_ms, ack_timeout_ms, batch_count,
+backoff_max_ms, telemetry_ms, until ("empty": stop when the spool is empty; "failures:N": stop
+after N delivery failures; "refused:N": nothing pending, N records set aside, and one telemetry
+report sent since; "retried": an operator's request handled, its records sent and set aside
+again, and one telemetry report sent since), max_steps (guard). Prints one JSON line: the
+uplink and spool stats and the seqs acked by the server, in the order the acks arrived.
 """
 import json
 import sys
