@@ -27,7 +27,8 @@ On-flash layout, under the spool directory:
                   when records are dropped or reported drops are cleared
   XXXXXX/YY       one record: seq = XXXXXX * 64 + YY (hex); 64 per directory, because LittleFS
                   operations slow down with the number of entries in a directory
-  refused/XXXXXXXX  a record the server refused (same file, renamed here: atomic, no copy)
+  refused/XXXXXXXX  a record the server refused (same file, renamed here: atomic, no copy);
+                  the directory exists only while it holds one (each costs metadata blocks)
   tmp/            files being written (a record, the state), renamed into place once closed;
                   emptied at boot. Renaming out of this small directory is also ~8x cheaper
                   than renaming within a large one (LittleFS walks the source directory).
@@ -303,6 +304,11 @@ class Spool:
             i = self._index(seq)
             if i == len(self._seqs) or self._seqs[i] != seq:
                 continue
+            if not self._refused:
+                try:
+                    self._fs.mkdir(self._dir + "/refused")
+                except OSError:
+                    pass  # exists already (a real failure shows up at rename)
             try:
                 self._fs.rename(self._path(seq), self._refused_path(seq))
             except OSError:
@@ -335,7 +341,16 @@ class Spool:
             i = _insort(self._seqs, seq)
             self._sizes.insert(i, size)
             done += 1
+        self._prune_refused()
         return done
+
+    def _prune_refused(self):
+        """Remove the refused directory once it holds no record (it costs metadata blocks)."""
+        if not self._refused:
+            try:
+                self._fs.rmdir(self._dir + "/refused")
+            except OSError:
+                pass  # gone already, or holds files not ours
 
     def dropped_ranges(self):
         """Dropped seqs as [(first, last)], ascending. Exact until the list overflows
@@ -536,6 +551,7 @@ class Spool:
                 self._bytes -= size
                 if self._free is not None:
                     self._free += self._alloc(size)
+                self._prune_refused()
 
     def _note_range(self, seq):
         r = self._ranges
@@ -599,7 +615,7 @@ class Spool:
 
     def _recover(self):
         fs, top = self._fs, self._dir
-        for path in (top, top + "/tmp", top + "/refused"):
+        for path in (top, top + "/tmp"):
             try:
                 fs.mkdir(path)
             except OSError:
@@ -634,7 +650,11 @@ class Spool:
         self._seqs = [seq for seq, _ in found]
         self._sizes = [size for _, size in found]
         aside = []
-        for name, _, size in _entries(fs, top + "/refused"):
+        try:
+            listed = _entries(fs, top + "/refused")
+        except OSError:
+            listed = ()  # none set aside
+        for name, _, size in listed:
             try:
                 aside.append((int(name, 16), size))
             except ValueError:
