@@ -369,3 +369,12 @@ def test_a_migration_adds_the_receipt_status_to_an_older_database(setup):
         assert conn.execute(select(schema.receipt_fields.c.status)).scalars().all() == \
             ["complete"]
     assert migrations.add_receipt_status(engine) == 0
+
+
+def test_the_mqtt_share_group_is_named_from_the_server_credential():
+    from tilltap.ingest.mqtt import share_group
+    group = share_group("server secret")
+    assert group == share_group("server secret")  # every process of the account: one group
+    assert group.startswith(protocol.SHARE_GROUP + "-") and len(group) > 40
+    assert share_group("another secret") != group
+    assert share_group(None) == protocol.SHARE_GROUP  # anonymous broker: nothing to hide
