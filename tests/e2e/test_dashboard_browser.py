@@ -247,8 +247,8 @@ def test_a_failing_printer_and_its_unprinted_receipt_are_shown(engine, failing_p
     wait.until(seen.text_to_be_present_in_element((By.ID, "fleet-table"), "UNREACHABLE"))
     assert "ECONNREFUSED" in browser.find_element(By.ID, "fleet-table").text
     heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#fleet-table th")]
-    row = [r for r in browser.find_elements(By.CSS_SELECTOR, "#fleet-table tbody tr")
-           if data.CORNER in r.text][0]
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#fleet-table tbody tr")
+               if data.CORNER in r.text)
     cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
     assert cells[heads.index("refused")] == "2 (retry asked)"
 
