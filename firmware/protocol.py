@@ -47,9 +47,16 @@ Record (one receipt), a JSON object with exactly these keys (optional ones may b
                  could not decode is null, its bytes in name_raw [[encoding, intl_set,
                  base64], ...] for the server to decode (fields_mode.py)
 Batch:  {"v": VERSION, "device": id, "records": [record, ...]}
-Ack:    {"acked": [seq, ...], "rejected": [{"seq": seq or null, "error": reason}, ...]}
+Ack:    {"acked": [seq, ...], "rejected": [{"seq": seq or null, "error": reason}, ...]
+         [, "retry_refused": n]}
         "acked" lists seqs the server has committed (new or already stored); a device deletes a
-        spool record only when its seq is in "acked". Rejected records are kept on the device.
+        spool record only when its seq is in "acked". A seq in "rejected" is refused for good:
+        the device sets the record aside (kept, not resent). Anything else (no answer, an HTTP
+        error without per-record entries) is retried. HTTP 413 means the batch was too large:
+        the device halves it. "retry_refused" (also in the answer to telemetry: {"ok": true,
+        "retry_refused": n} over HTTP, an ack message with no seqs over MQTT) is an operator's
+        request to offer the set-aside records again; the device does so once per new n and
+        reports the n it handled in its telemetry (uplink.retried), which ends the request.
 Telemetry: {"v": VERSION, "device": id, ...fields of TELEMETRY_FIELDS}
 """
 import json
@@ -284,17 +291,34 @@ def joined(parts):
     return out
 
 
-def parse_ack(data):
-    """(acked seqs, number rejected) from an ack payload; None if it is not a valid ack."""
+def _int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_answer(data, ack=False):
+    """(acked seqs, refused seqs, retry_refused request or None) of a server answer: an ack,
+    an HTTP error body listing rejected records, or an answer to telemetry (missing lists are
+    empty); None if it is not a JSON object (or, with ack, one without an "acked" list)."""
     try:
         obj = json.loads(data)
     except (ValueError, TypeError):
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("acked"), list):
+    if not isinstance(obj, dict):
         return None
-    acked = [s for s in obj["acked"] if isinstance(s, int) and not isinstance(s, bool)]
+    acked = obj.get("acked")
+    if ack and not isinstance(acked, list):
+        return None
+    acked = [s for s in acked if _int(s)] if isinstance(acked, list) else []
     rejected = obj.get("rejected")
-    return acked, len(rejected) if isinstance(rejected, list) else 0
+    refused = [e["seq"] for e in rejected if isinstance(e, dict) and _int(e.get("seq"))] \
+        if isinstance(rejected, list) else []
+    retry = obj.get("retry_refused")
+    return acked, refused, retry if _int(retry) else None
+
+
+def parse_ack(data):
+    """parse_answer() of an ack (it must list "acked"); None if it is not one."""
+    return parse_answer(data, ack=True)
 
 
 def telemetry(device, boot, uptime_ms, mem_free, spool_stats, last_ack_ms, printer, firmware,
@@ -305,7 +329,8 @@ def telemetry(device, boot, uptime_ms, mem_free, spool_stats, last_ack_ms, print
         "v": VERSION, "device": device, "boot": boot, "uptime_ms": uptime_ms,
         "mem_free": mem_free,
         "spool": {"count": s.get("count"), "bytes": s.get("bytes"), "oldest": s.get("oldest"),
-                  "newest": s.get("newest"), "free": s.get("free")},
+                  "newest": s.get("newest"), "free": s.get("free"),
+                  "refused": s.get("refused", 0)},
         "dropped": s.get("dropped", 0), "dropped_by": s.get("dropped_by", {}),
         "dropped_ranges": [[a, b] for a, b in s.get("dropped_ranges", ())],
         "last_ack_ms": last_ack_ms, "printer": printer, "firmware": firmware, "uplink": uplink,

@@ -89,11 +89,14 @@ def unb64(text):
     return data
 
 
-def encode_ack(acked, rejected=()):
-    """Ack payload bytes: acked seqs, and [(seq or None, reason)] refused."""
-    obj = {"acked": list(acked)}
+def encode_ack(acked, rejected=(), retry_refused=None):
+    """Ack payload bytes: acked seqs, [(seq or None, reason)] refused, and an operator's
+    retry_refused request (protocol.py, Ack)."""
+    obj = {"acked": list(acked)}  # type: dict
     if rejected:
         obj["rejected"] = [{"seq": s, "error": e} for s, e in rejected]
+    if retry_refused is not None:
+        obj["retry_refused"] = retry_refused
     return json.dumps(obj).encode()
 
 

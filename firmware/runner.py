@@ -438,6 +438,14 @@ class _LockedSpool:
         with self._lock:
             return self._spool.ack(seqs)
 
+    def set_aside(self, seqs):
+        with self._lock:
+            return self._spool.set_aside(seqs)
+
+    def retry_refused(self):
+        with self._lock:
+            return self._spool.retry_refused()
+
     def stats(self):
         with self._lock:
             return self._spool.stats()

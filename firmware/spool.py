@@ -18,12 +18,17 @@ What the spool guarantees, given those:
 - append() never raises and never blocks on a full flash; pending() never returns a record
   that fails its CRC (it is counted, then removed) and never raises on bad data.
 - Boot recovery lists directories only (no payload reads): time grows with the number of files.
+- A record the server refused for good (set_aside()) stays on flash, apart: pending() no longer
+  offers it, it counts against max_bytes and is dropped only when no deliverable record is left
+  to drop; retry_refused() (an operator's request) makes it pending again.
 
 On-flash layout, under the spool directory:
   state           seq floor, drop counters and dropped ranges (CRC-checked); rewritten only
                   when records are dropped or reported drops are cleared
   XXXXXX/YY       one record: seq = XXXXXX * 64 + YY (hex); 64 per directory, because LittleFS
                   operations slow down with the number of entries in a directory
+  refused/XXXXXXXX  a record the server refused (same file, renamed here: atomic, no copy);
+                  the directory exists only while it holds one (each costs metadata blocks)
   tmp/            files being written (a record, the state), renamed into place once closed;
                   emptied at boot. Renaming out of this small directory is also ~8x cheaper
                   than renaming within a large one (LittleFS walks the source directory).
@@ -124,6 +129,25 @@ class _PartsReader(io.IOBase):
         return n
 
 
+def _bisect(seqs, seq):
+    """Position of seq (or where it would go) in an ascending list."""
+    lo, hi = 0, len(seqs)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if seqs[mid] < seq:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _insort(seqs, seq):
+    """Inserts seq into an ascending list; returns its position."""
+    i = _bisect(seqs, seq)
+    seqs.insert(i, seq)
+    return i
+
+
 def _entries(fs, path):
     """List of (name, is_dir, size) in path; size comes from ilistdir where the VFS gives it."""
     out = []
@@ -161,6 +185,8 @@ class Spool:
         self._max_ranges = max_ranges
         self._seqs = []  # stored seqs, ascending
         self._sizes = []  # file size of each, same order
+        self._refused = []  # seqs set aside (refused by the server), ascending
+        self._refused_sizes = []  # file size of each, same order (in _bytes too)
         self._bytes = 0
         self._free = None  # estimated free filesystem bytes; None = ask statvfs
         self._block = 4096
@@ -260,7 +286,8 @@ class Spool:
             self._forget(i)
 
     def stats(self):
-        """Counters for monitoring: count, bytes, oldest, newest, next_seq, free, dropped..."""
+        """Counters for monitoring: count (pending), bytes (refused included), refused, oldest,
+        newest, next_seq, free, dropped..."""
         seqs = self._seqs
         try:
             free = self._statvfs()
@@ -269,6 +296,7 @@ class Spool:
         return {
             "count": len(seqs),
             "bytes": self._bytes,
+            "refused": len(self._refused),
             "oldest": seqs[0] if seqs else None,
             "newest": seqs[-1] if seqs else None,
             "next_seq": self._next,
@@ -277,6 +305,63 @@ class Spool:
             "dropped_by": dict(self._dropped),
             "dropped_ranges": self.dropped_ranges(),
         }
+
+    def set_aside(self, seqs):
+        """Keep these pending records apart: the server refused them for good. They stay on
+        flash (and in max_bytes) but pending() skips them until retry_refused(); returns how
+        many were set aside (unknown or already set-aside seqs are ignored)."""
+        done = 0
+        for seq in seqs:
+            i = self._index(seq)
+            if i == len(self._seqs) or self._seqs[i] != seq:
+                continue
+            if not self._refused:
+                try:
+                    self._fs.mkdir(self._dir + "/refused")
+                except OSError:
+                    pass  # exists already (a real failure shows up at rename)
+            try:
+                self._fs.rename(self._path(seq), self._refused_path(seq))
+            except OSError:
+                continue  # still pending: offered again, refused again
+            size = self._sizes[i]
+            self._seqs.pop(i)
+            self._sizes.pop(i)
+            j = _insort(self._refused, seq)
+            self._refused_sizes.insert(j, size)
+            self._prune(seq >> _SHIFT)
+            done += 1
+        return done
+
+    def retry_refused(self):
+        """Make every set-aside record pending again (the operator asked); returns how many."""
+        done = 0
+        while self._refused:
+            seq = self._refused[-1]
+            sub = seq >> _SHIFT
+            try:
+                self._fs.mkdir("%s/%06x" % (self._dir, sub))
+            except OSError:
+                pass  # exists already
+            try:
+                self._fs.rename(self._refused_path(seq), self._path(seq))
+            except OSError:
+                break  # stays set aside; the operator can ask again
+            self._refused.pop()
+            size = self._refused_sizes.pop()
+            i = _insort(self._seqs, seq)
+            self._sizes.insert(i, size)
+            done += 1
+        self._prune_refused()
+        return done
+
+    def _prune_refused(self):
+        """Remove the refused directory once it holds no record (it costs metadata blocks)."""
+        if not self._refused:
+            try:
+                self._fs.rmdir(self._dir + "/refused")
+            except OSError:
+                pass  # gone already, or holds files not ours
 
     def dropped_ranges(self):
         """Dropped seqs as [(first, last)], ascending. Exact until the list overflows
@@ -299,6 +384,9 @@ class Spool:
 
     def _tmp(self, seq):
         return "%s/tmp/%08x" % (self._dir, seq)
+
+    def _refused_path(self, seq):
+        return "%s/refused/%08x" % (self._dir, seq)
 
     def _last(self, seq):
         return "%s/last.%08x" % (self._dir, seq)
@@ -397,15 +485,8 @@ class Spool:
     # -- bookkeeping in RAM
 
     def _index(self, seq):
-        """Position of seq (or where it would go) in the sorted list of stored seqs."""
-        lo, hi = 0, len(self._seqs)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if self._seqs[mid] < seq:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        """Position of seq (or where it would go) in the sorted list of pending seqs."""
+        return _bisect(self._seqs, seq)
 
     def _forget(self, i):
         seq = self._seqs.pop(i)
@@ -455,16 +536,20 @@ class Spool:
         return self._evicts and self._evict(over_bytes, over_free)
 
     def _evict(self, over_bytes, over_free):
-        """Drop the oldest records to cover both excesses; False (and drop none) if all would
-        not do."""
-        n = 0
+        """Drop the oldest records to cover both excesses, pending ones first and set-aside
+        ones only after them; False (and drop none) if all would not do."""
+        n = k = 0
         while (over_bytes > 0 or over_free > 0) and n < len(self._sizes):
             over_bytes -= self._sizes[n]
             over_free -= self._alloc(self._sizes[n])
             n += 1
+        while (over_bytes > 0 or over_free > 0) and k < len(self._refused_sizes):
+            over_bytes -= self._refused_sizes[k]
+            over_free -= self._alloc(self._refused_sizes[k])
+            k += 1
         if over_bytes > 0 or over_free > 0:
             return False  # bigger than the whole spool: keep what is there
-        self._drop(self._seqs[:n], "full_oldest")
+        self._drop(self._seqs[:n] + self._refused[:k], "full_oldest")
         return True
 
     def _drop(self, seqs, reason):
@@ -478,6 +563,16 @@ class Spool:
             if i < len(self._seqs) and self._seqs[i] == seq:
                 self._remove(self._path(seq))
                 self._forget(i)
+                continue
+            i = _bisect(self._refused, seq)
+            if i < len(self._refused) and self._refused[i] == seq:
+                self._remove(self._refused_path(seq))
+                self._refused.pop(i)
+                size = self._refused_sizes.pop(i)
+                self._bytes -= size
+                if self._free is not None:
+                    self._free += self._alloc(size)
+                self._prune_refused()
 
     def _note_range(self, seq):
         r = self._ranges
@@ -575,8 +670,21 @@ class Spool:
         found.sort()  # listing order is not guaranteed to be numeric
         self._seqs = [seq for seq, _ in found]
         self._sizes = [size for _, size in found]
-        self._bytes = sum(self._sizes)
-        newest = max([self._floor - 1] + markers + self._seqs[-1:])
+        aside = []
+        try:
+            listed = _entries(fs, top + "/refused")
+        except OSError:
+            listed = ()  # none set aside
+        for name, _, size in listed:
+            try:
+                aside.append((int(name, 16), size))
+            except ValueError:
+                continue  # not ours
+        aside.sort()
+        self._refused = [seq for seq, _ in aside]
+        self._refused_sizes = [size for _, size in aside]
+        self._bytes = sum(self._sizes) + sum(self._refused_sizes)
+        newest = max([self._floor - 1] + markers + self._seqs[-1:] + self._refused[-1:])
         self._next = newest + 1
         for seq in markers:  # keep only a marker that alone still carries the newest seq
             if seq == newest and not (self._seqs and self._seqs[-1] == seq):
@@ -586,6 +694,6 @@ class Spool:
         for sub in empty:
             self._prune(sub)
         # a record file shorter than a header cannot be one we closed
-        bad = [seq for seq, size in found if size < _HEAD_SIZE]
+        bad = [seq for seq, size in found + aside if size < _HEAD_SIZE]
         if bad:
             self._drop(bad, "corrupt")

@@ -15,8 +15,11 @@ Failure assumptions (what the network does to a tap on shop Wi-Fi):
   until its app-level ack arrives, and the server stores (device, seq) once.
 - A broker PUBACK (or a TCP ACK) means nothing about storage: only the server's ack message
   ({"acked": [...]} on tilltap/<device>/ack) or an HTTP 2xx whose body lists the seqs deletes
-  spool records. A server can reject a record (bad data, old firmware): it stays in the spool,
-  is left out of batches until the next boot (no hot loop on a poison record), and is counted.
+  spool records. Only a record the server names in "rejected" is refused for good: the spool
+  sets it aside (kept on flash, not resent: no hot loop on a poison record), telemetry counts
+  it, and an operator's retry_refused request (`tilltap devices retry-refused ID`) offers it
+  again. Whole-batch failures (HTTP 4xx/5xx, no answer) are retried with backoff; HTTP 413
+  halves the batch, down to one record, which is then set aside.
 - DNS (getaddrinfo) has no timeout in MicroPython. lwIP bounds it on the ESP32 (its own retry
   timeout, several seconds); we resolve the broker once and reuse the address until a connect
   fails, so an outage does not turn every retry into a DNS wait.
@@ -46,13 +49,19 @@ class TransportError(OSError):
     """The server or broker answered, but not with an ack (refused, HTTP error, bad body)."""
 
 
+class TooLarge(TransportError):
+    """The server refused the batch for its size (HTTP 413): send fewer records at once."""
+
+
 class Uplink:
     """Delivers spool records in batches over one transport, one batch in flight at a time.
 
     spool: spool.Spool (or the same API). transport: MQTTTransport, HTTPTransport or anything
-    with connect(), close(), send(batch parts) -> acked seqs or None (ack comes later), poll() ->
-    acked seqs, send_telemetry(payload). device: device ID. boot: boot counter. firmware:
-    version string. printer_status: callable -> JSON-able printer state, for telemetry.
+    with connect(), close(), send(batch parts) -> answer or None (MQTT: it comes later),
+    poll() -> answer or None, send_telemetry(payload); an answer is protocol.parse_answer()'s
+    (acked seqs, refused seqs, retry_refused request or None). device: device ID. boot: boot
+    counter. firmware: version string. printer_status: callable -> JSON-able printer state,
+    for telemetry.
     rand: callable(bits) -> int, for backoff jitter (tests make it deterministic).
     uptime: callable -> ms since boot for telemetry (ticks_ms wraps after ~12 days on the
     board); by default the `now` given to step().
@@ -62,7 +71,7 @@ class Uplink:
             self, spool, transport, device, boot=0, firmware="", batch_count=20,
             batch_bytes=16384, ack_timeout_ms=10000, backoff_min_ms=500, backoff_max_ms=60000,
             idle_ms=200, poll_ms=20, telemetry_ms=60000, printer_status=None, rand=getrandbits,
-            max_skipped=32, uptime=None):
+            uptime=None):
         if not 0 < backoff_min_ms <= backoff_max_ms:
             raise ValueError("backoff")
         self._spool = spool
@@ -81,16 +90,18 @@ class Uplink:
         self._printer_status = printer_status
         self._rand = rand
         self._uptime = uptime
-        self._max_skipped = max_skipped
         self._inflight = None        # seqs of the batch sent and not fully acked yet
         self._sent_at = 0
         self._retry_at = None        # backing off until this tick
         self._failures = 0           # consecutive failures (backoff exponent)
-        self._skipped = []           # seqs the server rejected: not resent until reboot
+        self._split = None           # records per batch after a 413, until _split_end is done
+        self._split_end = None
+        self._retried = None         # the last retry_refused request handled
         self._telemetry_at = None    # tick of the next telemetry; None = at the first step
         self._last_ack = None
         self._counts = {"batches": 0, "records_sent": 0, "acked": 0, "resent": 0,
-                        "ack_timeouts": 0, "failures": 0, "rejected": 0, "telemetry": 0}
+                        "ack_timeouts": 0, "failures": 0, "rejected": 0, "too_large": 0,
+                        "offered_again": 0, "telemetry": 0}
         self._last_error = None
         # the batch is read into this buffer, allocated once: the uplink thread then needs
         # little heap while capture works (a batch's first record may still be larger)
@@ -125,11 +136,9 @@ class Uplink:
             return self._fail(now, e)
 
     def _send_batch(self, now):
-        skipped = self._skipped
-        entries = self._spool.pending(self._count + len(skipped), self._bytes,
+        self._take(self._t.poll(), now)  # a retry request may come while nothing is in flight
+        entries = self._spool.pending(self._split or self._count, self._bytes,
                                       self._batch_buf)
-        if skipped:
-            entries = [e for e in entries if e[0] not in skipped][:self._count]
         if not entries:
             return self._idle
         seqs = [seq for seq, _ in entries]
@@ -138,36 +147,54 @@ class Uplink:
         self._sent_at = now
         self._counts["batches"] += 1
         self._counts["records_sent"] += len(seqs)
-        acked = self._t.send(payload)
-        if acked is None:  # MQTT: the ack comes as a message, poll() picks it up
+        try:
+            answer = self._t.send(payload)
+        except TooLarge:
+            return self._too_large(seqs)
+        if answer is None:  # MQTT: the ack comes as a message, poll() picks it up
             return self._poll
-        sent = len(seqs)
-        self._take(acked, now)
-        if self._inflight is not None:  # answered, but these were not acked: the server refused
-            self._refused(self._inflight, sent)
+        self._take(answer, now)
+        if self._inflight is not None:  # answered, but neither acked nor refused: retry later
+            return self._fail(now, TransportError("%d records not acked" % len(self._inflight)),
+                              close=False)
         return 0
 
-    def _take(self, acked, now):
-        """Deletes acked seqs from the spool (any seq: a late ack of an earlier send counts)."""
-        if not acked:
+    def _too_large(self, seqs):
+        """HTTP 413: halve the batch (until the last seq of this one is done); a single record
+        too large for the server is refused for good."""
+        self._inflight = None
+        self._counts["too_large"] += 1
+        if len(seqs) == 1:
+            self._counts["rejected"] += self._spool.set_aside(seqs)
+            if seqs[0] == self._split_end:
+                self._split = self._split_end = None
+        else:
+            self._split = len(seqs) // 2
+            self._split_end = seqs[-1] if self._split_end is None else self._split_end
+        return 0
+
+    def _take(self, answer, now):
+        """Applies a server answer: deletes acked seqs from the spool (any seq: a late ack of an
+        earlier send counts), sets refused ones aside, and runs a new retry_refused request."""
+        if not answer:
             return
-        self._spool.ack(acked)
-        self._counts["acked"] += len(acked)
-        self._last_ack = now
-        self._failures = 0
-        if self._inflight is not None:
-            done = set(acked)
+        acked, refused, retry = answer
+        if acked:
+            self._spool.ack(acked)
+            self._counts["acked"] += len(acked)
+            self._last_ack = now
+            self._failures = 0
+        if refused:
+            self._counts["rejected"] += self._spool.set_aside(refused)
+        done = acked + refused
+        if self._inflight is not None and done:
             rest = [s for s in self._inflight if s not in done]
             self._inflight = rest or None
-
-    def _refused(self, seqs, sent):
-        """The server answered a batch without acking seqs: keep them, stop resending them."""
-        self._inflight = None
-        self._counts["rejected"] += len(seqs)
-        room = self._max_skipped - len(self._skipped)
-        self._skipped += seqs[:max(room, 0)]
-        if len(seqs) == sent:  # nothing in the batch was accepted: do not hammer the server
-            self._fail(self._sent_at, TransportError("every record refused"), close=False)
+        if self._split_end is not None and self._split_end in done:
+            self._split = self._split_end = None
+        if retry is not None and retry != self._retried:
+            self._retried = retry
+            self._counts["offered_again"] += self._spool.retry_refused()
 
     def _fail(self, now, error, close=True):
         if self._inflight is not None:
@@ -207,6 +234,6 @@ class Uplink:
         out = dict(self._counts)
         out["in_flight"] = len(self._inflight) if self._inflight else 0
         out["backing_off"] = self._retry_at is not None
-        out["skipped"] = len(self._skipped)
+        out["retried"] = self._retried
         out["last_error"] = self._last_error
         return out

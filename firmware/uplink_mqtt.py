@@ -202,6 +202,8 @@ class MQTTTransport:
         self._client = None
         self._link = None
         self._acks = []
+        self._refused = []
+        self._retry = None
         self._last_tx = 0
 
     def connect(self):
@@ -252,6 +254,9 @@ class MQTTTransport:
         ack = protocol.parse_ack(msg)
         if ack is not None:
             self._acks += ack[0]
+            self._refused += ack[1]
+            if ack[2] is not None:
+                self._retry = ack[2]
 
     def send(self, parts):
         """QoS 1 publish of a batch (protocol.batch_parts); returns None: the app-level ack
@@ -271,10 +276,11 @@ class MQTTTransport:
         self._last_tx = ticks_ms()
 
     def poll(self, wait_ms=0):
-        """Acked seqs received since the last call; reads only what has arrived (or arrives
-        within wait_ms), each packet within the deadline. Pings when idle for keepalive/2."""
+        """The answer (protocol.parse_answer) of the ack messages received since the last call,
+        None if none came; reads only what has arrived (or arrives within wait_ms), each packet
+        within the deadline. Pings when idle for keepalive/2."""
         if self._client is None:
-            return []
+            return None
         link = self._link
         for _ in range(_ACK_READS_PER_POLL):
             if not link.ready(wait_ms):
@@ -288,8 +294,11 @@ class MQTTTransport:
             link.arm()
             self._client.ping()
             self._last_tx = ticks_ms()
-        acks, self._acks = self._acks, []
-        return acks
+        if not (self._acks or self._refused or self._retry is not None):
+            return None
+        answer = (self._acks, self._refused, self._retry)
+        self._acks, self._refused, self._retry = [], [], None
+        return answer
 
     def _packet_length(self):
         n = shift = 0

@@ -1,4 +1,5 @@
-"""Device registry: IDs and credentials (broker_files.py writes Mosquitto's files from it).
+"""Device registry: IDs and credentials (broker_files.py writes Mosquitto's files from it), and
+operators' requests to devices (retry_refused).
 
 Failure assumptions:
 - The database can leak. Only hashes are stored: SHA-256 of the credential for the HTTP check
@@ -101,3 +102,38 @@ def active(conn, device_ids):
         schema.devices.c.id.in_(sorted(device_ids)), schema.devices.c.role == "device",
         schema.devices.c.revoked_at.is_(None)))
     return {r[0] for r in rows}
+
+
+def request_retry_refused(engine, device_id):
+    """Asks a device to offer the records the server refused again; returns the request's
+    number. The device gets it with the server's answer to its next telemetry report (HTTP or
+    MQTT; the board reports every minute) and acts on it once."""
+    table = schema.device_requests
+    with engine.begin() as conn:
+        if device_id not in active(conn, {device_id}):
+            raise DeviceError("%s is not an active device" % device_id)
+        row = conn.execute(select(table.c.retry_refused).where(
+            table.c.device_id == device_id)).first()
+        number = (row[0] if row else 0) + 1
+        values = {"retry_refused": number, "requested_at": database.utcnow()}
+        if row:
+            conn.execute(update(table).where(table.c.device_id == device_id).values(**values))
+        else:
+            conn.execute(table.insert().values(device_id=device_id, retry_done=0, **values))
+    return number
+
+
+def pending_request(conn, device_id, report):
+    """The retry_refused request to send with the answer to this telemetry report, or None.
+    A report saying the device handled the latest request (uplink.retried) ends it."""
+    table = schema.device_requests
+    row = conn.execute(select(table.c.retry_refused, table.c.retry_done).where(
+        table.c.device_id == device_id)).first()
+    if row is None or row.retry_done == row.retry_refused:
+        return None
+    uplink = report.get("uplink")
+    if isinstance(uplink, dict) and uplink.get("retried") == row.retry_refused:
+        conn.execute(update(table).where(table.c.device_id == device_id).values(
+            retry_done=row.retry_refused))
+        return None
+    return row.retry_refused

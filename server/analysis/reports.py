@@ -417,9 +417,10 @@ def _aware(value):
 
 def fleet(engine, q):
     """Every registered tap: store, last receipt, last telemetry and what it reported (spool
-    backlog, dropped receipts, firmware, printer state); what the server made of its data:
-    text_replaced (NUL and lone surrogates read as U+FFFD) and extraction_errors (receipts
-    the extractor failed on and skips)."""
+    backlog, dropped receipts, records the server refused and the tap keeps set aside, firmware,
+    printer state), whether an operator's retry of the refused records is under way, and what
+    the server made of its data: text_replaced (NUL and lone surrogates read as U+FFFD) and
+    extraction_errors (receipts the extractor failed on and skips)."""
     text = schema.receipt_text
     last = (select(schema.receipts.c.device_id,
                    func.max(schema.receipts.c.received_at).label("last_at"),
@@ -432,25 +433,29 @@ def fleet(engine, q):
     failed = (select(schema.extraction_errors.c.device_id, func.count().label("failed"))
               .group_by(schema.extraction_errors.c.device_id).subquery())
     tel = schema.telemetry
+    req = schema.device_requests
     device = schema.devices.c.id
     query = (select(device.label("device_id"), schema.devices.c.revoked_at,
                     store.c.store, last.c.receipts, last.c.last_at,
                     tel.c.received_at.label("telemetry_at"), tel.c.report,
-                    replaced.c.replaced, failed.c.failed)
+                    replaced.c.replaced, failed.c.failed, req.c.retry_refused, req.c.retry_done)
              .select_from(schema.devices.outerjoin(last, last.c.device_id == device)
                           .outerjoin(store, store.c.device_id == device)
                           .outerjoin(tel, tel.c.device_id == device)
                           .outerjoin(replaced, replaced.c.device_id == device)
-                          .outerjoin(failed, failed.c.device_id == device))
+                          .outerjoin(failed, failed.c.device_id == device)
+                          .outerjoin(req, req.c.device_id == device))
              .where(schema.devices.c.role == "device").order_by(device))
     out = []
     for row in _fetch(engine, query):
         # as the device sent it: its strings cleaned for a JSON answer
         report = clean_value(row.pop("report") or {})
         spool = report.get("spool") or {}
+        asked, done = row.pop("retry_refused"), row.pop("retry_done")
         out.append(dict(row, receipts=row["receipts"] or 0,
                         text_replaced=int(row.pop("replaced") or 0),
                         extraction_errors=row.pop("failed") or 0,
+                        refused=spool.get("refused"), retry_pending=asked != done,
                         last_receipt_at=_aware(row.pop("last_at")),
                         telemetry_at=_aware(row["telemetry_at"]), spool_backlog=spool.get("count"),
                         dropped=report.get("dropped"), firmware=report.get("firmware"),

@@ -2,7 +2,7 @@
 hand it to ingest.writer.Ingest, answer with its Result.
 
     POST /api/v1/ingest      batch (protocol.py) -> 200 {"acked": [...], "rejected": [...]}
-    POST /api/v1/telemetry   telemetry report    -> 200 {"ok": true}
+    POST /api/v1/telemetry   telemetry report    -> 200 {"ok": true[, "retry_refused": n]}
     GET  /healthz            liveness; ingest counters with the monitoring token or a login
 
 Devices authenticate with HTTP Basic (user = device ID, password = credential). Answers:
@@ -88,6 +88,8 @@ async def ingest_telemetry(request: Request):
         return failure
     if result.error is not None:
         return _error(400, result.error)
+    if result.retry_refused is not None:  # an operator's request (protocol.py, Ack)
+        return {"ok": True, "retry_refused": result.retry_refused}
     return {"ok": True}
 
 

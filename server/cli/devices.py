@@ -1,9 +1,11 @@
-"""`tilltap devices add|list|revoke|mosquitto`: the device registry from the command line.
+"""`tilltap devices add|list|revoke|retry-refused|mosquitto`: the device registry from the
+command line.
 
     tilltap devices add a1b2c3d4e5f6          # prints the credential, once
     tilltap devices add --role server tilltap-server
     tilltap devices list
     tilltap devices revoke a1b2c3d4e5f6
+    tilltap devices retry-refused a1b2c3d4e5f6  # the tap offers the records refused again
     tilltap devices mosquitto /etc/mosquitto/tilltap   # passwd + acl, then reload mosquitto
 
 add and revoke also rewrite the Mosquitto files when --mosquitto-dir is given.
@@ -31,6 +33,10 @@ def add_command(sub):
     p = actions.add_parser("list", help="list devices (JSON lines)")
     p = actions.add_parser("revoke", help="revoke a device's credential")
     p.add_argument("device_id")
+    p = actions.add_parser("retry-refused",
+                           help="ask a device to send the records the server refused again "
+                                "(with the answer to its next telemetry report)")
+    p.add_argument("device_id")
     p = actions.add_parser("mosquitto", help="write Mosquitto passwd and acl files")
     p.add_argument("directory")
     ap.set_defaults(run=run)
@@ -43,6 +49,10 @@ def run(args):
             print(devices.add(engine, args.device_id, args.role))
         elif args.action == "revoke":
             devices.revoke(engine, args.device_id)
+        elif args.action == "retry-refused":
+            number = devices.request_retry_refused(engine, args.device_id)
+            print("request %d for %s: sent with the answer to its next telemetry report"
+                  % (number, args.device_id))
         elif args.action == "list":
             for d in devices.list_all(engine):
                 print(json.dumps(d, default=str))

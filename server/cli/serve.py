@@ -4,9 +4,9 @@
                   --mqtt-host broker --mqtt-user tilltap-server --mqtt-password-file pw
 
 Several processes may run against one PostgreSQL (--db postgresql+psycopg://...): MQTT load is
-shared through the broker's shared subscription, HTTP behind any load balancer. Each process
-needs its own --client-id (default: tilltap-serve-<hostname>-<port>) so that its persistent
-broker session survives restarts.
+shared through the broker's shared subscription (ingest/mqtt.py), HTTP behind any load
+balancer. Each process needs its own --client-id (default: tilltap-serve-<hostname>-<port>,
+stable across restarts): the broker disconnects a client when another logs in with its ID.
 """
 import logging
 import os
@@ -41,7 +41,8 @@ def add_command(sub):
     ap.add_argument("--mqtt-password-file",
                     help="file holding the account's credential (else $TILLTAP_MQTT_PASSWORD)")
     ap.add_argument("--mqtt-ca", help="CA file: connect to the broker with TLS, verified")
-    ap.add_argument("--client-id", help="stable MQTT client ID of this process")
+    ap.add_argument("--client-id", help="MQTT client ID, unique per process (default: "
+                                        "tilltap-serve-<hostname>-<port>)")
     ap.add_argument("--monitor-token-file",
                     help="file holding the token that shows /healthz counters to monitoring "
                          "(Authorization: Bearer); else $TILLTAP_MONITOR_TOKEN; without one "

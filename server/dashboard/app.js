@@ -88,6 +88,10 @@ var LOADERS = {
                 last_receipt: r.last_receipt_at, last_seen: r.telemetry_at,
                 spool_backlog: r.spool_backlog, dropped: r.dropped,
                 not_extracted: r.extraction_errors, text_replaced: r.text_replaced,
+                // records the server refused, kept set aside on the tap until an operator
+                // runs `tilltap devices retry-refused ID`
+                refused: r.refused ? r.refused + (r.retry_pending ? " (retry asked)" : "") :
+                         r.refused,
                 firmware: r.firmware,
                 printer: printerText(r.printer),
                 status: r.revoked_at ? "revoked" :

@@ -1,16 +1,27 @@
 """MQTT consumer: receipt batches and telemetry from the broker into ingest, acks back after
 the commit.
 
-Subscribes through shared subscriptions ($share/tilltap-ingest/tilltap/+/receipts and
+Subscribes through shared subscriptions ($share/<group>/tilltap/+/receipts and
 .../telemetry), so any number of `tilltap serve` processes split the load, each message going
 to one of them.
 
+Who may join the group: Mosquitto's acl_file never checks subscriptions (its ACL check returns
+success for every SUBSCRIBE), so a device could join a group whose name it knows and take a
+share of other devices' batches, which the ACL then forbids it to read: they would be lost to
+the server. The group's name is therefore derived from the server account's credential
+(share_group()): every process of the server account computes the same name, a device cannot.
+
 Failure assumptions:
-- This process can die with messages in flight. The broker's PUBACK to us is sent only after
-  the commit (paho manual ack), so the broker redelivers what we had not stored (the device's
-  resend after its ack timeout is the recovery path of last resort); and the session is
-  persistent (clean_session=False, stable client ID), so messages published while we
-  are down wait at the broker.
+- Delivery is the device's job: it resends a batch until the server's ack (sent after the
+  commit) arrives. The broker's PUBACK to us is sent only after the commit (paho manual ack).
+- The session is clean (clean_session=True): a server process that stops or dies leaves no
+  session in the group, so no stale session can be handed deliveries nobody will read. (With
+  persistent sessions an old process's session, under another client ID, stayed in the group
+  and took its share of every device's batches until the devices resent them.) What a dying
+  process held unacked, and what was published while no server was connected, comes again as
+  the device's resend after its ack timeout. The client ID (`tilltap serve --client-id`,
+  default tilltap-serve-<hostname>-<port>) must still be unique per process: the broker
+  disconnects a client when another connects with its ID.
 - A batch can be stored and the ack lost (we die in between, the device is offline): the device
   resends, ingest stores nothing new and acks again.
 - Payloads can be anything. A bad one is logged and counted, PUBACKed (so the broker stops
@@ -18,6 +29,8 @@ Failure assumptions:
 - A device removed from the registry may still hold a broker connection until Mosquitto reloads
   its password file: the consumer checks the registry at commit time and drops its messages.
 """
+import hashlib
+import hmac
 import logging
 import threading
 
@@ -28,20 +41,31 @@ from tilltap_fw import protocol, protocol_check
 log = logging.getLogger("tilltap.mqtt")
 
 
+def share_group(password):
+    """The shared-subscription group of the server account with this credential: the protocol's
+    group name and 128 bits of an HMAC of the credential (see the module docstring). Without a
+    credential (an anonymous broker, where anyone may read anything) the plain name."""
+    if not password:
+        return protocol.SHARE_GROUP
+    tag = hmac.new(password.encode(), protocol.SHARE_GROUP.encode(), hashlib.sha256)
+    return "%s-%s" % (protocol.SHARE_GROUP, tag.hexdigest()[:32])
+
+
 class Consumer:
     """A paho client feeding an ingest.Ingest. start() connects and runs paho's network thread.
 
-    tls_ca: CA file to verify the broker with (enables TLS). client_id must be stable per
-    process so that the persistent session survives restarts.
+    tls_ca: CA file to verify the broker with (enables TLS). client_id: unique per process
+    (the broker drops a client when another connects with its ID). group: the shared
+    subscription group, by default share_group(password).
     """
 
     def __init__(self, ingest, host, port, username, password, client_id, tls_ca=None,
-                 group=protocol.SHARE_GROUP):
+                 group=None):
         self._ingest = ingest
-        self._group = group
+        self._group = group or share_group(password)
         self.connected = threading.Event()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                        clean_session=False, protocol=mqtt.MQTTv311)
+                        clean_session=True, protocol=mqtt.MQTTv311)
         c.username_pw_set(username, password)
         if tls_ca:
             c.tls_set(ca_certs=tls_ca)
@@ -95,9 +119,10 @@ class Consumer:
         mid, qos = msg.mid, msg.qos
 
         def committed(result):
-            # refused records are final for the device, so they are answered even when none
-            # of the batch is acked
-            if kind == "receipts" and (result.acked or result.rejected):
+            # what the device must hear: seqs stored, seqs refused for good (set aside on the
+            # board), or an operator's request in the answer to telemetry
+            if result.acked or any(seq is not None for seq, _ in result.rejected) or \
+                    result.retry_refused is not None:
                 client.publish(protocol.ack_topic(device), result.ack_payload(), qos=1)
             if result.error is not None:
                 log.warning("%s from %s refused: %s", kind, device, result.error)

@@ -38,7 +38,8 @@ _STOP = object()
 
 
 class Result:
-    """What became of one batch: seqs to ack, records refused with reasons, envelope error."""
+    """What became of one batch (seqs to ack, records refused with reasons, envelope error) or
+    telemetry report (an operator's request to send back)."""
 
     def __init__(self, acked=(), rejected=(), error=None, new=0):
         self.acked = list(acked)
@@ -46,10 +47,11 @@ class Result:
         self.refused = len(self.rejected)  # records refused (a seq also acked is not listed)
         self.error = error               # the whole batch was refused: why
         self.new = new                   # records stored by this batch (not duplicates)
+        self.retry_refused = None        # telemetry: request to send (devices.pending_request)
 
     def ack_payload(self):
         """The ack message/body for the device."""
-        return protocol_check.encode_ack(self.acked, self.rejected)
+        return protocol_check.encode_ack(self.acked, self.rejected, self.retry_refused)
 
 
 def prepare(device, payload, now_ms):
@@ -267,6 +269,7 @@ class Ingest:
                         index_elements=["device_id"],
                         set_={"received_at": stmt.excluded.received_at,
                               "report": stmt.excluded.report}))
+                    job[3].retry_refused = devices.pending_request(conn, job[1], job[2])
         return inserted
 
     def _commit(self, group):

@@ -1,7 +1,7 @@
 """Every table of the server, in one place (one MetaData: make_engine creates them all).
 
 Ingest: devices (the registry), receipts (each record as received, raw bytes apart),
-receipt_text (its text as the server reads it), seq_conflicts, telemetry.
+receipt_text (its text as the server reads it), seq_conflicts, telemetry, device_requests.
 Analysis, derived from receipts and rebuilt by `tilltap reextract`: receipt_ocr, receipt_fields,
 receipt_items, receipt_payments, extraction_errors and the report summaries item_months and
 receipt_num_days.
@@ -88,6 +88,17 @@ telemetry = Table(
     Column("device_id", String(64), primary_key=True),  # latest report per device
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("report", JSON, nullable=False),
+)
+
+# An operator's request to a device (`tilltap devices retry-refused ID`): offer the records the
+# server refused again. retry_refused numbers the requests; the server sends the latest with its
+# answers to the device's telemetry until the device reports it handled (retry_done).
+device_requests = Table(
+    "device_requests", metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("retry_refused", Integer, nullable=False),
+    Column("retry_done", Integer, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
 # ---- analysis -------------------------------------------------------------------------------

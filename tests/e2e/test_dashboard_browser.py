@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from tilltap.accounts import operators
+from tilltap.accounts import devices, operators
 from tilltap.analysis import extraction as analysis
 from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest
@@ -277,7 +277,8 @@ def test_build_layout_template_by_clicking_the_receipt(engine, odd_receipt, serv
 @pytest.fixture
 def failing_printer(engine):
     """The corner tap's printer went away mid-job: one receipt not printed, the printer
-    unreachable in its last telemetry."""
+    unreachable in its last telemetry; two records the server refused set aside on the tap,
+    and an operator asked for them again."""
     r = Receipt()
     r.lines = ["CORNER SHOP", "Receipt No: 1011", "Date: 2026-03-04 13:00",
                "Bread" + " " * 33 + "2.50", "TOTAL" + " " * 33 + "2.50"]
@@ -285,8 +286,9 @@ def failing_printer(engine):
     record = protocol.record_from_receipt(r, data.CORNER, 1, int(time.time() * 1000), True,
                                           seq=7)
     printer = {"jobs": 3, "reachable": False, "error": "ECONNREFUSED", "not_printed": 1}
-    report = protocol.telemetry(data.CORNER, 1, 60000, 50000, {"count": 0}, None, printer,
-                                "test", {})
+    report = protocol.telemetry(data.CORNER, 1, 60000, 50000, {"count": 0, "refused": 2},
+                                None, printer, "test", {})
+    devices.request_retry_refused(engine, data.CORNER)
     ingest = Ingest(engine, check_devices=True)
     try:
         payload = json.dumps({"v": 1, "device": data.CORNER, "records": [record]}).encode()
@@ -303,6 +305,11 @@ def test_a_failing_printer_and_its_unprinted_receipt_are_shown(engine, failing_p
     browser.get(server + "/dashboard/#fleet")
     wait.until(seen.text_to_be_present_in_element((By.ID, "fleet-table"), "UNREACHABLE"))
     assert "ECONNREFUSED" in browser.find_element(By.ID, "fleet-table").text
+    heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#fleet-table th")]
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#fleet-table tbody tr")
+               if data.CORNER in r.text)
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    assert cells[heads.index("refused")] == "2 (retry asked)"
 
     browser.get(server + "/dashboard/#receipts")
     wait.until(seen.visibility_of_element_located((By.ID, "receipt-search")))

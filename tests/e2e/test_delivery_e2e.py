@@ -11,6 +11,8 @@ asserts on durations.
 import json
 import os
 import subprocess
+import sys
+import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -21,8 +23,9 @@ from tcpproxy import Proxy
 from unixport import ROOT, micropython_command, micropython_path
 
 from tilltap.accounts import broker_files, devices
+from tilltap.analysis import reports
 from tilltap.storage import database, schema
-from tilltap_fw import protocol
+from tilltap_fw import protocol, protocol_check
 from tilltap_host.broker import Broker
 from tilltap_host.netutil import wait_for
 from tilltap_host.server_process import ServerProc
@@ -292,3 +295,84 @@ def test_two_consumers_share_the_mqtt_load_on_postgresql(tmp_path):
         assert sum(srv.health()["ingest"]["stored"] for srv in (a, b)) == 1200
     finally:
         s.close()
+
+
+def _fleet(stack):
+    return {r["device_id"]: r for r in reports.fleet(stack.engine, reports.ReportQuery())}
+
+
+@pytest.mark.parametrize("transport", ["http", "mqtt"])
+def test_a_refused_record_is_set_aside_reported_and_offered_again_on_request(stack, transport):
+    srv = stack.server()
+    port = srv.port if transport == "http" else stack.broker.port
+    first = stack.device("d1", transport, port, records=3, refused_records=1,
+                         until="refused:1")
+    assert first["done"], first
+    assert first["spool"]["count"] == 0 and first["spool"]["refused"] == 1
+    assert first["uplink"]["rejected"] == 1 and stack.stored("d1") == [1, 2, 3]
+    batches_with_4 = srv.health()["ingest"]["rejected_records"]
+    assert batches_with_4 == 1  # sent once: no loop on a record refused for good
+    wait_for(lambda: _fleet(stack)["d1"]["refused"] == 1, 30, what="refused on the fleet page")
+    assert not _fleet(stack)["d1"]["retry_pending"]
+
+    cli = subprocess.run([sys.executable, "-m", "tilltap.cli", "devices", "--db",
+                          stack.target.url] + (["--schema", stack.target.schema]
+                                               if stack.target.schema else [])
+                         + ["retry-refused", "d1"], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    assert "request 1 for d1" in cli.stdout
+    assert _fleet(stack)["d1"]["retry_pending"]
+
+    # The tap reboots (same spool): the record is still apart, and the operator's request
+    # reaches it with the answer to its telemetry.
+    again = stack.device("d1", transport, port, until="retried")
+    assert again["done"], again
+    assert again["uplink"]["retried"] == 1 and again["uplink"]["offered_again"] == 1
+    # the server still refuses it: set aside again, not lost, not looping
+    assert again["uplink"]["rejected"] == 1 and again["spool"]["refused"] == 1
+    assert srv.health()["ingest"]["rejected_records"] == 2
+    assert stack.stored("d1") == [1, 2, 3]
+    wait_for(lambda: not _fleet(stack)["d1"]["retry_pending"], 30,
+             what="the server to see the request handled")
+
+
+def _hijacker(stack, device, filters):
+    """A device's own account subscribed to shared-subscription filters; returns (client,
+    topics it received)."""
+    got, subscribed = [], threading.Event()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="%s-hijack" % device)
+    c.username_pw_set(device, stack.secrets[device])
+    c.on_message = lambda cl, u, msg: got.append(msg.topic)
+    c.on_subscribe = lambda cl, u, mid, codes, props: subscribed.set()
+    c.connect("127.0.0.1", stack.broker.port)
+    c.loop_start()
+    c.subscribe([(f, 1) for f in filters])
+    assert subscribed.wait(10)
+    return c, got
+
+
+def test_a_device_in_the_shared_group_takes_nothing_from_the_server(stack):
+    stack.server()
+    c, got = _hijacker(stack, "d1", [
+        "$share/%s/#" % protocol.SHARE_GROUP,
+        protocol_check.shared_filter("receipts"), protocol_check.shared_filter("telemetry")])
+    try:
+        result = stack.device("d2", "mqtt", stack.broker.port, records=20, batch_count=1,
+                              ack_timeout_ms=5000)
+        check_delivered(stack, "d2", result, 20)
+        # every batch reached the server the first time: none waited for an ack in vain
+        assert result["uplink"]["ack_timeouts"] == 0 and result["uplink"]["resent"] == 0
+        assert got == []
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_an_old_server_session_does_not_swallow_deliveries(stack):
+    old = stack.server(client_id="tilltap-e2e-old")
+    old.kill()  # gone without a word: its session must not stay in the group
+    stack.server(client_id="tilltap-e2e-new")
+    result = stack.device("d1", "mqtt", stack.broker.port, records=20, batch_count=1,
+                          ack_timeout_ms=5000)
+    check_delivered(stack, "d1", result, 20)
+    assert result["uplink"]["ack_timeouts"] == 0 and result["uplink"]["resent"] == 0

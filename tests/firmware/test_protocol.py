@@ -151,11 +151,16 @@ def test_base64_is_read_strictly_and_the_boards_own_is_accepted():
 
 
 def test_ack_encoding():
-    data = protocol_check.encode_ack([3, 4], [(5, "lines must be a list")])
-    assert protocol.parse_ack(data) == ([3, 4], 1)
-    assert protocol.parse_ack(b'{"acked": [1, "x", true, 2]}') == ([1, 2], 0)
+    data = protocol_check.encode_ack([3, 4], [(5, "lines must be a list"), (None, "bad")], 7)
+    assert protocol.parse_ack(data) == ([3, 4], [5], 7)
+    assert protocol.parse_ack(b'{"acked": [1, "x", true, 2]}') == ([1, 2], [], None)
     for bad in (b"", b"{}", b'{"acked": 1}', b"\xff", b"[1]"):
         assert protocol.parse_ack(bad) is None
+    # an HTTP error body naming refused records, and the answer to telemetry
+    assert protocol.parse_answer(b'{"error": "x", "rejected": [{"seq": 9, "error": "y"}]}') \
+        == ([], [9], None)
+    assert protocol.parse_answer(b'{"ok": true, "retry_refused": 3}') == ([], [], 3)
+    assert protocol.parse_answer(b'{"ok": true, "retry_refused": true}') == ([], [], None)
 
 
 def test_topics_and_device_ids():

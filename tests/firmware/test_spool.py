@@ -571,3 +571,50 @@ def test_a_deflated_record_is_inflated_in_small_parts():
     out = spool._inflate(parts)
     assert max(len(p) for p in out) <= 1024
     assert b"".join(out) == b"".join(b"%04d TOTAL 7.00\n" % k for k in range(300))
+
+
+def test_set_aside_records_are_kept_apart_across_reboot_and_offered_again():
+    d = fwtest.tmpdir("spool")
+    try:
+        sp = Spool(d, compress=False)
+        seqs = [sp.append(_receipt(i)) for i in range(5)]
+        before = sp.stats()["bytes"]
+        assert sp.set_aside([seqs[1], seqs[3], 999]) == 2  # an unknown seq is ignored
+        assert sp.set_aside([seqs[1]]) == 0                # already apart
+        assert [s for s, _ in fwtest.pending(sp, 10)] == [seqs[0], seqs[2], seqs[4]]
+        st = sp.stats()
+        assert st["refused"] == 2 and st["count"] == 3 and st["bytes"] == before
+        sp.ack([seqs[0], seqs[2], seqs[4]])
+        sp = Spool(d, compress=False)  # reboot: still apart, the seqs still not reused
+        assert sp.stats()["refused"] == 2 and fwtest.pending(sp, 10) == []
+        assert sp.append(_receipt(9)) == seqs[-1] + 1
+        assert sp.retry_refused() == 2 and sp.stats()["refused"] == 0
+        assert "refused" not in os.listdir(d)  # an empty directory would hold flash blocks
+        got = fwtest.pending(sp, 10)
+        assert [s for s, _ in got] == [seqs[1], seqs[3], seqs[-1] + 1]
+        assert got[0][1] == _receipt(1)
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_set_aside_records_count_against_max_bytes_and_are_dropped_last():
+    d = fwtest.tmpdir("spool")
+    try:
+        size = len(_receipt(0, 1000)) + 16
+        sp = Spool(d, max_bytes=4 * size, compress=False)
+        seqs = [sp.append(_receipt(i, 1000)) for i in range(4)]
+        sp.set_aside(seqs[:2])
+        newer = [sp.append(_receipt(10 + i, 1000)) for i in range(2)]
+        # the two pending records went first, although the set-aside ones are older
+        assert sp.stats()["refused"] == 2 and sp.stats()["bytes"] <= 4 * size
+        assert [s for s, _ in fwtest.pending(sp, 10)] == newer
+        assert sp.dropped_ranges() == [(seqs[2], seqs[3])]
+        sp.append(_receipt(20, 1000))
+        assert sp.stats()["refused"] == 2  # again a pending record went
+        # three records' worth: the pending ones do not make room enough, the oldest set-aside
+        # one goes too
+        assert sp.append(_receipt(21, 3 * size - 16)) is not None
+        assert sp.stats()["refused"] == 1 and sp.stats()["count"] == 1
+        assert sp.dropped_ranges() == [(seqs[0], seqs[0]), (seqs[2], newer[1] + 1)]
+    finally:
+        fwtest.rmtree(d)

@@ -11,7 +11,7 @@ import fwtest
 
 from tilltap_fw import protocol, protocol_check
 from tilltap_fw.spool import Spool
-from tilltap_fw.uplink import TransportError, Uplink
+from tilltap_fw.uplink import TooLarge, TransportError, Uplink
 
 DEV = "a1b2c3d4e5f6"
 FIRST = 1  # the first seq of a new spool
@@ -24,18 +24,21 @@ class Server:
         self.stored = {}
         self.batches = []
         self.refuse = set()
+        self.retry = None  # an operator's retry_refused request, sent with every answer
 
     def handle(self, payload):
+        """The answer to a batch (as protocol.parse_answer() reads it)."""
         batch = protocol_check.parse_batch(bytes(protocol.joined(payload)), DEV)
         self.batches.append([r["seq"] for r in batch["records"]])
-        acked = []
+        acked, rejected = [], []
         for rec in batch["records"]:
             if rec["seq"] in self.refuse:
+                rejected.append((rec["seq"], "refused"))
                 continue
             assert protocol_check.validate_record(rec, DEV) is None
             self.stored.setdefault(rec["seq"], rec)
             acked.append(rec["seq"])
-        return acked
+        return protocol.parse_ack(protocol_check.encode_ack(acked, rejected, self.retry))
 
 
 class HTTPLike:
@@ -64,7 +67,7 @@ class HTTPLike:
         self.telemetry.append(json.loads(payload))
 
     def poll(self, wait_ms=0):
-        return []
+        return None
 
 
 class MQTTLike(HTTPLike):
@@ -81,12 +84,17 @@ class MQTTLike(HTTPLike):
         self.held.append(self.server.handle(payload))
 
     def release(self):
-        self.released += [s for acked in self.held for s in acked]
+        self.released += self.held
         self.held = []
 
     def poll(self, wait_ms=0):
-        out, self.released = self.released, []
-        return out
+        if not self.released:
+            return None
+        answer = ([], [], None)
+        for acked, refused, retry in self.released:
+            answer = (answer[0] + acked, answer[1] + refused, retry)
+        self.released = []
+        return answer
 
 
 def _spool(n, size=300):
@@ -222,31 +230,91 @@ def test_jitter_spreads_retries_within_half_to_full_backoff():
         fwtest.rmtree(d)
 
 
-def test_refused_record_stays_in_spool_and_is_not_resent_in_a_loop():
+def test_refused_record_is_set_aside_not_resent_and_offered_again_on_request():
     sp, d = _spool(6)
     try:
         server = Server()
         poison = FIRST + 2
         server.refuse = {poison}
-        up = Uplink(sp, HTTPLike(server), DEV, batch_count=3, rand=_rand)
-        _run(up, 0, 30)
+        t = HTTPLike(server)
+        up = Uplink(sp, t, DEV, batch_count=3, telemetry_ms=1000, rand=_rand)
+        now = _run(up, 0, 30)
         assert sorted(server.stored) == [s for s in _seqs(6) if s != poison]
-        assert sp.stats()["count"] == 1 and sp.pending(5)[0][0] == poison
-        assert sum(b.count(poison) for b in server.batches) == 1
-        assert up.stats()["rejected"] == 1 and up.stats()["skipped"] == 1
+        assert sum(b.count(poison) for b in server.batches) == 1  # no loop on a poison record
+        stats = sp.stats()
+        assert stats["count"] == 0 and stats["refused"] == 1 and stats["bytes"] > 0
+        assert up.stats()["rejected"] == 1 and not up.stats()["backing_off"]
+        up.step(now + 1000)
+        assert t.telemetry[-1]["spool"]["refused"] == 1  # reported
+        server.refuse = set()
+        server.retry = 7  # the operator asked: the next answer carries the request
+        sp.append(b'{"v":1,"device":"%s","boot":1,"captured_at":9,"time_synced":false,'
+                  b'"lines":[],"barcodes":[],"codes2d":[],"images":[],"cut":null,'
+                  b'"end":null,"drawer":false}' % DEV.encode())
+        now = _run(up, now + 1001, 10)
+        assert poison in server.stored and sp.stats()["refused"] == 0
+        assert up.stats()["retried"] == 7 and up.stats()["offered_again"] == 1
+        batches = len(server.batches)
+        _run(up, now, 10)  # the same request again: nothing more to do
+        assert len(server.batches) == batches and up.stats()["offered_again"] == 1
     finally:
         fwtest.rmtree(d)
 
 
-def test_a_batch_with_nothing_accepted_backs_off():
-    sp, d = _spool(1)
+def test_refusals_arrive_with_the_ack_message_over_mqtt():
+    sp, d = _spool(3)
     try:
         server = Server()
         server.refuse = {FIRST}
-        up = Uplink(sp, HTTPLike(server), DEV, backoff_min_ms=400, rand=_rand)
-        up.step(0)  # telemetry, then the batch, refused
-        assert up.stats()["backing_off"]
-        assert up.step(1) == 399
+        t = MQTTLike(server)
+        up = Uplink(sp, t, DEV, batch_count=10, ack_timeout_ms=1000, rand=_rand)
+        now = _run(up, 0, 3)
+        t.release()
+        _run(up, now, 2)
+        assert sp.stats()["count"] == 0 and sp.stats()["refused"] == 1
+        assert up.stats()["in_flight"] == 0 and up.stats()["ack_timeouts"] == 0
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_an_answer_that_neither_acks_nor_refuses_is_retried_with_backoff():
+    sp, d = _spool(1)
+    try:
+        class Silent(HTTPLike):
+            def send(self, payload):
+                self.server.handle(payload)
+                return [], [], None  # a 2xx listing nothing
+
+        server = Server()
+        up = Uplink(sp, Silent(server), DEV, backoff_min_ms=400, rand=_rand)
+        up.step(0)
+        assert up.stats()["backing_off"] and up.step(1) == 399
+        assert sp.stats()["count"] == 1 and sp.stats()["refused"] == 0
+    finally:
+        fwtest.rmtree(d)
+
+
+def test_413_halves_the_batch_down_to_one_record_which_is_set_aside():
+    sp, d = _spool(8)
+    try:
+        server = Server()
+        big = FIRST + 5
+
+        class Limited(HTTPLike):
+            def send(self, payload):
+                seqs = protocol_check.parse_batch(bytes(protocol.joined(payload)), DEV)
+                if len(seqs["records"]) > 2 or big in [r["seq"] for r in seqs["records"]]:
+                    server.batches.append("413")
+                    raise TooLarge("HTTP 413")
+                return server.handle(payload)
+
+        up = Uplink(sp, Limited(server), DEV, batch_count=8, rand=_rand)
+        _run(up, 0, 40)
+        assert sorted(server.stored) == [s for s in _seqs(8) if s != big]
+        assert sp.stats()["count"] == 0 and sp.stats()["refused"] == 1
+        sizes = [len(b) for b in server.batches if b != "413"]
+        assert max(sizes) <= 2 and up.stats()["too_large"] >= 3
+        assert up.stats()["failures"] == 0  # a 413 is not a failure to back off from
     finally:
         fwtest.rmtree(d)
 

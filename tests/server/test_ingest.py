@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from tilltap.accounts import broker_files, devices
+from tilltap.analysis import reports
 from tilltap.api.security import SecuritySettings
 from tilltap.app import create_app
 from tilltap.ingest.writer import Ingest, prepare
@@ -192,6 +193,29 @@ def test_telemetry_keeps_the_latest_report(setup):
     assert rows[0].report["dropped_ranges"] == [[4, 4]]
 
 
+def test_a_retry_refused_request_goes_with_telemetry_answers_until_the_device_did_it(setup):
+    engine, ingest, _ = setup
+
+    def answer(retried=None):
+        payload = protocol.telemetry(DEV, 1, 10, None, {"count": 0, "refused": 2}, None, None,
+                                     "0.1", {"retried": retried})
+        return ingest.submit_telemetry(DEV, payload).result(30).retry_refused
+
+    assert answer() is None  # nothing asked
+    with pytest.raises(devices.DeviceError):
+        devices.request_retry_refused(engine, "unknown-tap")
+    assert devices.request_retry_refused(engine, DEV) == 1
+    assert answer() == 1 and answer(retried=None) == 1  # again until the device did it
+    assert answer(retried=1) is None and answer() is None  # done: not sent any more
+    assert devices.request_retry_refused(engine, DEV) == 2
+    assert answer(retried=1) == 2  # a rebooted device still gets the new request
+    fleet = {r["device_id"]: r for r in reports.fleet(engine, reports.ReportQuery())}
+    assert fleet[DEV]["refused"] == 2 and fleet[DEV]["retry_pending"]
+    assert answer(retried=2) is None
+    fleet = {r["device_id"]: r for r in reports.fleet(engine, reports.ReportQuery())}
+    assert not fleet[DEV]["retry_pending"]
+
+
 def test_registry_hashes_and_mosquitto_files(setup):
     engine, _, secret = setup
     server_secret = devices.add(engine, "tilltap-server", role="server")
@@ -276,12 +300,15 @@ def test_http_bad_payloads_get_4xx_with_a_reason(http):
 
 
 def test_http_telemetry_and_health(http):
-    client, _engine, secret = http
+    client, engine, secret = http
     payload = protocol.telemetry(DEV, 1, 10, None, {"count": 0}, None, None, "0.1", {})
     r = _post(client, payload, secret=secret, path=protocol.HTTP_TELEMETRY_PATH)
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    number = devices.request_retry_refused(engine, DEV)
+    r = _post(client, payload, secret=secret, path=protocol.HTTP_TELEMETRY_PATH)
+    assert protocol.parse_answer(r.content) == ([], [], number)
     health = client.get("/healthz", headers={"Authorization": "Bearer " + MONITOR_TOKEN}).json()
-    assert health["ok"] and health["ingest"]["telemetry"] == 1
+    assert health["ok"] and health["ingest"]["telemetry"] == 2
 
 
 def _undecoded_record(seq):
@@ -347,3 +374,12 @@ def test_a_migration_adds_the_receipt_status_to_an_older_database(setup):
         assert conn.execute(select(schema.receipt_fields.c.status)).scalars().all() == \
             ["complete"]
     assert migrations.add_receipt_status(engine) == 0
+
+
+def test_the_mqtt_share_group_is_named_from_the_server_credential():
+    from tilltap.ingest.mqtt import share_group
+    group = share_group("server secret")
+    assert group == share_group("server secret")  # every process of the account: one group
+    assert group.startswith(protocol.SHARE_GROUP + "-") and len(group) > 40
+    assert share_group("another secret") != group
+    assert share_group(None) == protocol.SHARE_GROUP  # anonymous broker: nothing to hide

@@ -7,11 +7,14 @@ tests/test_delivery_e2e.py): real spool on disk, real uplink, real MQTT or HTTP 
 wheel aborts with "FATAL: uncaught NLR" on any argument of 256 characters or more.)
 
 Options: spool, device, credential, transport ("mqtt" | "http"), host, port, tls_ca (MQTT over
-TLS, verified with this CA file), records (how many
-to append before starting), size (bytes of text per record), timeout_ms, ack_timeout_ms,
-batch_count, backoff_max_ms, until ("empty": stop when the spool is empty; "failures:N": stop
-after N delivery failures), max_steps (guard). Prints one JSON line: the uplink and spool stats
-and the seqs acked by the server, in the order the acks arrived.
+TLS, verified with this CA file), records (how many to append before starting),
+refused_records (how many to append after them that the server refuses: a synced capture time
+in 2100), size (bytes of text per record), timeout_ms, ack_timeout_ms, batch_count,
+backoff_max_ms, telemetry_ms, until ("empty": stop when the spool is empty; "failures:N": stop
+after N delivery failures; "refused:N": nothing pending, N records set aside, and one telemetry
+report sent since; "retried": an operator's request handled, its records sent and set aside
+again, and one telemetry report sent since), max_steps (guard). Prints one JSON line: the
+uplink and spool stats and the seqs acked by the server, in the order the acks arrived.
 """
 import json
 import sys
@@ -36,8 +39,17 @@ class Recorder:
         self.acked += seqs
         self.spool.ack(seqs)
 
+    def set_aside(self, seqs):
+        return self.spool.set_aside(seqs)
+
+    def retry_refused(self):
+        return self.spool.retry_refused()
+
     def stats(self):
         return self.spool.stats()
+
+
+_YEAR_2100_MS = 4102444800000
 
 
 def _tls(ca_file):
@@ -58,6 +70,11 @@ def main(opts):
         r.cut, r.end = "full", "cut"
         spool.append(protocol.encode_record(
             protocol.record_from_receipt(r, device, 1, time.ticks_ms(), False)))
+    for _ in range(opts.get("refused_records", 0)):
+        r = Receipt()
+        r.lines = ["FROM A CLOCK SET TO 2100"]
+        spool.append(protocol.encode_record(
+            protocol.record_from_receipt(r, device, 1, _YEAR_2100_MS, True)))
     timeout = opts.get("timeout_ms", 2000)
     if opts["transport"] == "mqtt":
         t = uplink_mqtt.MQTTTransport(device, opts["host"], opts["port"], opts.get("credential"),
@@ -68,18 +85,29 @@ def main(opts):
     rec = Recorder(spool)
     up = uplink.Uplink(rec, t, device, firmware="e2e", batch_count=opts.get("batch_count", 20),
                        ack_timeout_ms=opts.get("ack_timeout_ms", 3000), backoff_min_ms=100,
-                       backoff_max_ms=opts.get("backoff_max_ms", 1000), telemetry_ms=2000)
+                       backoff_max_ms=opts.get("backoff_max_ms", 1000),
+                       telemetry_ms=opts.get("telemetry_ms", 2000))
     until = opts.get("until", "empty")
     want_failures = int(until.split(":")[1]) if until.startswith("failures:") else None
+    want_refused = int(until.split(":")[1]) if until.startswith("refused:") else None
     steps = 0
     done = False
+    reached_at = None  # telemetry count when a refused/retried condition first held
     while steps < opts.get("max_steps", 1000000):
         steps += 1
         wait = up.step(time.ticks_ms())
+        stats, held = up.stats(), spool.stats()
+        drained = held["count"] == 0 and stats["in_flight"] == 0
         if want_failures is not None:
-            done = up.stats()["failures"] >= want_failures
+            done = stats["failures"] >= want_failures
+        elif want_refused is not None or until == "retried":
+            if reached_at is None and drained and (
+                    held["refused"] == want_refused if want_refused is not None else
+                    stats["retried"] is not None and stats["offered_again"] and held["refused"]):
+                reached_at = stats["telemetry"]
+            done = reached_at is not None and stats["telemetry"] > reached_at
         else:
-            done = spool.stats()["count"] == 0 and up.stats()["in_flight"] == 0
+            done = drained
         if done:
             break
         # Short naps while an ack is due: the loop of a real tap has other work anyway.

@@ -43,3 +43,14 @@ def test_due_survives_a_ticks_wrap():
     assert not runner_module._due(1500, 1000, 1000) and runner_module._due(1000, 1000, 1000)
     # further off than it can be: a wrap passed
     assert runner_module._due(10 ** 6, 10, 1000)
+
+
+def test_the_runners_spool_sets_refused_records_aside_and_offers_them_again(tmp_path):
+    runner = _runner(tmp_path)
+    runner.build()
+    spool = runner.spool                      # the locked spool capture and uplink share
+    seqs = [spool.append(b'{"v":1}') for _ in range(3)]
+    assert spool.set_aside(seqs[1:2]) == 1
+    assert [s for s, _ in spool.pending(10)] == [seqs[0], seqs[2]]
+    assert spool.stats()["refused"] == 1 and spool.stats()["count"] == 2
+    assert spool.retry_refused() == 1 and spool.stats()["refused"] == 0
