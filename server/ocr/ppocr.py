@@ -52,6 +52,7 @@ class LineReader:
         characters = self.session.get_modelmeta().custom_metadata_map["character"].splitlines()
         # CTC class 0 is the blank; the last class is a space
         self.characters = [""] + characters + [" "]
+        self.charset = frozenset(characters)
 
     @classmethod
     def load(cls) -> LineReader | None:

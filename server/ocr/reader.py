@@ -26,6 +26,7 @@ Payload layouts (1 = black dot):
 from __future__ import annotations
 
 import csv
+import difflib
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ from tilltap.analysis.extract import ReceiptFields, extract_fields
 from tilltap_fw import escpos_parser
 from tilltap_fw.receipt import ReceiptAssembler
 
+from . import layout
 from .ppocr import LineReader
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 # smooths the dot edges. Thickening the strokes or scaling 3x made the PDF-rendered receipts much
 # worse; chi_sim alone read raster.bin better (0.885) but lost its date and total.
 _PSM = "6"
+_PSM_LINE = "7"      # one text line: a piece of a line (layout.py)
 _SCALE = 2
 _BLUR = 1.0
 _MARGIN = 16
@@ -77,6 +80,15 @@ _MARGIN = 16
 # Crisp pages stay with Tesseract: PP-OCR's recognizer on these pieces read them worse
 # (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own text detector (rapidocr with
 # OpenCV, not installed) 0.914 and 0.658.
+# PP-OCR reads pieces from the dots as printed, except on pages where more than 10% of the dots
+# touch no other dot above, below or beside (light grey text dithered to scattered dots: 24-64%
+# on generated driver receipts in a grey of 120; crisp fonts 0-4.3%, raster.bin 3.8%,
+# raster-2.bin's darker dithering 2.2%): those pieces are blurred (sigma 1 dot) and darkened
+# (gamma 2) first, on generated dithered receipts 11/31 -> 27/31 lines (DejaVu Sans Mono),
+# 15 -> 24 (Liberation Sans), 25 -> 28 (WenQuanYi Micro Hei); crisp pieces blurred lost 0-2.
+_LONE_DOTS = 0.1
+_SOFTEN_SIGMA = 1.0
+_SOFTEN_GAMMA = [round(255 * (v / 255) ** 2.0) for v in range(256)]
 _SPECK_DOTS = 4
 _SPECK_SHARE = 0.06
 _DITHER_SIGMA = 1.25    # dots
@@ -171,18 +183,89 @@ def stack(images: list[Image.Image]) -> Image.Image:
 
 def ocr_image(page: Image.Image, languages: list[str] | None = None,
               pp_ocr: bool = True) -> list[str]:
-    """Text lines read in a page image, normalised (see clean_line). A dithered page is read by
-    PP-OCR (server/ppocr.py) if pp_ocr and it is installed, everything else by Tesseract."""
-    dithered = is_dithered(page)
-    reader = LineReader.load() if dithered and pp_ocr else None
-    if dithered and pp_ocr and reader is None:
-        log.warning("PP-OCR is not installed (make setup): dithered page read by Tesseract")
-    if reader is None and languages is None:
+    """Text lines read in a page image, normalised (see clean_line). With PP-OCR installed
+    (server/ppocr.py) and pp_ocr, every page is read line by line and piece by piece by it;
+    else by Tesseract, a dithered page band by band and a crisp one whole."""
+    reader = LineReader.load() if pp_ocr else None
+    if pp_ocr and reader is None:
+        log.warning("PP-OCR is not installed (make setup): page read by Tesseract")
+    if reader is not None:
+        return _read_pieces(page, reader)
+    if languages is None:
         installed = tesseract_languages()
         languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
-    if dithered:
-        return _read_dithered(page, languages, reader)
+    if is_dithered(page):
+        return _read_dithered(page, languages)
     return _read_crisp(page, languages)
+
+
+def _read_pieces(page, reader):
+    """Line by line (server/ocr/layout.py): rules become dashes; each text line's pieces are
+    read by PP-OCR and joined by two spaces (columns apart, as printed text has them). Pieces
+    PP-OCR reads without Han are read again by Tesseract (eng), which supplies what PP-OCR's
+    Chinese character set lacks or confuses (see combine)."""
+    dots = layout.ink(page)
+    found = layout.lines(dots)
+    pieces = [(k, box) for k, line in enumerate(found) for box in line.pieces]
+    images = [layout.piece_image(dots, box, _PIECE_MARGIN) for _, box in pieces]
+    if layout.lone_dots(dots) > _LONE_DOTS:
+        # light grey text dithered to scattered dots: blurred back to grey and darkened
+        images = [_soften(image) for image in images]
+    texts = [text for text, _ in reader.read(images)]
+    latin = [k for k, text in enumerate(texts) if text.strip() and _han_share(text) == 0]
+    if latin and shutil.which("tesseract"):
+        second = tesseract([images[k] for k in latin], ["eng"], _PSM_LINE)
+        for k, (text, _) in zip(latin, second):
+            texts[k] = combine(texts[k], text.strip(), reader.charset)
+    parts: list[list[str]] = [[] for _ in found]
+    for (k, _), text in zip(pieces, texts):
+        parts[k].append(clean_line(text))
+    lines = []
+    for line, words in zip(found, parts):
+        text = "-" * line.dashes if line.dashes else "  ".join(filter(None, words))
+        if text:
+            lines.append(text)
+    return lines
+
+
+def combine(primary: str, second: str, charset: frozenset[str]) -> str:
+    """PP-OCR's reading (primary) of a Latin piece, corrected by Tesseract's (second) where
+    PP-OCR cannot be right: characters its set lacks (accented letters, €, £, ß, ñ) that
+    Tesseract read in place of or next to PP-OCR's, and a 0 that Tesseract reads as a letter
+    O between letters or at the start of a word (PP-OCR's Chinese model prefers the digit:
+    "0xford", "N0.", "0n"). Everything else stays PP-OCR's, which reads digits better."""
+    out = []
+    matcher = difflib.SequenceMatcher(None, primary, second, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        ours, theirs = primary[i1:i2], second[j1:j2]
+        if op in ("replace", "insert") and any(c not in charset for c in theirs):
+            out.append(theirs)
+        elif op == "replace" and ours == "0" and theirs in ("O", "o") and _in_word(primary, i1):
+            out.append(theirs)
+        else:
+            out.append(ours)
+    return "".join(out)
+
+
+def _in_word(text, k):
+    """True if text[k] stands in a word: a letter after it and a letter or a word start before
+    it, or a letter before it and no digits after it (an amount: "RM0.50" keeps its 0)."""
+    before, after, then = text[k - 1:k] if k else "", text[k + 1:k + 2], text[k + 2:k + 3]
+    if after.isalpha():
+        return before in ("", " ") or before.isalpha()
+    return before.isalpha() and not after.isdigit() and not (after in ".," and then.isdigit())
+
+
+def _soften(image):
+    """A dithered piece blurred back to grey, the grey darkened so that thin strokes count."""
+    grey = image.filter(ImageFilter.GaussianBlur(_SOFTEN_SIGMA))
+    return grey.point(_SOFTEN_GAMMA)
+
+
+def _dashes(width, line_height):
+    """A rule as printed text writes it: receipt fonts are about half as wide as tall, so one
+    dash per half line height."""
+    return "-" * max(3, round(2 * width / line_height))
 
 
 def _read_crisp(page, languages):
@@ -233,32 +316,24 @@ def _component_sizes(page):
 _BLACK = bytes([1] + [0] * 255)     # grey level -> 1 for black
 
 
-def _read_dithered(page, languages, reader):
-    """Band by band: rules become dashes; text bands are read piece by piece (columns apart) by
-    PP-OCR from the dots as printed, or without it whole by Tesseract from the de-dithered page."""
+def _read_dithered(page, languages):
+    """Band by band by Tesseract from the de-dithered page: rules become dashes."""
     bands = line_bands(page)
+    if not bands:
+        return []
     line_height = sorted(bottom - top for top, bottom in bands)[len(bands) // 2]
     rules = {band: _rule_width(page, band, line_height) for band in bands}
     texts = [band for band in bands if rules[band] is None]
-    if reader is not None:
-        pieces = [(band, box) for band in texts for box in _pieces(page, band, line_height)]
-        readings = reader.read([page.crop(box) for _, box in pieces])
-        parts_of: dict[tuple[int, int], list[str]] = {band: [] for band in texts}
-        for (band, _), (text, _) in zip(pieces, readings):
-            parts_of[band].append(clean_line(text))
-        text_of = {band: "  ".join(filter(None, parts)) for band, parts in parts_of.items()}
-    else:
-        grey = dedither(page)
-        readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
-                               languages)
-        text_of = dict(zip(texts, readings))
+    grey = dedither(page)
+    readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
+                           languages)
+    text_of = dict(zip(texts, readings))
     lines = []
     for band in bands:
         if rules[band] is None:
             lines += _lines(text_of[band])
         else:
-            # receipt fonts are about half as wide as tall: one dash per character cell
-            lines.append("-" * max(3, round(2 * rules[band] / line_height)))
+            lines.append(_dashes(rules[band], line_height))
     return lines
 
 
@@ -351,8 +426,10 @@ def tesseract(images: list[Image.Image], languages: list[str],
         with open(listing, "w") as f:
             f.write("\n".join(paths) + "\n")
         base = os.path.join(tmp, "out")
+        # one thread: PP-OCR and the server's other work share the cores
         out = subprocess.run(["tesseract", listing, base, "-l", "+".join(languages), "--psm", psm,
-                              "txt", "tsv"], capture_output=True, text=True)
+                              "txt", "tsv"], capture_output=True, text=True,
+                             env={**os.environ, "OMP_THREAD_LIMIT": "1"})
         if out.returncode != 0:
             raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
         with open(base + ".txt", encoding="utf-8") as f:
