@@ -5,7 +5,7 @@ them), columns within a line apart by wide gaps, rules drawn as dashes or a stro
 pictures (a logo in a frame, a barcode). PP-OCR's recognizer reads one line of text at a time,
 so the page is cut here into what it reads: line bands split at blank rows, bands holding
 several lines split again at the rows with least ink, pictures left out, and each line cut into
-pieces at column gaps. Numbers are in dots; H is the page's line height (line_height()).
+pieces at column gaps. Numbers are in dots; H is the page's line height (line_heights()).
 
     ink = layout.ink(page)                      # bool array, True = a printed dot
     for line in layout.lines(ink):
@@ -67,30 +67,37 @@ def runs(flags: np.ndarray, gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def line_height(dots: np.ndarray) -> int:
-    """H: the height of the page's text lines with descenders: the 80th percentile of its bands
-    that are not rules (the median is often a line of capitals and digits only, ~0.7 em)."""
+def line_heights(dots: np.ndarray) -> tuple[int, int]:
+    """(the median height of the page's bands that are not rules, H). H is the height of its
+    text lines with descenders: the 80th percentile of its bands up to SEVERAL_LINES medians
+    tall (the median is often a line of capitals and digits, ~0.7 em; taller bands may be
+    lines touching each other)."""
     heights = [b - t for t, b in runs(dots.any(axis=1), BAND_GAP) if b - t > 3]
-    return int(np.percentile(heights, 80)) if heights else 24
+    if not heights:
+        return 24, 24
+    median = float(np.median(heights))
+    single = [h for h in heights if h <= SEVERAL_LINES * median]
+    return int(median), int(np.percentile(single, 80))
 
 
 def lines(dots: np.ndarray) -> list[Line]:
     """The page's lines top to bottom (pictures left out)."""
     dots = dots.copy()
-    height = line_height(dots)
+    median, height = line_heights(dots)
     out: list[Line] = []
     for top, bottom in runs(dots.any(axis=1), BAND_GAP):
         if bottom - top > PICTURE_RUN * height:
             _drop_pictures(dots[top:bottom], height)
         for sub_top, sub_bottom in runs(dots[top:bottom].any(axis=1), BAND_GAP):
-            for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, height):
+            for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, median):
                 out.append(_line(dots, line_top, line_bottom, height))
     return out
 
 
 def _drop_pictures(band: np.ndarray, height: int) -> None:
-    """Clear (in place) the blocks of a tall band that hold a stroke taller than any glyph."""
-    for left, right in runs(band.any(axis=0), height):
+    """Clear (in place) the blocks of a tall band (columns apart by BAND_GAP blank ones) that
+    hold a stroke taller than any glyph: a logo's frame, a barcode's bars."""
+    for left, right in runs(band.any(axis=0), BAND_GAP):
         block = band[:, left:right]
         if _longest_vertical_run(block) > PICTURE_RUN * height:
             block[:] = False
@@ -107,8 +114,8 @@ def _longest_vertical_run(block: np.ndarray) -> int:
 
 
 def _split(dots: np.ndarray, top: int, bottom: int, height: int) -> list[tuple[int, int]]:
-    """A band cut into its lines: while taller than SEVERAL_LINES line heights, cut at the row
-    with least ink at least 0.6 H from either end, if that row is a valley (little ink)."""
+    """A band cut into its lines: while taller than SEVERAL_LINES median band heights, cut at
+    the row with least ink at least 0.6 of one from either end, if that row is a valley."""
     if bottom - top <= SEVERAL_LINES * height:
         return [(top, bottom)]
     profile = dots[top:bottom].sum(axis=1)
@@ -139,23 +146,33 @@ def _line(dots: np.ndarray, top: int, bottom: int, height: int) -> Line:
 
 
 def _dash_count(columns: np.ndarray, width: int) -> int:
-    """Dashes a rule stands for: its dashes if drawn as separate, evenly spaced strokes (a
-    driver drawing "-----" in a font), else one per CELL dots (a drawn line)."""
-    strokes = runs(columns, 1)
-    if len(strokes) >= 3:
-        lengths = np.array([b - a for a, b in strokes])
-        gaps = np.array([b[0] - a[1] for a, b in zip(strokes, strokes[1:])])
-        # a dithered stroke breaks at random: uneven pieces and gaps
-        if lengths.min() * 2 >= lengths.max() >= 3 and gaps.max() <= 2 * gaps.min():
-            return len(strokes)
+    """Dashes a rule stands for: if drawn as dashes of a font (strokes repeating evenly, even
+    when dithered), one per period (the first autocorrelation peak, to a fraction of a dot);
+    else (a drawn line) one per CELL dots."""
+    fill = float(columns.mean())
+    signal = columns.astype(np.float32) - fill
+    power = float((signal * signal).sum())
+    if power > 0.05 * len(signal):             # a line with gaps, not a solid stroke
+        correlation = np.correlate(signal, signal, "full")[len(signal) - 1:] / power
+        # periods under 5 dots are dithering's, not a font's hyphens (>= 14 px fonts)
+        for lag in range(5, min(2 * CELL, len(correlation) - 1)):
+            here = correlation[lag]
+            if here > 0.5 and correlation[lag - 1] < here >= correlation[lag + 1]:
+                left, right = correlation[lag - 1], correlation[lag + 1]
+                curve = left - 2 * here + right
+                period = lag + (0.5 * (left - right) / curve if curve else 0.0)
+                # n dashes of fill * period dots: width = (n - 1) * period + fill * period
+                return max(3, round(width / period + 1 - fill))
     return max(3, round(width / CELL))
 
 
-def piece_image(dots: np.ndarray, box: tuple[int, int, int, int], margin: int) -> Image.Image:
-    """One piece as a black-on-white greyscale image with margin blank dots all round; only
-    its line's rows, so that a touching line above or below does not show."""
+def piece_image(dots: np.ndarray, box: tuple[int, int, int, int], side: int,
+                above: int) -> Image.Image:
+    """One piece as a black-on-white greyscale image with blank margins (side dots left and
+    right, above dots above and below); only its line's rows, so that a touching line above or
+    below does not show."""
     left, top, right, bottom = box
-    canvas = np.full((bottom - top + 2 * margin, right - left + 2 * margin), 255, dtype=np.uint8)
-    canvas[margin:margin + bottom - top, margin:margin + right - left][
+    canvas = np.full((bottom - top + 2 * above, right - left + 2 * side), 255, dtype=np.uint8)
+    canvas[above:above + bottom - top, side:side + right - left][
         dots[top:bottom, left:right]] = 0
     return Image.fromarray(canvas, "L")

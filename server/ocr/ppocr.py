@@ -47,7 +47,12 @@ class LineReader:
     def __init__(self, path: str):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # threads that wait for work without spinning: the cores are shared with the server's
+        # other work and Tesseract (the same wall time, a third less CPU time under load)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(path, options,
+                                                    providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         characters = self.session.get_modelmeta().custom_metadata_map["character"].splitlines()
         # CTC class 0 is the blank; the last class is a space

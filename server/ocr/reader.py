@@ -207,7 +207,7 @@ def _read_pieces(page, reader):
     dots = layout.ink(page)
     found = layout.lines(dots)
     pieces = [(k, box) for k, line in enumerate(found) for box in line.pieces]
-    images = [layout.piece_image(dots, box, _PIECE_MARGIN) for _, box in pieces]
+    images = [layout.piece_image(dots, box, _PIECE_MARGIN, _PIECE_MARGIN) for _, box in pieces]
     if layout.lone_dots(dots) > _LONE_DOTS:
         # light grey text dithered to scattered dots: blurred back to grey and darkened
         images = [_soften(image) for image in images]
@@ -337,16 +337,6 @@ def _read_dithered(page, languages):
     return lines
 
 
-def _pieces(page, band, line_height):
-    """Crop boxes, with a margin, of the band's pieces: its ink split where at least half a line
-    height of columns is blank (a column gap, wider than a space between words)."""
-    top, bottom = band
-    columns = page.crop((0, top, page.width, bottom)).transpose(Image.Transpose.TRANSPOSE)
-    return [(max(left - _PIECE_MARGIN, 0), max(top - _PIECE_MARGIN, 0),
-             min(right + _PIECE_MARGIN, page.width), min(bottom + _PIECE_MARGIN, page.height))
-            for left, right in line_bands(columns, max(line_height // 2, _BAND_GAP))]
-
-
 def _read_bands(images, languages):
     """Text of each band image: read with the languages other than eng (a Han language read
     together with eng turns degraded Han glyphs into Latin letters), and again with eng where
@@ -444,13 +434,18 @@ def tesseract(images: list[Image.Image], languages: list[str],
             for k, c in enumerate(confidences)]
 
 
-_DECIMAL_GAP = re.compile(r"(?<=\d)\. (?=\d\d(?!\d))")   # "242. 00", not "1. 2x Latte"
+# spaces an OCR engine puts inside an amount, dropped: "242. 00", "7, 00", "80 .41", "$ 80.41"
+# (not "1. 2x Latte", "2 x 1.35" or "Qty 2 .5kg")
+_AMOUNT_GAPS = (re.compile(r"(?<=\d[.,]) (?=\d\d(?!\d))"),
+                re.compile(r"(?<=\d) (?=[.,]\d\d(?!\d))"),
+                re.compile(r"(?<=[$£€¥￥]) (?=\d)"))
 
 
 def clean_line(line: str) -> str:
-    """Tesseract's chi_sim puts spaces between Han characters and after a decimal point
-    ("242. 00"): drop those, keep the others."""
-    line = _DECIMAL_GAP.sub(".", line)
+    """Spaces inside amounts (see _AMOUNT_GAPS), and those Tesseract's chi_sim puts between
+    Han characters, dropped; the others kept."""
+    for gap in _AMOUNT_GAPS:
+        line = gap.sub("", line)
     out: list[str] = []
     for k, c in enumerate(line):
         if c == " " and out and _is_han(out[-1]):
