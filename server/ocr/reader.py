@@ -230,21 +230,42 @@ def _read_pieces(page, reader):
 
 def combine(primary: str, second: str, charset: frozenset[str]) -> str:
     """PP-OCR's reading (primary) of a Latin piece, corrected by Tesseract's (second) where
-    PP-OCR cannot be right: characters its set lacks (accented letters, €, £, ß, ñ) that
-    Tesseract read in place of or next to PP-OCR's, and a 0 that Tesseract reads as a letter
-    O between letters or at the start of a word (PP-OCR's Chinese model prefers the digit:
-    "0xford", "N0.", "0n"). Everything else stays PP-OCR's, which reads digits better."""
-    out = []
+    PP-OCR is measured to be wrong and Tesseract right (generated driver receipts): characters
+    PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ) that Tesseract read in place of
+    or next to PP-OCR's; a letter's case (PP-OCR reads C, W, X of some fonts in lower case);
+    look-alike digits and letters by their neighbours (PP-OCR's "0xford", "N0.", "Til1",
+    "40og"); a symbol PP-OCR made of a digit ("©.465"). Everything else stays PP-OCR's, which
+    reads digits and amounts better."""
+    text = list(primary)
+    inserts = {}
     matcher = difflib.SequenceMatcher(None, primary, second, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        ours, theirs = primary[i1:i2], second[j1:j2]
+        theirs = second[j1:j2]
         if op in ("replace", "insert") and any(c not in charset for c in theirs):
-            out.append(theirs)
-        elif op == "replace" and ours == "0" and theirs in ("O", "o") and _in_word(primary, i1):
-            out.append(theirs)
-        else:
-            out.append(ours)
-    return "".join(out)
+            text[i1:i2] = [""] * (i2 - i1)
+            inserts[i1] = theirs
+        elif op == "replace" and i2 - i1 == j2 - j1:
+            for n in range(i2 - i1):    # left to right, each with its corrected neighbours
+                text[i1 + n] = _better("".join(text), i1 + n, theirs[n])
+    return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
+
+
+_LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B"}
+_PUNCTUATION = set(".,:;-/%()'&+*#@$!?\"")
+
+
+def _better(text, k, theirs):
+    """text[k] or Tesseract's character in its place (see combine)."""
+    ours = text[k]
+    if ours.isalpha() and theirs.isalpha() and ours.lower() == theirs.lower():
+        return theirs
+    if theirs in _LOOKALIKE.get(ours, "") and _in_word(text, k):
+        return theirs
+    if ours in _LOOKALIKE.get(theirs, "") and _in_number(text, k):
+        return theirs
+    if not ours.isalnum() and ours not in _PUNCTUATION and theirs.isalnum():
+        return theirs
+    return ours
 
 
 def _in_word(text, k):
@@ -256,10 +277,13 @@ def _in_word(text, k):
     return before.isalpha() and not after.isdigit() and not (after in ".," and then.isdigit())
 
 
-def _soften(image):
-    """A dithered piece blurred back to grey, the grey darkened so that thin strokes count."""
-    grey = image.filter(ImageFilter.GaussianBlur(_SOFTEN_SIGMA))
-    return grey.point(_SOFTEN_GAMMA)
+def _in_number(text, k):
+    """True if text[k] stands among digits: a digit on one side and a digit, a decimal point or
+    nothing on the other."""
+    before, after = text[k - 1:k] if k else "", text[k + 1:k + 2]
+    return (before.isdigit() and (after.isdigit() or after in ("", " ", ".", ",") or
+                                  after.isalpha() and after.islower())) or \
+        (after.isdigit() and (before in ("", " ", ".", ",") or before.isdigit()))
 
 
 def _dashes(width, line_height):

@@ -61,6 +61,7 @@ class DriverReceipt:
     dithered: bool
     lines: list[str]
     stream: bytes
+    total: str | None           # the receipt's total as the extractor gives it ("12.50")
 
 
 def machine_fonts() -> list[FontSpec]:
@@ -185,7 +186,7 @@ def driver_receipts(font: FontSpec, width: int, dithered: bool, seed: int = 0,
             page = render(lines, font, width, dithered, rng)
             out.append(DriverReceipt(receipt.name, receipt.language, font.family, width,
                                      dithered, [line for line in lines if line.strip()],
-                                     to_escpos(page)))
+                                     to_escpos(page), receipt.fields["total"]))
         batch += 1
     return out
 
