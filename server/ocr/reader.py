@@ -241,7 +241,8 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
     matcher = difflib.SequenceMatcher(None, primary, second, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         theirs = second[j1:j2]
-        if op in ("replace", "insert") and any(c not in charset for c in theirs):
+        if op in ("replace", "insert") and any(c not in charset and not c.isspace()
+                                               for c in theirs):
             text[i1:i2] = [""] * (i2 - i1)
             inserts[i1] = theirs
         elif op == "replace" and i2 - i1 == j2 - j1:
