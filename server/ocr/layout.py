@@ -68,28 +68,28 @@ def runs(flags: np.ndarray, gap: int) -> list[tuple[int, int]]:
 
 
 def line_heights(dots: np.ndarray) -> tuple[int, int]:
-    """(the median height of the page's bands that are not rules, H). H is the height of its
-    text lines with descenders: the 80th percentile of its bands up to SEVERAL_LINES medians
-    tall (the median is often a line of capitals and digits, ~0.7 em; taller bands may be
-    lines touching each other)."""
+    """(a short line's height, H) from the page's bands that are not rules. A short line is
+    the 25th percentile (a line of capitals and digits, ~0.7 em: where lines touch, most bands
+    may be two lines, as in a PDF printed small). H is the height of text lines with
+    descenders: the 80th percentile of the bands up to SEVERAL_LINES short lines tall."""
     heights = [b - t for t, b in runs(dots.any(axis=1), BAND_GAP) if b - t > 3]
     if not heights:
         return 24, 24
-    median = float(np.median(heights))
-    single = [h for h in heights if h <= SEVERAL_LINES * median]
-    return int(median), int(np.percentile(single, 80))
+    short = float(np.percentile(heights, 25))
+    single = [h for h in heights if h <= SEVERAL_LINES * short]
+    return int(short), int(np.percentile(single, 80))
 
 
 def lines(dots: np.ndarray) -> list[Line]:
     """The page's lines top to bottom (pictures left out)."""
     dots = dots.copy()
-    median, height = line_heights(dots)
+    short, height = line_heights(dots)
     out: list[Line] = []
     for top, bottom in runs(dots.any(axis=1), BAND_GAP):
         if bottom - top > PICTURE_RUN * height:
             _drop_pictures(dots[top:bottom], height)
         for sub_top, sub_bottom in runs(dots[top:bottom].any(axis=1), BAND_GAP):
-            for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, median):
+            for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, short):
                 out.append(_line(dots, line_top, line_bottom, height))
     return out
 
@@ -114,8 +114,8 @@ def _longest_vertical_run(block: np.ndarray) -> int:
 
 
 def _split(dots: np.ndarray, top: int, bottom: int, height: int) -> list[tuple[int, int]]:
-    """A band cut into its lines: while taller than SEVERAL_LINES median band heights, cut at
-    the row with least ink at least 0.6 of one from either end, if that row is a valley."""
+    """A band cut into its lines: while taller than SEVERAL_LINES short lines, cut at the row
+    with least ink at least 0.6 of one from either end, if that row is a valley."""
     if bottom - top <= SEVERAL_LINES * height:
         return [(top, bottom)]
     profile = dots[top:bottom].sum(axis=1)

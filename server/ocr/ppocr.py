@@ -70,14 +70,17 @@ class LineReader:
                 cls._shared = cls(path)
             return cls._shared
 
-    def read(self, images: list[Image.Image]) -> list[tuple[str, float]]:
-        """(text, mean character probability 0-1) of each image, one line of text each."""
+    def read(self, images: list[Image.Image], stretch: float = 1.0) -> list[tuple[str, float]]:
+        """(text, mean character probability 0-1) of each image, one line of text each. stretch:
+        widen the images this many times more than their height is scaled (small print: the
+        recognizer gives one character step per 8 columns, too few for narrow letters)."""
         out = [("", 0.0)] * len(images)
         order = sorted(range(len(images)),
                        key=lambda k: images[k].width / max(images[k].height, 1))
         for start in range(0, len(order), _BATCH):
             batch = order[start:start + _BATCH]
-            widths = [max(1, math.ceil(_HEIGHT * images[k].width / max(images[k].height, 1)))
+            widths = [max(1, math.ceil(_HEIGHT * stretch * images[k].width
+                                       / max(images[k].height, 1)))
                       for k in batch]
             tensor = np.zeros((len(batch), 3, _HEIGHT, max(widths)), dtype=np.float32)
             for row, (k, width) in enumerate(zip(batch, widths)):

@@ -87,6 +87,9 @@ _MARGIN = 16
 # (gamma 2) first, on generated dithered receipts 11/31 -> 27/31 lines (DejaVu Sans Mono),
 # 15 -> 24 (Liberation Sans), 25 -> 28 (WenQuanYi Micro Hei); crisp pieces blurred lost 0-2.
 _LONE_DOTS = 0.1
+# Lines less tall than this (dots, layout.py's H) are widened for PP-OCR in proportion: a PDF
+# printed at half size (H 10) lost letters ("recepts"), raster.bin's 12-dot font repeated digits
+_SMALL_PRINT = 20
 _SOFTEN_SIGMA = 1.0
 _SOFTEN_GAMMA = [round(255 * (v / 255) ** 2.0) for v in range(256)]
 _SPECK_DOTS = 4
@@ -211,7 +214,8 @@ def _read_pieces(page, reader):
     if layout.lone_dots(dots) > _LONE_DOTS:
         # light grey text dithered to scattered dots: blurred back to grey and darkened
         images = [_soften(image) for image in images]
-    texts = [text for text, _ in reader.read(images)]
+    stretch = max(1.0, _SMALL_PRINT / layout.line_heights(dots)[1])
+    texts = [text for text, _ in reader.read(images, stretch)]
     latin = [k for k, text in enumerate(texts) if text.strip() and _han_share(text) == 0]
     if latin and shutil.which("tesseract"):
         second = tesseract([images[k] for k in latin], ["eng"], _PSM_LINE)

@@ -17,7 +17,6 @@ column, as drivers do with tab stops. The store name is drawn half as tall again
 """
 from __future__ import annotations
 
-import difflib
 import io
 import os
 import random
@@ -213,8 +212,13 @@ def normalise(line: str) -> str:
 
 
 def lines_exact(got: list[str], want: list[str]) -> int:
-    """How many of the wanted lines were read exactly (spaces ignored), in order."""
-    matcher = difflib.SequenceMatcher(None, [normalise(g) for g in got if normalise(g)],
-                                      [normalise(w) for w in want if normalise(w)],
-                                      autojunk=False)
-    return sum(block.size for block in matcher.get_matching_blocks())
+    """How many of the wanted lines were read exactly (spaces ignored), in order: the longest
+    common subsequence of the two lists of lines."""
+    a = [normalise(g) for g in got if normalise(g)]
+    b = [normalise(w) for w in want if normalise(w)]
+    row = [0] * (len(b) + 1)
+    for line in a:
+        previous = row[:]
+        for k, wanted in enumerate(b):
+            row[k + 1] = previous[k] + 1 if line == wanted else max(previous[k + 1], row[k])
+    return row[-1]
