@@ -287,8 +287,13 @@ def _in_number(text, k):
     nothing on the other."""
     before, after = text[k - 1:k] if k else "", text[k + 1:k + 2]
     return (before.isdigit() and (after.isdigit() or after in ("", " ", ".", ",") or
-                                  after.isalpha() and after.islower())) or \
+                                  (after.isalpha() and after.islower()))) or \
         (after.isdigit() and (before in ("", " ", ".", ",") or before.isdigit()))
+
+
+def _soften(image):
+    """A dithered piece blurred back to grey, the grey darkened so that thin strokes count."""
+    return image.filter(ImageFilter.GaussianBlur(_SOFTEN_SIGMA)).point(_SOFTEN_GAMMA)
 
 
 def _dashes(width, line_height):
