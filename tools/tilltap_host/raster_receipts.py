@@ -17,8 +17,6 @@ column, as drivers do with tab stops. The store name is drawn half as tall again
 """
 from __future__ import annotations
 
-import io
-import os
 import random
 import re
 import subprocess
@@ -193,21 +191,6 @@ def driver_receipts(font: FontSpec, width: int, dithered: bool, seed: int = 0,
                                      to_escpos(page), receipt.fields["total"]))
         batch += 1
     return out
-
-
-def save_png(receipt: DriverReceipt, folder: str) -> str:
-    """The receipt's page as a PNG in folder (for looking at a misread); returns its path."""
-    from tilltap.ocr import reader
-
-    ((_, _, page),) = reader.receipt_pages(receipt.stream)
-    path = os.path.join(folder, "%s-%s-%d%s.png" % (receipt.name, receipt.font.replace(" ", ""),
-                                                    receipt.width,
-                                                    "-dither" if receipt.dithered else ""))
-    buffer = io.BytesIO()
-    page.save(buffer, "PNG")
-    with open(path, "wb") as f:
-        f.write(buffer.getvalue())
-    return path
 
 
 def normalise(line: str) -> str:
