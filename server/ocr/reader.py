@@ -238,8 +238,9 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
     PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ) that Tesseract read in place of
     or next to PP-OCR's; a letter's case (PP-OCR reads C, W, X of some fonts in lower case);
     look-alike digits and letters by their neighbours (PP-OCR's "0xford", "N0.", "Til1",
-    "40og"); a symbol PP-OCR made of a digit ("©.465"). Everything else stays PP-OCR's, which
-    reads digits and amounts better."""
+    "40og", "20%0n"); a symbol PP-OCR made of a digit ("©.465"); a full stop after a word that
+    Tesseract does not see (a speck of dithering: "TOTAL."). Everything else stays PP-OCR's,
+    which reads digits and amounts better."""
     text = list(primary)
     inserts = {}
     matcher = difflib.SequenceMatcher(None, primary, second, autojunk=False)
@@ -252,6 +253,9 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
         elif op == "replace" and i2 - i1 == j2 - j1:
             for n in range(i2 - i1):    # left to right, each with its corrected neighbours
                 text[i1 + n] = _better("".join(text), i1 + n, theirs[n])
+        elif op == "delete" and i2 == len(primary) and primary[i1:i2] in (".", ",") and \
+                primary[i1 - 1:i1].isalpha():
+            text[i1] = ""               # a speck of dithering after a word ("TOTAL.")
     return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
 
 
@@ -278,7 +282,8 @@ def _in_word(text, k):
     it, or a letter before it and no digits after it (an amount: "RM0.50" keeps its 0)."""
     before, after, then = text[k - 1:k] if k else "", text[k + 1:k + 2], text[k + 2:k + 3]
     if after.isalpha():
-        return before in ("", " ") or before.isalpha()
+        return not before.isdigit() and (after.islower() or before in ("", " ") or
+                                         before.isalpha())
     return before.isalpha() and not after.isdigit() and not (after in ".," and then.isdigit())
 
 

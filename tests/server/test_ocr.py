@@ -259,6 +259,9 @@ def test_combine_takes_from_tesseract_what_pp_ocr_cannot_read():
     assert ocr.combine("2.70", "2.40", charset) == "2.70"
     assert ocr.combine("RM0.50", "RMO.50", charset) == "RM0.50"
     assert ocr.combine("TOTAL", "TOTAL.", charset) == "TOTAL"
+    assert ocr.combine("TOTAL.", "TOTAL", charset) == "TOTAL"
+    assert ocr.combine("VAT0%0n3.37", "VAT0%on3.37", charset) == "VAT0%on3.37"
+    assert ocr.combine("100g", "10og", charset) == "100g"
     assert ocr.combine("269.00", "369. OU", charset) == "269.00"
 
 
