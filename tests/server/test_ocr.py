@@ -18,9 +18,10 @@ from tilltap.ocr import reader as ocr
 from tilltap_host import raster_receipts
 from tilltap_host.receipt_factory import generate_receipts
 
-RASTER = [  # stream, parser options, minimum similarity measured by bench/bench_extract.py
-    ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.75),
-    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.9),  # dithered grey glyphs
+RASTER = [  # stream, parser options, minimum share of lines read exactly (spaces ignored), a
+    # little under what bench/bench_extract.py measures (0.767, 0.690, 0.596)
+    ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.72),
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.65),  # dithered grey glyphs
     ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
 ]
 
@@ -86,10 +87,10 @@ def test_generated_logos_decode_the_same_in_all_three_image_commands():
 def test_ocr_matches_the_transcription(name, options, minimum):
     need_tesseract("chi_sim" if "npos" in name else None)
     receipts = ocr.ocr_stream(stream(name), **options)
-    text = "\n".join(line for r in receipts for line in r.lines)
     with open(os.path.join(CORPUS, "expected", name + ".txt"), encoding="utf-8") as f:
-        want = f.read()
-    assert similarity(text, want) >= minimum
+        want = [line for line in f.read().splitlines() if line.strip()]
+    exact = raster_receipts.lines_exact([line for r in receipts for line in r.lines], want)
+    assert exact >= minimum * len(want)
 
 
 def test_ocr_text_goes_through_the_extractor():
