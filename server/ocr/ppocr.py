@@ -2,7 +2,7 @@
 
 Tesseract's chi_sim cannot read a driver's dithered grey glyphs (raster-2.bin: 应收 and 实收 at
 no setting tried); PP-OCRv4, trained on photographed and scanned Chinese text, reads them (see
-server/ocr.py for the figures). Only the recognizer is used: server/ocr.py cuts the page into
+server/ocr/reader.py). Only the recognizer is used: server/ocr/layout.py cuts the page into
 line pieces itself, so neither the detector nor OpenCV is needed.
 
 The model file comes from the PyPI package rapidocr-onnxruntime, installed without its

@@ -1,19 +1,19 @@
-"""Text of raster-only receipts: reassemble a receipt's images and OCR them with Tesseract.
+"""Text of raster-only receipts: reassemble a receipt's images and OCR them.
 
 Windows printer drivers often print the whole receipt as images (GS v 0 bands, GS ( L graphics,
 ESC * stripes): the parser then sees no text at all. Here each receipt's image payloads (parser
-option keep_images=True) are decoded, stacked top to bottom into one tall page, and read by the
-`tesseract` binary (Debian packages tesseract-ocr, tesseract-ocr-chi-sim). The text lines go
-through the same field extractor as printed text (server/extract.py).
+option keep_images=True) are decoded and stacked top to bottom into one tall page. The text
+lines go through the same field extractor as printed text (server/analysis/extract.py).
 
-Two kinds of page are read differently (measured on the raster corpus, see below):
-    crisp     bitmap fonts and rendered PDFs: the whole page at once by Tesseract, its
-              languages together
-    dithered  a driver's grey text dithered to dots: cut into lines (bands between blank rows)
-              and each line into pieces at column gaps, each piece read by PaddleOCR's PP-OCRv4
-              recognizer (server/ppocr.py); dotted or dashed rules become a line of dashes as
-              in printed text. Without PP-OCR installed, Tesseract reads the bands blurred back
-              to grey, Han first and English for lines that are not.
+How a page is read (figures: bench/bench_extract.py, README "Parsing print streams"):
+    with PP-OCR   (server/ocr/ppocr.py, installed by make setup) every page: cut into lines and
+                  each line into pieces at column gaps (server/ocr/layout.py), every piece read
+                  by PP-OCRv4's recognizer (pieces of light grey dithered text blurred first),
+                  pieces without Han read again by Tesseract eng to correct what PP-OCR's
+                  Chinese model cannot read (combine); rules become dashes as in printed text.
+    without it    Tesseract (Debian tesseract-ocr, tesseract-ocr-chi-sim): a crisp page whole,
+                  a dithered page band by band blurred back to grey, Han first and English for
+                  bands that are not.
 
     for receipt in ocr_stream(data, encoding="gb18030"):
         receipt.lines, receipt.fields
