@@ -2,17 +2,16 @@
 
 Receipts come from tilltap_host/receipt_factory.py (exact ground truth), are printed to
 ESC/POS, parsed as a capture would be and run through tilltap.analysis.extract. Figures: share
-of receipts whose field is exactly right. OCR: character similarity (difflib ratio after
-whitespace and full-width normalisation) of Tesseract's text with corpus/expected, and seconds
-per receipt. Quick mode (TILLTAP_BENCH_QUICK=1): one seed of 40 receipts, 8 receipts through
-the real path, OCR of one raster file (full: 500, 40 and three files).
+of receipts whose field is exactly right. OCR: lines read exactly (spaces ignored) on
+driver-style raster receipts (tools/tilltap_host/raster_receipts.py) per font set and script, and
+on the corpus's raster streams against corpus/expected, and seconds per receipt. Quick mode
+(TILLTAP_BENCH_QUICK=1): one seed of 40 receipts, 8 receipts through the real path, OCR of one
+raster file and of one crisp receipt in the first font and width of each font set and script
+(full: 500, 40, three files, every font, width and dithering).
 """
 import collections
-import difflib
 import os
-import shutil
 import time
-import unicodedata
 
 from quick import size
 
@@ -28,6 +27,10 @@ RASTER = size((("taoyuan__npos/raster.bin", {"encoding": "gb18030"}),
                ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}),
                ("mike42__escpos-php/print-from-pdf.bin", {})),
               (("taoyuan__npos/raster.bin", {"encoding": "gb18030"}),))
+OCR_COUNT = 1                 # driver-style receipts per font, width and dithering
+OCR_FONTS = size(7, 1)        # fonts of each font set and script (quick: the first)
+OCR_WIDTHS = size(3, 1)       # widths of each font set (quick: the first)
+OCR_DITHERED = size((False, True), (False,))
 OTHER = ("subtotal", "currency", "receipt_no", "datetime", "member_id", "store", "cashier", "tax",
          "tendered", "change")
 ITEM_KEYS = ("name", "qty", "unit_price", "amount")
@@ -65,16 +68,40 @@ def extraction():
     print("extract receipts: %d in %.1f s (parse + extract)" % (count, seconds))
 
 
-def normalise(text):
-    text = unicodedata.normalize("NFKC", text).replace("—", "-").replace("一", "-")
-    return "".join(text.split())
-
-
 def ocr():
-    if shutil.which("tesseract") is None:
-        print("ocr: skipped (tesseract not installed)")
-        return
+    """OCR of raster-only receipts, through tilltap.ocr.reader.ocr_stream (the server's and
+    `tilltap parse --ocr`'s): lines read exactly (spaces ignored, in order) and seconds per
+    receipt, on driver-style renderings per font set (tuned on / held out, Latin and Chinese,
+    crisp and dithered) and on the corpus's raster streams against corpus/expected."""
+    from tilltap.ocr import ppocr
     from tilltap.ocr import reader as tilltap_ocr
+    from tilltap_host import raster_receipts
+
+    ppocr.LineReader.load()
+    # held-out fonts get other receipts too (seeds from 100)
+    for label, (families, widths), seeds in (("tuned", raster_receipts.TUNED, 0),
+                                             ("held-out", raster_receipts.HELD_OUT, 100)):
+        for script in ("latin", "zh"):
+            right = total = receipts = 0
+            seconds = 0.0
+            fonts = [font for font in map(raster_receipts.find_font, families)
+                     if font is not None and font.han == (script == "zh")]
+            for font in fonts[:OCR_FONTS]:
+                for n, width in enumerate(widths[:OCR_WIDTHS]):
+                    for dithered in OCR_DITHERED:
+                        for receipt in raster_receipts.driver_receipts(
+                                font, width, dithered, seed=seeds + n + 7 * dithered,
+                                count=OCR_COUNT):
+                            started = time.perf_counter()
+                            lines = [line for r in tilltap_ocr.ocr_stream(receipt.stream)
+                                     for line in r.lines]
+                            seconds += time.perf_counter() - started
+                            right += raster_receipts.lines_exact(lines, receipt.lines)
+                            total += len(receipt.lines)
+                            receipts += 1
+            if receipts:
+                print("ocr driver %s %s: lines exact %.1f%%, %.2f s/receipt (n=%d)"
+                      % (label, script, 100.0 * right / total, seconds / receipts, receipts))
     for name, options in RASTER:
         path = os.path.join(CORPUS, "real", name)
         if not os.path.exists(path):
@@ -85,14 +112,13 @@ def ocr():
         started = time.perf_counter()
         receipts = tilltap_ocr.ocr_stream(data, **options)
         seconds = time.perf_counter() - started
-        text = "\n".join(line for r in receipts for line in r.lines)
         with open(os.path.join(CORPUS, "expected", name + ".txt"), encoding="utf-8") as f:
-            want = f.read()
-        ratio = difflib.SequenceMatcher(None, normalise(text), normalise(want),
-                                        autojunk=False).ratio()
+            want = [line for line in f.read().splitlines() if line.strip()]
+        right = raster_receipts.lines_exact([line for r in receipts for line in r.lines], want)
         totals = [r.fields.total for r in receipts]
-        print("ocr %s: similarity %.3f, %.2f s/receipt, %d receipt(s), totals %s"
-              % (name, ratio, seconds / max(len(receipts), 1), len(receipts), totals))
+        print("ocr %s: lines exact %.1f%%, %.2f s/receipt, %d receipt(s), totals %s"
+              % (name, 100.0 * right / len(want), seconds / max(len(receipts), 1),
+                 len(receipts), totals))
 
 
 REAL_PATH_PER_STORE = size(5, 1)  # receipts per generated store through the firmware (8 stores)

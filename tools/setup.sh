@@ -70,6 +70,12 @@ command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-ch
 if command -v tesseract >/dev/null 2>&1 && ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim; then
     missing+=(tesseract-ocr-chi-sim)
 fi
+# Chinese fonts for the OCR tests and bench (driver-style raster receipts rendered with this
+# machine's fonts: tools/tilltap_host/raster_receipts.py); Latin ones come with the system.
+fc-list :lang=zh family 2>/dev/null | grep -q "WenQuanYi Zen Hei" || missing+=(fonts-wqy-zenhei)
+fc-list :lang=zh family 2>/dev/null | grep -q "WenQuanYi Micro Hei" || missing+=(fonts-wqy-microhei)
+fc-list :lang=zh family 2>/dev/null | grep -q "AR PL UMing" || missing+=(fonts-arphic-uming)
+command -v fc-list >/dev/null 2>&1 && fc-list family | grep -q "Liberation Mono" || missing+=(fonts-liberation fonts-dejavu-core fontconfig)
 # Headless Chromium and its driver for the dashboard's browser test.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)

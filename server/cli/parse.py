@@ -1,6 +1,7 @@
 """`tilltap parse`: ESC/POS files in, one JSON object per file out."""
 import json
 import sys
+import time
 
 from tilltap.analysis.extract import add_fields
 from tilltap_fw import escpos_parser
@@ -24,6 +25,10 @@ def add_command(sub):
     ap.add_argument("--fields", action="store_true",
                     help="add the extracted consumption data (total, items, payments, ...) to "
                          "each receipt; card numbers are masked")
+    ap.add_argument("--ocr", action="store_true",
+                    help="read raster-only receipts (a driver's picture of the text) with the "
+                         "server's OCR: adds \"ocr\": {\"lines\", \"seconds\"}; --fields then "
+                         "extracts from the printed and the OCR lines")
     ap.set_defaults(run=run)
 
 
@@ -47,9 +52,38 @@ def run(args):
             print("tilltap parse: %s: %s" % (path, e.strerror or e), file=sys.stderr)
             status = 1
             continue
-        receipts, stats = parse_stream(data, args.chunk_size, **options)
-        if args.fields:
-            receipts = [add_fields(r) for r in receipts]
+        try:
+            receipts, stats = parse_stream(data, args.chunk_size, **options)
+            if args.ocr:
+                receipts = read_raster(data, receipts, options)
+            if args.fields:
+                receipts = [add_fields(r) for r in receipts]
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+            print("tilltap parse: %s: %s: %s" % (path, type(e).__name__, e), file=sys.stderr)
+            status = 1
+            continue
         print(json.dumps({"file": path, "receipts": receipts, "stats": stats},
                          ensure_ascii=False), flush=True)
     return status
+
+
+def read_raster(data: bytes, receipts: list[dict], options: dict) -> list[dict]:
+    """The receipts with "ocr" added to each raster-only one (ocr.raster_only): its page read
+    as the server reads it (tilltap.ocr.reader.ocr_image). Its OCR lines follow its printed
+    lines in "lines", as the server extracts fields from both."""
+    from tilltap.ocr import ppocr, reader
+
+    ppocr.LineReader.load()         # loaded once, before the first receipt's time is taken
+    pages = reader.receipt_pages(data, **options)
+    if len(pages) != len(receipts):
+        raise ValueError("%d receipts but %d pages" % (len(receipts), len(pages)))
+    out = []
+    for receipt, (_, _, page) in zip(receipts, pages):
+        if page is not None and reader.raster_only(receipt):
+            started = time.perf_counter()
+            lines = reader.ocr_image(page)
+            receipt = dict(receipt, lines=receipt["lines"] + lines,
+                           ocr={"lines": lines,
+                                "seconds": round(time.perf_counter() - started, 3)})
+        out.append(receipt)
+    return out

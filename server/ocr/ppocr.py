@@ -2,7 +2,7 @@
 
 Tesseract's chi_sim cannot read a driver's dithered grey glyphs (raster-2.bin: 应收 and 实收 at
 no setting tried); PP-OCRv4, trained on photographed and scanned Chinese text, reads them (see
-server/ocr.py for the figures). Only the recognizer is used: server/ocr.py cuts the page into
+server/ocr/reader.py). Only the recognizer is used: server/ocr/layout.py cuts the page into
 line pieces itself, so neither the detector nor OpenCV is needed.
 
 The model file comes from the PyPI package rapidocr-onnxruntime, installed without its
@@ -47,11 +47,17 @@ class LineReader:
     def __init__(self, path: str):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # threads that wait for work without spinning: the cores are shared with the server's
+        # other work and Tesseract (the same wall time, a third less CPU time under load)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(path, options,
+                                                    providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         characters = self.session.get_modelmeta().custom_metadata_map["character"].splitlines()
         # CTC class 0 is the blank; the last class is a space
         self.characters = [""] + characters + [" "]
+        self.charset = frozenset(characters)
 
     @classmethod
     def load(cls) -> LineReader | None:
@@ -64,14 +70,17 @@ class LineReader:
                 cls._shared = cls(path)
             return cls._shared
 
-    def read(self, images: list[Image.Image]) -> list[tuple[str, float]]:
-        """(text, mean character probability 0-1) of each image, one line of text each."""
+    def read(self, images: list[Image.Image], stretch: float = 1.0) -> list[tuple[str, float]]:
+        """(text, mean character probability 0-1) of each image, one line of text each. stretch:
+        widen the images this many times more than their height is scaled (small print: the
+        recognizer gives one character step per 8 columns, too few for narrow letters)."""
         out = [("", 0.0)] * len(images)
         order = sorted(range(len(images)),
                        key=lambda k: images[k].width / max(images[k].height, 1))
         for start in range(0, len(order), _BATCH):
             batch = order[start:start + _BATCH]
-            widths = [max(1, math.ceil(_HEIGHT * images[k].width / max(images[k].height, 1)))
+            widths = [max(1, math.ceil(_HEIGHT * stretch * images[k].width
+                                       / max(images[k].height, 1)))
                       for k in batch]
             tensor = np.zeros((len(batch), 3, _HEIGHT, max(widths)), dtype=np.float32)
             for row, (k, width) in enumerate(zip(batch, widths)):

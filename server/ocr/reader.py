@@ -1,19 +1,19 @@
-"""Text of raster-only receipts: reassemble a receipt's images and OCR them with Tesseract.
+"""Text of raster-only receipts: reassemble a receipt's images and OCR them.
 
 Windows printer drivers often print the whole receipt as images (GS v 0 bands, GS ( L graphics,
 ESC * stripes): the parser then sees no text at all. Here each receipt's image payloads (parser
-option keep_images=True) are decoded, stacked top to bottom into one tall page, and read by the
-`tesseract` binary (Debian packages tesseract-ocr, tesseract-ocr-chi-sim). The text lines go
-through the same field extractor as printed text (server/extract.py).
+option keep_images=True) are decoded and stacked top to bottom into one tall page. The text
+lines go through the same field extractor as printed text (server/analysis/extract.py).
 
-Two kinds of page are read differently (measured on the raster corpus, see below):
-    crisp     bitmap fonts and rendered PDFs: the whole page at once by Tesseract, its
-              languages together
-    dithered  a driver's grey text dithered to dots: cut into lines (bands between blank rows)
-              and each line into pieces at column gaps, each piece read by PaddleOCR's PP-OCRv4
-              recognizer (server/ppocr.py); dotted or dashed rules become a line of dashes as
-              in printed text. Without PP-OCR installed, Tesseract reads the bands blurred back
-              to grey, Han first and English for lines that are not.
+How a page is read (figures: bench/bench_extract.py, README "Parsing print streams"):
+    with PP-OCR   (server/ocr/ppocr.py, installed by make setup) every page: cut into lines and
+                  each line into pieces at column gaps (server/ocr/layout.py), every piece read
+                  by PP-OCRv4's recognizer (pieces of light grey dithered text blurred first),
+                  pieces without Han read again by Tesseract eng to correct what PP-OCR's
+                  Chinese model cannot read (combine); rules become dashes as in printed text.
+    without it    Tesseract (Debian tesseract-ocr, tesseract-ocr-chi-sim): a crisp page whole,
+                  a dithered page band by band blurred back to grey, Han first and English for
+                  bands that are not.
 
     for receipt in ocr_stream(data, encoding="gb18030"):
         receipt.lines, receipt.fields
@@ -26,6 +26,7 @@ Payload layouts (1 = black dot):
 from __future__ import annotations
 
 import csv
+import difflib
 import logging
 import os
 import re
@@ -41,6 +42,7 @@ from tilltap.analysis.extract import ReceiptFields, extract_fields
 from tilltap_fw import escpos_parser
 from tilltap_fw.receipt import ReceiptAssembler
 
+from . import layout
 from .ppocr import LineReader
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 # smooths the dot edges. Thickening the strokes or scaling 3x made the PDF-rendered receipts much
 # worse; chi_sim alone read raster.bin better (0.885) but lost its date and total.
 _PSM = "6"
+_PSM_LINE = "7"      # one text line: a piece of a line (layout.py)
 _SCALE = 2
 _BLUR = 1.0
 _MARGIN = 16
@@ -73,9 +76,22 @@ _MARGIN = 16
 # it in fewer than a third of the rendering sets tried. PP-OCR reads every label and amount of it
 # from the dots as printed, piece by piece (0.949; in a trial with plainer text clean-up, pieces
 # 0.965, whole bands 0.954 but with the columns run together, pieces blurred first 0.959).
-# Crisp pages stay with Tesseract: PP-OCR's recognizer on these pieces read them worse
-# (raster.bin 0.659, print-from-pdf 0.338); with PaddleOCR's own text detector (rapidocr with
-# OpenCV, not installed) 0.914 and 0.658.
+# Crisp pages were left to Tesseract while pieces were cut at half a line height (PP-OCR read
+# them worse: raster.bin 0.659, print-from-pdf 0.338); cut at a line height, with touching
+# lines split and pictures left out (layout.py), PP-OCR reads them better than Tesseract:
+# lines exact on held-out driver fonts 70.8% -> 92.5%, raster.bin 46.7% -> 76.7%.
+# PP-OCR reads pieces from the dots as printed, except on pages where more than 10% of the dots
+# touch no other dot above, below or beside (light grey text dithered to scattered dots: 24-64%
+# on generated driver receipts in a grey of 120; crisp fonts 0-4.3%, raster.bin 3.8%,
+# raster-2.bin's darker dithering 2.2%): those pieces are blurred (sigma 1 dot) and darkened
+# (gamma 2) first, on generated dithered receipts 11/31 -> 27/31 lines (DejaVu Sans Mono),
+# 15 -> 24 (Liberation Sans), 25 -> 28 (WenQuanYi Micro Hei); crisp pieces blurred lost 0-2.
+_LONE_DOTS = 0.1
+# Lines less tall than this (dots, layout.py's H) are widened for PP-OCR in proportion: a PDF
+# printed at half size (H 10) lost letters ("recepts"), raster.bin's 12-dot font repeated digits
+_SMALL_PRINT = 20
+_SOFTEN_SIGMA = 1.0
+_SOFTEN_GAMMA = [round(255 * (v / 255) ** 2.0) for v in range(256)]
 _SPECK_DOTS = 4
 _SPECK_SHARE = 0.06
 _DITHER_SIGMA = 1.25    # dots
@@ -169,18 +185,125 @@ def stack(images: list[Image.Image]) -> Image.Image:
 
 def ocr_image(page: Image.Image, languages: list[str] | None = None,
               pp_ocr: bool = True) -> list[str]:
-    """Text lines read in a page image, normalised (see clean_line). A dithered page is read by
-    PP-OCR (server/ppocr.py) if pp_ocr and it is installed, everything else by Tesseract."""
-    dithered = is_dithered(page)
-    reader = LineReader.load() if dithered and pp_ocr else None
-    if dithered and pp_ocr and reader is None:
-        log.warning("PP-OCR is not installed (make setup): dithered page read by Tesseract")
-    if reader is None and languages is None:
+    """Text lines read in a page image, normalised (see clean_line). With PP-OCR installed
+    (server/ppocr.py) and pp_ocr, every page is read line by line and piece by piece by it;
+    else by Tesseract, a dithered page band by band and a crisp one whole."""
+    reader = LineReader.load() if pp_ocr else None
+    if pp_ocr and reader is None:
+        log.warning("PP-OCR is not installed (make setup): page read by Tesseract")
+    if reader is not None:
+        return _read_pieces(page, reader)
+    if languages is None:
         installed = tesseract_languages()
         languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
-    if dithered:
-        return _read_dithered(page, languages, reader)
+    if is_dithered(page):
+        return _read_dithered(page, languages)
     return _read_crisp(page, languages)
+
+
+def _read_pieces(page, reader):
+    """Line by line (server/ocr/layout.py): rules become dashes; each text line's pieces are
+    read by PP-OCR and joined by two spaces (columns apart, as printed text has them). Pieces
+    PP-OCR reads without Han are read again by Tesseract (eng), which supplies what PP-OCR's
+    Chinese character set lacks or confuses (see combine)."""
+    dots = layout.ink(page)
+    found = layout.lines(dots)
+    pieces = [(k, box) for k, line in enumerate(found) for box in line.pieces]
+    images = [layout.piece_image(dots, box, _PIECE_MARGIN, _PIECE_MARGIN) for _, box in pieces]
+    if layout.lone_dots(dots) > _LONE_DOTS:
+        # light grey text dithered to scattered dots: blurred back to grey and darkened
+        images = [_soften(image) for image in images]
+    stretch = max(1.0, _SMALL_PRINT / layout.line_heights(dots)[1])
+    texts = [text for text, _ in reader.read(images, stretch)]
+    latin = [k for k, text in enumerate(texts) if text.strip() and _han_share(text) == 0]
+    if latin and shutil.which("tesseract"):
+        second = tesseract([images[k] for k in latin], ["eng"], _PSM_LINE)
+        for k, (text, _) in zip(latin, second):
+            texts[k] = combine(texts[k], text.strip(), reader.charset)
+    parts: list[list[str]] = [[] for _ in found]
+    for (k, _), text in zip(pieces, texts):
+        parts[k].append(clean_line(text))
+    lines = []
+    for line, words in zip(found, parts):
+        text = "-" * line.dashes if line.dashes else "  ".join(filter(None, words))
+        if text:
+            lines.append(text)
+    return lines
+
+
+def combine(primary: str, second: str, charset: frozenset[str]) -> str:
+    """PP-OCR's reading (primary) of a Latin piece, corrected by Tesseract's (second) where
+    PP-OCR is measured to be wrong and Tesseract right (generated driver receipts): characters
+    PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ) that Tesseract read in place of
+    or next to PP-OCR's; a letter's case (PP-OCR reads C, W, X of some fonts in lower case);
+    look-alike digits and letters by their neighbours (PP-OCR's "0xford", "N0.", "Til1",
+    "40og", "20%0n"); a symbol PP-OCR made of a digit ("©.465"); a full stop after a word that
+    Tesseract does not see (a speck of dithering: "TOTAL."). Everything else stays PP-OCR's,
+    which reads digits and amounts better."""
+    text = list(primary)
+    inserts = {}
+    matcher = difflib.SequenceMatcher(None, primary, second, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        theirs = second[j1:j2]
+        if op in ("replace", "insert") and any(c not in charset and not c.isspace()
+                                               for c in theirs):
+            text[i1:i2] = [""] * (i2 - i1)
+            inserts[i1] = theirs
+        elif op == "replace" and i2 - i1 == j2 - j1:
+            for n in range(i2 - i1):    # left to right, each with its corrected neighbours
+                text[i1 + n] = _better("".join(text), i1 + n, theirs[n])
+        elif op == "delete" and i2 == len(primary) and primary[i1:i2] in (".", ",") and \
+                primary[i1 - 1:i1].isalpha():
+            text[i1] = ""               # a speck of dithering after a word ("TOTAL.")
+    return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
+
+
+_LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B"}
+_PUNCTUATION = set(".,:;-/%()'&+*#@$!?\"")
+
+
+def _better(text, k, theirs):
+    """text[k] or Tesseract's character in its place (see combine)."""
+    ours = text[k]
+    if ours.isalpha() and theirs.isalpha() and ours.lower() == theirs.lower():
+        return theirs
+    if theirs in _LOOKALIKE.get(ours, "") and _in_word(text, k):
+        return theirs
+    if ours in _LOOKALIKE.get(theirs, "") and _in_number(text, k):
+        return theirs
+    if not ours.isalnum() and ours not in _PUNCTUATION and theirs.isalnum():
+        return theirs
+    return ours
+
+
+def _in_word(text, k):
+    """True if text[k] stands in a word: a letter after it and a letter or a word start before
+    it, or a letter before it and no digits after it (an amount: "RM0.50" keeps its 0)."""
+    before, after, then = text[k - 1:k] if k else "", text[k + 1:k + 2], text[k + 2:k + 3]
+    if after.isalpha():
+        return not before.isdigit() and (after.islower() or before in ("", " ") or
+                                         before.isalpha())
+    return before.isalpha() and not after.isdigit() and not (after in ".," and then.isdigit())
+
+
+def _in_number(text, k):
+    """True if text[k] stands among digits: a digit on one side and a digit, a decimal point or
+    nothing on the other."""
+    before, after = text[k - 1:k] if k else "", text[k + 1:k + 2]
+    return (before.isdigit() and (after.isdigit() or after in ("", " ", ".", ",") or
+                                  (after.isalpha() and after.islower()))) or \
+        (after.isdigit() and (before in ("", " ", ".", ",") or before.isdigit()))
+
+
+def _soften(image):
+    """A dithered piece blurred back to grey, the grey darkened so that thin strokes count."""
+    return image.filter(ImageFilter.GaussianBlur(_SOFTEN_SIGMA)).point(_SOFTEN_GAMMA)
+
+
+def _dashes(width, line_height):
+    """A rule as printed text writes it: receipt fonts are about half as wide as tall, so one
+    dash per half line height."""
+    return "-" * max(3, round(2 * width / line_height))
 
 
 def _read_crisp(page, languages):
@@ -231,43 +354,25 @@ def _component_sizes(page):
 _BLACK = bytes([1] + [0] * 255)     # grey level -> 1 for black
 
 
-def _read_dithered(page, languages, reader):
-    """Band by band: rules become dashes; text bands are read piece by piece (columns apart) by
-    PP-OCR from the dots as printed, or without it whole by Tesseract from the de-dithered page."""
+def _read_dithered(page, languages):
+    """Band by band by Tesseract from the de-dithered page: rules become dashes."""
     bands = line_bands(page)
+    if not bands:
+        return []
     line_height = sorted(bottom - top for top, bottom in bands)[len(bands) // 2]
     rules = {band: _rule_width(page, band, line_height) for band in bands}
     texts = [band for band in bands if rules[band] is None]
-    if reader is not None:
-        pieces = [(band, box) for band in texts for box in _pieces(page, band, line_height)]
-        readings = reader.read([page.crop(box) for _, box in pieces])
-        parts_of: dict[tuple[int, int], list[str]] = {band: [] for band in texts}
-        for (band, _), (text, _) in zip(pieces, readings):
-            parts_of[band].append(clean_line(text))
-        text_of = {band: "  ".join(filter(None, parts)) for band, parts in parts_of.items()}
-    else:
-        grey = dedither(page)
-        readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
-                               languages)
-        text_of = dict(zip(texts, readings))
+    grey = dedither(page)
+    readings = _read_bands([grey.crop((0, top, grey.width, bottom)) for top, bottom in texts],
+                           languages)
+    text_of = dict(zip(texts, readings))
     lines = []
     for band in bands:
         if rules[band] is None:
             lines += _lines(text_of[band])
         else:
-            # receipt fonts are about half as wide as tall: one dash per character cell
-            lines.append("-" * max(3, round(2 * rules[band] / line_height)))
+            lines.append(_dashes(rules[band], line_height))
     return lines
-
-
-def _pieces(page, band, line_height):
-    """Crop boxes, with a margin, of the band's pieces: its ink split where at least half a line
-    height of columns is blank (a column gap, wider than a space between words)."""
-    top, bottom = band
-    columns = page.crop((0, top, page.width, bottom)).transpose(Image.Transpose.TRANSPOSE)
-    return [(max(left - _PIECE_MARGIN, 0), max(top - _PIECE_MARGIN, 0),
-             min(right + _PIECE_MARGIN, page.width), min(bottom + _PIECE_MARGIN, page.height))
-            for left, right in line_bands(columns, max(line_height // 2, _BAND_GAP))]
 
 
 def _read_bands(images, languages):
@@ -349,8 +454,10 @@ def tesseract(images: list[Image.Image], languages: list[str],
         with open(listing, "w") as f:
             f.write("\n".join(paths) + "\n")
         base = os.path.join(tmp, "out")
+        # one thread: PP-OCR and the server's other work share the cores
         out = subprocess.run(["tesseract", listing, base, "-l", "+".join(languages), "--psm", psm,
-                              "txt", "tsv"], capture_output=True, text=True)
+                              "txt", "tsv"], capture_output=True, text=True,
+                             env={**os.environ, "OMP_THREAD_LIMIT": "1"})
         if out.returncode != 0:
             raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
         with open(base + ".txt", encoding="utf-8") as f:
@@ -365,13 +472,18 @@ def tesseract(images: list[Image.Image], languages: list[str],
             for k, c in enumerate(confidences)]
 
 
-_DECIMAL_GAP = re.compile(r"(?<=\d)\. (?=\d\d(?!\d))")   # "242. 00", not "1. 2x Latte"
+# spaces an OCR engine puts inside an amount, dropped: "242. 00", "7, 00", "80 .41", "$ 80.41"
+# (not "1. 2x Latte", "2 x 1.35" or "Qty 2 .5kg")
+_AMOUNT_GAPS = (re.compile(r"(?<=\d[.,]) (?=\d\d(?!\d))"),
+                re.compile(r"(?<=\d) (?=[.,]\d\d(?!\d))"),
+                re.compile(r"(?<=[$£€¥￥]) (?=\d)"))
 
 
 def clean_line(line: str) -> str:
-    """Tesseract's chi_sim puts spaces between Han characters and after a decimal point
-    ("242. 00"): drop those, keep the others."""
-    line = _DECIMAL_GAP.sub(".", line)
+    """Spaces inside amounts (see _AMOUNT_GAPS), and those Tesseract's chi_sim puts between
+    Han characters, dropped; the others kept."""
+    for gap in _AMOUNT_GAPS:
+        line = gap.sub("", line)
     out: list[str] = []
     for k, c in enumerate(line):
         if c == " " and out and _is_han(out[-1]):

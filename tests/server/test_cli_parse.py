@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 
+import pytest
 from corpus import corpus_files, need_corpus
 from unixport import VENV_BIN
 
@@ -70,3 +71,22 @@ def test_chinese_receipt_with_encoding_option():
     path = next(p for p in corpus_files() if p.endswith("taoyuan__npos/text-1.bin"))
     out = json.loads(tilltap("parse", "--encoding", "gb18030", path).stdout)
     assert "实收：80" in " ".join(out["receipts"][0]["lines"])
+
+
+def test_parse_ocr_reads_a_raster_only_receipt(tmp_path):
+    """A driver's picture of a receipt: no text until --ocr reads it; --fields then extracts."""
+    from tilltap_host import raster_receipts
+    font = raster_receipts.find_font("Liberation Sans")
+    if font is None:
+        pytest.skip("font Liberation Sans not installed")
+    (receipt,) = raster_receipts.driver_receipts(font, 512, False, seed=3, count=1)
+    path = tmp_path / "driver.bin"
+    path.write_bytes(receipt.stream)
+    plain = json.loads(tilltap("parse", str(path)).stdout)["receipts"][0]
+    assert plain["lines"] == [] and "ocr" not in plain
+    result = tilltap("parse", "--ocr", "--fields", str(tmp_path / "missing.bin"), str(path))
+    assert result.returncode == 1 and "missing.bin" in result.stderr
+    (read,) = json.loads(result.stdout)["receipts"]
+    assert read["lines"] == read["ocr"]["lines"] and read["ocr"]["seconds"] > 0
+    assert raster_receipts.lines_exact(read["lines"], receipt.lines) >= 0.9 * len(receipt.lines)
+    assert read["fields"]["total"] == receipt.total

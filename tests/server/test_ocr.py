@@ -5,6 +5,7 @@ tests that run it skip without it. Image decoding is tested without Tesseract.
 """
 import difflib
 import os
+import re
 import shutil
 import unicodedata
 
@@ -12,13 +13,15 @@ import pytest
 from corpus import CORPUS
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
-from tilltap.ocr import ppocr
+from tilltap.ocr import layout, ppocr
 from tilltap.ocr import reader as ocr
+from tilltap_host import raster_receipts
 from tilltap_host.receipt_factory import generate_receipts
 
-RASTER = [  # stream, parser options, minimum similarity measured by bench/bench_extract.py
-    ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.75),
-    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.9),  # dithered grey glyphs
+RASTER = [  # stream, parser options, minimum share of lines read exactly (spaces ignored), a
+    # little under what bench/bench_extract.py measures (0.767, 0.690, 0.596)
+    ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.72),
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.65),  # dithered grey glyphs
     ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
 ]
 
@@ -84,10 +87,10 @@ def test_generated_logos_decode_the_same_in_all_three_image_commands():
 def test_ocr_matches_the_transcription(name, options, minimum):
     need_tesseract("chi_sim" if "npos" in name else None)
     receipts = ocr.ocr_stream(stream(name), **options)
-    text = "\n".join(line for r in receipts for line in r.lines)
     with open(os.path.join(CORPUS, "expected", name + ".txt"), encoding="utf-8") as f:
-        want = f.read()
-    assert similarity(text, want) >= minimum
+        want = [line for line in f.read().splitlines() if line.strip()]
+    exact = raster_receipts.lines_exact([line for r in receipts for line in r.lines], want)
+    assert exact >= minimum * len(want)
 
 
 def test_ocr_text_goes_through_the_extractor():
@@ -228,3 +231,73 @@ def test_raw_bytes_inflate_bounded():
     assert protocol.MAX_RAW_BYTES <= 128 * 1024
 
 
+# Driver-style raster receipts (tools/tilltap_host/raster_receipts.py): fonts and widths the OCR
+# was not tuned on (bench/bench_extract.py tunes on DejaVu Sans Mono, Liberation Sans and
+# WenQuanYi Micro Hei at 512-576 dots). Minimum share of lines read exactly, a little under
+# what these receipts measured.
+DRIVER = [  # font family, width (dots), dithered, minimum lines exact
+    ("Liberation Mono", 384, False, 0.85),
+    ("Liberation Serif", 576, True, 0.85),
+    ("WenQuanYi Zen Hei", 448, False, 0.85),
+]
+SPLIT_AMOUNT = re.compile(r"\d [.,]\d\d(?!\d)|\d[.,] \d\d(?!\d)|[$£€¥￥] \d")
+
+
+def driver_font(family):
+    font = raster_receipts.find_font(family)
+    if font is None:
+        pytest.skip("font %s not installed (make setup installs the fonts)" % family)
+    return font
+
+
+@pytest.mark.parametrize("family, width, dithered, minimum", DRIVER)
+def test_driver_raster_receipt_is_read(family, width, dithered, minimum):
+    (receipt,) = raster_receipts.driver_receipts(driver_font(family), width, dithered, seed=11,
+                                                 count=1)
+    assert not any(receipt.lines[0] in line for line in ocr.receipt_pages(receipt.stream)[0][0])
+    (read,) = ocr.ocr_stream(receipt.stream)
+    exact = raster_receipts.lines_exact(read.lines, receipt.lines)
+    assert exact >= minimum * len(receipt.lines), (exact, len(receipt.lines), read.lines)
+    assert read.fields.total == receipt.total
+    assert not [line for line in read.lines if SPLIT_AMOUNT.search(line)]
+
+
+def test_combine_takes_from_tesseract_what_pp_ocr_cannot_read():
+    charset = ppocr.LineReader.load().charset
+    assert "£" not in charset and "ñ" not in charset
+    assert ocr.combine("TOTAL 21.65", "TOTAL £21.65", charset) == "TOTAL £21.65"
+    assert ocr.combine("Jalapeio", "Jalapeño", charset) == "Jalapeño"
+    assert ocr.combine("wholemeal 8oog", "Wholemeal 800g", charset) == "Wholemeal 800g"
+    assert ocr.combine("0xford N0. Til1", "Oxford No. Till", charset) == "Oxford No. Till"
+    # digits stay PP-OCR's: Tesseract misreads them more often
+    assert ocr.combine("2.70", "2.40", charset) == "2.70"
+    assert ocr.combine("RM0.50", "RMO.50", charset) == "RM0.50"
+    assert ocr.combine("TOTAL", "TOTAL.", charset) == "TOTAL"
+    assert ocr.combine("TOTAL.", "TOTAL", charset) == "TOTAL"
+    assert ocr.combine("VAT0%0n3.37", "VAT0%on3.37", charset) == "VAT0%on3.37"
+    assert ocr.combine("100g", "10og", charset) == "100g"
+    assert ocr.combine("269.00", "369. OU", charset) == "269.00"
+
+
+def test_clean_line_joins_amounts_split_by_spaces():
+    assert ocr.clean_line("TOTAL  $80 .41") == "TOTAL  $80.41"
+    assert ocr.clean_line("TOTAL  $ 80.41") == "TOTAL  $80.41"
+    assert ocr.clean_line("Summe 7, 00") == "Summe 7,00"
+    assert ocr.clean_line("2 x 1.35") == "2 x 1.35"
+
+
+def test_layout_splits_touching_lines_and_leaves_pictures_out():
+    page = Image.new("L", (300, 200), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=20)
+    draw.text((4, 2), "Coffee   3.50", font=font, fill=0)
+    draw.text((4, 20), "Tea     2.10", font=font, fill=0)          # touches the line above
+    draw.rectangle((200, 0, 290, 75), outline=0, width=3)            # a logo's frame beside
+    for k, text in enumerate(("Subtotal  5.60", "Tax  0.00", "TOTAL  5.60")):
+        draw.text((4, 90 + 25 * k), text, font=font, fill=0)
+    draw.text((4, 170), "-" * 12, font=font, fill=0)
+    found = layout.lines(layout.ink(page))
+    text = [line for line in found if line.pieces]
+    assert len(text) == 5 and all(line.pieces[-1][2] < 200 for line in text)
+    assert text[0].bottom <= text[1].top
+    assert [line.dashes for line in found if line.dashes] == [12]

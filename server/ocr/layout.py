@@ -1,0 +1,178 @@
+"""Layout of a raster receipt page: its lines, each line's pieces (columns) and its rules.
+
+A driver's page is text lines one under the other, sometimes touching (no blank row between
+them), columns within a line apart by wide gaps, rules drawn as dashes or a stroke, and
+pictures (a logo in a frame, a barcode). PP-OCR's recognizer reads one line of text at a time,
+so the page is cut here into what it reads: line bands split at blank rows, bands holding
+several lines split again at the rows with least ink, pictures left out, and each line cut into
+pieces at column gaps. Numbers are in dots; H is the page's line height (line_heights()).
+
+    ink = layout.ink(page)                      # bool array, True = a printed dot
+    for line in layout.lines(ink):
+        line.pieces                             # [(left, top, right, bottom), ...] or []
+        line.dashes                             # a rule: as many dashes as printed text has
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+BAND_GAP = 3            # blank rows between two lines (raster-2.bin has one inside a line)
+RULE_HEIGHT = 4         # a rule is at most 1/4 as tall as a line of text...
+RULE_WIDTH = 2          # ...and at least 2 line heights wide
+PICTURE_RUN = 2.5       # H: a stroke this tall is a picture's (frame, barcode), not a glyph's
+SEVERAL_LINES = 1.6     # H: a band this tall may hold several lines (cut where ink is least)
+VALLEY = 0.2            # ...if a row has at most this share of the band's usual ink per row
+COLUMN_GAP = 1.0        # H (or the band's height if taller): blank columns between two pieces;
+#                         a word space in a monospace font is ~0.8 H (advance plus side
+#                         bearings), two spaces ~1.4 H; half a line height split words and
+#                         amounts ("2 .70") on generated driver receipts
+CELL = 12               # dots a column of printed text takes (font A on 58/80 mm printers)
+
+
+@dataclass
+class Line:
+    """One line of the page: text pieces to read, or a rule (dashes > 0)."""
+
+    top: int
+    bottom: int
+    pieces: list[tuple[int, int, int, int]] = field(default_factory=list)
+    dashes: int = 0
+
+
+def ink(page: Image.Image) -> np.ndarray:
+    """The page's dots as a bool array (rows, columns), True where printed."""
+    return np.asarray(page.convert("L")) < 128
+
+
+def lone_dots(dots: np.ndarray) -> float:
+    """Share of the printed dots with no printed dot above, below or beside them."""
+    padded = np.pad(dots, 1)
+    neighbours = (padded[:-2, 1:-1].astype(np.uint8) + padded[2:, 1:-1] + padded[1:-1, :-2]
+                  + padded[1:-1, 2:])
+    return float(((neighbours == 0) & dots).sum() / max(int(dots.sum()), 1))
+
+
+def runs(flags: np.ndarray, gap: int) -> list[tuple[int, int]]:
+    """(start, end) of the runs of True in flags, two runs apart only where at least gap
+    Falses lie between them (gap >= 1)."""
+    where = np.flatnonzero(flags)
+    if where.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(where) > gap)  # diff = blanks + 1
+    starts = np.concatenate(([where[0]], where[breaks + 1]))
+    ends = np.concatenate((where[breaks], [where[-1]])) + 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def line_heights(dots: np.ndarray) -> tuple[int, int]:
+    """(a short line's height, H) from the page's bands that are not rules. A short line is
+    the 25th percentile (a line of capitals and digits, ~0.7 em: where lines touch, most bands
+    may be two lines, as in a PDF printed small). H is the height of text lines with
+    descenders: the 80th percentile of the bands up to SEVERAL_LINES short lines tall."""
+    heights = [b - t for t, b in runs(dots.any(axis=1), BAND_GAP) if b - t > 3]
+    if not heights:
+        return 24, 24
+    short = float(np.percentile(heights, 25))
+    single = [h for h in heights if h <= SEVERAL_LINES * short]
+    return int(short), int(np.percentile(single, 80))
+
+
+def lines(dots: np.ndarray) -> list[Line]:
+    """The page's lines top to bottom (pictures left out)."""
+    dots = dots.copy()
+    short, height = line_heights(dots)
+    out: list[Line] = []
+    for top, bottom in runs(dots.any(axis=1), BAND_GAP):
+        if bottom - top > PICTURE_RUN * height:
+            _drop_pictures(dots[top:bottom], height)
+        for sub_top, sub_bottom in runs(dots[top:bottom].any(axis=1), BAND_GAP):
+            for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, short):
+                out.append(_line(dots, line_top, line_bottom, height))
+    return out
+
+
+def _drop_pictures(band: np.ndarray, height: int) -> None:
+    """Clear (in place) the blocks of a tall band (columns apart by BAND_GAP blank ones) that
+    hold a stroke taller than any glyph: a logo's frame, a barcode's bars."""
+    for left, right in runs(band.any(axis=0), BAND_GAP):
+        block = band[:, left:right]
+        if _longest_vertical_run(block) > PICTURE_RUN * height:
+            block[:] = False
+
+
+def _longest_vertical_run(block: np.ndarray) -> int:
+    """The tallest run of consecutive printed dots in any column of block."""
+    longest = 0
+    current = np.zeros(block.shape[1], dtype=np.int32)
+    for row in block:
+        current = np.where(row, current + 1, 0)
+        longest = max(longest, int(current.max()))
+    return longest
+
+
+def _split(dots: np.ndarray, top: int, bottom: int, height: int) -> list[tuple[int, int]]:
+    """A band cut into its lines: while taller than SEVERAL_LINES short lines, cut at the row
+    with least ink at least 0.6 of one from either end, if that row is a valley."""
+    if bottom - top <= SEVERAL_LINES * height:
+        return [(top, bottom)]
+    profile = dots[top:bottom].sum(axis=1)
+    margin = int(0.6 * height)
+    middle = profile[margin:len(profile) - margin]
+    if middle.size == 0:
+        return [(top, bottom)]
+    cut = margin + int(middle.argmin())
+    if profile[cut] > VALLEY * float(np.median(profile[profile > 0])):
+        return [(top, bottom)]
+    out = []
+    for part_top, part_bottom in ((top, top + cut), (top + cut + 1, bottom)):
+        rows = np.flatnonzero(dots[part_top:part_bottom].any(axis=1))
+        if rows.size:
+            out += _split(dots, part_top + int(rows[0]), part_top + int(rows[-1]) + 1, height)
+    return out
+
+
+def _line(dots: np.ndarray, top: int, bottom: int, height: int) -> Line:
+    band = dots[top:bottom]
+    columns = band.any(axis=0)
+    inked = np.flatnonzero(columns)
+    left, right = int(inked[0]), int(inked[-1]) + 1
+    if (bottom - top) * RULE_HEIGHT <= height and right - left >= RULE_WIDTH * height:
+        return Line(top, bottom, dashes=_dash_count(columns[left:right], right - left))
+    gap = int(COLUMN_GAP * max(height, bottom - top))
+    return Line(top, bottom, [(a, top, b, bottom) for a, b in runs(columns, gap)])
+
+
+def _dash_count(columns: np.ndarray, width: int) -> int:
+    """Dashes a rule stands for: if drawn as dashes of a font (strokes repeating evenly, even
+    when dithered), one per period (the first autocorrelation peak, to a fraction of a dot);
+    else (a drawn line) one per CELL dots."""
+    fill = float(columns.mean())
+    signal = columns.astype(np.float32) - fill
+    power = float((signal * signal).sum())
+    if power > 0.05 * len(signal):             # a line with gaps, not a solid stroke
+        correlation = np.correlate(signal, signal, "full")[len(signal) - 1:] / power
+        # periods under 5 dots are dithering's, not a font's hyphens (>= 14 px fonts)
+        for lag in range(5, min(2 * CELL, len(correlation) - 1)):
+            here = correlation[lag]
+            if here > 0.5 and correlation[lag - 1] < here >= correlation[lag + 1]:
+                left, right = correlation[lag - 1], correlation[lag + 1]
+                curve = left - 2 * here + right
+                period = lag + (0.5 * (left - right) / curve if curve else 0.0)
+                # n dashes of fill * period dots: width = (n - 1) * period + fill * period
+                return max(3, round(width / period + 1 - fill))
+    return max(3, round(width / CELL))
+
+
+def piece_image(dots: np.ndarray, box: tuple[int, int, int, int], side: int,
+                above: int) -> Image.Image:
+    """One piece as a black-on-white greyscale image with blank margins (side dots left and
+    right, above dots above and below); only its line's rows, so that a touching line above or
+    below does not show."""
+    left, top, right, bottom = box
+    canvas = np.full((bottom - top + 2 * above, right - left + 2 * side), 255, dtype=np.uint8)
+    canvas[above:above + bottom - top, side:side + right - left][
+        dots[top:bottom, left:right]] = 0
+    return Image.fromarray(canvas, "L")
