@@ -5,8 +5,9 @@ answers the requests a status-aware POS waits for, like an Epson TM printer that
 paper: DLE EOT, GS r, GS I, GS a (automatic status back) and GS ( H (process ID). As a real
 network printer it closes its side when the client has sent its job (end of stream).
 
-It takes bytes as fast as they come, or (bytes_per_s) at a printer's pace behind a small
-receive buffer, as a real printer does: the tap then waits on it, as it does in a shop.
+It takes bytes as fast as they come, or (bytes_per_s) as a real printer does: at a printer's
+pace behind a small receive buffer, one connection at a time (the next waits until the job
+before is read to its end); the tap then waits on it, as it does in a shop.
 
 It fails on demand, one Fault per job (`printer.faults.append(Fault(...))`): close or reset
 after n bytes of the job, answer late, hold the connection open after the job, or take
@@ -67,6 +68,7 @@ class VirtualPrinter:
         self._server = None
         self._open = set()        # writers of jobs in progress, closed by stop()
         self._tasks = set()       # their tasks, cancelled by stop()
+        self._one_job = asyncio.Lock() if bytes_per_s else None
 
     async def start(self):
         listener = socket.socket()
@@ -88,6 +90,13 @@ class VirtualPrinter:
             await self._server.wait_closed()
 
     async def _job(self, reader, writer):
+        if self._one_job is None:
+            await self._serve(reader, writer)
+            return
+        async with self._one_job:
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader, writer):
         job = bytearray()
         self.jobs.append(job)
         fault = self.faults.pop(0) if self.faults else Fault()
