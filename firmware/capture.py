@@ -149,10 +149,12 @@ class Capture:
             self._skipping = False         # the next stream is kept from its first byte
         self._mark(kind)
 
-    def work(self, budget_us=None):
+    def work(self, budget_us=None, min_bytes=0):
         """Parse from the backlog until it is empty or budget_us microseconds passed (None:
-        until it is empty). Spools every receipt that ends. Returns True if bytes are left."""
+        until it is empty) and at least min_bytes were parsed. Spools every receipt that ends.
+        Returns True if bytes are left."""
         started = ticks_us()
+        until = self._parsed + min_bytes
         while self.parser is not None:
             if self._marks and self._marks[0][0] == self._parsed:
                 self._at_mark(self._marks.pop(0)[1])
@@ -169,7 +171,8 @@ class Capture:
                 _spin(ticks_diff(ticks_us(), fed) * (self._slowdown - 1))
             self._parsed += n
             self._done(events)
-            if budget_us is not None and ticks_diff(ticks_us(), started) >= budget_us:
+            if budget_us is not None and self._parsed >= until and \
+                    ticks_diff(ticks_us(), started) >= budget_us:
                 break
         return self._parsed < self._write or bool(self._marks)
 

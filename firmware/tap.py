@@ -12,17 +12,21 @@ What the tap guarantees:
   take more, the tap holds the chunk it has and stops reading from the POS: back-pressure goes
   to the POS (UART RTS, TCP window) instead of into an unbounded buffer. Replies from the
   printer go back to the POS the same way.
-- Forwarding never waits for capture beyond a fixed budget per step: a step forwards at most
-  one chunk (_CHUNK bytes) each way, copies what the printer took into capture's backlog (a
+- Forwarding waits for capture at most a fixed budget per step: a step forwards at most one
+  chunk (_CHUNK bytes) each way and copies what the printer took into capture's backlog (a
   memory copy). Forwarding comes first: while bytes move, capture parses only once half its
-  backlog waits; otherwise (a quiet step, or the backlog half full) it parses for at most
-  BUDGET_US microseconds (in slices of 128
-  bytes: on an ESP32 at ~40 KB/s a slice takes ~3 ms, so a step's capture work is under ~5 ms,
-  less than the 512 bytes of a chunk take to arrive at 115200 baud). Capture that falls
-  behind catches up from its backlog (4 KiB by default) or, past it, stores the receipt in
-  progress as incomplete (capture.py). While the printer takes nothing (its buffer is full:
-  what it holds lasts far longer than this), capture may use _HELD_BUDGETS budgets, so that
-  the burst a printer's buffers swallow at a job's start is parsed before the backlog fills.
+  backlog (4 KiB by default) waits; otherwise, in a quiet step, it parses for BUDGET_US
+  microseconds (in slices of 128 bytes). Once half the backlog waits, a step parses for
+  BUDGET_US and at least one chunk (_CHUNK bytes), so the backlog never overflows: no receipt
+  is lost to a parser slower than a burst. The step's work is then bounded in bytes, not in
+  time, on purpose: time budgets shrink when the CPU is shared (a PC under load, a flash
+  write), bytes do not. On an ESP32 (~40 KB/s on command-dense text, ~1.5 MB/s on images) a
+  chunk is ~13 ms at worst; forwarding then runs at the parser's pace, but only while both
+  the POS and the printer outrun it: a receipt printer prints text at a few KB/s and raster at
+  ~150 KB/s, slower than the parser, so printing itself is not slowed. While the printer takes
+  nothing (its buffer full), capture may use _HELD_BUDGETS budgets. Past the backlog (a
+  restart after a failure, a flash write longer than the backlog lasts on a serial line),
+  capture stores the receipt in progress as incomplete, "capture_behind" (capture.py).
 - An exception in capture switches capture off (counted; the runner restarts it) and
   forwarding carries on. Out of memory in forwarding itself, capture releases its heap first.
 - Nothing here waits on the network: the uplink runs in its own thread (runner.py).
@@ -178,7 +182,8 @@ class Tap:
                     busy = True    # forwarding first: capture parses in the next quiet step
                 else:
                     held = self.down.pending() > 0
-                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1))
+                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1),
+                                        _CHUNK if capture.pressed() else 0)
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
         return moved or busy

@@ -1,7 +1,7 @@
 """The forwarding loop with fake ports: byte-exact both ways, back-pressure, fail-safe capture."""
 import random
 
-from tilltap_fw.capture import Capture
+from tilltap_fw.capture import END, Capture
 from tilltap_fw.tap import Tap
 
 
@@ -112,7 +112,7 @@ class Exploding:
         if self.calls == 2:
             raise MemoryError("simulated")
 
-    def work(self, budget_us=None):
+    def work(self, budget_us=None, min_bytes=0):
         return False
 
     def pressed(self):
@@ -230,3 +230,21 @@ def test_capture_slower_than_the_line_never_slows_forwarding():
     assert capture.pending() > 0           # behind, not lost
     capture.close()
     assert len(spool.records) == 3 and b"".join(spool.records) == job
+
+
+def test_a_pressed_capture_keeps_pace_in_bytes_whatever_its_time_budget():
+    """Once half the backlog waits, every step parses at least a chunk: a POS and a printer
+    faster than the parser (here: a time budget of zero, as when the CPU is taken by others)
+    slow forwarding to the parser's pace instead of losing receipts to a full backlog."""
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: repr(receipt.lines).encode(), backlog=2048)
+    job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k for k in range(400))
+    pos = Source(_chunks(job, [512]) + [b""] * 50)
+    printer = Source([])
+    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
+    for _ in range(2000):
+        tap.step()
+    capture.mark(END)                            # the job's end: the last cut ends its receipt
+    capture.work()
+    assert bytes(printer.written) == job
+    assert capture.behind == 0 and capture.skipped_bytes == 0 and len(spool.records) == 400
