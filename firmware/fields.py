@@ -33,33 +33,44 @@ from .cardmask import mask_cards  # noqa: F401 -- part of this module's API for 
 # of a "payment" group the payment type. Fields "net" and "count" only stop a longer phrase from
 # being read as a total ("Total HT", "Total items").
 LABELS = (
-    ("total", "0", ("amount due", "balance due", "total due", "to pay", "zu zahlen",
+    ("total", "0", ("amount due", "balance due", "total due", "to pay", "zu zahlen", "amt due",
+                    "grand total", "total payable", "total rounded", "rounded total",
+                    "total after rounding", "nett total", "net total", "nett", "total bill",
+                    "total belanja", "jumlah bayar", "total bayar",
                     "net à payer", "à payer", "a pagar", "total a pagar", "应收", "应收金额",
                     "应付", "应付金额", "实付", "实付金额")),
-    ("total", "1", ("total", "grand total", "total ttc", "total eur", "summe", "gesamt",
+    ("total", "1", ("total", "tl", "total sales", "total amount", "total ttc", "total eur",
+                    "summe", "gesamt",
                     "gesamtbetrag", "gesamtsumme", "endsumme", "montant total", "importe total",
                     "合计", "合計", "总计", "總計", "总额", "总金额", "消费合计")),
-    ("net", "", ("total ht", "total net", "net total", "summe netto", "base imponible")),
-    ("count", "", ("total items", "total qty", "items total", "anzahl artikel",
+    ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
+                 "total excl", "total exclusive", "total excluding", "total before")),
+    ("count", "", ("total items", "total item", "total qty", "total quantity", "items total",
+                   "anzahl artikel",
                    "nombre d'articles", "总数", "件数")),
     ("subtotal", "", ("subtotal", "sub-total", "sub total", "sous-total", "sous total",
                       "zwischensumme", "小计", "小計")),
     ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
                  "gst", "hst", "pst", "total tva", "total tax", "税额", "税金", "税")),
-    ("discount", "", ("discount", "saving", "savings", "coupon", "total savings", "rabatt",
+    ("discount", "", ("discount", "rounding", "rounding adjustment", "rounding adj", "saving",
+                      "savings", "coupon", "total savings", "rabatt",
                       "nachlass", "remise", "réduction", "descuento", "dto", "优惠", "折扣",
                       "折让", "抹零")),
-    ("tendered", "", ("tendered", "cash tendered", "amount tendered", "given", "cash given",
+    ("tendered", "", ("tendered", "bayar", "dibayar", "cash tendered", "amount tendered",
+                      "given", "cash given",
                       "gegeben", "bar gegeben", "reçu", "espèces reçues", "montant reçu",
                       "entregado", "efectivo entregado", "recibido", "实收", "实收金额", "收款")),
-    ("change", "", ("change", "change due", "rückgeld", "wechselgeld", "rendu", "rendu monnaie",
+    ("change", "", ("change", "change due", "kembali", "kembalian", "rückgeld", "wechselgeld",
+                    "rendu", "rendu monnaie",
                     "monnaie rendue", "cambio", "vuelto", "su cambio", "找零", "找赎", "找續")),
-    ("payment", "cash", ("cash", "bar", "barzahlung", "espèces", "especes", "efectivo", "contado",
+    ("payment", "cash", ("cash", "tunai", "bar", "barzahlung", "espèces", "especes", "efectivo",
+                         "contado",
                          "现金", "現金")),
     ("payment", "card", ("card", "credit", "debit", "credit card", "debit card", "visa",
                          "mastercard", "maestro", "amex", "american express", "ec", "ec-karte",
                          "girocard", "karte", "kreditkarte", "cb", "carte", "carte bancaire",
-                         "carte bleue", "tarjeta", "tarjeta crédito", "银行卡", "刷卡", "信用卡",
+                         "carte bleue", "tarjeta", "tarjeta crédito", "edc", "kartu", "银行卡",
+                         "刷卡", "信用卡",
                          "银联")),
     ("payment", "wechat", ("wechat", "wechat pay", "微信", "微信支付")),
     ("payment", "alipay", ("alipay", "支付宝")),
@@ -88,11 +99,16 @@ MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change"
 # "Total savings 3.00" or "Bar Snack 3.50" are no total or payment.
 STRICT = ("total", "subtotal", "payment", "tendered", "change")
 
+# Words that may stand between a total label and its amount ("TOTAL INCL GST@6%").
+FILLERS = ("gst", "vat", "tax", "sst", "amount", "amt", "rounded", "payable", "due")
+
 # Symbol or ISO code -> ISO 4217. Longest first: "R$" before "$". "$" alone is taken as USD.
 CURRENCIES = (("us$", "USD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
               ("₹", "INR"), ("￥", "CNY"), ("¥", "CNY"), ("元", "CNY"), ("$", "USD"),
               ("eur", "EUR"), ("gbp", "GBP"), ("usd", "USD"), ("cny", "CNY"), ("rmb", "CNY"),
-              ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"), ("aud", "AUD"),
+              ("rm", "MYR"), ("myr", "MYR"), ("rp", "IDR"), ("idr", "IDR"), ("sgd", "SGD"),
+              ("aed", "AED"), ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"),
+              ("aud", "AUD"),
               ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"), ("czk", "CZK"),
               ("inr", "INR"))
 # Words that may stand between an item's numbers: "3 x 1.50", "1,272 kg x 2,99/kg".
@@ -184,8 +200,10 @@ def _parse_number(s, comma):
 
     One separator followed by three digits is a thousands separator unless it is the receipt's
     decimal mark: "5,100" is 5100 on a decimal-point receipt, "1,272" kg on a decimal-comma one.
+    comma None: the receipt prints no cents ("48.000" rupiah), so such a separator groups
+    thousands whichever it is.
     """
-    dec = "," if comma else "."
+    dec = "," if comma else "" if comma is None else "."
     ndot = s.count(".")
     ncom = s.count(",")
     if ndot and ncom:
@@ -249,7 +267,8 @@ def _number_at(text, i, j, comma):
     before2 = text[i - 2] if i > 1 else " "
     after = text[j] if j < n else " "
     after2 = text[j + 1] if j + 1 < n else " "
-    if _is_letter(before) and not (before in "x×" and _is_digit(before2)):
+    if _is_letter(before) and not (before in "x×" and _is_digit(before2)) \
+            and not _currency_before(text, i):
         return None
     if _is_letter(after) and not (after in "x×" and _is_digit(after2)):
         return None
@@ -270,7 +289,29 @@ def _number_at(text, i, j, comma):
         mant = -mant
         if before == "-":
             i -= 1
+    elif mant and _minus_before_currency(text, i):   # "-$8.94", "-RM 0.02"
+        mant = -mant
     return (i, j, mant, scale, flags)
+
+
+def _currency_before(text, i):
+    """True if the letters glued before text[i] are a currency code ("rm14.10", "eur154,40")."""
+    k = i
+    while k and _is_letter(text[k - 1]):
+        k -= 1
+    return i - k <= 3 and currency(text[k:i]) is not None
+
+
+def _minus_before_currency(text, i):
+    """A minus sign before the currency sign or code in front of an amount: "-rm 0.02"."""
+    k = i
+    if k and text[k - 1] == " ":
+        k -= 1
+    e = k
+    while k and not _is_digit(text[k - 1]) and text[k - 1] not in " -" and e - k < 3:
+        k -= 1
+    return k < e and k and text[k - 1] == "-" and currency(text[k:e]) is not None \
+        and (k < 2 or not _is_digit(text[k - 2]))
 
 
 def fmt(mant, scale):
@@ -334,22 +375,50 @@ def labels(text):
     found = []
     for field, tag, words in LABELS:
         for word in words:
-            k = text.find(word)
-            while k >= 0:
-                if _whole_word(text, k, word):
-                    found.append((k, k + len(word), field, tag))
-                k = text.find(word, k + 1)
+            _find_label(text, word, field, tag, found)
+            if " " in word:   # transcripts with spaces lost: "GRANDTOTAL", "AmountDue"
+                _find_label(text, word.replace(" ", ""), field, tag, found)
     if not found:
         return found
     found.sort(key=lambda h: (h[0], -h[1]))
     out = []
     end = 0
     for hit in found:
-        # a keyword in parentheses qualifies the label before it: "TOTAL (incl. VAT)"
-        if hit[0] >= end and text.count("(", 0, hit[0]) <= text.count(")", 0, hit[0]):
+        # a keyword in parentheses or after "incl" qualifies the label before it: "TOTAL (incl.
+        # VAT)", "TOTAL INCL GST@6%"
+        if hit[0] >= end and text.count("(", 0, hit[0]) <= text.count(")", 0, hit[0]) \
+                and not (out and _qualified(text[out[-1][1]:hit[0]])):
             out.append(hit)
             end = hit[1]
     return out
+
+
+def _find_label(text, word, field, tag, found):
+    k = text.find(word)
+    while k >= 0:
+        e = k + len(word)
+        if _whole_word(text, k, word) or (field == "total" and _glued_currency(text, k, e)):
+            found.append((k, e, field, tag))
+        k = text.find(word, k + 1)
+
+
+def _glued_currency(text, k, e):
+    """'TOTALEURO', 'TotalAED': a total label with a currency code glued after it."""
+    if k and _is_letter(text[k - 1]):
+        return False
+    j = e
+    while j < len(text) and _is_letter(text[j]):
+        j += 1
+    return currency(text[e:j]) is not None or text[e:j] in ("euro", "eeuro")
+
+
+# Words after a total label that say what the amount includes: not labels of their own.
+QUALIFIERS = ("incl", "inclusive", "including", "includes", "inc", "of", "with", "w/")
+
+
+def _qualified(between):
+    words = between.replace(".", " ").split()
+    return bool(words) and words[-1] in QUALIFIERS
 
 
 def _only_currency_words(text):
@@ -363,7 +432,8 @@ def _only_currency_words(text):
         if _is_letter(c) or _is_cjk(c):
             word += c
             continue
-        if word and not depth and currency(word) is None:
+        if word and not depth and currency(word) is None and word not in QUALIFIERS \
+                and word not in FILLERS:
             return False
         word = ""
         if c == "(":
@@ -580,8 +650,12 @@ def _clock_suffix(low):
 
 
 def receipt_style(lines):
-    """(decimal comma?, prints decimals?, month before day?) from the whole receipt."""
-    comma = dot = 0
+    """(decimal comma?, prints decimals?, month before day?) from the whole receipt.
+
+    Decimal comma is None on receipts whose amounts have no cents but group thousands
+    ("48.000", "580,965"): more such groups than two-decimal amounts.
+    """
+    comma = dot = grouped = 0
     us = False
     for line in lines:
         if not line:
@@ -590,14 +664,19 @@ def receipt_style(lines):
         for k in range(1, n - 2):
             c = line[k]
             if (c == "," or c == ".") and _is_digit(line[k - 1]) and _is_digit(line[k + 1]) \
-                    and _is_digit(line[k + 2]) and (k + 3 >= n or not _is_digit(line[k + 3])):
-                if c == ",":
+                    and _is_digit(line[k + 2]):
+                end = k + 3 >= n or not _is_digit(line[k + 3])
+                if end and c == ",":
                     comma += 1
-                else:
+                elif end:
                     dot += 1
+                elif k + 4 >= n or not _is_digit(line[k + 4]):
+                    grouped += 1
         if not us:
             us = "$" in line or _clock_suffix(line.lower())
     is_comma = comma > dot
+    if grouped > comma + dot:   # "48.000", "580,965": amounts without cents (rupiah)
+        return None, False, us
     return is_comma, comma + dot > 0, us and not is_comma
 
 
@@ -625,6 +704,7 @@ class Extractor:
         self._columns = None      # "qp" or "pq" from a column header
         self._qty_column = False
         self._label_above = None  # money label ending the previous line, amount on this one
+        self._paid_at = None      # index of the first payment, tendered or change line
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -659,6 +739,8 @@ class Extractor:
     def _money(self, hit, num, index):
         field, tag = hit[2], hit[3]
         amount = fmt(num[2], num[3])
+        if field in ("payment", "tendered", "change") and self._paid_at is None:
+            self._paid_at = index
         if field == "payment":
             self.payments.append({"type": tag, "amount": amount})
         else:
@@ -802,7 +884,7 @@ class Extractor:
         payments = self.payments
         change = self._first("change")
         if total is None and payments:
-            total = add_amounts(p["amount"] for p in payments)
+            total = add_amounts(p["amount"] for p in payments).lstrip("-")
         if total is None:
             tendered = self._first("tendered")
             if tendered is not None and change is not None:
@@ -826,10 +908,18 @@ class Extractor:
         return got[0][1] if got else None
 
     def _best_total(self):
+        """The amount due: of the total lines before the first payment (a tax summary's
+        "TOTAL" row and "BALANCE DUE 0.00" come after it), the last of the strongest label
+        ("TOTAL 33.92", "ROUNDING -0.02", "TOTAL ROUNDED 33.90"); zero or negative amounts
+        only when there is nothing else."""
+        found = self.values.get("total", ())
+        paid = self._paid_at
+        before = [t for t in found if paid is None or t[2] <= paid]
         best = None
-        for tag, amount, index in self.values.get("total", ()):
-            if best is None or tag < best[0]:
-                best = (tag, amount)
+        for tag, amount, _index in before or found:
+            rank = (amount.startswith("-") or not amount.strip("0.-"), tag)
+            if best is None or rank <= best[0]:
+                best = (rank, amount)
         return best[1] if best else None
 
     def _iso_datetime(self):
