@@ -111,6 +111,16 @@ CURRENCIES = (("us$", "USD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("�
               ("aud", "AUD"),
               ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"), ("czk", "CZK"),
               ("inr", "INR"))
+# The store's country from words only printed there, when no currency is printed: ISO 4217 of
+# its currency. Then a receipt whose amounts have no cents but group thousands is taken as
+# rupiah (the only such currency among the stores these receipts come from).
+COUNTRY_SIGNALS = (("sdn bhd", "MYR"), ("sdn. bhd", "MYR"), ("s/b", "MYR"), ("malaysia", "MYR"),
+                   ("selangor", "MYR"), ("johor", "MYR"), ("kuala lumpur", "MYR"),
+                   ("jalan", "MYR"), ("jln", "MYR"), ("gst id", "MYR"), ("gst reg", "MYR"),
+                   ("indonesia", "IDR"), ("jakarta", "IDR"), ("tunai", "IDR"), ("kembali", "IDR"),
+                   ("ppn", "IDR"), ("pb1", "IDR"), ("belanja", "IDR"), ("singapore", "SGD"),
+                   ("gst reg no", "MYR"), ("u.a.e", "AED"), ("dubai", "AED"))
+NO_CENTS_CURRENCY = "IDR"
 # Words that may stand between an item's numbers: "3 x 1.50", "1,272 kg x 2,99/kg".
 TIMES = ("x", "×", "*", "@")
 UNITS = ("kg", "g", "lb", "lbs", "pc", "pcs", "st", "stk", "ea", "uds", "个", "件", "瓶", "斤",
@@ -705,6 +715,7 @@ class Extractor:
         self._qty_column = False
         self._label_above = None  # money label ending the previous line, amount on this one
         self._paid_at = None      # index of the first payment, tendered or change line
+        self._country = None      # currency of the store's country (COUNTRY_SIGNALS)
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -728,6 +739,11 @@ class Extractor:
         for hit, num in found:
             self._money(hit, num, index)
         self._find_currency(text, nums, found)
+        if self._country is None:
+            for word, code in COUNTRY_SIGNALS:
+                if find_word(text, (word,)) >= 0:
+                    self._country = code
+                    break
         named = self._identifiers(line, text, hits)
         dated = self._datetime(text)
         self._item_line(index, line, text, nums, hits, found, named or dated)
@@ -838,8 +854,8 @@ class Extractor:
     def _amount_ok(self, amount, group):
         if amount[2] < 0 or amount[4]:
             return False
-        if amount[3] == 2:
-            return True
+        if amount[3] == 2 or (self.comma is None and amount[3] == 0):
+            return True   # cents, or a receipt without cents ("43.636" rupiah)
         # whole-number amounts only in quantity/price/amount columns that multiply out
         return (not self.decimals and len(group) >= 3
                 and _times_matches(group[-3], group[-2], amount))
@@ -894,7 +910,7 @@ class Extractor:
         return {
             "total": total,
             "subtotal": subtotal,
-            "currency": self.currency,
+            "currency": self._currency(),
             "receipt_no": self.receipt_no,
             "datetime": self._iso_datetime(),
             "member_id": self.member_id,
@@ -902,6 +918,13 @@ class Extractor:
             "items": [{"name": i[0], "qty": i[1], "unit_price": i[2], "amount": i[3]}
                       for i in self.items],
         }
+
+    def _currency(self):
+        """Printed sign or code, else the store's country, else rupiah for amounts without
+        cents; None if nothing tells."""
+        if self.currency or self._country:
+            return self.currency or self._country
+        return NO_CENTS_CURRENCY if self.comma is None else None
 
     def _first(self, field):
         got = self.values.get(field)
