@@ -813,6 +813,12 @@ class Extractor:
         if skip or self._column_header(text):
             self._pending = None
             return
+        for hit in hits:
+            if hit[2] == "count":   # "Total Item: 2"
+                return
+        if not nums and self.items and self.items[-1][0] is None and has_word(text):
+            self.items[-1][0] = _strip_box(line)   # the name under its price line
+            return
         if _is_code_line(text, nums):
             return  # an item's SKU line between its name and its numbers
         group, xs = _trailing_numbers(text, nums)
@@ -854,7 +860,7 @@ class Extractor:
     def _amount_ok(self, amount, group):
         if amount[2] < 0 or amount[4]:
             return False
-        if amount[3] == 2 or (self.comma is None and amount[3] == 0):
+        if amount[3] == 2 or (not self.decimals and amount[3] == 0):
             return True   # cents, or a receipt without cents ("43.636" rupiah)
         # whole-number amounts only in quantity/price/amount columns that multiply out
         return (not self.decimals and len(group) >= 3
@@ -971,9 +977,17 @@ def _item_name(line, text, nums, first):
         elif num[3] == 0 and num[1] - num[0] >= 5:
             start = num[1]
     name = _strip_box(line[start:first[0]]).strip(_NAME_TRIM)
-    if not has_word(name):
+    if not has_word(name) or _only_times(fold(name)):
         return None, qty
     return name, qty
+
+
+def _only_times(text):
+    """'1x', 'x1', '2 x': a quantity mark, not a name."""
+    for word in text.split():
+        if word.strip("x×*@0123456789.,"):
+            return False
+    return True
 
 
 # Trimmed from both ends of an item name: column bars and currency signs before the amount.
