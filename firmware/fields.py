@@ -573,7 +573,7 @@ def find_date(text, month_first):
         s1 = text[a[1]:b[0]]
         s2 = text[b[1]:c[0]]
         la, lc = a[1] - a[0], c[1] - c[0]
-        if s1 == s2 and s1 in ("-", "/", "."):
+        if s1 in ("-", "/", ".") and s2 in ("-", "/", ".") and (s1 == s2 or lc == 4):
             if la == 4 and c[1] - c[0] <= 2:
                 y, m, d = a[2], b[2], c[2]
             elif la <= 2 and b[1] - b[0] <= 2 and lc in (2, 4):
@@ -590,7 +590,81 @@ def find_date(text, month_first):
             continue
         if 1 <= m <= 12 and 1 <= d <= 31 and 1990 <= y <= 2099:
             return y, m, d, c[1]
-    return _find_named_date(text, runs)
+    return _find_month_word_date(text) or _find_named_date(text, runs) or _compact_date(runs)
+
+
+def _month_at(text, k):
+    """(month, end) of a month name starting at text[k] ("jul", "sept", "november"), or None."""
+    e = k
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    if not 3 <= e - k <= 9 or (k and _is_letter(text[k - 1])):
+        return None
+    word = text[k:e]
+    for prefix, m in MONTHS:
+        # "mar" but not "mart": the abbreviation, a few 4-letter forms or a longer name
+        if word.startswith(prefix) and (word == prefix or len(word) >= 5
+                                        or word in ("sept", "june", "july", "juin")):
+            return m, e
+    return None
+
+
+def _digits_at(text, i, step, seps):
+    """A digit run next to text[i] (step 1: starting at i, -1: ending before i), skipping up
+    to two separators first: (value, length, far end) or None."""
+    n = len(text)
+    skipped = 0
+    while 0 <= i < n and text[i] in seps and skipped < 2 and step > 0:
+        i += 1
+        skipped += 1
+    while step < 0 and 0 < i and text[i - 1] in seps and skipped < 2:
+        i -= 1
+        skipped += 1
+    j = i
+    if step > 0:
+        while j < n and _is_digit(text[j]):
+            j += 1
+        if j == i or (j < n and _is_letter(text[j]) and j - i != 2):
+            return None
+        return int(text[i:j]), j - i, j
+    while j > 0 and _is_digit(text[j - 1]):
+        j -= 1
+    if j == i or (j and _is_digit(text[j - 1])):
+        return None
+    return int(text[j:i]), i - j, j
+
+
+def _find_month_word_date(text):
+    """'28 mar 18', '24-mar-2018', '02/jan/2017', 'dec26'07', 'mar05,2017', '23nov17'."""
+    for k in range(len(text)):
+        if not _is_letter(text[k]):
+            continue
+        found = _month_at(text, k)
+        if found is None:
+            continue
+        m, e = found
+        day = _digits_at(text, k, -1, " -/.")
+        if day is not None and day[1] <= 2:
+            year = _digits_at(text, e, 1, " -/.'")
+        else:
+            day = _digits_at(text, e, 1, " -/.")
+            year = _digits_at(text, day[2], 1, " ,.'-/") if day and day[1] <= 2 else None
+        if year is None or year[1] not in (2, 4) or not 1 <= day[0] <= 31:
+            continue
+        y = year[0] + 2000 if year[1] == 2 else year[0]
+        if 1990 <= y <= 2099:
+            return y, m, day[0], year[2]
+    return None
+
+
+def _compact_date(runs):
+    """'20180428' standing alone: 8 digits that read as a date of this century."""
+    for start, end, value in runs:
+        if end - start == 8 and 20000101 <= value <= 20391231:
+            m, d = value // 100 % 100, value % 100
+            if 1 <= m <= 12 and 1 <= d <= 31:
+                return value // 10000, m, d, end
+    return None
 
 
 def _find_named_date(text, runs):
