@@ -163,3 +163,28 @@ def test_mask_cards():
     assert mask_cards("单号：201510211832171490001") == "单号：201510211832171490001"
     assert mask_cards(None) is None
     assert mask_cards("") == ""
+
+
+def test_mask_cards_masks_the_schemes_plausible_pans():
+    """Issuer ranges and lengths of the major schemes, Luhn-valid: masked wherever printed."""
+    assert mask_cards("MASTERCARD 2221000000000009") == "MASTERCARD ************0009"
+    assert mask_cards("JCB 3530111333300000") == "JCB ************0000"
+    assert mask_cards("UNIONPAY 6200000000000005") == "UNIONPAY ************0005"
+    assert mask_cards("Discover 6011 1111 1111 1117") == "Discover **** **** **** 1117"
+    assert mask_cards("DINERS 36700102000000") == "DINERS **********0000"
+    assert mask_cards("4012888888881881") == "************1881"
+
+
+def test_mask_cards_keeps_numbers_that_are_no_card():
+    """Luhn alone is not enough: receipt numbers the receipt-gap report needs, SIRET numbers
+    (Luhn-valid by design) and EAN-13 item codes survive."""
+    # Luhn-valid, but no scheme starts with 2018 or has 14 digits there
+    assert mask_cards("N. 20181228120030") == "N. 20181228120030"
+    # in the Diners range and Luhn-valid, but labelled as SIRET / receipt / invoice number
+    assert mask_cards("SIRET 36280000000030") == "SIRET 36280000000030"
+    assert mask_cards("SIRET : 362 800 000 00030") == "SIRET : 362 800 000 00030"
+    assert mask_cards("Receipt No: 4012888888881881") == "Receipt No: 4012888888881881"
+    assert mask_cards("INVOICE 4012888888881881") == "INVOICE 4012888888881881"
+    # a valid EAN-13 that is Luhn-valid and starts with 4 (a Visa prefix): a barcode
+    assert mask_cards("4006381333924  Milch 3,5%   1,19") == "4006381333924  Milch 3,5%   1,19"
+    assert mask_cards("EAN 4006381333924") == "EAN 4006381333924"
