@@ -47,9 +47,14 @@ def run(args):
             print("tilltap parse: %s: %s" % (path, e.strerror or e), file=sys.stderr)
             status = 1
             continue
-        receipts, stats = parse_stream(data, args.chunk_size, **options)
-        if args.fields:
-            receipts = [add_fields(r) for r in receipts]
+        try:
+            receipts, stats = parse_stream(data, args.chunk_size, **options)
+            if args.fields:
+                receipts = [add_fields(r) for r in receipts]
+        except Exception as e:  # noqa: BLE001 -- one bad file must not stop the batch
+            print("tilltap parse: %s: %s: %s" % (path, type(e).__name__, e), file=sys.stderr)
+            status = 1
+            continue
         print(json.dumps({"file": path, "receipts": receipts, "stats": stats},
                          ensure_ascii=False), flush=True)
     return status
