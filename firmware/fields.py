@@ -36,61 +36,57 @@ LABELS = (
     ("total", "0", ("amount due", "balance due", "total due", "to pay", "zu zahlen", "amt due",
                     "grand total", "total payable", "total rounded", "rounded total",
                     "total after rounding", "nett total", "net total", "nett", "total bill",
-                    "total belanja", "jumlah bayar", "total bayar",
-                    "net à payer", "à payer", "a pagar", "total a pagar", "应收", "应收金额",
-                    "应付", "应付金额", "实付", "实付金额")),
+                    "total belanja", "jumlah bayar", "total bayar", "net à payer", "à payer",
+                    "a pagar", "total a pagar", "应收", "应收金额", "应付", "应付金额", "实付",
+                    "实付金额")),
     ("total", "1", ("total", "tl", "total sales", "total amount", "total ttc", "total eur",
-                    "summe", "gesamt",
+                    "totale", "totaal", "totalt", "kokku", "sum", "importo", "summe", "gesamt",
                     "gesamtbetrag", "gesamtsumme", "endsumme", "montant total", "importe total",
                     "合计", "合計", "总计", "總計", "总额", "总金额", "消费合计")),
     ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
                  "total excl", "total exclusive", "total excluding", "total before")),
     ("count", "", ("total items", "total item", "total qty", "total quantity", "items total",
-                   "anzahl artikel",
-                   "nombre d'articles", "总数", "件数")),
-    ("subtotal", "", ("subtotal", "sub-total", "sub total", "sous-total", "sous total",
-                      "zwischensumme", "小计", "小計")),
+                   "anzahl artikel", "nombre d'articles", "总数", "件数")),
+    ("subtotal", "", ("subtotal", "sub-total", "sub total", "subtotale", "subtotaal", "sous-total",
+                      "sous total", "zwischensumme", "小计", "小計")),
     ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
-                 "gst", "hst", "pst", "total tva", "total tax", "税额", "税金", "税")),
+                 "gst", "hst", "pst", "btw", "mva", "moms", "total tva", "total tax", "税额",
+                 "税金", "税")),
     ("discount", "", ("discount", "rounding", "rounding adjustment", "rounding adj", "saving",
-                      "savings", "coupon", "total savings", "rabatt",
-                      "nachlass", "remise", "réduction", "descuento", "dto", "优惠", "折扣",
-                      "折让", "抹零")),
-    ("tendered", "", ("tendered", "bayar", "dibayar", "cash tendered", "amount tendered",
-                      "given", "cash given",
-                      "gegeben", "bar gegeben", "reçu", "espèces reçues", "montant reçu",
-                      "entregado", "efectivo entregado", "recibido", "实收", "实收金额", "收款")),
-    ("change", "", ("change", "change due", "kembali", "kembalian", "rückgeld", "wechselgeld",
-                    "rendu", "rendu monnaie",
-                    "monnaie rendue", "cambio", "vuelto", "su cambio", "找零", "找赎", "找續")),
-    ("payment", "cash", ("cash", "tunai", "bar", "barzahlung", "espèces", "especes", "efectivo",
-                         "contado",
-                         "现金", "現金")),
+                      "savings", "coupon", "total savings", "rabatt", "nachlass", "remise",
+                      "réduction", "descuento", "dto", "优惠", "折扣", "折让", "抹零")),
+    ("tendered", "", ("tendered", "bayar", "dibayar", "cash tendered", "amount tendered", "given",
+                      "cash given", "gegeben", "bar gegeben", "reçu", "espèces reçues",
+                      "montant reçu", "entregado", "efectivo entregado", "recibido", "实收",
+                      "实收金额", "收款")),
+    ("change", "", ("change", "change due", "resto", "tagasi", "kembali", "kembalian", "rückgeld",
+                    "wechselgeld", "rendu", "rendu monnaie", "monnaie rendue", "cambio", "vuelto",
+                    "su cambio", "找零", "找赎", "找續")),
+    ("payment", "cash", ("cash", "tunai", "contante", "contanti", "kontant", "bar", "barzahlung",
+                         "espèces", "especes", "efectivo", "contado", "现金", "現金")),
     ("payment", "card", ("card", "credit", "debit", "credit card", "debit card", "visa",
                          "mastercard", "maestro", "amex", "american express", "ec", "ec-karte",
                          "girocard", "karte", "kreditkarte", "cb", "carte", "carte bancaire",
-                         "carte bleue", "tarjeta", "tarjeta crédito", "edc", "kartu", "银行卡",
-                         "刷卡", "信用卡",
-                         "银联")),
+                         "carte bleue", "tarjeta", "tarjeta crédito", "edc", "kartu", "kaart",
+                         "pin", "bancomat", "银行卡", "刷卡", "信用卡", "银联")),
     ("payment", "wechat", ("wechat", "wechat pay", "微信", "微信支付")),
     ("payment", "alipay", ("alipay", "支付宝")),
-    ("member", "", ("member", "member no", "membership", "rewards card", "loyalty",
-                    "loyalty card", "club card", "payback", "payback-karte", "kunden-nr",
-                    "kundennummer", "kundenkarte", "carte fidélité", "carte de fidélité",
-                    "n° client", "socio", "tarjeta socio", "会员号", "会员卡", "会员卡号",
-                    "会员")),
-    ("receipt_no", "", ("receipt", "receipt no", "invoice", "invoice no", "order", "trans",
-                        "tr#", "trans#", "beleg", "beleg-nr", "belegnr", "bon-nr", "bonnr",
-                        "bon nr", "rechnung", "rechnungsnr", "quittung", "ticket", "facture",
-                        "factura", "factura simplificada", "单号", "小票号", "流水号", "票号",
-                        "订单号", "单据号")),
+    ("member", "", ("member", "member no", "membership", "rewards card", "loyalty", "loyalty card",
+                    "club card", "payback", "payback-karte", "kunden-nr", "kundennummer",
+                    "kundenkarte", "carte fidélité", "carte de fidélité", "n° client", "socio",
+                    "tarjeta socio", "会员号", "会员卡", "会员卡号", "会员")),
+    ("receipt_no", "", ("receipt", "receipt no", "invoice", "invoice no", "order", "trans", "tr#",
+                        "trans#", "beleg", "beleg-nr", "belegnr", "bon-nr", "bonnr", "bon nr",
+                        "rechnung", "rechnungsnr", "quittung", "ticket", "facture", "factura",
+                        "factura simplificada", "单号", "小票号", "流水号", "票号", "订单号",
+                        "单据号")),
     ("cashier", "", ("cashier", "server", "clerk", "operator", "sales associate", "served by",
                      "bediener", "kassierer", "kassiererin", "es bediente sie", "caissier",
                      "caissière", "serveur", "serveuse", "vendeur", "vendeuse", "le atendió",
                      "atendido por", "cajero", "cajera", "收银员", "收银", "店员", "服务员",
                      "营业员")),
-    ("register", "", ("till", "register", "kasse", "caisse", "caja", "terminal", "pos",
-                      "收银机", "款台", "机号")),
+    ("register", "", ("till", "register", "kasse", "caisse", "caja", "terminal", "pos", "收银机",
+                      "款台", "机号")),
 )
 # Labels whose amount is a receipt total: their line ends the item list.
 SUMMARY = ("total", "subtotal", "tax", "payment", "tendered", "change", "net")
@@ -103,14 +99,14 @@ STRICT = ("total", "subtotal", "payment", "tendered", "change")
 FILLERS = ("gst", "vat", "tax", "sst", "amount", "amt", "rounded", "payable", "due")
 
 # Symbol or ISO code -> ISO 4217. Longest first: "R$" before "$". "$" alone is taken as USD.
-CURRENCIES = (("us$", "USD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
+CURRENCIES = (("us$", "USD"), ("au$", "AUD"), ("nz$", "NZD"), ("s$", "SGD"), ("c$", "CAD"),
+              ("hk$", "HKD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
               ("₹", "INR"), ("￥", "CNY"), ("¥", "CNY"), ("元", "CNY"), ("$", "USD"),
               ("eur", "EUR"), ("gbp", "GBP"), ("usd", "USD"), ("cny", "CNY"), ("rmb", "CNY"),
               ("rm", "MYR"), ("myr", "MYR"), ("rp", "IDR"), ("idr", "IDR"), ("sgd", "SGD"),
               ("aed", "AED"), ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"),
-              ("aud", "AUD"),
-              ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"), ("czk", "CZK"),
-              ("inr", "INR"))
+              ("aud", "AUD"), ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"),
+              ("czk", "CZK"), ("inr", "INR"))
 # The store's country from words only printed there, when no currency is printed: ISO 4217 of
 # its currency. Then a receipt whose amounts have no cents but group thousands is taken as
 # rupiah (the only such currency among the stores these receipts come from).
@@ -407,19 +403,39 @@ def _find_label(text, word, field, tag, found):
     k = text.find(word)
     while k >= 0:
         e = k + len(word)
-        if _whole_word(text, k, word) or (field == "total" and _glued_currency(text, k, e)):
+        if _whole_word(text, k, word):
             found.append((k, e, field, tag))
+        elif field == "total" and word == "total":
+            glued = _glued_total(text, k, e)
+            if glued:
+                while e < len(text) and _is_letter(text[e]):
+                    e += 1   # the label ends after the glued word
+                found.append((k, e, field, glued))
         k = text.find(word, k + 1)
 
 
-def _glued_currency(text, k, e):
-    """'TOTALEURO', 'TotalAED': a total label with a currency code glued after it."""
+def _glued_total(text, k, e):
+    """Tag of "total" glued to the word after it (transcripts with spaces lost): "1" before a
+    currency ('TOTALEURO', 'TotalAED'), "2" (weakest) before another word ('TOTALFUEL'); None
+    for a word that makes it another label ('TotalTaxes', 'TotalQty') or when "total" ends a
+    word ('SUBTOTAL')."""
     if k and _is_letter(text[k - 1]):
-        return False
+        return None
     j = e
     while j < len(text) and _is_letter(text[j]):
         j += 1
-    return currency(text[e:j]) is not None or text[e:j] in ("euro", "eeuro")
+    rest = text[e:j]
+    if currency(rest) is not None or rest in ("euro", "eeuro", "e"):
+        return "1"
+    for word in NOT_TOTAL:
+        if rest.startswith(word):
+            return None
+    return "2"
+
+
+# Words that, glued after "total", make it no total: "TotalTaxes", "TotalNo.Items".
+NOT_TOTAL = ("tax", "qty", "quant", "item", "no", "disc", "sav", "excl", "net", "vat", "gst",
+             "point", "pts", "paid", "tend", "tip", "count", "weight", "unit", "pcs", "art")
 
 
 # Words after a total label that say what the amount includes: not labels of their own.
@@ -443,7 +459,7 @@ def _only_currency_words(text):
             word += c
             continue
         if word and not depth and currency(word) is None and word not in QUALIFIERS \
-                and word not in FILLERS:
+                and word not in FILLERS and currency(word + c) is None:
             return False
         word = ""
         if c == "(":
@@ -985,6 +1001,8 @@ class Extractor:
             tendered = self._first("tendered")
             if tendered is not None and change is not None:
                 total = add_amounts((tendered, "-" + change))
+        if total is None and subtotal is not None and not self.values.get("tax"):
+            total = subtotal   # no total printed and nothing added to the subtotal
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
         return {
