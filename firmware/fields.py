@@ -33,8 +33,8 @@ from .cardmask import mask_cards  # noqa: F401 -- part of this module's API for 
 # of a "payment" group the payment type. Fields "net" and "count" only stop a longer phrase from
 # being read as a total ("Total HT", "Total items").
 LABELS = (
-    ("total", "0", ("amount due", "balance due", "total due", "to pay", "zu zahlen", "amt due",
-                    "grand total", "total payable", "total rounded", "rounded total",
+    ("total", "0", ("due", "amount due", "balance due", "total due", "to pay", "zu zahlen",
+                    "amt due", "grand total", "total payable", "total rounded", "rounded total",
                     "total after rounding", "nett total", "net total", "nett", "total bill",
                     "total belanja", "jumlah bayar", "total bayar", "net à payer", "à payer",
                     "a pagar", "total a pagar", "应收", "应收金额", "应付", "应付金额", "实付",
@@ -52,9 +52,11 @@ LABELS = (
     ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
                  "gst", "hst", "pst", "btw", "mva", "moms", "total tva", "total tax", "税额",
                  "税金", "税")),
-    ("discount", "", ("discount", "rounding", "rounding adjustment", "rounding adj", "saving",
-                      "savings", "coupon", "total savings", "rabatt", "nachlass", "remise",
-                      "réduction", "descuento", "dto", "优惠", "折扣", "折让", "抹零")),
+    ("rounding", "", ("rounding", "rounding adjustment", "rounding adj", "round off",
+                      "pembulatan")),
+    ("discount", "", ("discount", "saving", "savings", "coupon", "total savings", "rabatt",
+                      "nachlass", "remise", "réduction", "descuento", "dto", "优惠", "折扣",
+                      "折让", "抹零")),
     ("tendered", "", ("tendered", "bayar", "dibayar", "cash tendered", "amount tendered", "given",
                       "cash given", "gegeben", "bar gegeben", "reçu", "espèces reçues",
                       "montant reçu", "entregado", "efectivo entregado", "recibido", "实收",
@@ -90,7 +92,9 @@ LABELS = (
 )
 # Labels whose amount is a receipt total: their line ends the item list.
 SUMMARY = ("total", "subtotal", "tax", "payment", "tendered", "change", "net")
-MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change")
+MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change", "rounding")
+# Cash rounding step of currencies whose receipts print a rounding line: 5 cents.
+ROUNDED_CURRENCIES = ("MYR", "CHF", "AUD", "NZD", "SGD")
 # A label and its amount may have only currency words between them ("SUMME EUR 9,42"), so
 # "Total savings 3.00" or "Bar Snack 3.50" are no total or payment.
 STRICT = ("total", "subtotal", "payment", "tendered", "change")
@@ -1001,7 +1005,7 @@ class Extractor:
             tendered = self._first("tendered")
             if tendered is not None and change is not None:
                 total = add_amounts((tendered, "-" + change))
-        if total is None and subtotal is not None and not self.values.get("tax"):
+        if total is None and subtotal is not None and not self._taxed_before_paid():
             total = subtotal   # no total printed and nothing added to the subtotal
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
@@ -1028,6 +1032,25 @@ class Extractor:
         got = self.values.get(field)
         return got[0][1] if got else None
 
+    def _taxed_before_paid(self):
+        paid = self._paid_at
+        for _tag, _amount, index in self.values.get("tax", ()):
+            if paid is None or index < paid:
+                return True
+        return False
+
+    def _rounded(self, total, index):
+        """A total printed before a rounding line ("TOTAL 45.34", "ROUNDING 0.01", no rounded
+        total printed): the amount due is the total rounded to the currency's cash step."""
+        rounding = self.values.get("rounding")
+        if not rounding or rounding[-1][2] <= index or self._currency() not in ROUNDED_CURRENCIES:
+            return total
+        num = decimal(total)
+        if num[3] != 2:
+            return total
+        mant = num[2]
+        return fmt((mant + 2) // 5 * 5 if mant >= 0 else mant, 2)
+
     def _best_total(self):
         """The amount due: of the total lines before the first payment (a tax summary's
         "TOTAL" row and "BALANCE DUE 0.00" come after it), the last of the strongest label
@@ -1037,11 +1060,11 @@ class Extractor:
         paid = self._paid_at
         before = [t for t in found if paid is None or t[2] <= paid]
         best = None
-        for tag, amount, _index in before or found:
+        for tag, amount, index in before or found:
             rank = (amount.startswith("-") or not amount.strip("0.-"), tag)
             if best is None or rank <= best[0]:
-                best = (rank, amount)
-        return best[1] if best else None
+                best = (rank, amount, index)
+        return self._rounded(best[1], best[2]) if best else None
 
     def _iso_datetime(self):
         if self.date is None:
