@@ -286,7 +286,12 @@ def _number_at(text, i, j, comma):
         return None
     if before == "-" and _is_letter(before2):
         return None
-    parsed = _parse_number(text[i:j], comma)
+    s = text[i:j]
+    if comma is not True and "." not in s and _unit_after(text, j):
+        comma = True       # "1,272 kg": a weight's decimals
+    elif comma is not False and "," not in s and _unit_after(text, j):
+        comma = False      # "2.699 kg" on a decimal-comma receipt
+    parsed = _parse_number(s, comma)
     if parsed is None:
         return None
     mant, scale, ndigits = parsed
@@ -302,6 +307,15 @@ def _number_at(text, i, j, comma):
     elif mant and _minus_before_currency(text, i):   # "-$8.94", "-RM 0.02"
         mant = -mant
     return (i, j, mant, scale, flags)
+
+
+def _unit_after(text, j):
+    """True if a weight unit follows the number ending at text[j]: "2.699 kg", "1,272kg"."""
+    k = j + 1 if j < len(text) and text[j] == " " else j
+    e = k
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    return text[k:e] in ("kg", "g", "lb", "lbs")
 
 
 def _currency_before(text, i):
@@ -810,6 +824,7 @@ class Extractor:
         self._label_above = None  # money label ending the previous line, amount on this one
         self._paid_at = None      # index of the first payment, tendered or change line
         self._country = None      # currency of the store's country (COUNTRY_SIGNALS)
+        self._day_first = None    # day-first reading of a date read month-first
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -891,6 +906,10 @@ class Extractor:
                 self.time = find_time(text, 0)
         if date is not None and self.date is None:
             self.date = date[:3]
+            if self.month_first:   # the day-first reading, for receipts not in dollars
+                other = find_date(text, False)
+                if other is not None and other[:3] != self.date:
+                    self._day_first = other[:3]
             self.time = find_time(text, date[3])
             self._time_next = self.time is None
         return date is not None
@@ -1070,6 +1089,10 @@ class Extractor:
         if self.date is None:
             return None
         y, m, d = self.date
+        if self._day_first and self._currency() not in (None, "USD"):
+            # month-first was guessed from "$" or a 12-hour clock ("8:13 PM"), which
+            # day-first countries print too: their currency decides
+            y, m, d = self._day_first
         if self.time is None:
             return "%04d-%02d-%02d" % (y, m, d)
         return "%04d-%02d-%02dT%02d:%02d:%02d" % ((y, m, d) + tuple(self.time))
@@ -1089,6 +1112,9 @@ def _item_name(line, text, nums, first):
         if rest and rest[0] in TIMES and num[3] != 2 and num[2] > 0:
             qty = num
             start = text.find(rest[0], num[1]) + len(rest[0])
+        elif rest and rest[0] in UNITS and num[2] > 0:   # "2.699 kg @ 1,79 €/kg  4,83 €"
+            qty = num
+            start = num[1]
         elif num[3] == 0 and num[1] - num[0] >= 5:
             start = num[1]
     name = _strip_box(line[start:first[0]]).strip(_NAME_TRIM)
@@ -1098,10 +1124,11 @@ def _item_name(line, text, nums, first):
 
 
 def _only_times(text):
-    """'1x', 'x1', '2 x': a quantity mark, not a name."""
+    """'1x', 'x1', '2 x', 'kg @ 1,79 €/kg': a quantity or weight mark, not a name."""
     for word in text.split():
-        if word.strip("x×*@0123456789.,"):
-            return False
+        for part in word.strip("x×*@0123456789.,").split("/"):
+            if part and part not in UNITS and currency(part) is None:
+                return False
     return True
 
 
@@ -1118,15 +1145,16 @@ def _trailing_numbers(text, nums):
     """The numbers that end a folded line, with only spaces, currency, 'x' or units between.
 
     Returns (numbers, xs): xs[k] is True when a multiplication sign stands before numbers[k].
-    A tax class letter or currency after the last number is allowed ("10,47 B", "7,60 €").
+    A tax code (1-3 letters) or currency after the last number is allowed ("10,47 B", "7,60
+    €", "5.20 SR").
     """
     if not nums:
         return (), ()
     last = nums[-1]
     for word in text[last[1]:].split():
         if not (word.startswith("/") or currency(word) or word in "*|" or
-                (len(word) == 1 and _is_letter(word) and word != "x")):
-            return (), ()
+                (len(word) <= 3 and word.isalpha() and word != "x" and word not in UNITS)):
+            return (), ()   # a tax code column is allowed: "10,47 B", "5.20 SR", "3.55 ZRL"
     group = [last]
     xs = [False]
     for k in range(len(nums) - 2, -1, -1):
