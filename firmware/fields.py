@@ -35,14 +35,14 @@ from .cardmask import mask_cards  # noqa: F401 -- part of this module's API for 
 LABELS = (
     ("total", "0", ("due", "amount due", "balance due", "total due", "to pay", "zu zahlen",
                     "amt due", "grand total", "total payable", "total rounded", "rounded total",
-                    "total after rounding", "nett total", "net total", "nett", "total bill",
-                    "total belanja", "jumlah bayar", "total bayar", "net à payer", "à payer",
-                    "a pagar", "total a pagar", "应收", "应收金额", "应付", "应付金额", "实付",
-                    "实付金额")),
-    ("total", "1", ("total", "tl", "total sales", "total amount", "total ttc", "total eur",
-                    "totale", "totaal", "totalt", "kokku", "sum", "importo", "summe", "gesamt",
-                    "gesamtbetrag", "gesamtsumme", "endsumme", "montant total", "importe total",
-                    "合计", "合計", "总计", "總計", "总额", "总金额", "消费合计")),
+                    "total after rounding", "total bill", "total belanja", "jumlah bayar",
+                    "total bayar", "net à payer", "à payer", "a pagar", "total a pagar", "应收",
+                    "应收金额", "应付", "应付金额", "实付", "实付金额")),
+    ("total", "1", ("total", "tl", "nett total", "net total", "nett", "total sales",
+                    "total amount", "total ttc", "total eur", "totale", "totaal", "totalt",
+                    "kokku", "sum", "importo", "summe", "gesamt", "gesamtbetrag", "gesamtsumme",
+                    "endsumme", "montant total", "importe total", "合计", "合計", "总计", "總計",
+                    "总额", "总金额", "消费合计")),
     ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
                  "total excl", "total exclusive", "total excluding", "total before")),
     ("count", "", ("total items", "total item", "total qty", "total quantity", "items total",
@@ -50,8 +50,8 @@ LABELS = (
     ("subtotal", "", ("subtotal", "sub-total", "sub total", "subtotale", "subtotaal", "sous-total",
                       "sous total", "zwischensumme", "小计", "小計")),
     ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
-                 "gst", "hst", "pst", "btw", "mva", "moms", "total tva", "total tax", "税额",
-                 "税金", "税")),
+                 "gst", "hst", "pst", "pajak", "ppn", "btw", "mva", "moms", "total tva",
+                 "total tax", "税额", "税金", "税")),
     ("rounding", "", ("rounding", "rounding adjustment", "rounding adj", "round off",
                       "pembulatan")),
     ("discount", "", ("discount", "saving", "savings", "coupon", "total savings", "rabatt",
@@ -840,11 +840,22 @@ class Extractor:
         hits = labels(text)
         found = labelled_values(text, nums, hits, self.decimals)
         if self._label_above is not None:
+            above = self._label_above
             if not hits and len(nums) == 1 and is_money(nums[0], self.decimals):
-                found = [(self._label_above, nums[0])]
+                found = [(above, nums[0])]
+            elif above[2] == "total" and nums and is_money(nums[-1], self.decimals) \
+                    and not [h for h in hits if h[2] in ("total", "subtotal", "tax")]:
+                # "GRAND TOTAL" / "~ BCA DEBIT [51,000]   51,000": the total, paid by card
+                found = [(above, nums[-1])] + found
             self._label_above = None
-        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip():
-            self._label_above = hits[-1]
+        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip() \
+                and find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
+            self._label_above = hits[-1]   # not a caption ("Qty  Price  Total")
+        if not found and not hits and len(nums) == 1 and self._paid_at is None \
+                and is_money(nums[0], self.decimals) and not has_word(text) \
+                and (self.values.get("subtotal") or self.values.get("tax")):
+            # an amount alone under the subtotal and tax lines: the total, its label left out
+            found = [((0, 0, "total", "2"), nums[0])]
         for hit, num in found:
             self._money(hit, num, index)
         self._find_currency(text, nums, found)
@@ -920,7 +931,7 @@ class Extractor:
         if not self._in_items:
             return
         for hit, num in found:
-            if hit[2] in SUMMARY:
+            if hit[2] in SUMMARY and hit[3] != "2":
                 self._in_items = False
                 return
         if skip or self._column_header(text):
