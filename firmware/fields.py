@@ -33,12 +33,12 @@ from .cardmask import mask_cards  # noqa: F401 -- part of this module's API for 
 # of a "payment" group the payment type. Fields "net" and "count" only stop a longer phrase from
 # being read as a total ("Total HT", "Total items").
 LABELS = (
-    ("total", "0", ("due", "amount due", "balance due", "total due", "to pay", "zu zahlen",
-                    "amt due", "grand total", "total payable", "total rounded", "rounded total",
-                    "total after rounding", "total bill", "total belanja", "jumlah bayar",
-                    "total bayar", "net à payer", "à payer", "a pagar", "total a pagar", "应收",
-                    "应收金额", "应付", "应付金额", "实付", "实付金额")),
-    ("total", "1", ("total", "tl", "nett total", "net total", "nett", "total sales",
+    ("total", "0", ("due", "pay this amount", "amount due", "balance due", "total due", "to pay",
+                    "zu zahlen", "amt due", "grand total", "total payable", "total rounded",
+                    "rounded total", "total after rounding", "total bill", "total belanja",
+                    "jumlah bayar", "total bayar", "net à payer", "à payer", "a pagar",
+                    "total a pagar", "应收", "应收金额", "应付", "应付金额", "实付", "实付金额")),
+    ("total", "1", ("total", "tl", "somme", "nett total", "net total", "nett", "total sales",
                     "total amount", "total ttc", "total eur", "totale", "totaal", "totalt",
                     "kokku", "sum", "importo", "summe", "gesamt", "gesamtbetrag", "gesamtsumme",
                     "endsumme", "montant total", "importe total", "合计", "合計", "总计", "總計",
@@ -280,7 +280,8 @@ def _number_at(text, i, j, comma):
     if _is_letter(before) and not (before in "x×" and _is_digit(before2)) \
             and not _currency_before(text, i):
         return None
-    if _is_letter(after) and not (after in "x×" and _is_digit(after2)):
+    if _is_letter(after) and not (after in "x×" and _is_digit(after2)) \
+            and not _currency_after(text, j):
         return None
     if (before in ":/-" and _is_digit(before2)) or (after in ":/-" and _is_digit(after2)):
         return None
@@ -316,6 +317,14 @@ def _unit_after(text, j):
     while e < len(text) and _is_letter(text[e]):
         e += 1
     return text[k:e] in ("kg", "g", "lb", "lbs")
+
+
+def _currency_after(text, j):
+    """True if the letters glued after text[j - 1] are a currency code ("400.00usd")."""
+    e = j
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    return e - j == 3 and currency(text[j:e]) is not None
 
 
 def _currency_before(text, i):
@@ -424,7 +433,7 @@ def _find_label(text, word, field, tag, found):
         if _whole_word(text, k, word):
             found.append((k, e, field, tag))
         elif field == "total" and word == "total":
-            glued = _glued_total(text, k, e)
+            glued = _glued_total(text, k, e) or _glued_before_total(text, k, e)
             if glued:
                 while e < len(text) and _is_letter(text[e]):
                     e += 1   # the label ends after the glued word
@@ -448,6 +457,16 @@ def _glued_total(text, k, e):
     for word in NOT_TOTAL:
         if rest.startswith(word):
             return None
+    return "2"
+
+
+def _glued_before_total(text, k, e):
+    """'TAKEOUTTotal', 'Eat-InTotal': a word glued before "total" (weakest tag "2"), except
+    "subtotal" and its kin."""
+    if not k or not _is_letter(text[k - 1]) or (e < len(text) and _is_letter(text[e])):
+        return None
+    if text[:k].endswith("sub") or text[:k].endswith("sous") or text[:k].endswith("sub-"):
+        return None
     return "2"
 
 
