@@ -281,7 +281,7 @@ def _number_at(text, i, j, comma):
             and not _currency_before(text, i):
         return None
     if _is_letter(after) and not (after in "x×" and _is_digit(after2)) \
-            and not _currency_after(text, j):
+            and not _currency_after(text, j) and not _tax_code_after(text, i, j):
         return None
     if (before in ":/-" and _is_digit(before2)) or (after in ":/-" and _is_digit(after2)):
         return None
@@ -325,6 +325,12 @@ def _currency_after(text, j):
     while e < len(text) and _is_letter(text[e]):
         e += 1
     return e - j == 3 and currency(text[j:e]) is not None
+
+
+def _tax_code_after(text, i, j):
+    """'58.14G', '2.99R': an amount with a tax code letter glued after it."""
+    return (j + 1 >= len(text) or text[j + 1] == " ") and text[j] != "x" \
+        and j - i >= 4 and text[j - 3] in ".," and _is_digit(text[j - 1])
 
 
 def _currency_before(text, i):
@@ -641,6 +647,8 @@ def find_date(text, month_first):
             y, m, d = a[2], b[2], c[2]
         else:
             continue
+        if _in_code(text, a[0], c[1]):
+            continue   # part of a longer code: "1-01-1-01-001303"
         if 1 <= m <= 12 and 1 <= d <= 31 and 1990 <= y <= 2099:
             return y, m, d, c[1]
     return _find_month_word_date(text) or _find_named_date(text, runs) or _compact_date(runs)
@@ -718,6 +726,12 @@ def _compact_date(runs):
             if 1 <= m <= 12 and 1 <= d <= 31:
                 return value // 10000, m, d, end
     return None
+
+
+def _in_code(text, start, end):
+    """True if digits joined by '-', '/' or '.' go on before start or after end."""
+    return (start > 1 and text[start - 1] in "-/." and _is_digit(text[start - 2])) or \
+        (end + 1 < len(text) and text[end] in "-/." and _is_digit(text[end + 1]))
 
 
 def _find_named_date(text, runs):
@@ -965,6 +979,9 @@ class Extractor:
         if _is_code_line(text, nums):
             return  # an item's SKU line between its name and its numbers
         group, xs = _trailing_numbers(text, nums)
+        if len(group) >= 2 and self.decimals and group[-1][3] == 0 and group[-1][2] < 10 \
+                and group[-2][3] == 2 and not xs[-1]:
+            group, xs = group[:-1], xs[:-1]   # a tax code digit after the amount: "2.50   9"
         if group and len(group) >= 2 and xs[-1] and not group[-1][4] & PERCENT:
             self._qty_line(group[-2], group[-1], text)
             return
@@ -1183,7 +1200,8 @@ def _trailing_numbers(text, nums):
     last = nums[-1]
     for word in text[last[1]:].split():
         if not (word.startswith("/") or currency(word) or word in "*|" or
-                (len(word) <= 3 and word.isalpha() and word != "x" and word not in UNITS)):
+                (len(word) <= 3 and _is_letter(word[0]) and word != "x"
+                 and word not in UNITS)):
             return (), ()   # a tax code column is allowed: "10,47 B", "5.20 SR", "3.55 ZRL"
     group = [last]
     xs = [False]
