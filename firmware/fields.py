@@ -531,6 +531,8 @@ def labelled_values(text, nums, hits, decimals):
             continue
         if field in STRICT and not _only_currency_words(text[end:best[0]]):
             continue
+        if field == "total" and text.find("excl", end, best[0]) >= 0:
+            continue   # "TOTAL (EXCLUDING GST)": the net amount
         out.append((hits[h], best))
     return out
 
@@ -1065,14 +1067,14 @@ class Extractor:
         subtotal = self._first("subtotal")
         payments = self.payments
         change = self._first("change")
+        if total is None:
+            total = self._untaxed_subtotal()
         if total is None and payments:
             total = add_amounts(p["amount"] for p in payments).lstrip("-")
         if total is None:
             tendered = self._first("tendered")
             if tendered is not None and change is not None:
                 total = add_amounts((tendered, "-" + change))
-        if total is None and subtotal is not None and not self._taxed_before_paid():
-            total = subtotal   # no total printed and nothing added to the subtotal
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
         return {
@@ -1098,19 +1100,31 @@ class Extractor:
         got = self.values.get(field)
         return got[0][1] if got else None
 
-    def _taxed_before_paid(self):
+    def _untaxed_subtotal(self):
+        """No total printed: the last subtotal before the payment, unless tax is added after
+        it ("SUBTOTAL 11.20", "TAX 0.73", no total line)."""
         paid = self._paid_at
+        last = None
+        for _tag, amount, index in self.values.get("subtotal", ()):
+            if paid is None or index <= paid:
+                last = (amount, index)
+        if last is None:
+            return None
         for _tag, _amount, index in self.values.get("tax", ()):
-            if paid is None or index < paid:
-                return True
-        return False
+            if index > last[1] and (paid is None or index < paid):
+                return None
+        return last[0]
 
     def _rounded(self, total, index):
         """A total printed before a rounding line ("TOTAL 45.34", "ROUNDING 0.01", no rounded
         total printed): the amount due is the total rounded to the currency's cash step."""
         rounding = self.values.get("rounding")
-        if not rounding or rounding[-1][2] <= index or self._currency() not in ROUNDED_CURRENCIES:
+        paid = self._paid_at
+        if not rounding or self._currency() not in ROUNDED_CURRENCIES:
             return total
+        at = rounding[-1][2]
+        if at <= index or (paid is not None and at > paid):
+            return total   # rounded after the total was printed, or only the change
         num = decimal(total)
         if num[3] != 2:
             return total
