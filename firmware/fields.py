@@ -43,6 +43,7 @@ LABELS = (
                     "kokku", "sum", "importo", "summe", "gesamt", "gesamtbetrag", "gesamtsumme",
                     "endsumme", "montant total", "importe total", "合计", "合計", "总计", "總計",
                     "总额", "总金额", "消费合计")),
+    ("total", "2", ("amount",)),
     ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
                  "total excl", "total exclusive", "total excluding", "total before")),
     ("count", "", ("total items", "total item", "total qty", "total quantity", "items total",
@@ -438,8 +439,11 @@ def _find_label(text, word, field, tag, found):
         e = k + len(word)
         if _whole_word(text, k, word):
             found.append((k, e, field, tag))
-        elif field == "total" and word == "total":
-            glued = _glued_total(text, k, e) or _glued_before_total(text, k, e)
+        elif field == "total":
+            if word == "total":
+                glued = _glued_total(text, k, e) or _glued_before_total(text, k, e)
+            else:   # "TopaySGD"
+                glued = _glued_total(text, k, e) == "1" and tag
             if glued:
                 while e < len(text) and _is_letter(text[e]):
                     e += 1   # the label ends after the glued word
