@@ -1145,6 +1145,8 @@ class Extractor:
         before = [t for t in found if paid is None or t[2] <= paid]
         best = None
         for tag, amount, index in before or found:
+            if tag == "2" and amount.startswith("-"):
+                continue   # a weak label's negative amount ("AMOUNT -2,300") is a discount
             rank = (amount.startswith("-") or not amount.strip("0.-"), tag)
             if best is None or rank <= best[0]:
                 best = (rank, amount, index)

@@ -267,6 +267,8 @@ def test_extraction_never_raises_on_mutated_real_receipts(pick, mutations):
         pytest.skip("receipts-real not found")
     lines = _mutate(_REAL[pick % len(_REAL)], mutations)
     fields = extract_fields(lines)
-    assert fields.total is None or not fields.total.startswith("-")
+    if fields.total is not None and fields.total.startswith("-"):
+        # a refund's total is printed negative; payments never make a total negative
+        assert any(line and "-" in line and "TOTAL" in line.upper() for line in lines)
     board = rules.extract(lines)
     assert board["total"] == fields.total and board["currency"] == fields.currency
