@@ -864,6 +864,7 @@ class Extractor:
         self._paid_at = None      # index of the first payment, tendered or change line
         self._country = None      # currency of the store's country (COUNTRY_SIGNALS)
         self._day_first = None    # day-first reading of a date read month-first
+        self._amounts = []        # (mantissa, scale) ending each line after the items
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -906,6 +907,8 @@ class Extractor:
         named = self._identifiers(line, text, hits)
         dated = self._datetime(text)
         self._item_line(index, line, text, nums, hits, found, named or dated)
+        if not self._in_items and nums and is_money(nums[-1], self.decimals):
+            self._amounts.append((nums[-1][2], nums[-1][3]))
         self.on_line(index, line, text, nums, hits, found)
 
     def on_line(self, index, line, text, nums, hits, found):
@@ -1075,10 +1078,15 @@ class Extractor:
             total = self._untaxed_subtotal()
         if total is None and payments:
             total = add_amounts(p["amount"] for p in payments).lstrip("-")
+            if change is not None and not change.startswith("-"):   # cash handed over
+                total = add_amounts((total, "-" + change))
+                total = None if total.startswith("-") else total
         if total is None:
             tendered = self._first("tendered")
             if tendered is not None and change is not None:
                 total = add_amounts((tendered, "-" + change))
+        if total is None:
+            total = self._item_sum_printed()
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
         return {
@@ -1103,6 +1111,17 @@ class Extractor:
     def _first(self, field):
         got = self.values.get(field)
         return got[0][1] if got else None
+
+    def _item_sum_printed(self):
+        """No total label found: the items' sum when a line after them prints it."""
+        if not self.items:
+            return None
+        items = add_amounts(i[3] for i in self.items)
+        want = decimal(items)
+        for mant, scale in self._amounts:
+            if mant * 10 ** want[3] == want[2] * 10 ** scale and mant > 0:
+                return fmt(mant, scale)
+        return None
 
     def _untaxed_subtotal(self):
         """No total printed: the last subtotal before the payment, unless tax is added after
