@@ -1212,7 +1212,9 @@ def _item_name(line, text, nums, first):
 def _only_times(text):
     """'1x', 'x1', '2 x', 'kg @ 1,79 €/kg': a quantity or weight mark, not a name."""
     for word in text.split():
-        for part in word.strip("x×*@0123456789.,").split("/"):
+        # no str.strip() with "×": MicroPython strips bytes, cutting UTF-8 characters
+        kept = "".join(c for c in word if c not in "x×*@0123456789.,")
+        for part in kept.split("/"):
             if part and part not in UNITS and currency(part) is None:
                 return False
     return True

@@ -264,6 +264,8 @@ def test_item_layouts_of_real_shops():
     assert _items(["MILO  4.50 SR", "TOTAL  4.50"]) == [("MILO", "1", "4.50", "4.50")]
     assert _items(["Naranjas", "2.699 kg @ 1,79 €/kg   4,83 €", "TOTAL  4,83 €"]) == \
         [("Naranjas", "2.699", "1.79", "4.83")]
+    # a name ending in a character whose UTF-8 shares a byte with "×" (MicroPython strips bytes)
+    assert _items(["Pienė    2.50"]) == [("Pienė", "1", "2.50", "2.50")]
     # names ending in numbers are not quantities
     assert _items(["Guide Michelin 2024     24.90", "Band-Aids Assorted 40     3.99",
                    "维达抽纸 3包     12.50"]) == [
