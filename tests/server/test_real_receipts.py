@@ -14,10 +14,10 @@ import pytest
 from tilltap_host import real_receipts
 
 # dataset -> figure -> lowest share (measured on the measure part minus about 1.5 points)
-THRESHOLDS = {
-    "sroie": {"totals": 0.0, "dates": 0.0, "lines": 0.0, "currency": 0.0},
-    "cord": {"totals": 0.0, "items": 0.0, "lines": 0.0, "currency": 0.0},
-    "wildreceipt": {"totals": 0.0, "dates": 0.0, "items": 0.0, "lines": 0.0},
+THRESHOLDS = {   # measured: see README ("Real shops' receipts")
+    "sroie": {"totals": 0.95, "dates": 0.98, "lines": 0.99, "currency": 0.90},
+    "cord": {"totals": 0.93, "items": 0.92, "lines": 0.99, "currency": 0.94},
+    "wildreceipt": {"totals": 0.75, "dates": 0.96, "items": 0.93, "lines": 0.99},
 }
 
 
