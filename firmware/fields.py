@@ -416,7 +416,10 @@ def labels(text):
     for field, tag, words in LABELS:
         for word in words:
             _find_label(text, word, field, tag, found)
-            if " " in word:   # transcripts with spaces lost: "GRANDTOTAL", "AmountDue"
+            space = word.find(" ")
+            # transcripts with spaces lost: "GRANDTOTAL", "AmountDue" (the glued form is built
+            # only when its first word is there: no string per keyword and line)
+            if space > 0 and text.find(word[:space]) >= 0:
                 _find_label(text, word.replace(" ", ""), field, tag, found)
     if not found:
         return found
@@ -657,15 +660,19 @@ def find_date(text, month_first):
             continue   # part of a longer code: "1-01-1-01-001303"
         if 1 <= m <= 12 and 1 <= d <= 31 and 1990 <= y <= 2099:
             return y, m, d, c[1]
+    if not runs:
+        return None
     return _find_month_word_date(text) or _find_named_date(text, runs) or _compact_date(runs)
 
 
 def _month_at(text, k):
     """(month, end) of a month name starting at text[k] ("jul", "sept", "november"), or None."""
+    if k and _is_letter(text[k - 1]):
+        return None        # inside a word: only word starts are looked at
     e = k
     while e < len(text) and _is_letter(text[e]):
         e += 1
-    if not 3 <= e - k <= 9 or (k and _is_letter(text[k - 1])):
+    if not 3 <= e - k <= 9:
         return None
     word = text[k:e]
     for prefix, m in MONTHS:
