@@ -415,12 +415,11 @@ def labels(text):
     found = []
     for field, tag, words in LABELS:
         for word in words:
+            if text.find(word) >= 0:     # most keywords are not on a line: one find in C
+                _find_label(text, word, field, tag, found)
+    for field, tag, word in _glued_labels():
+        if text.find(word) >= 0:
             _find_label(text, word, field, tag, found)
-            space = word.find(" ")
-            # transcripts with spaces lost: "GRANDTOTAL", "AmountDue" (the glued form is built
-            # only when its first word is there: no string per keyword and line)
-            if space > 0 and text.find(word[:space]) >= 0:
-                _find_label(text, word.replace(" ", ""), field, tag, found)
     if not found:
         return found
     found.sort(key=lambda h: (h[0], -h[1]))
@@ -434,6 +433,22 @@ def labels(text):
             out.append(hit)
             end = hit[1]
     return out
+
+
+# Fields whose multi-word labels are also looked for with the spaces lost ("GRANDTOTAL",
+# "AmountDue", "ChangeDue"): transcribed or OCR'd receipts. Built on first use, about 40 strings.
+GLUED_FIELDS = ("total", "subtotal", "change", "count", "net")
+_glued = []
+
+
+def _glued_labels():
+    if not _glued:
+        for field, tag, words in LABELS:
+            if field in GLUED_FIELDS:
+                for word in words:
+                    if " " in word:
+                        _glued.append((field, tag, word.replace(" ", "")))
+    return _glued
 
 
 def _find_label(text, word, field, tag, found):
@@ -709,13 +724,23 @@ def _digits_at(text, i, step, seps):
 
 
 def _find_month_word_date(text):
-    """'28 mar 18', '24-mar-2018', '02/jan/2017', 'dec26'07', 'mar05,2017', '23nov17'."""
-    for k in range(len(text)):
-        if not _is_letter(text[k]):
-            continue
-        found = _month_at(text, k)
-        if found is None:
-            continue
+    """'28 mar 18', '24-mar-2018', '02/jan/2017', 'dec26'07', 'mar05,2017', '23nov17'.
+
+    Only where a month abbreviation is found (str.find, no loop over every character)."""
+    best = None
+    for prefix, _m in MONTHS:
+        k = text.find(prefix)
+        while k >= 0:
+            date = _month_word_date_at(text, k)
+            if date is not None and (best is None or k < best[0]):
+                best = (k, date)
+            k = text.find(prefix, k + 1)
+    return best[1] if best else None
+
+
+def _month_word_date_at(text, k):
+    found = _month_at(text, k)
+    if found is not None:
         m, e = found
         day = _digits_at(text, k, -1, " -/.")
         if day is not None and day[1] <= 2:
@@ -724,7 +749,7 @@ def _find_month_word_date(text):
             day = _digits_at(text, e, 1, " -/.")
             year = _digits_at(text, day[2], 1, " ,.'-/") if day and day[1] <= 2 else None
         if year is None or year[1] not in (2, 4) or not 1 <= day[0] <= 31:
-            continue
+            return None
         y = year[0] + 2000 if year[1] == 2 else year[0]
         if 1990 <= y <= 2099:
             return y, m, day[0], year[2]
