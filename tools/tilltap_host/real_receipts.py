@@ -116,8 +116,8 @@ def measure(part, extract=None):
 
         def extract(receipt):
             return add_fields(receipt)["fields"]
-    totals = {}
-    per_receipt = {}
+    totals: dict = {}
+    per_receipt: dict = {}
     for rid, stream, truth in receipts(part):
         parsed, _ = parse_stream(stream)
         lines = [line for r in parsed for line in r["lines"]]
