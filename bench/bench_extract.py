@@ -238,10 +238,11 @@ def _real_receipts_real_path(real_receipts):
     for mode, views in results:
         totals = {}
         for (_rid, _stream, truth), view in zip(chosen, views):
-            fields = {"total": view["total"], "datetime": view["date"],
-                      "currency": view["currency"],
+            # no dates: where none is read the server stores the capture time instead
+            fields = {"total": view["total"], "currency": view["currency"],
                       "items": [{"name": n, "amount": a} for n, _q, _p, a in view["items"]]}
-            got = real_receipts.score(fields, view["lines"] if mode == "full" else None, truth)
+            got = real_receipts.score(fields, view["lines"] if mode == "full" else None,
+                                      dict(truth, date=None))
             for group in (truth["dataset"], "all"):
                 row = totals.setdefault(group, {})
                 for figure, (right, out_of) in got.items():

@@ -422,7 +422,7 @@ def labels(text):
             _find_label(text, word, field, tag, found)
     if not found:
         return found
-    found.sort(key=lambda h: (h[0], -h[1]))
+    found.sort(key=lambda h: (h[0], -h[1], h[3]))   # ties: the stronger tag, on every port
     out = []
     end = 0
     for hit in found:

@@ -290,7 +290,6 @@ def receipt_view(lines, barcodes, codes2d, fields):
     return {
         "lines": lines, "barcodes": barcodes, "codes2d": codes2d,
         "total": _decimal(fields["total"], "0.01"),
-        "date": (fields.get("datetime") or "")[:10] or None,
         "currency": fields["currency"], "receipt_no": fields["receipt_no"],
         "member_id": fields["member_id"],
         "payments": [(p["type"], _decimal(p["amount"], "0.01")) for p in fields["payments"]],
@@ -334,7 +333,6 @@ def stored_receipts(engine, device):
         record, lines = texts[(device, seq)]
         row = found.get(seq)
         fields = {"total": row.total if row else None, "currency": row.currency if row else None,
-                  "datetime": row.receipt_dt.isoformat() if row and row.receipt_dt else None,
                   "receipt_no": row.receipt_no if row else None,
                   "member_id": row.member_id if row else None,
                   "payments": payments.get(seq, []), "items": items.get(seq, [])}
