@@ -4,10 +4,13 @@ Receipts come from tilltap_host/receipt_factory.py (exact ground truth), are pri
 ESC/POS, parsed as a capture would be and run through tilltap.analysis.extract. Figures: share
 of receipts whose field is exactly right. OCR: lines read exactly (spaces ignored) on
 driver-style raster receipts (tools/tilltap_host/raster_receipts.py) per font set and script, and
-on the corpus's raster streams against corpus/expected, and seconds per receipt. Quick mode
+on the corpus's raster streams against corpus/expected, and seconds per receipt. receipts-real:
+its measure part (tilltap_host/real_receipts.py) per dataset and per shop currency, through
+CPython and through the real path in upload modes full and fields. Quick mode
 (TILLTAP_BENCH_QUICK=1): one seed of 40 receipts, 8 receipts through the real path, OCR of one
-raster file and of one crisp receipt in the first font and width of each font set and script
-(full: 500, 40, three files, every font, width and dithering).
+raster file and of one crisp receipt in the first font and width of each font set and script,
+every 12th receipt of the measure part through the real path (full: 500, 40, three files, every
+font, width and dithering, the whole measure part).
 """
 import collections
 import os
@@ -208,7 +211,80 @@ def real_path():
     print("real path: %d receipts x 2 upload modes in %.1f s" % (len(receipts), seconds))
 
 
+REAL_MEASURE_STEP = size(1, 12)  # every receipt of receipts-real's measure part (quick: 1/12)
+
+
+def real_receipts_figures():
+    """receipts-real's measure part (never tuned on), per dataset and per shop currency, scored
+    the corpus README's way: through `tilltap parse --fields`'s path (CPython) and through the
+    real path (firmware on the unix port over TCP, `tilltap serve` over HTTP) in upload modes
+    full (the server extracts) and fields (the board extracts, no text leaves it)."""
+    from tilltap_host import real_receipts
+    if not os.path.isdir(real_receipts.REAL):
+        print("receipts-real: skipped (corpus not found)")
+        return
+    started = time.perf_counter()
+    figures, _ = real_receipts.measure("measure")
+    print("receipts-real measure part, CPython `tilltap parse --fields` (%.1f s):"
+          % (time.perf_counter() - started))
+    for line in real_receipts.report(figures):
+        print("  " + line)
+    _real_receipts_real_path(real_receipts)
+
+
+def _real_receipts_real_path(real_receipts):
+    import asyncio
+    import tempfile
+
+    from tilltap_host.demo import Demo, printer_settings, stored_receipts
+
+    chosen = real_receipts.receipts("measure")[::REAL_MEASURE_STEP]
+    jobs = [(rid, stream) for rid, stream, _ in chosen]
+
+    async def run(tmp):
+        demo = Demo(tmp, "http")
+        try:
+            await demo.start(tap=False)
+            taps = [(mode, await demo.add_tap("real-" + mode, printer_settings(), mode))
+                    for mode in ("full", "fields")]
+            await asyncio.gather(*(demo.replay(jobs, tap) for _, tap in taps))
+            for _, tap in taps:
+                if not await demo.wait_stored(len(jobs), 120 + len(jobs), tap):
+                    raise RuntimeError("tap %s did not deliver its receipts" % tap.device)
+            await demo.wait_extracted(120)
+            return [(mode, [v for _, v, _ in stored_receipts(demo.engine, tap.device)])
+                    for mode, tap in taps]
+        finally:
+            await demo.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        results = asyncio.run(run(tmp))
+        seconds = time.perf_counter() - started
+    for mode, views in results:
+        totals = {}
+        for (_rid, _stream, truth), view in zip(chosen, views):
+            # no dates: where none is read the server stores the capture time instead
+            fields = {"total": view["total"], "currency": view["currency"],
+                      "items": [{"name": n, "amount": a} for n, _q, _p, a in view["items"]]}
+            got = real_receipts.score(fields, view["lines"] if mode == "full" else None,
+                                      dict(truth, date=None))
+            for group in (truth["dataset"], "all"):
+                row = totals.setdefault(group, {})
+                for figure, (right, out_of) in got.items():
+                    cell = row.setdefault(figure, [0, 0])
+                    cell[0] += right
+                    cell[1] += out_of
+        print("receipts-real measure part, real path, upload mode %s (%d receipts):"
+              % (mode, len(views)))
+        for line in real_receipts.report(totals):
+            print("  " + line)
+    print("receipts-real real path: %d receipts x 2 upload modes in %.1f s"
+          % (len(jobs), seconds))
+
+
 if __name__ == "__main__":
     extraction()
+    real_receipts_figures()
     real_path()
     ocr()

@@ -1,9 +1,27 @@
 """Card numbers masked before a receipt line is stored or sent (on the board and the server).
 
 A card number is 13-19 digits, contiguous or in groups of 3-6 joined by one space or dash, that
-passes the Luhn check; all its digits but the last four become '*'. Small on purpose: the board
-runs it on every line before spooling, without loading the field extractor.
+starts like a card of a major scheme and has that scheme's length (ISSUERS), passes the Luhn
+check, is no valid EAN-13 and is not labelled as another number ("SIRET", "EAN", "Receipt No",
+"Invoice", tax numbers: NOT_CARD_LABELS); all its digits but the last four become '*'. Luhn alone
+is not enough: SIRET numbers are Luhn-valid by design, and 14-digit receipt numbers pass it one
+time in ten. Small on purpose: the board runs it on every line before spooling, without loading
+the field extractor.
 """
+
+# (first digits low, high, lengths): the issuer ranges of the major schemes. Visa; Mastercard
+# (51-55, 2221-2720); Amex; Discover; UnionPay; JCB; Diners Club; Maestro; Mir.
+ISSUERS = ((4, 4, (13, 16, 19)), (51, 55, (16,)), (2221, 2720, (16,)), (34, 34, (15,)),
+           (37, 37, (15,)), (6011, 6011, (16, 19)), (644, 649, (16, 19)), (65, 65, (16, 19)),
+           (62, 62, (16, 17, 18, 19)), (3528, 3589, (16, 17, 18, 19)), (36, 36, (14, 15, 16)),
+           (300, 305, (14, 16)), (38, 39, (14, 16)), (50, 50, (16, 17, 18, 19)),
+           (56, 58, (16, 17, 18, 19)), (67, 67, (16, 17, 18, 19)), (2200, 2204, (16,)))
+# Lower-case words that, just before a digit run, say it is no card number.
+NOT_CARD_LABELS = ("siret", "siren", "ean", "gtin", "upc", "barcode", "receipt", "rcpt",
+                   "invoice", "inv", "bill", "order", "ticket", "beleg", "bon", "rechnung",
+                   "facture", "factura", "doc", "ref", "trans", "txn", "tva", "vat", "gst",
+                   "tax", "nif", "cif", "uid", "abn", "tin", "steuer", "st.-nr", "ust-id", "plu",
+                   "sku", "art", "imei", "serial", "s/n", "单号", "流水号", "税号")
 
 
 _DIGITS = "0123456789"
@@ -43,20 +61,44 @@ def _ean13(digits):
     return (10 - total % 10) % 10 == ord(digits[12]) - 48
 
 
-def is_card_number(digits):
-    """13-19 digits passing Luhn. A valid EAN-13 not starting with 4 is a barcode (13-digit
-    card numbers are old Visa only, all starting with 4)."""
+def _issued(digits):
+    """True if the digits start like a card of a major scheme and have its length."""
     n = len(digits)
-    if not 13 <= n <= 19 or not _luhn(digits):
+    for low, high, lengths in ISSUERS:
+        if n in lengths:
+            k = len(str(low))
+            if low <= int(digits[:k]) <= high:
+                return True
+    return False
+
+
+def is_card_number(digits):
+    """A plausible card number: a scheme's issuer range and length (ISSUERS), Luhn-valid, and
+    no valid EAN-13 (13-digit cards are old Visa only; EAN-13 codes fill item lines)."""
+    n = len(digits)
+    if not 13 <= n <= 19 or not _issued(digits) or not _luhn(digits):
         return False
-    return not (n == 13 and digits[0] != "4" and _ean13(digits))
+    return not (n == 13 and _ean13(digits))
+
+
+def _labelled_other(line, start):
+    """True if the words just before line[start] name another kind of number ("SIRET :",
+    "EAN", "Receipt No."), so a Luhn-valid run there is no card."""
+    before = line[max(0, start - 24):start].lower()
+    words = before.replace(":", " ").replace("#", " ").replace(".", " ").split()
+    for word in words[-3:]:
+        for label in NOT_CARD_LABELS:
+            if word.startswith(label) and (len(word) <= len(label) + 2 or not label.isalpha()):
+                return True
+    return False
 
 
 def mask_cards(line):
     """The line with card numbers masked: all digits but the last four become '*'.
 
     A card number is 13-19 digits, contiguous or in groups of 3-6 joined by one space or dash
-    ("4111 1111 1111 1111", "3782-822463-10005"), that passes Luhn. None stays None.
+    ("4111 1111 1111 1111", "3782-822463-10005"), plausible as a PAN (is_card_number) and not
+    labelled as another number. None stays None.
     """
     if not line or _digit_count(line) < 13:
         return line               # most lines: counted in C, no per-character Python
@@ -84,7 +126,7 @@ def mask_cards(line):
                     groups = groups[:1]  # not card-like groups: judge each run on its own
                     break
         digits = "".join(line[a:b] for a, b in groups)
-        if is_card_number(digits):
+        if is_card_number(digits) and not _labelled_other(line, i):
             if out is None:
                 out = list(line)
             keep = len(digits) - 4

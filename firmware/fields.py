@@ -33,68 +33,95 @@ from .cardmask import mask_cards  # noqa: F401 -- part of this module's API for 
 # of a "payment" group the payment type. Fields "net" and "count" only stop a longer phrase from
 # being read as a total ("Total HT", "Total items").
 LABELS = (
-    ("total", "0", ("amount due", "balance due", "total due", "to pay", "zu zahlen",
-                    "net à payer", "à payer", "a pagar", "total a pagar", "应收", "应收金额",
-                    "应付", "应付金额", "实付", "实付金额")),
-    ("total", "1", ("total", "grand total", "total ttc", "total eur", "summe", "gesamt",
-                    "gesamtbetrag", "gesamtsumme", "endsumme", "montant total", "importe total",
-                    "合计", "合計", "总计", "總計", "总额", "总金额", "消费合计")),
-    ("net", "", ("total ht", "total net", "net total", "summe netto", "base imponible")),
-    ("count", "", ("total items", "total qty", "items total", "anzahl artikel",
-                   "nombre d'articles", "总数", "件数")),
-    ("subtotal", "", ("subtotal", "sub-total", "sub total", "sous-total", "sous total",
-                      "zwischensumme", "小计", "小計")),
+    ("total", "0", ("due", "pay this amount", "amount due", "balance due", "total due", "to pay",
+                    "zu zahlen", "amt due", "grand total", "total payable", "total rounded",
+                    "rounded total", "total after rounding", "total bill", "total belanja",
+                    "jumlah bayar", "total bayar", "net à payer", "à payer", "a pagar",
+                    "total a pagar", "应收", "应收金额", "应付", "应付金额", "实付", "实付金额")),
+    ("total", "1", ("total", "tl", "somme", "nett total", "net total", "nett", "total sales",
+                    "total amount", "total ttc", "total eur", "totale", "totaal", "totalt",
+                    "kokku", "sum", "importo", "summe", "gesamt", "gesamtbetrag", "gesamtsumme",
+                    "endsumme", "montant total", "importe total", "合计", "合計", "总计", "總計",
+                    "总额", "总金额", "消费合计")),
+    ("total", "2", ("amount",)),
+    ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
+                 "total excl", "total exclusive", "total excluding", "total before")),
+    ("count", "", ("total items", "total item", "total qty", "total quantity", "items total",
+                   "anzahl artikel", "nombre d'articles", "总数", "件数")),
+    ("subtotal", "", ("subtotal", "sub-total", "sub total", "subtotale", "subtotaal", "sous-total",
+                      "sous total", "zwischensumme", "小计", "小計")),
     ("tax", "", ("tax", "sales tax", "vat", "mwst", "mwst.", "ust", "mehrwertsteuer", "tva", "iva",
-                 "gst", "hst", "pst", "total tva", "total tax", "税额", "税金", "税")),
+                 "gst", "hst", "pst", "pajak", "ppn", "btw", "mva", "moms", "total tva",
+                 "total tax", "税额", "税金", "税")),
+    ("rounding", "", ("rounding", "rounding adjustment", "rounding adj", "round off",
+                      "pembulatan")),
     ("discount", "", ("discount", "saving", "savings", "coupon", "total savings", "rabatt",
                       "nachlass", "remise", "réduction", "descuento", "dto", "优惠", "折扣",
                       "折让", "抹零")),
-    ("tendered", "", ("tendered", "cash tendered", "amount tendered", "given", "cash given",
-                      "gegeben", "bar gegeben", "reçu", "espèces reçues", "montant reçu",
-                      "entregado", "efectivo entregado", "recibido", "实收", "实收金额", "收款")),
-    ("change", "", ("change", "change due", "rückgeld", "wechselgeld", "rendu", "rendu monnaie",
-                    "monnaie rendue", "cambio", "vuelto", "su cambio", "找零", "找赎", "找續")),
-    ("payment", "cash", ("cash", "bar", "barzahlung", "espèces", "especes", "efectivo", "contado",
-                         "现金", "現金")),
+    ("tendered", "", ("tendered", "bayar", "dibayar", "cash tendered", "amount tendered", "given",
+                      "cash given", "gegeben", "bar gegeben", "reçu", "espèces reçues",
+                      "montant reçu", "entregado", "efectivo entregado", "recibido", "实收",
+                      "实收金额", "收款")),
+    ("change", "", ("change", "change due", "resto", "tagasi", "kembali", "kembalian", "rückgeld",
+                    "wechselgeld", "rendu", "rendu monnaie", "monnaie rendue", "cambio", "vuelto",
+                    "su cambio", "找零", "找赎", "找續")),
+    ("payment", "cash", ("cash", "tunai", "contante", "contanti", "kontant", "bar", "barzahlung",
+                         "espèces", "especes", "efectivo", "contado", "现金", "現金")),
     ("payment", "card", ("card", "credit", "debit", "credit card", "debit card", "visa",
                          "mastercard", "maestro", "amex", "american express", "ec", "ec-karte",
                          "girocard", "karte", "kreditkarte", "cb", "carte", "carte bancaire",
-                         "carte bleue", "tarjeta", "tarjeta crédito", "银行卡", "刷卡", "信用卡",
-                         "银联")),
+                         "carte bleue", "tarjeta", "tarjeta crédito", "edc", "kartu", "kaart",
+                         "pin", "bancomat", "银行卡", "刷卡", "信用卡", "银联")),
     ("payment", "wechat", ("wechat", "wechat pay", "微信", "微信支付")),
     ("payment", "alipay", ("alipay", "支付宝")),
-    ("member", "", ("member", "member no", "membership", "rewards card", "loyalty",
-                    "loyalty card", "club card", "payback", "payback-karte", "kunden-nr",
-                    "kundennummer", "kundenkarte", "carte fidélité", "carte de fidélité",
-                    "n° client", "socio", "tarjeta socio", "会员号", "会员卡", "会员卡号",
-                    "会员")),
-    ("receipt_no", "", ("receipt", "receipt no", "invoice", "invoice no", "order", "trans",
-                        "tr#", "trans#", "beleg", "beleg-nr", "belegnr", "bon-nr", "bonnr",
-                        "bon nr", "rechnung", "rechnungsnr", "quittung", "ticket", "facture",
-                        "factura", "factura simplificada", "单号", "小票号", "流水号", "票号",
-                        "订单号", "单据号")),
+    ("member", "", ("member", "member no", "membership", "rewards card", "loyalty", "loyalty card",
+                    "club card", "payback", "payback-karte", "kunden-nr", "kundennummer",
+                    "kundenkarte", "carte fidélité", "carte de fidélité", "n° client", "socio",
+                    "tarjeta socio", "会员号", "会员卡", "会员卡号", "会员")),
+    ("receipt_no", "", ("receipt", "receipt no", "invoice", "invoice no", "order", "trans", "tr#",
+                        "trans#", "beleg", "beleg-nr", "belegnr", "bon-nr", "bonnr", "bon nr",
+                        "rechnung", "rechnungsnr", "quittung", "ticket", "facture", "factura",
+                        "factura simplificada", "单号", "小票号", "流水号", "票号", "订单号",
+                        "单据号")),
     ("cashier", "", ("cashier", "server", "clerk", "operator", "sales associate", "served by",
                      "bediener", "kassierer", "kassiererin", "es bediente sie", "caissier",
                      "caissière", "serveur", "serveuse", "vendeur", "vendeuse", "le atendió",
                      "atendido por", "cajero", "cajera", "收银员", "收银", "店员", "服务员",
                      "营业员")),
-    ("register", "", ("till", "register", "kasse", "caisse", "caja", "terminal", "pos",
-                      "收银机", "款台", "机号")),
+    ("register", "", ("till", "register", "kasse", "caisse", "caja", "terminal", "pos", "收银机",
+                      "款台", "机号")),
 )
 # Labels whose amount is a receipt total: their line ends the item list.
 SUMMARY = ("total", "subtotal", "tax", "payment", "tendered", "change", "net")
-MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change")
+MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change", "rounding")
+# Cash rounding step of currencies whose receipts print a rounding line: 5 cents.
+ROUNDED_CURRENCIES = ("MYR", "CHF", "AUD", "NZD", "SGD")
 # A label and its amount may have only currency words between them ("SUMME EUR 9,42"), so
 # "Total savings 3.00" or "Bar Snack 3.50" are no total or payment.
 STRICT = ("total", "subtotal", "payment", "tendered", "change")
 
+# Words that may stand between a total label and its amount ("TOTAL INCL GST@6%").
+FILLERS = ("gst", "vat", "tax", "sst", "amount", "amt", "rounded", "payable", "due")
+
 # Symbol or ISO code -> ISO 4217. Longest first: "R$" before "$". "$" alone is taken as USD.
-CURRENCIES = (("us$", "USD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
+CURRENCIES = (("us$", "USD"), ("au$", "AUD"), ("nz$", "NZD"), ("s$", "SGD"), ("c$", "CAD"),
+              ("hk$", "HKD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
               ("₹", "INR"), ("￥", "CNY"), ("¥", "CNY"), ("元", "CNY"), ("$", "USD"),
               ("eur", "EUR"), ("gbp", "GBP"), ("usd", "USD"), ("cny", "CNY"), ("rmb", "CNY"),
-              ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"), ("aud", "AUD"),
-              ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"), ("czk", "CZK"),
-              ("inr", "INR"))
+              ("rm", "MYR"), ("myr", "MYR"), ("rp", "IDR"), ("idr", "IDR"), ("sgd", "SGD"),
+              ("aed", "AED"), ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"),
+              ("aud", "AUD"), ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"),
+              ("czk", "CZK"), ("inr", "INR"))
+# The store's country from words only printed there, when no currency is printed: ISO 4217 of
+# its currency. Then a receipt whose amounts have no cents but group thousands is taken as
+# rupiah (the only such currency among the stores these receipts come from).
+COUNTRY_SIGNALS = (("sdn bhd", "MYR"), ("sdn. bhd", "MYR"), ("s/b", "MYR"), ("malaysia", "MYR"),
+                   ("selangor", "MYR"), ("johor", "MYR"), ("kuala lumpur", "MYR"),
+                   ("jalan", "MYR"), ("jln", "MYR"), ("gst id", "MYR"), ("gst reg", "MYR"),
+                   ("indonesia", "IDR"), ("jakarta", "IDR"), ("tunai", "IDR"), ("kembali", "IDR"),
+                   ("ppn", "IDR"), ("pb1", "IDR"), ("belanja", "IDR"), ("singapore", "SGD"),
+                   ("gst reg no", "MYR"), ("u.a.e", "AED"), ("dubai", "AED"))
+NO_CENTS_CURRENCY = "IDR"
 # Words that may stand between an item's numbers: "3 x 1.50", "1,272 kg x 2,99/kg".
 TIMES = ("x", "×", "*", "@")
 UNITS = ("kg", "g", "lb", "lbs", "pc", "pcs", "st", "stk", "ea", "uds", "个", "件", "瓶", "斤",
@@ -184,8 +211,10 @@ def _parse_number(s, comma):
 
     One separator followed by three digits is a thousands separator unless it is the receipt's
     decimal mark: "5,100" is 5100 on a decimal-point receipt, "1,272" kg on a decimal-comma one.
+    comma None: the receipt prints no cents ("48.000" rupiah), so such a separator groups
+    thousands whichever it is.
     """
-    dec = "," if comma else "."
+    dec = "," if comma else "" if comma is None else "."
     ndot = s.count(".")
     ncom = s.count(",")
     if ndot and ncom:
@@ -249,15 +278,22 @@ def _number_at(text, i, j, comma):
     before2 = text[i - 2] if i > 1 else " "
     after = text[j] if j < n else " "
     after2 = text[j + 1] if j + 1 < n else " "
-    if _is_letter(before) and not (before in "x×" and _is_digit(before2)):
+    if _is_letter(before) and not (before in "x×" and _is_digit(before2)) \
+            and not _currency_before(text, i):
         return None
-    if _is_letter(after) and not (after in "x×" and _is_digit(after2)):
+    if _is_letter(after) and not (after in "x×" and _is_digit(after2)) \
+            and not _currency_after(text, j) and not _tax_code_after(text, i, j):
         return None
     if (before in ":/-" and _is_digit(before2)) or (after in ":/-" and _is_digit(after2)):
         return None
     if before == "-" and _is_letter(before2):
         return None
-    parsed = _parse_number(text[i:j], comma)
+    s = text[i:j]
+    if comma is not True and "." not in s and _unit_after(text, j):
+        comma = True       # "1,272 kg": a weight's decimals
+    elif comma is not False and "," not in s and _unit_after(text, j):
+        comma = False      # "2.699 kg" on a decimal-comma receipt
+    parsed = _parse_number(s, comma)
     if parsed is None:
         return None
     mant, scale, ndigits = parsed
@@ -270,7 +306,52 @@ def _number_at(text, i, j, comma):
         mant = -mant
         if before == "-":
             i -= 1
+    elif mant and _minus_before_currency(text, i):   # "-$8.94", "-RM 0.02"
+        mant = -mant
     return (i, j, mant, scale, flags)
+
+
+def _unit_after(text, j):
+    """True if a weight unit follows the number ending at text[j]: "2.699 kg", "1,272kg"."""
+    k = j + 1 if j < len(text) and text[j] == " " else j
+    e = k
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    return text[k:e] in ("kg", "g", "lb", "lbs")
+
+
+def _currency_after(text, j):
+    """True if the letters glued after text[j - 1] are a currency code ("400.00usd")."""
+    e = j
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    return e - j == 3 and currency(text[j:e]) is not None
+
+
+def _tax_code_after(text, i, j):
+    """'58.14G', '2.99R': an amount with a tax code letter glued after it."""
+    return (j + 1 >= len(text) or text[j + 1] == " ") and text[j] != "x" \
+        and j - i >= 4 and text[j - 3] in ".," and _is_digit(text[j - 1])
+
+
+def _currency_before(text, i):
+    """True if the letters glued before text[i] are a currency code ("rm14.10", "eur154,40")."""
+    k = i
+    while k and _is_letter(text[k - 1]):
+        k -= 1
+    return i - k <= 3 and currency(text[k:i]) is not None
+
+
+def _minus_before_currency(text, i):
+    """A minus sign before the currency sign or code in front of an amount: "-rm 0.02"."""
+    k = i
+    if k and text[k - 1] == " ":
+        k -= 1
+    e = k
+    while k and not _is_digit(text[k - 1]) and text[k - 1] not in " -" and e - k < 3:
+        k -= 1
+    return k < e and k and text[k - 1] == "-" and currency(text[k:e]) is not None \
+        and (k < 2 or not _is_digit(text[k - 2]))
 
 
 def fmt(mant, scale):
@@ -334,22 +415,101 @@ def labels(text):
     found = []
     for field, tag, words in LABELS:
         for word in words:
-            k = text.find(word)
-            while k >= 0:
-                if _whole_word(text, k, word):
-                    found.append((k, k + len(word), field, tag))
-                k = text.find(word, k + 1)
+            if text.find(word) >= 0:     # most keywords are not on a line: one find in C
+                _find_label(text, word, field, tag, found)
+    for field, tag, word in _glued_labels():
+        if text.find(word) >= 0:
+            _find_label(text, word, field, tag, found)
     if not found:
         return found
-    found.sort(key=lambda h: (h[0], -h[1]))
+    found.sort(key=lambda h: (h[0], -h[1], h[3]))   # ties: the stronger tag, on every port
     out = []
     end = 0
     for hit in found:
-        # a keyword in parentheses qualifies the label before it: "TOTAL (incl. VAT)"
-        if hit[0] >= end and text.count("(", 0, hit[0]) <= text.count(")", 0, hit[0]):
+        # a keyword in parentheses or after "incl" qualifies the label before it: "TOTAL (incl.
+        # VAT)", "TOTAL INCL GST@6%"
+        if hit[0] >= end and text.count("(", 0, hit[0]) <= text.count(")", 0, hit[0]) \
+                and not (out and _qualified(text[out[-1][1]:hit[0]])):
             out.append(hit)
             end = hit[1]
     return out
+
+
+# Fields whose multi-word labels are also looked for with the spaces lost ("GRANDTOTAL",
+# "AmountDue", "ChangeDue"): transcribed or OCR'd receipts. Built on first use, about 40 strings.
+GLUED_FIELDS = ("total", "subtotal", "change", "count", "net")
+_glued = []
+
+
+def _glued_labels():
+    if not _glued:
+        for field, tag, words in LABELS:
+            if field in GLUED_FIELDS:
+                for word in words:
+                    if " " in word:
+                        _glued.append((field, tag, word.replace(" ", "")))
+    return _glued
+
+
+def _find_label(text, word, field, tag, found):
+    k = text.find(word)
+    while k >= 0:
+        e = k + len(word)
+        if _whole_word(text, k, word):
+            found.append((k, e, field, tag))
+        elif field == "total":
+            if word == "total":
+                glued = _glued_total(text, k, e) or _glued_before_total(text, k, e)
+            else:   # "TopaySGD"
+                glued = _glued_total(text, k, e) == "1" and tag
+            if glued:
+                while e < len(text) and _is_letter(text[e]):
+                    e += 1   # the label ends after the glued word
+                found.append((k, e, field, glued))
+        k = text.find(word, k + 1)
+
+
+def _glued_total(text, k, e):
+    """Tag of "total" glued to the word after it (transcripts with spaces lost): "1" before a
+    currency ('TOTALEURO', 'TotalAED'), "2" (weakest) before another word ('TOTALFUEL'); None
+    for a word that makes it another label ('TotalTaxes', 'TotalQty') or when "total" ends a
+    word ('SUBTOTAL')."""
+    if k and _is_letter(text[k - 1]):
+        return None
+    j = e
+    while j < len(text) and _is_letter(text[j]):
+        j += 1
+    rest = text[e:j]
+    if currency(rest) is not None or rest in ("euro", "eeuro", "e"):
+        return "1"
+    for word in NOT_TOTAL:
+        if rest.startswith(word):
+            return None
+    return "2"
+
+
+def _glued_before_total(text, k, e):
+    """'TAKEOUTTotal', 'Eat-InTotal': a word glued before "total" (weakest tag "2"), except
+    "subtotal" and its kin."""
+    if not k or not _is_letter(text[k - 1]) or (e < len(text) and _is_letter(text[e])):
+        return None
+    if text[:k].endswith("sub") or text[:k].endswith("sous") or text[:k].endswith("sub-"):
+        return None
+    return "2"
+
+
+# Words that, glued after "total", make it no total: "TotalTaxes", "TotalNo.Items".
+NOT_TOTAL = ("tax", "qty", "quant", "item", "no", "disc", "sav", "excl", "net", "vat", "gst",
+             "point", "pts", "paid", "tend", "tip", "count", "weight", "unit", "pcs", "art")
+
+
+# Words after a total label that say what the amount includes: not labels of their own.
+QUALIFIERS = ("incl", "inclusive", "including", "includes", "inc", "of", "with", "w/")
+
+
+def _qualified(between):
+    words = between.replace(".", " ").split()
+    return bool(words) and words[-1] in QUALIFIERS
 
 
 def _only_currency_words(text):
@@ -363,7 +523,8 @@ def _only_currency_words(text):
         if _is_letter(c) or _is_cjk(c):
             word += c
             continue
-        if word and not depth and currency(word) is None:
+        if word and not depth and currency(word) is None and word not in QUALIFIERS \
+                and word not in FILLERS and currency(word + c) is None:
             return False
         word = ""
         if c == "(":
@@ -392,6 +553,8 @@ def labelled_values(text, nums, hits, decimals):
             continue
         if field in STRICT and not _only_currency_words(text[end:best[0]]):
             continue
+        if field == "total" and text.find("excl", end, best[0]) >= 0:
+            continue   # "TOTAL (EXCLUDING GST)": the net amount
         out.append((hits[h], best))
     return out
 
@@ -493,7 +656,7 @@ def find_date(text, month_first):
         s1 = text[a[1]:b[0]]
         s2 = text[b[1]:c[0]]
         la, lc = a[1] - a[0], c[1] - c[0]
-        if s1 == s2 and s1 in ("-", "/", "."):
+        if s1 in ("-", "/", ".") and s2 in ("-", "/", ".") and (s1 == s2 or lc == 4):
             if la == 4 and c[1] - c[0] <= 2:
                 y, m, d = a[2], b[2], c[2]
             elif la <= 2 and b[1] - b[0] <= 2 and lc in (2, 4):
@@ -508,9 +671,105 @@ def find_date(text, month_first):
             y, m, d = a[2], b[2], c[2]
         else:
             continue
+        if _in_code(text, a[0], c[1]):
+            continue   # part of a longer code: "1-01-1-01-001303"
         if 1 <= m <= 12 and 1 <= d <= 31 and 1990 <= y <= 2099:
             return y, m, d, c[1]
-    return _find_named_date(text, runs)
+    if not runs:
+        return None
+    return _find_month_word_date(text) or _find_named_date(text, runs) or _compact_date(runs)
+
+
+def _month_at(text, k):
+    """(month, end) of a month name starting at text[k] ("jul", "sept", "november"), or None."""
+    if k and _is_letter(text[k - 1]):
+        return None        # inside a word: only word starts are looked at
+    e = k
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    if not 3 <= e - k <= 9:
+        return None
+    word = text[k:e]
+    for prefix, m in MONTHS:
+        # "mar" but not "mart": the abbreviation, a few 4-letter forms or a longer name
+        if word.startswith(prefix) and (word == prefix or len(word) >= 5
+                                        or word in ("sept", "june", "july", "juin")):
+            return m, e
+    return None
+
+
+def _digits_at(text, i, step, seps):
+    """A digit run next to text[i] (step 1: starting at i, -1: ending before i), skipping up
+    to two separators first: (value, length, far end) or None."""
+    n = len(text)
+    skipped = 0
+    while 0 <= i < n and text[i] in seps and skipped < 2 and step > 0:
+        i += 1
+        skipped += 1
+    while step < 0 and 0 < i and text[i - 1] in seps and skipped < 2:
+        i -= 1
+        skipped += 1
+    j = i
+    if step > 0:
+        while j < n and _is_digit(text[j]):
+            j += 1
+        if j == i or (j < n and _is_letter(text[j]) and j - i != 2):
+            return None
+        return int(text[i:j]), j - i, j
+    while j > 0 and _is_digit(text[j - 1]):
+        j -= 1
+    if j == i or (j and _is_digit(text[j - 1])):
+        return None
+    return int(text[j:i]), i - j, j
+
+
+def _find_month_word_date(text):
+    """'28 mar 18', '24-mar-2018', '02/jan/2017', 'dec26'07', 'mar05,2017', '23nov17'.
+
+    Only where a month abbreviation is found (str.find, no loop over every character)."""
+    best = None
+    for prefix, _m in MONTHS:
+        k = text.find(prefix)
+        while k >= 0:
+            date = _month_word_date_at(text, k)
+            if date is not None and (best is None or k < best[0]):
+                best = (k, date)
+            k = text.find(prefix, k + 1)
+    return best[1] if best else None
+
+
+def _month_word_date_at(text, k):
+    found = _month_at(text, k)
+    if found is not None:
+        m, e = found
+        day = _digits_at(text, k, -1, " -/.")
+        if day is not None and day[1] <= 2:
+            year = _digits_at(text, e, 1, " -/.'")
+        else:
+            day = _digits_at(text, e, 1, " -/.")
+            year = _digits_at(text, day[2], 1, " ,.'-/") if day and day[1] <= 2 else None
+        if year is None or year[1] not in (2, 4) or not 1 <= day[0] <= 31:
+            return None
+        y = year[0] + 2000 if year[1] == 2 else year[0]
+        if 1990 <= y <= 2099:
+            return y, m, day[0], year[2]
+    return None
+
+
+def _compact_date(runs):
+    """'20180428' standing alone: 8 digits that read as a date of this century."""
+    for start, end, value in runs:
+        if end - start == 8 and 20000101 <= value <= 20391231:
+            m, d = value // 100 % 100, value % 100
+            if 1 <= m <= 12 and 1 <= d <= 31:
+                return value // 10000, m, d, end
+    return None
+
+
+def _in_code(text, start, end):
+    """True if digits joined by '-', '/' or '.' go on before start or after end."""
+    return (start > 1 and text[start - 1] in "-/." and _is_digit(text[start - 2])) or \
+        (end + 1 < len(text) and text[end] in "-/." and _is_digit(text[end + 1]))
 
 
 def _find_named_date(text, runs):
@@ -580,8 +839,12 @@ def _clock_suffix(low):
 
 
 def receipt_style(lines):
-    """(decimal comma?, prints decimals?, month before day?) from the whole receipt."""
-    comma = dot = 0
+    """(decimal comma?, prints decimals?, month before day?) from the whole receipt.
+
+    Decimal comma is None on receipts whose amounts have no cents but group thousands
+    ("48.000", "580,965"): more such groups than two-decimal amounts.
+    """
+    comma = dot = grouped = 0
     us = False
     for line in lines:
         if not line:
@@ -590,14 +853,19 @@ def receipt_style(lines):
         for k in range(1, n - 2):
             c = line[k]
             if (c == "," or c == ".") and _is_digit(line[k - 1]) and _is_digit(line[k + 1]) \
-                    and _is_digit(line[k + 2]) and (k + 3 >= n or not _is_digit(line[k + 3])):
-                if c == ",":
+                    and _is_digit(line[k + 2]):
+                end = k + 3 >= n or not _is_digit(line[k + 3])
+                if end and c == ",":
                     comma += 1
-                else:
+                elif end:
                     dot += 1
+                elif k + 4 >= n or not _is_digit(line[k + 4]):
+                    grouped += 1
         if not us:
             us = "$" in line or _clock_suffix(line.lower())
     is_comma = comma > dot
+    if grouped > comma + dot:   # "48.000", "580,965": amounts without cents (rupiah)
+        return None, False, us
     return is_comma, comma + dot > 0, us and not is_comma
 
 
@@ -625,6 +893,10 @@ class Extractor:
         self._columns = None      # "qp" or "pq" from a column header
         self._qty_column = False
         self._label_above = None  # money label ending the previous line, amount on this one
+        self._paid_at = None      # index of the first payment, tendered or change line
+        self._country = None      # currency of the store's country (COUNTRY_SIGNALS)
+        self._day_first = None    # day-first reading of a date read month-first
+        self._amounts = []        # (mantissa, scale) ending each line after the items
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -640,17 +912,35 @@ class Extractor:
         hits = labels(text)
         found = labelled_values(text, nums, hits, self.decimals)
         if self._label_above is not None:
+            above = self._label_above
             if not hits and len(nums) == 1 and is_money(nums[0], self.decimals):
-                found = [(self._label_above, nums[0])]
+                found = [(above, nums[0])]
+            elif above[2] == "total" and nums and is_money(nums[-1], self.decimals) \
+                    and not [h for h in hits if h[2] in ("total", "subtotal", "tax")]:
+                # "GRAND TOTAL" / "~ BCA DEBIT [51,000]   51,000": the total, paid by card
+                found = [(above, nums[-1])] + found
             self._label_above = None
-        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip():
-            self._label_above = hits[-1]
+        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip() \
+                and find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
+            self._label_above = hits[-1]   # not a caption ("Qty  Price  Total")
+        if not found and not hits and len(nums) == 1 and self._paid_at is None \
+                and is_money(nums[0], self.decimals) and not has_word(text) \
+                and (self.values.get("subtotal") or self.values.get("tax")):
+            # an amount alone under the subtotal and tax lines: the total, its label left out
+            found = [((0, 0, "total", "2"), nums[0])]
         for hit, num in found:
             self._money(hit, num, index)
         self._find_currency(text, nums, found)
+        if self._country is None:
+            for word, code in COUNTRY_SIGNALS:
+                if find_word(text, (word,)) >= 0:
+                    self._country = code
+                    break
         named = self._identifiers(line, text, hits)
         dated = self._datetime(text)
         self._item_line(index, line, text, nums, hits, found, named or dated)
+        if not self._in_items and nums and is_money(nums[-1], self.decimals):
+            self._amounts.append((nums[-1][2], nums[-1][3]))
         self.on_line(index, line, text, nums, hits, found)
 
     def on_line(self, index, line, text, nums, hits, found):
@@ -659,6 +949,8 @@ class Extractor:
     def _money(self, hit, num, index):
         field, tag = hit[2], hit[3]
         amount = fmt(num[2], num[3])
+        if field in ("payment", "tendered", "change") and self._paid_at is None:
+            self._paid_at = index
         if field == "payment":
             self.payments.append({"type": tag, "amount": amount})
         else:
@@ -699,6 +991,10 @@ class Extractor:
                 self.time = find_time(text, 0)
         if date is not None and self.date is None:
             self.date = date[:3]
+            if self.month_first:   # the day-first reading, for receipts not in dollars
+                other = find_date(text, False)
+                if other is not None and other[:3] != self.date:
+                    self._day_first = other[:3]
             self.time = find_time(text, date[3])
             self._time_next = self.time is None
         return date is not None
@@ -709,15 +1005,24 @@ class Extractor:
         if not self._in_items:
             return
         for hit, num in found:
-            if hit[2] in SUMMARY:
+            if hit[2] in SUMMARY and hit[3] != "2":
                 self._in_items = False
                 return
         if skip or self._column_header(text):
             self._pending = None
             return
+        for hit in hits:
+            if hit[2] == "count":   # "Total Item: 2"
+                return
+        if not nums and self.items and self.items[-1][0] is None and has_word(text):
+            self.items[-1][0] = _strip_box(line)   # the name under its price line
+            return
         if _is_code_line(text, nums):
             return  # an item's SKU line between its name and its numbers
         group, xs = _trailing_numbers(text, nums)
+        if len(group) >= 2 and self.decimals and group[-1][3] == 0 and group[-1][2] < 10 \
+                and group[-2][3] == 2 and not xs[-1]:
+            group, xs = group[:-1], xs[:-1]   # a tax code digit after the amount: "2.50   9"
         if group and len(group) >= 2 and xs[-1] and not group[-1][4] & PERCENT:
             self._qty_line(group[-2], group[-1], text)
             return
@@ -756,8 +1061,8 @@ class Extractor:
     def _amount_ok(self, amount, group):
         if amount[2] < 0 or amount[4]:
             return False
-        if amount[3] == 2:
-            return True
+        if amount[3] == 2 or (not self.decimals and amount[3] == 0):
+            return True   # cents, or a receipt without cents ("43.636" rupiah)
         # whole-number amounts only in quantity/price/amount columns that multiply out
         return (not self.decimals and len(group) >= 3
                 and _times_matches(group[-3], group[-2], amount))
@@ -801,18 +1106,25 @@ class Extractor:
         subtotal = self._first("subtotal")
         payments = self.payments
         change = self._first("change")
+        if total is None:
+            total = self._untaxed_subtotal()
         if total is None and payments:
-            total = add_amounts(p["amount"] for p in payments)
+            total = add_amounts(p["amount"] for p in payments).lstrip("-")
+            if change is not None and not change.startswith("-"):   # cash handed over
+                total = add_amounts((total, "-" + change))
+                total = None if total.startswith("-") else total
         if total is None:
             tendered = self._first("tendered")
             if tendered is not None and change is not None:
                 total = add_amounts((tendered, "-" + change))
+        if total is None:
+            total = self._item_sum_printed()
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
         return {
             "total": total,
             "subtotal": subtotal,
-            "currency": self.currency,
+            "currency": self._currency(),
             "receipt_no": self.receipt_no,
             "datetime": self._iso_datetime(),
             "member_id": self.member_id,
@@ -821,21 +1133,84 @@ class Extractor:
                       for i in self.items],
         }
 
+    def _currency(self):
+        """Printed sign or code, else the store's country, else rupiah for amounts without
+        cents; None if nothing tells."""
+        if self.currency or self._country:
+            return self.currency or self._country
+        return NO_CENTS_CURRENCY if self.comma is None else None
+
     def _first(self, field):
         got = self.values.get(field)
         return got[0][1] if got else None
 
+    def _item_sum_printed(self):
+        """No total label found: the items' sum when a line after them prints it."""
+        if not self.items:
+            return None
+        items = add_amounts(i[3] for i in self.items)
+        want = decimal(items)
+        for mant, scale in self._amounts:
+            if mant * 10 ** want[3] == want[2] * 10 ** scale and mant > 0:
+                return fmt(mant, scale)
+        return None
+
+    def _untaxed_subtotal(self):
+        """No total printed: the last subtotal before the payment, unless tax is added after
+        it ("SUBTOTAL 11.20", "TAX 0.73", no total line)."""
+        paid = self._paid_at
+        last = None
+        for _tag, amount, index in self.values.get("subtotal", ()):
+            if paid is None or index <= paid:
+                last = (amount, index)
+        if last is None:
+            return None
+        for _tag, _amount, index in self.values.get("tax", ()):
+            if index > last[1] and (paid is None or index < paid):
+                return None
+        return last[0]
+
+    def _rounded(self, total, index):
+        """A total printed before a rounding line ("TOTAL 45.34", "ROUNDING 0.01", no rounded
+        total printed): the amount due is the total rounded to the currency's cash step."""
+        rounding = self.values.get("rounding")
+        paid = self._paid_at
+        if not rounding or self._currency() not in ROUNDED_CURRENCIES:
+            return total
+        at = rounding[-1][2]
+        if at <= index or (paid is not None and at > paid):
+            return total   # rounded after the total was printed, or only the change
+        num = decimal(total)
+        if num[3] != 2:
+            return total
+        mant = num[2]
+        return fmt((mant + 2) // 5 * 5 if mant >= 0 else mant, 2)
+
     def _best_total(self):
+        """The amount due: of the total lines before the first payment (a tax summary's
+        "TOTAL" row and "BALANCE DUE 0.00" come after it), the last of the strongest label
+        ("TOTAL 33.92", "ROUNDING -0.02", "TOTAL ROUNDED 33.90"); zero or negative amounts
+        only when there is nothing else."""
+        found = self.values.get("total", ())
+        paid = self._paid_at
+        before = [t for t in found if paid is None or t[2] <= paid]
         best = None
-        for tag, amount, index in self.values.get("total", ()):
-            if best is None or tag < best[0]:
-                best = (tag, amount)
-        return best[1] if best else None
+        for tag, amount, index in before or found:
+            if tag == "2" and amount.startswith("-"):
+                continue   # a weak label's negative amount ("AMOUNT -2,300") is a discount
+            rank = (amount.startswith("-") or not amount.strip("0.-"), tag)
+            if best is None or rank <= best[0]:
+                best = (rank, amount, index)
+        return self._rounded(best[1], best[2]) if best else None
 
     def _iso_datetime(self):
         if self.date is None:
             return None
         y, m, d = self.date
+        if self._day_first and self._currency() not in (None, "USD"):
+            # month-first was guessed from "$" or a 12-hour clock ("8:13 PM"), which
+            # day-first countries print too: their currency decides
+            y, m, d = self._day_first
         if self.time is None:
             return "%04d-%02d-%02d" % (y, m, d)
         return "%04d-%02d-%02dT%02d:%02d:%02d" % ((y, m, d) + tuple(self.time))
@@ -855,12 +1230,26 @@ def _item_name(line, text, nums, first):
         if rest and rest[0] in TIMES and num[3] != 2 and num[2] > 0:
             qty = num
             start = text.find(rest[0], num[1]) + len(rest[0])
+        elif rest and rest[0] in UNITS and num[2] > 0:   # "2.699 kg @ 1,79 €/kg  4,83 €"
+            qty = num
+            start = num[1]
         elif num[3] == 0 and num[1] - num[0] >= 5:
             start = num[1]
     name = _strip_box(line[start:first[0]]).strip(_NAME_TRIM)
-    if not has_word(name):
+    if not has_word(name) or _only_times(fold(name)):
         return None, qty
     return name, qty
+
+
+def _only_times(text):
+    """'1x', 'x1', '2 x', 'kg @ 1,79 €/kg': a quantity or weight mark, not a name."""
+    for word in text.split():
+        # no str.strip() with "×": MicroPython strips bytes, cutting UTF-8 characters
+        kept = "".join(c for c in word if c not in "x×*@0123456789.,")
+        for part in kept.split("/"):
+            if part and part not in UNITS and currency(part) is None:
+                return False
+    return True
 
 
 # Trimmed from both ends of an item name: column bars and currency signs before the amount.
@@ -876,15 +1265,17 @@ def _trailing_numbers(text, nums):
     """The numbers that end a folded line, with only spaces, currency, 'x' or units between.
 
     Returns (numbers, xs): xs[k] is True when a multiplication sign stands before numbers[k].
-    A tax class letter or currency after the last number is allowed ("10,47 B", "7,60 €").
+    A tax code (1-3 letters) or currency after the last number is allowed ("10,47 B", "7,60
+    €", "5.20 SR").
     """
     if not nums:
         return (), ()
     last = nums[-1]
     for word in text[last[1]:].split():
         if not (word.startswith("/") or currency(word) or word in "*|" or
-                (len(word) == 1 and _is_letter(word) and word != "x")):
-            return (), ()
+                (len(word) <= 3 and _is_letter(word[0]) and word != "x"
+                 and word not in UNITS)):
+            return (), ()   # a tax code column is allowed: "10,47 B", "5.20 SR", "3.55 ZRL"
     group = [last]
     xs = [False]
     for k in range(len(nums) - 2, -1, -1):

@@ -163,3 +163,117 @@ def test_mask_cards():
     assert mask_cards("单号：201510211832171490001") == "单号：201510211832171490001"
     assert mask_cards(None) is None
     assert mask_cards("") == ""
+
+
+def test_mask_cards_masks_the_schemes_plausible_pans():
+    """Issuer ranges and lengths of the major schemes, Luhn-valid: masked wherever printed."""
+    assert mask_cards("MASTERCARD 2221000000000009") == "MASTERCARD ************0009"
+    assert mask_cards("JCB 3530111333300000") == "JCB ************0000"
+    assert mask_cards("UNIONPAY 6200000000000005") == "UNIONPAY ************0005"
+    assert mask_cards("Discover 6011 1111 1111 1117") == "Discover **** **** **** 1117"
+    assert mask_cards("DINERS 36700102000000") == "DINERS **********0000"
+    assert mask_cards("4012888888881881") == "************1881"
+
+
+def test_mask_cards_keeps_numbers_that_are_no_card():
+    """Luhn alone is not enough: receipt numbers the receipt-gap report needs, SIRET numbers
+    (Luhn-valid by design) and EAN-13 item codes survive."""
+    # Luhn-valid, but no scheme starts with 2018 or has 14 digits there
+    assert mask_cards("N. 20181228120030") == "N. 20181228120030"
+    # in the Diners range and Luhn-valid, but labelled as SIRET / receipt / invoice number
+    assert mask_cards("SIRET 36280000000030") == "SIRET 36280000000030"
+    assert mask_cards("SIRET : 362 800 000 00030") == "SIRET : 362 800 000 00030"
+    assert mask_cards("Receipt No: 4012888888881881") == "Receipt No: 4012888888881881"
+    assert mask_cards("INVOICE 4012888888881881") == "INVOICE 4012888888881881"
+    # a valid EAN-13 that is Luhn-valid and starts with 4 (a Visa prefix): a barcode
+    assert mask_cards("4006381333924  Milch 3,5%   1,19") == "4006381333924  Milch 3,5%   1,19"
+    assert mask_cards("EAN 4006381333924") == "EAN 4006381333924"
+
+
+def _items(lines):
+    return [(i["name"], i["qty"], i["unit_price"], i["amount"]) for i in extract(lines)["items"]]
+
+
+def test_amounts_without_cents_and_thousands_separators():
+    """Rupiah print no cents: "48.000" and "580,965" group thousands; cents and groups
+    together are read by their last separator."""
+    got = extract(["BASO BIHUN          1 43.636       43.636", "TOTAL        43.636",
+                   "TAX 10.00 %         4.364", "GRAND TOTAL         48.000",
+                   "TUNAI               50.000", "KEMBALI              2.000"])
+    assert got["total"] == "48000" and got["currency"] == "IDR"
+    assert _items(["Coffee   1,234.50", "TOTAL   1,234.50"]) == [("Coffee", "1", "1234.50",
+                                                                 "1234.50")]
+    assert extract(["SUMME      8.500,00", "BAR   10.000,00"])["total"] == "8500.00"
+
+
+def test_currency_signs_and_codes_glued_to_amounts():
+    assert extract(["TOTAL  RM 14.10", "CASH RM20.00"])["total"] == "14.10"
+    assert extract(["Summe:     Eur154,40"])["total"] == "154.40"
+    got = extract(["Total   Rp 29000.00"])
+    assert (got["total"], got["currency"]) == ("29000.00", "IDR")
+    assert extract(["TOTAL    AU$77.43"])["currency"] == "AUD"
+    assert extract(["ROUNDING ADJUSTMENT   -RM 0.02", "TOTAL RM 5.00"])["total"] == "5.00"
+    assert [n[2:4] for n in numbers(fold("Refund   -$8.94  -RM 0.02"), False)] == \
+        [(-894, 2), (-2, 2)]
+    assert [n[2:4] for n in numbers(fold("RM35.40 Eur154,40 CODE12 x6"), True)] == \
+        [(3540, 2), (15440, 2)]
+
+
+def test_total_labels_of_real_shops():
+    """The amount due, not the subtotal, a payment, the change or a tax summary's TOTAL row."""
+    assert extract(["TOTAL SALES (EXCLUDING GST) :  31.03", "TOTAL GST :  1.65",
+                    "TOTAL SALES (INCLUSIVE OF GST) :  32.70", "CASH :  40.00",
+                    "CHANGE :  7.30", "GST SUMMARY", "TOTAL :  31.03   0.00"])["total"] == "32.70"
+    assert extract(["TOTAL INCL GST@6%     64.13", "CASH   100.00"])["total"] == "64.13"
+    assert extract(["TOTAL  RM 33.92", "ROUNDING ADJUSTMENT  -RM 0.02",
+                    "TOTAL ROUNDED  RM 33.90", "CASH  RM 50.00"])["total"] == "33.90"
+    # a total printed before a rounding line: rounded to the 5-sen cash step
+    assert extract(["TOTAL SALES (INCLUSIVE GST) RM  45.34", "ROUNDING RM  0.01",
+                    "CREDIT RM  45.35"])["total"] == "45.35"
+    for label in ("TOTAL PAYABLE", "NET TOTAL", "NETT", "AMT DUE", "BALANCE DUE", "TL",
+                  "GRANDTOTAL", "AmountDue:", "TOTALEEURO"):
+        assert extract(["SUBTOTAL   9.00", "%s    9.50" % label, "CASH   10.00",
+                        "CHANGE   0.50"])["total"] == "9.50", label
+    assert extract(["TOTAL   20.00", "VISA   -20.00"])["total"] == "20.00"
+    assert extract(["VISA   -20.00"])["total"] == "20.00"   # no negative totals from payments
+
+
+def test_dates_of_real_shops():
+    for line, want in (("28 MAR 18 10:02", "2018-03-28"), ("24-MAR-2018", "2018-03-24"),
+                       ("02/JAN/2017", "2017-01-02"), ("Dec26'07 07:26PM", "2007-12-26"),
+                       ("Mar05,2017", "2017-03-05"), ("23Nov17", "2017-11-23"),
+                       ("INVOICE 20180428", "2018-04-28"), ("06/08-2013", "2013-08-06")):
+        assert (extract([line])["datetime"] or "")[:10] == want, line
+    # day first on a ringgit receipt, though its time has PM
+    assert extract(["12/03/2018 10:15 PM", "TOTAL RM 5.00"])["datetime"] == \
+        "2018-03-12T22:15:00"
+    for line in ("TEL: 03-51213881", "INV 20180012", "ASIA MART 12 15"):
+        assert extract([line])["datetime"] is None, line
+
+
+def test_item_layouts_of_real_shops():
+    # price line before the name; quantity line under the name
+    assert _items(["1x  22.000        22.000", "Ice t grentea", "TOTAL    22.000"]) == \
+        [("Ice t grentea", "1", "22000", "22000")]
+    assert _items(["1069- ROTI KEJU COKLAT", "   8.500,00    x1    8.500,00",
+                   "Total.     8.500,00"]) == [("1069- ROTI KEJU COKLAT", "1", "8500.00",
+                                               "8500.00")]
+    # modifier lines, a tax-code column, weighed items on two lines
+    assert _items(["ICED LATTE      5.50", "  LESS ICE", "TOTAL  5.50"]) == \
+        [("ICED LATTE", "1", "5.50", "5.50")]
+    assert _items(["MILO  4.50 SR", "TOTAL  4.50"]) == [("MILO", "1", "4.50", "4.50")]
+    assert _items(["Naranjas", "2.699 kg @ 1,79 €/kg   4,83 €", "TOTAL  4,83 €"]) == \
+        [("Naranjas", "2.699", "1.79", "4.83")]
+    # a name ending in a character whose UTF-8 shares a byte with "×" (MicroPython strips bytes)
+    assert _items(["Pienė    2.50"]) == [("Pienė", "1", "2.50", "2.50")]
+    # names ending in numbers are not quantities
+    assert _items(["Guide Michelin 2024     24.90", "Band-Aids Assorted 40     3.99",
+                   "维达抽纸 3包     12.50"]) == [
+        ("Guide Michelin 2024", "1", "24.90", "24.90"),
+        ("Band-Aids Assorted 40", "1", "3.99", "3.99"), ("维达抽纸 3包", "1", "12.50", "12.50")]
+
+
+def test_currency_from_the_store_country_when_none_is_printed():
+    assert extract(["MR D.I.Y. (M) SDN BHD", "TOTAL   9.00"])["currency"] == "MYR"
+    assert extract(["Nasi goreng   25,000", "Total   25,000"])["currency"] == "IDR"
+    assert extract(["Coffee   3.50", "Total   3.50"])["currency"] is None

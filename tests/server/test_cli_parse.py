@@ -90,3 +90,31 @@ def test_parse_ocr_reads_a_raster_only_receipt(tmp_path):
     assert read["lines"] == read["ocr"]["lines"] and read["ocr"]["seconds"] > 0
     assert raster_receipts.lines_exact(read["lines"], receipt.lines) >= 0.9 * len(receipt.lines)
     assert read["fields"]["total"] == receipt.total
+
+
+def test_an_extractor_failure_loses_only_its_file(tmp_path, monkeypatch, capsys):
+    """`tilltap parse --fields` isolates each file: a file whose extraction fails is reported
+    on stderr (exit status 1) and the files after it are still printed. The extractor never
+    raises on any text (property test in test_extract.py), so the failure is injected."""
+    import argparse
+
+    from tilltap.cli import parse
+
+    bad, good = tmp_path / "bad.bin", tmp_path / "good.bin"
+    bad.write_bytes(b"\x1b@POISON   1.00\n")
+    good.write_bytes(b"\x1b@Coffee   3.50\nTotal   3.50\n")
+    real = parse.add_fields
+
+    def add_fields(receipt):
+        if "POISON" in receipt["lines"][0]:
+            raise ValueError("'x' is not in list")
+        return real(receipt)
+
+    monkeypatch.setattr(parse, "add_fields", add_fields)
+    args = argparse.Namespace(files=[str(bad), str(good)], profile="epson", codepage_map=None,
+                              encoding=None, chunk_size=0, fields=True, ocr=False)
+    assert parse.run(args) == 1
+    out, err = capsys.readouterr()
+    assert "bad.bin: ValueError" in err
+    (printed,) = [json.loads(line) for line in out.splitlines()]
+    assert printed["file"] == str(good) and printed["receipts"][0]["fields"]["total"] == "3.50"

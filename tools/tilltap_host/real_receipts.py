@@ -1,0 +1,165 @@
+"""receipts-real (../shared/corpus/receipts-real): its fixed tune/measure split and its scoring.
+
+Extraction rules are tuned on the "tune" part only; the "measure" part is only scored (the
+test's thresholds and the README's figures), so the figures say how the rules do on receipts
+they were not tuned on. The split is deterministic and stratified per dataset: within each
+dataset the receipts are ordered by the SHA-256 of their id ("sroie/000") and the first 70% are
+the tune part. `python -m tilltap_host.real_receipts split` rewrites the list (tests/data/
+receipts-real-split.tsv), which is committed so a change of corpus shows in review.
+
+Scoring (the corpus README's): total exact (decimal compare), date exact (the date part of
+"datetime"; either reading of an ambiguous date counts), items (an expected item is found when
+an extracted item's name contains its name and the amounts are equal; share of expected items),
+lines exact after collapsing runs of spaces (blank lines left out).
+"""
+import decimal
+import hashlib
+import json
+import os
+import re
+
+from tilltap_host.corpus import CORPUS
+from tilltap_host.unixport import ROOT
+
+REAL = os.path.join(CORPUS, "receipts-real")
+DATASETS = ("sroie", "cord", "wildreceipt")
+SPLIT_FILE = os.path.join(ROOT, "tests", "data", "receipts-real-split.tsv")
+TUNE_SHARE = 0.7
+_SPACES = re.compile(r"\s+")
+
+
+def make_split():
+    """{id: "tune" | "measure"} from the corpus folder (the rule above)."""
+    out = {}
+    for dataset in DATASETS:
+        ids = sorted("%s/%s" % (dataset, n[:-4])
+                     for n in os.listdir(os.path.join(REAL, dataset)) if n.endswith(".bin"))
+        ids.sort(key=lambda i: hashlib.sha256(i.encode()).hexdigest())
+        cut = round(len(ids) * TUNE_SHARE)
+        for k, rid in enumerate(ids):
+            out[rid] = "tune" if k < cut else "measure"
+    return out
+
+
+def split():
+    """{id: part} as committed in tests/data/receipts-real-split.tsv."""
+    with open(SPLIT_FILE, encoding="utf-8") as f:
+        rows = [line.split("\t") for line in f.read().splitlines()[1:] if line]
+    return dict(rows)
+
+
+def receipts(part):
+    """[(id, stream bytes, ground truth dict)] of one part ("tune", "measure" or "all")."""
+    out = []
+    for rid, which in sorted(split().items()):
+        if part not in ("all", which):
+            continue
+        base = os.path.join(REAL, rid)
+        with open(base + ".bin", "rb") as f, open(base + ".json", encoding="utf-8") as g:
+            out.append((rid, f.read(), json.load(g)))
+    return out
+
+
+def _dec(value):
+    try:
+        return decimal.Decimal(value)
+    except (decimal.InvalidOperation, TypeError, ValueError):
+        return None
+
+
+def _name(text):
+    return _SPACES.sub(" ", text or "").strip().lower()
+
+
+def score(fields, lines, truth):
+    """{figure: (right, out of)} for one receipt; figures the ground truth lacks are left out.
+
+    fields: the extracted fields dict (ReceiptFields.to_dict() or the board's); lines: the
+    parsed text lines (None to leave the lines figure out).
+    """
+    out = {}
+    if truth.get("total") is not None:
+        want = _dec(truth["total"])
+        out["totals"] = (int(want is not None and _dec(fields.get("total")) == want), 1)
+    if truth.get("date"):
+        dates = {truth["date"]} | set(truth.get("date_alternatives") or ())
+        got = (fields.get("datetime") or "")[:10]
+        out["dates"] = (int(got in dates), 1)
+    if truth.get("items"):
+        got = [(_name(i.get("name")), _dec(i.get("amount"))) for i in fields.get("items", ())]
+        found = 0
+        for item in truth["items"]:
+            name, amount = _name(item["name"]), _dec(item["amount"])
+            if any(name in n and a == amount for n, a in got):
+                found += 1
+        out["items"] = (found, len(truth["items"]))
+    if truth.get("currency"):
+        out["currency"] = (int(fields.get("currency") == truth["currency"]), 1)
+    if lines is not None:
+        got, want = ([_SPACES.sub(" ", x.strip()) for x in ls if x and x.strip()]
+                     for ls in (lines, truth["lines"]))
+        out["lines"] = (sum(1 for a, b in zip(got, want) if a == b), len(want))
+    return out
+
+
+def measure(part, extract=None):
+    """{group: {figure: [right, out of]}} over one part through `tilltap parse --fields`'s path
+    (parse_stream, then add_fields); groups: each dataset, each ground-truth currency (the
+    shop's country) as "currency XXX", and "all". Also {id: {figure: (right, out of)}} per
+    receipt, for looking at the failures of the tune part.
+
+    extract: fields of a parsed receipt dict (default: the server's add_fields).
+    """
+    from tilltap_fw.receipt import parse_stream
+    if extract is None:
+        from tilltap.analysis.extract import add_fields
+
+        def extract(receipt):
+            return add_fields(receipt)["fields"]
+    totals: dict = {}
+    per_receipt: dict = {}
+    for rid, stream, truth in receipts(part):
+        parsed, _ = parse_stream(stream)
+        lines = [line for r in parsed for line in r["lines"]]
+        fields = extract(parsed[0]) if parsed else {}
+        got = score(fields, lines, truth)
+        per_receipt[rid] = got
+        groups = (truth["dataset"], "currency %s" % (truth.get("currency") or "unknown"), "all")
+        for group in groups:
+            row = totals.setdefault(group, {})
+            for figure, (right, out_of) in got.items():
+                cell = row.setdefault(figure, [0, 0])
+                cell[0] += right
+                cell[1] += out_of
+    return totals, per_receipt
+
+
+FIGURES = ("totals", "dates", "items", "lines", "currency")
+
+
+def report(totals):
+    """Printable lines: one per group, figures as percentages with their counts."""
+    out = []
+    for group in sorted(totals, key=lambda g: (g == "all", g.startswith("currency"), g)):
+        row = totals[group]
+        out.append("%-16s %s" % (group, ", ".join(
+            "%s %.1f%% (%d/%d)" % (f, 100.0 * row[f][0] / row[f][1], row[f][0], row[f][1])
+            for f in FIGURES if f in row and row[f][1])))
+    return out
+
+
+def write_split():
+    """Writes tests/data/receipts-real-split.tsv from the corpus."""
+    os.makedirs(os.path.dirname(SPLIT_FILE), exist_ok=True)
+    with open(SPLIT_FILE, "w", encoding="utf-8") as f:
+        f.write("id\tpart\n")
+        for rid, part in sorted(make_split().items()):
+            f.write("%s\t%s\n" % (rid, part))
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["split"]:
+        write_split()
+    else:  # measure a part: python -m tilltap_host.real_receipts [tune|measure|all]
+        print("\n".join(report(measure(sys.argv[1] if len(sys.argv) > 1 else "tune")[0])))
