@@ -18,8 +18,9 @@ line) at full TCP speed; time until the printer has all of it, with capture off,
 parser made 100x slower (the host board's bench-only "parser_slowdown": a chip's speed);
 targets (issue 16): on >= 95% of off, slowed >= 95% of off. The tap chooses otherwise
 (tap.py): once half its backlog waits, capture parses at least a chunk per step, so forwarding
-runs at the parser's pace while both ends outrun it, and every receipt is complete. Then the parser 100x slower on a stream paced at 115200 baud (a serial
-line's rate): every receipt complete.
+runs at the parser's pace while both ends outrun it, and every receipt is complete. Then the
+parser 100x slower on a stream paced at 115200 baud (a serial line's rate): every receipt
+complete.
 Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30), 5 queue jobs (full: 20),
 a 200 KB job (full: 1 MB), 10 paced receipts (full: 40).
 """

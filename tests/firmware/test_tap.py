@@ -238,7 +238,8 @@ def test_a_pressed_capture_keeps_pace_in_bytes_whatever_its_time_budget():
     slow forwarding to the parser's pace instead of losing receipts to a full backlog."""
     spool = ListSpool()
     capture = Capture(spool, lambda receipt, raw: repr(receipt.lines).encode(), backlog=2048)
-    job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k for k in range(400))
+    job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k
+                   for k in range(400))
     pos = Source(_chunks(job, [512]) + [b""] * 50)
     printer = Source([])
     tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
