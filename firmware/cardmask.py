@@ -1,27 +1,28 @@
 """Card numbers masked before a receipt line is stored or sent (on the board and the server).
 
 A card number is 13-19 digits, contiguous or in groups of 3-6 joined by one space or dash, that
-starts like a card of a major scheme and has that scheme's length (ISSUERS), passes the Luhn
+starts like a card of a major scheme and has that scheme's length (_ISSUERS), passes the Luhn
 check, is no valid EAN-13 and is not labelled as another number ("SIRET", "EAN", "Receipt No",
-"Invoice", tax numbers: NOT_CARD_LABELS); all its digits but the last four become '*'. Luhn alone
+"Invoice", tax numbers: _NOT_CARD_LABELS); all its digits but the last four become '*'. Luhn alone
 is not enough: SIRET numbers are Luhn-valid by design, and 14-digit receipt numbers pass it one
 time in ten. Small on purpose: the board runs it on every line before spooling, without loading
 the field extractor.
 """
 
-# (first digits low, high, lengths): the issuer ranges of the major schemes. Visa; Mastercard
-# (51-55, 2221-2720); Amex; Discover; UnionPay; JCB; Diners Club; Maestro; Mir.
-ISSUERS = ((4, 4, (13, 16, 19)), (51, 55, (16,)), (2221, 2720, (16,)), (34, 34, (15,)),
-           (37, 37, (15,)), (6011, 6011, (16, 19)), (644, 649, (16, 19)), (65, 65, (16, 19)),
-           (62, 62, (16, 17, 18, 19)), (3528, 3589, (16, 17, 18, 19)), (36, 36, (14, 15, 16)),
-           (300, 305, (14, 16)), (38, 39, (14, 16)), (50, 50, (16, 17, 18, 19)),
-           (56, 58, (16, 17, 18, 19)), (67, 67, (16, 17, 18, 19)), (2200, 2204, (16,)))
-# Lower-case words that, just before a digit run, say it is no card number.
-NOT_CARD_LABELS = ("siret", "siren", "ean", "gtin", "upc", "barcode", "receipt", "rcpt",
-                   "invoice", "inv", "bill", "order", "ticket", "beleg", "bon", "rechnung",
-                   "facture", "factura", "doc", "ref", "trans", "txn", "tva", "vat", "gst",
-                   "tax", "nif", "cif", "uid", "abn", "tin", "steuer", "st.-nr", "ust-id", "plu",
-                   "sku", "art", "imei", "serial", "s/n", "单号", "流水号", "税号")
+# "low-high:lengths" per entry: the issuer ranges of the major schemes (first digits) and their
+# lengths. Visa; Mastercard (51-55, 2221-2720); Amex; Discover; UnionPay; JCB; Diners Club;
+# Maestro; Mir. One string, read only when a Luhn-valid run shows up: no per-entry objects on
+# the board's heap, where every line passes through mask_cards().
+_ISSUERS = ("4-4:13,16,19 51-55:16 2221-2720:16 34-34:15 37-37:15 6011-6011:16,19 "
+            "644-649:16,19 65-65:16,19 62-62:16,17,18,19 3528-3589:16,17,18,19 36-36:14,15,16 "
+            "300-305:14,16 38-39:14,16 50-50:16,17,18,19 56-58:16,17,18,19 67-67:16,17,18,19 "
+            "2200-2204:16")
+# Lower-case words that, just before a digit run, say it is no card number (one string, as
+# above).
+_NOT_CARD_LABELS = ("siret siren ean gtin upc barcode receipt rcpt invoice inv bill order "
+                    "ticket beleg bon rechnung facture factura doc ref trans txn tva vat gst "
+                    "tax nif cif uid abn tin steuer st.-nr ust-id plu sku art imei serial s/n "
+                    "单号 流水号 税号")
 
 
 _DIGITS = "0123456789"
@@ -63,11 +64,12 @@ def _ean13(digits):
 
 def _issued(digits):
     """True if the digits start like a card of a major scheme and have its length."""
-    n = len(digits)
-    for low, high, lengths in ISSUERS:
-        if n in lengths:
-            k = len(str(low))
-            if low <= int(digits[:k]) <= high:
+    n = str(len(digits))
+    for entry in _ISSUERS.split():
+        span, lengths = entry.split(":")
+        if n in lengths.split(","):
+            low, high = span.split("-")
+            if int(low) <= int(digits[:len(low)]) <= int(high):
                 return True
     return False
 
@@ -87,7 +89,7 @@ def _labelled_other(line, start):
     before = line[max(0, start - 24):start].lower()
     words = before.replace(":", " ").replace("#", " ").replace(".", " ").split()
     for word in words[-3:]:
-        for label in NOT_CARD_LABELS:
+        for label in _NOT_CARD_LABELS.split():
             if word.startswith(label) and (len(word) <= len(label) + 2 or not label.isalpha()):
                 return True
     return False
