@@ -127,7 +127,7 @@ def validate(given):
         raise ConfigError("printer.host: required in network mode")
     model = cfg["printer"]["model"]
     if model:
-        from .printer_models import find    # the models' tables only when a model is set
+        from .printer_models import find  # the models' tables only when a model is set
         if find(model) is None:
             raise ConfigError("printer.model: %r is not a model of escpos-printer-db (`tilltap "
                               "parse --printer-model list` lists them)" % model)

@@ -122,7 +122,7 @@ def printer_context(printer, split):
         if model is None:
             tear = "off"
         else:
-            from .printer_models import cuts    # the models' tables only when a model is set
+            from .printer_models import cuts  # the models' tables only when a model is set
             tear = "off" if cuts(model) else "on"
     return {"profile": printer["profile"], "codepage_map": printer["codepage_map"],
             "encoding": printer["encoding"] or None, "model": model,

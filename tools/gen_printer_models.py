@@ -67,13 +67,13 @@ def page_names():
                    for item in table.split()} - {"?"})
 
 
-def literal_lines(value, after=" "):
-    """A string cut after spaces into pieces of at most WIDTH columns, one a line."""
+def literal_lines(value, after=" ", width=WIDTH):
+    """A string cut after spaces into pieces of at most width columns, one a line."""
     lines, start = [], 0
     while start < len(value):
         end = start + 1
         for stop in range(start + 1, len(value) + 1):
-            if len("    " + repr(value[start:stop])) > WIDTH:
+            if len("    " + repr(value[start:stop])) > width:
                 break
             if stop == len(value) or value[stop - 1] in after:
                 end = stop
@@ -98,7 +98,10 @@ def render():
     out += literal_lines(" " + " ".join(models) + " ")
     out += [")", "", "TABLES = ("]
     for table in tables:
-        pieces = literal_lines(table)
+        pieces = literal_lines(table, width=WIDTH - 2)
+        if len(pieces) > 1:      # one tuple item: its pieces in parentheses
+            pieces = ["    (" + pieces[0][4:]] + [" " + p for p in pieces[1:-1]] + \
+                [" " + pieces[-1] + ")"]
         out += pieces[:-1] + [pieces[-1] + ","]
     out += [")", ""]
     return "\n".join(out)
