@@ -472,6 +472,14 @@ def _apply_intl(text, intl):
     return text
 
 
+def _has_word(text):
+    """Whether a line has a letter or a digit."""
+    for c in text:
+        if c.isalpha() or c.isdigit():
+            return True
+    return False
+
+
 def _latin1(data):
     return "".join(chr(b) for b in data)
 
@@ -1839,9 +1847,10 @@ class Parser:
         self._end_receipt("cut", kind)
 
     def _begin_content(self, what=None):
-        """Something printed (what: a line's text or raw spans, an image's kind, else None): a
-        receipt ended by a cut before it ends now, before this; so does one that was fed to
-        its tear-off and now prints its first line again (a second copy)."""
+        """Something printed (what: a line's text or raw spans, an image's (kind, width), else
+        None): a receipt ended by a cut before it ends now, before this; so does one that was
+        fed to its tear-off and now prints its first line again (a second copy). A first line
+        without a letter or digit (a rule of dashes) is no receipt's start: it never matches."""
         self._flush_cut()
         if self._tear_at >= 0:
             if what is not None and what == self._first:
@@ -1849,7 +1858,7 @@ class Parser:
             self._tear_at = -1
         self._fed = 0
         if not self._content:
-            self._first = what
+            self._first = None if isinstance(what, str) and not _has_word(what) else what
         self._content = True
 
     def _flush_cut(self):

@@ -324,6 +324,10 @@ def test_feeds_within_a_receipt_do_not_split_it():
     # two receipts of different shops after a tear-off feed, no ESC @: not a copy, one receipt
     stream = _copy(b"SHOP", b"\x03")[2:] + _copy(b"OTHER", b"\x03")[2:]
     assert len(kinds(events(stream, tear_lines=5), RECEIPT_END)) == 1
+    # a rule of dashes first, and again after room to sign: not a second copy
+    rule = b"-" * 32 + b"\n"
+    stream = rule + b"Visa 3.50\n" + ESC + b"d\x08" + rule + b"Signature\n"
+    assert len(kinds(events(stream, tear_lines=5), RECEIPT_END)) == 1
     # tear-off off (the default): copies stay one receipt, as the printer's paper does
     copy = _copy(b"SHOP", b"\x03")[2:]
     assert len(kinds(events(copy + copy), RECEIPT_END)) == 1
