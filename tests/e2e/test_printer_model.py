@@ -41,11 +41,19 @@ def test_the_models_code_pages_and_tear_off_split_on_the_real_path(tmp_path):
             await demo.start(tap=False)
             taps = [await demo.add_tap("model-%s" % mode, printer_settings(model=MODEL), mode)
                     for mode in ("full", "text")]
-            results = await asyncio.gather(*(demo.replay(jobs, tap) for tap in taps))
-            for tap, (sent, _) in zip(taps, results):
-                assert await demo.wait_stored(3, 120, tap), tap.status()
+            # the same printer set up without its model: the Epson map has no page 25
+            unset = await demo.add_tap("no-model", printer_settings(), "text")
+            results = await asyncio.gather(*(demo.replay(jobs, tap) for tap in taps + [unset]))
+            for tap, (sent, _) in zip(taps + [unset], results):
+                assert await demo.wait_stored(3 if tap in taps else 2, 120, tap), tap.status()
                 assert bytes(tap.printer.received) == sent
             assert await demo.wait_extracted(60)
+            # the board says so: its status (and telemetry) count the pages its map lacks
+            assert unset.status()["printer"]["unknown_codepages"] == 3
+            assert taps[0].status()["printer"]["unknown_codepages"] == 0
+            assert taps[0].status()["printer"]["tear_splits"] == 1
+            assert [view["lines"][1] for _, view, _ in stored_receipts(
+                demo.engine, unset.device)] == ["Kafija          2,50 Ç"] * 2
             out = []
             with demo.engine.connect() as conn:
                 for tap in taps:
