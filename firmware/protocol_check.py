@@ -7,7 +7,9 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64
 
+from . import model_tables
 from .escpos_parser import _EPSON_PAGES, _VENDOR_PAGES, ENCODINGS, PROFILES, VENDORS
+from .printer_models import UNKNOWN_PAGE
 from .printer_models import find as find_model
 from .protocol import (
     FIELD_KEYS,
@@ -47,7 +49,8 @@ def is_span_encoding(name):
     if name in ENCODINGS or name in ("utf-8", "jis", "shift_jis_2004", "cp437"):
         return bool(name)
     key = ":%s " % name
-    return any(key in spec + " " for spec in list(_VENDOR_PAGES.values()) + [_EPSON_PAGES])
+    return any(key in spec + " " for spec in list(_VENDOR_PAGES.values()) + [_EPSON_PAGES]) or \
+        (name != UNKNOWN_PAGE and any(key in table for table in model_tables.TABLES))
 
 
 def shared_filter(kind, group=SHARE_GROUP):

@@ -5,7 +5,7 @@ import sys
 
 from escpos import capabilities
 
-from tilltap_fw import escpos_parser, printer_models
+from tilltap_fw import escpos_parser, model_tables, printer_models, protocol_check
 from tilltap_host.unixport import ROOT
 
 
@@ -42,3 +42,15 @@ def test_every_model_reads_as_escpos_printer_db_says():
 def test_names_that_are_no_model_are_not_found():
     for name in ("", "TM-T88", "tm-t88v", "TM-T88V ", "0:cp437", " TM-T88V"):
         assert printer_models.find(name) is None, name
+
+
+def test_the_server_accepts_spans_in_every_models_pages():
+    """The board names a span's encoding as the model's table does: the server must take every
+    such name (a record it refuses stays in the board's spool), and no other."""
+    names = {item.split(":", 1)[1] for table in model_tables.TABLES for item in table.split()}
+    names.discard(printer_models.UNKNOWN_PAGE)
+    assert "cp3840" in names and "cp1257" in names
+    for name in names:
+        assert protocol_check.is_span_encoding(name), name
+    for name in (printer_models.UNKNOWN_PAGE, "cp9999", "rot13", ""):
+        assert not protocol_check.is_span_encoding(name), name
