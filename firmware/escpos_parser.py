@@ -564,6 +564,7 @@ class Parser:
                                  "`tilltap parse --printer-model list`)" % model)
             self._model, self._model_star = found[0], found[2]
             self._model_page = printer_models.page
+            self._unknown_page = printer_models.UNKNOWN_PAGE
         self._tear_units = tear_lines * _LINE_FEED_UNITS
         self._default_mb = encoding
         self._default_page = codepage
@@ -1184,7 +1185,7 @@ class Parser:
         when the number is not in the map."""
         if self._model is not None and star_numbering == self._model_star:
             enc = self._model_page(self._model, self._page_no)
-            if enc != "?":         # printer_models.UNKNOWN_PAGE: the vendor map says
+            if enc != self._unknown_page:     # else the model has it, the vendor map says which
                 return enc
         return page_encoding(vendor, self._page_no)
 
