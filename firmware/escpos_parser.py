@@ -285,6 +285,12 @@ _MACRO_CHUNK_BUDGET = const(256)
 _CHAR_DOTS = const(12)     # font A width: turns ESC $ dot positions into columns
 # Paper feeds are counted in 1/180 inch (Epson's ESC J unit); a text line is 1/6 inch.
 _LINE_FEED_UNITS = const(30)
+# The tear-off state, one list (Parser._tear): on MicroPython every instance attribute more
+# makes attribute lookups in the byte path slower once the instance's map grows.
+_TEAR_UNITS = const(0)     # a feed this long (1/180 inch) is a tear-off feed
+_TEAR_FED = const(1)       # fed since the last thing printed
+_TEAR_AT = const(2)        # offset just after a tear-off feed not yet followed by content, or -1
+_TEAR_FIRST = const(3)     # what the receipt printed first (a second copy prints it again)
 
 # Fixed total lengths (prefix included) by command byte; 0 = special or unknown.
 def _table(spec):
@@ -553,8 +559,9 @@ class Parser:
         if self._vendor not in _VENDOR_PAGES:
             raise ValueError("unknown code-page map %r (known: %s)"
                              % (self._vendor, ", ".join(sorted(_VENDOR_PAGES))))
-        self._model = None         # the model's code-page table (printer_models.find)
-        self._model_star = False   # ... numbered by ESC GS t (Star) rather than ESC t
+        # (code-page table, numbered by ESC GS t (Star), printer_models.page, its mark for a
+        # page the database does not name), or None; one attribute (see _TEAR_UNITS)
+        self._model = None
         if model:
             # the models' tables are read only when a model is set: off the heap otherwise
             from . import printer_models
@@ -562,10 +569,8 @@ class Parser:
             if found is None:
                 raise ValueError("unknown printer model %r (known: those of escpos-printer-db, "
                                  "`tilltap parse --printer-model list`)" % model)
-            self._model, self._model_star = found[0], found[2]
-            self._model_page = printer_models.page
-            self._unknown_page = printer_models.UNKNOWN_PAGE
-        self._tear_units = tear_lines * _LINE_FEED_UNITS
+            self._model = (found[0], found[2], printer_models.page, printer_models.UNKNOWN_PAGE)
+        self._tear = [tear_lines * _LINE_FEED_UNITS, 0, -1, None] if tear_lines else None
         self._default_mb = encoding
         self._default_page = codepage
         self._split_on_init = split_on_init
@@ -672,9 +677,11 @@ class Parser:
         self._data = None
         self._data_cap = 0
         self._content = False
-        self._first = None         # what the receipt printed first (a tear-off split compares)
-        self._fed = 0              # paper fed (1/180 inch) since the last thing printed
-        self._tear_at = -1         # offset after a tear-off feed not yet followed by content
+        tear = self._tear
+        if tear is not None:
+            tear[_TEAR_FED] = 0
+            tear[_TEAR_AT] = -1
+            tear[_TEAR_FIRST] = None
         self._cut_end = None       # [cut, offset] of a receipt ended by a cut, not yet emitted
         self._pending_img = None
         self._page = None
@@ -697,7 +704,9 @@ class Parser:
         self._utf8 = False
         self._intl = 0
         self._page_no = self._default_page
-        self._page_enc = self._page_lookup(self._vendor, self._model_star) or "cp437"
+        model = self._model
+        self._page_enc = self._page_lookup(self._vendor, model is not None and model[1]) or \
+            "cp437"
         self._kanji = self._default_mb is not None
         self._mb = self._default_mb or "gb18030"
         self._tabs = None
@@ -1183,9 +1192,10 @@ class Parser:
         """The encoding of code page self._page_no selected by ESC t (star_numbering False) or
         ESC GS t (True): the model's table for its own command, else the vendor map; None
         when the number is not in the map."""
-        if self._model is not None and star_numbering == self._model_star:
-            enc = self._model_page(self._model, self._page_no)
-            if enc != self._unknown_page:     # else the model has it, the vendor map says which
+        model = self._model
+        if model is not None and star_numbering == model[1]:
+            enc = model[2](model[0], self._page_no)
+            if enc != model[3]:     # else the model has the page, the vendor map says which
                 return enc
         return page_encoding(vendor, self._page_no)
 
@@ -1200,8 +1210,9 @@ class Parser:
     def _init(self):
         self._end_line()
         self._flush_cut()
-        if self._tear_at >= 0:
-            self._end_receipt("tear", None, self._tear_at)
+        tear = self._tear
+        if tear is not None and tear[_TEAR_AT] >= 0:
+            self._end_receipt("tear", None, tear[_TEAR_AT])
         elif self._split_on_init:
             self._end_receipt("init", None, self._cursor - 2)
         self._reset_printer()
@@ -1734,10 +1745,11 @@ class Parser:
         tear-off feed is noted (tear_lines) for the next thing printed to decide."""
         if self._llen:
             self._end_line()
-        if self._tear_units and self._content:
-            self._fed += units
-            if self._fed >= self._tear_units:
-                self._tear_at = self._cursor
+        tear = self._tear
+        if tear is not None and self._content:
+            tear[_TEAR_FED] += units
+            if tear[_TEAR_FED] >= tear[_TEAR_UNITS]:
+                tear[_TEAR_AT] = self._cursor
 
     def _end_line(self, blank_too=False):
         llen = self._llen
@@ -1834,7 +1846,7 @@ class Parser:
         img = self._pending_img
         if img is not None:
             self._pending_img = None
-            self._begin_content((img[1], img[2]) if self._tear_units else None)
+            self._begin_content((img[1], img[2]) if self._tear is not None else None)
             if img[5] is None:
                 self._emit((IMAGE, img[1], img[2], img[3], img[4]))
             else:
@@ -1853,13 +1865,16 @@ class Parser:
         fed to its tear-off and now prints its first line again (a second copy). A first line
         without a letter or digit (a rule of dashes) is no receipt's start: it never matches."""
         self._flush_cut()
-        if self._tear_at >= 0:
-            if what is not None and what == self._first:
-                self._end_receipt("tear", None, self._tear_at)
-            self._tear_at = -1
-        self._fed = 0
-        if not self._content:
-            self._first = None if isinstance(what, str) and not _has_word(what) else what
+        tear = self._tear
+        if tear is not None:
+            at = tear[_TEAR_AT]
+            if at >= 0 and what is not None and what == tear[_TEAR_FIRST]:
+                self._end_receipt("tear", None, at)
+            tear[_TEAR_AT] = -1
+            tear[_TEAR_FED] = 0
+            if not self._content:
+                tear[_TEAR_FIRST] = None if isinstance(what, str) and not _has_word(what) \
+                    else what
         self._content = True
 
     def _flush_cut(self):
@@ -1873,8 +1888,10 @@ class Parser:
         self._end_line()
         self._end_image()
         self._flush_cut()
-        self._tear_at = -1
-        self._fed = 0
+        tear = self._tear
+        if tear is not None:
+            tear[_TEAR_FED] = 0
+            tear[_TEAR_AT] = -1
         if self._content:
             self._content = False
             self._stats["receipts"] += 1
