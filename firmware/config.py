@@ -36,6 +36,9 @@ SCHEMA = {
     "server.timeout_ms": (int, 2000, (200, 60000), "the longest any network wait may take"),
     "printer.profile": (str, "epson", PROFILES, "star: Star Line Mode"),
     "printer.codepage_map": (str, "epson", VENDORS, "the vendor's numbering of ESC t"),
+    "printer.model": (str, "", None,
+                      ("a model of escpos-printer-db (TM-T88V, POS-5890, ...): its numbering of "
+                       "ESC t first, then codepage_map; whether it cuts (split.tear_off)")),
     "printer.encoding": (str, "", ("",) + ENCODINGS[1:],
                          "set: the printer starts in this CJK mode"),
     "printer.baudrate": (int, 115200, (1200, 921600), "the POS and the printer must use the same"),
@@ -61,6 +64,11 @@ SCHEMA = {
     "split.idle_ms": (int, 3000, (100, 600000),
                       "no byte for this long ends a receipt (tear-bar printers)"),
     "split.on_init": (bool, False, None, "also end a receipt at ESC @ after printed content"),
+    "split.tear_off": (str, "auto", ("auto", "on", "off"),
+                       ("end a receipt at a tear-off feed (see Printers without a cutter); "
+                        "auto: on when printer.model has no cutter")),
+    "split.tear_lines": (int, 5, (1, 255),
+                         "a feed of this many lines or more is a tear-off feed"),
     # not /spool: a directory named like a module shadows it
     "spool.dir": (str, "/data/spool", None, "where receipts wait for the server's ack"),
     "spool.max_bytes": (int, 1024 * 1024, (16 * 1024, 1 << 30), "bytes of records at most"),
@@ -117,6 +125,12 @@ def validate(given):
         _put(cfg, name, value)
     if cfg["mode"] == "network" and not cfg["printer"]["host"]:
         raise ConfigError("printer.host: required in network mode")
+    model = cfg["printer"]["model"]
+    if model:
+        from .printer_models import find  # the models' tables only when a model is set
+        if find(model) is None:
+            raise ConfigError("printer.model: %r is not a model of escpos-printer-db (`tilltap "
+                              "parse --printer-model list` lists them)" % model)
     return cfg
 
 

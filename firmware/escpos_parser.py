@@ -14,7 +14,8 @@ Events are tuples whose first item is the kind:
     (CUT, "full"|"partial")
     (RECEIPT_END, reason, cut, offset)
                                reason: cut | idle | init | abort | end | truncated (the stream
-                               ended inside a command: an image payload, a barcode, ...);
+                               ended inside a command: an image payload, a barcode, ...) |
+                               tear (a tear-off feed, printers without a cutter: tear_lines);
                                cut: full | partial | None; offset: stream position just after
                                the receipt's last byte. A receipt ended by a cut ends when the
                                next receipt begins (text, a code, an image, ESC @) or the
@@ -285,6 +286,14 @@ _MACRO_RECEIPT_BUDGET = const(512)
 _MACRO_CHUNK_BUDGET = const(256)
 _MACRO_WINDOW = const(512)
 _CHAR_DOTS = const(12)     # font A width: turns ESC $ dot positions into columns
+# Paper feeds are counted in 1/180 inch (Epson's ESC J unit); a text line is 1/6 inch.
+_LINE_FEED_UNITS = const(30)
+# The tear-off state, one list (Parser._tear): on MicroPython every instance attribute more
+# makes attribute lookups in the byte path slower once the instance's map grows.
+_TEAR_UNITS = const(0)     # a feed this long (1/180 inch) is a tear-off feed
+_TEAR_FED = const(1)       # fed since the last thing printed
+_TEAR_AT = const(2)        # offset just after a tear-off feed not yet followed by content, or -1
+_TEAR_FIRST = const(3)     # what the receipt printed first (a second copy prints it again)
 
 # Fixed total lengths (prefix included) by command byte; 0 = special or unknown.
 def _table(spec):
@@ -476,6 +485,14 @@ def _apply_intl(text, intl):
     return text
 
 
+def _has_word(text):
+    """Whether a line has a letter or a digit."""
+    for c in text:
+        if c.isalpha() or c.isdigit():
+            return True
+    return False
+
+
 def _latin1(data):
     """Bytes as Latin-1 text. MicroPython has no latin-1 codec, and a str per byte costs its
     heap tens of bytes per byte (an 8 KB code: a MemoryError at 128k): each byte's UTF-8 form
@@ -540,6 +557,14 @@ class Parser:
                      cp949. When set, the printer starts (and ESC @ returns) in CJK mode.
         codepage     ESC t number the printer starts with (default 0)
         split_on_init  also end a receipt at ESC @ after printed content
+        model        a printer model of escpos-printer-db ("TM-T88V", "POS-5890"): its
+                     numbering of ESC t (ESC GS t for Star models) comes first; pages it has
+                     but the database does not name are read with codepage_map
+        tear_lines   printers without a cutter (0: off): a feed of this many lines or more
+                     (ESC d/J, one or several in a row) ends the receipt when what follows
+                     starts a new one: ESC @, or the receipt's first printed line (or image)
+                     again, as in a second copy. The receipt ends just after the feed
+                     (RECEIPT_END "tear"); a feed within a receipt does not split it
         keep_images  add the payload bytes to IMAGE events (bounded by max_payload)
         max_line, max_code, max_payload  caps (bytes) for a line, a 1D/2D code, one payload
         kanji_glyph_bytes  FS 2 glyph size (72 for 24x24 fonts)
@@ -547,7 +572,7 @@ class Parser:
 
     def __init__(self, profile="epson", codepage_map=None, encoding=None, codepage=0,
                  split_on_init=False, keep_images=False, max_line=512, max_code=8192,
-                 max_payload=16 * 1024 * 1024, kanji_glyph_bytes=72):
+                 max_payload=16 * 1024 * 1024, kanji_glyph_bytes=72, model=None, tear_lines=0):
         if profile not in PROFILES:
             raise ValueError("unknown profile %r (known: %s)" % (profile, ", ".join(PROFILES)))
         if encoding not in ENCODINGS:
@@ -558,6 +583,18 @@ class Parser:
         if self._vendor not in _VENDOR_PAGES:
             raise ValueError("unknown code-page map %r (known: %s)"
                              % (self._vendor, ", ".join(sorted(_VENDOR_PAGES))))
+        # (code-page table, numbered by ESC GS t (Star), printer_models.page, its mark for a
+        # page the database does not name), or None; one attribute (see _TEAR_UNITS)
+        self._model = None
+        if model:
+            # the models' tables are read only when a model is set: off the heap otherwise
+            from . import printer_models
+            found = printer_models.find(model)
+            if found is None:
+                raise ValueError("unknown printer model %r (known: those of escpos-printer-db, "
+                                 "`tilltap parse --printer-model list`)" % model)
+            self._model = (found[0], found[2], printer_models.page, printer_models.UNKNOWN_PAGE)
+        self._tear = [tear_lines * _LINE_FEED_UNITS, 0, -1, None] if tear_lines else None
         self._default_mb = encoding
         self._default_page = codepage
         self._split_on_init = split_on_init
@@ -578,7 +615,7 @@ class Parser:
                     "cuts", "receipts", "requests", "drawer_kicks", "unknown_commands", "desync",
                     "truncated_lines", "truncated_codes", "page_lines_dropped",
                     "suppressed_bytes", "unknown_codepages", "truncated_jobs",
-                    "macro_events_dropped"):
+                    "macro_events_dropped", "tear_splits"):
             self._stats[key] = 0
         self._on_prefix_b = self._on_prefix
         self._exec_b = self._exec
@@ -645,7 +682,9 @@ class Parser:
 
     def stats(self):
         """Counters: bytes, commands, lines, codes, images, cuts, receipts, and what was cut
-        off."""
+        off; unknown_codepages: ESC t / ESC GS t numbers the printer's map (model or vendor)
+        does not have (read as cp437: the map is likely wrong); tear_splits: receipts ended
+        at a tear-off feed."""
         return dict(self._stats)
 
     # ---- state ------------------------------------------------------------------------------
@@ -661,6 +700,11 @@ class Parser:
         self._data = None
         self._data_cap = 0
         self._content = False
+        tear = self._tear
+        if tear is not None:
+            tear[_TEAR_FED] = 0
+            tear[_TEAR_AT] = -1
+            tear[_TEAR_FIRST] = None
         self._cut_end = None       # [cut, offset] of a receipt ended by a cut, not yet emitted
         self._pending_img = None
         self._page = None
@@ -684,7 +728,9 @@ class Parser:
         self._utf8 = False
         self._intl = 0
         self._page_no = self._default_page
-        self._page_vendor = self._vendor
+        model = self._model
+        self._page_enc = self._page_lookup(self._vendor, model is not None and model[1]) or \
+            "cp437"
         self._kanji = self._default_mb is not None
         self._mb = self._default_mb or "gb18030"
         self._tabs = None
@@ -698,7 +744,7 @@ class Parser:
         elif self._kanji:
             enc = self._mb
         else:
-            enc = page_encoding(self._page_vendor, self._page_no) or "cp437"
+            enc = self._page_enc
         self._key = (enc, self._intl)
 
     # ---- main loop --------------------------------------------------------------------------
@@ -1100,13 +1146,16 @@ class Parser:
                 self._init()
             elif c == _SELECT_CODE_TABLE:
                 self._page_no = h[2]
-                self._codepage_changed(self._vendor)
+                self._codepage_changed(self._vendor, False)
             elif c == _INTL_CHARSET:
                 self._intl = h[2]
                 self._set_key()
-            elif c == _FEED_LINES or c == _FEED_UNITS or c == _BACK_FEED_UNITS or \
-                    c == _BACK_FEED_LINES:
-                self._feed_lines()
+            elif c == _FEED_LINES:
+                self._feed_lines(h[2] * _LINE_FEED_UNITS)
+            elif c == _FEED_UNITS:
+                self._feed_lines(h[2])
+            elif c == _BACK_FEED_UNITS or c == _BACK_FEED_LINES:
+                self._feed_lines(0)
             elif c == _CUT_ONE_POINT or c == _CUT_THREE_POINTS:
                 self._do_cut("partial")
             elif c == _DRAWER_PULSE:
@@ -1164,16 +1213,32 @@ class Parser:
                 self._image("logo", 0, 0, 0)
         self._done()
 
-    def _codepage_changed(self, vendor):
-        if page_encoding(vendor, self._page_no) is None:
+    def _page_lookup(self, vendor, star_numbering):
+        """The encoding of code page self._page_no selected by ESC t (star_numbering False) or
+        ESC GS t (True): the model's table for its own command, else the vendor map; None
+        when the number is not in the map."""
+        model = self._model
+        if model is not None and star_numbering == model[1]:
+            enc = model[2](model[0], self._page_no)
+            if enc != model[3]:     # else the model has the page, the vendor map says which
+                return enc
+        return page_encoding(vendor, self._page_no)
+
+    def _codepage_changed(self, vendor, star_numbering):
+        enc = self._page_lookup(vendor, star_numbering)
+        if enc is None:
             self._stats["unknown_codepages"] += 1
-        self._page_vendor = vendor
+            enc = "cp437"
+        self._page_enc = enc
         self._set_key()
 
     def _init(self):
         self._end_line()
         self._flush_cut()
-        if self._split_on_init:
+        tear = self._tear
+        if tear is not None and tear[_TEAR_AT] >= 0:
+            self._end_receipt("tear", None, tear[_TEAR_AT])
+        elif self._split_on_init:
             self._end_receipt("init", None, self._cursor - 2)
         self._reset_printer()
 
@@ -1275,7 +1340,7 @@ class Parser:
 
     def _star_codepage(self):
         self._page_no = self._hdr[3]
-        self._codepage_changed("star")
+        self._codepage_changed("star", True)
         self._done()
 
     # ---- GS specials ------------------------------------------------------------------------
@@ -1600,8 +1665,12 @@ class Parser:
             kind = _STAR_CUTS.get(h[2])
             if kind:
                 self._do_cut(kind)
-        elif c == _STAR_FEED_LINES or c == _FEED_UNITS or c == _STAR_FEED_FINE:
-            self._feed_lines()
+        elif c == _STAR_FEED_LINES:
+            self._feed_lines(h[2] * _LINE_FEED_UNITS)
+        elif c == _FEED_UNITS:               # n/4 mm
+            self._feed_lines(h[2] * 16 // 9)
+        elif c == _STAR_FEED_FINE:           # n/8 mm
+            self._feed_lines(h[2] * 8 // 9)
         elif c == _INTL_CHARSET:
             self._intl = h[2]
             self._set_key()
@@ -1697,9 +1766,16 @@ class Parser:
             return                 # the LF after an image stripe is not a blank text line
         self._end_line(True)
 
-    def _feed_lines(self):
+    def _feed_lines(self, units):
+        """Print the line in progress and feed units (1/180 inch; 0 for a back feed): a
+        tear-off feed is noted (tear_lines) for the next thing printed to decide."""
         if self._llen:
             self._end_line()
+        tear = self._tear
+        if tear is not None and self._content:
+            tear[_TEAR_FED] += units
+            if tear[_TEAR_FED] >= tear[_TEAR_UNITS]:
+                tear[_TEAR_AT] = self._cursor
 
     def _end_line(self, blank_too=False):
         llen = self._llen
@@ -1738,7 +1814,7 @@ class Parser:
         self._stats["lines"] += 1
         if text or raw:
             self._end_image()
-            self._begin_content()
+            self._begin_content(text or raw)
             self._emit((LINE, text, raw))
         else:
             self._emit(_BLANK_LINE)
@@ -1796,7 +1872,7 @@ class Parser:
         img = self._pending_img
         if img is not None:
             self._pending_img = None
-            self._begin_content()
+            self._begin_content((img[1], img[2]) if self._tear is not None else None)
             if img[5] is None:
                 self._emit((IMAGE, img[1], img[2], img[3], img[4]))
             else:
@@ -1809,9 +1885,22 @@ class Parser:
         self._out.append((CUT, kind))
         self._end_receipt("cut", kind)
 
-    def _begin_content(self):
-        """Something printed: a receipt ended by a cut before it ends now, before this."""
+    def _begin_content(self, what=None):
+        """Something printed (what: a line's text or raw spans, an image's (kind, width), else
+        None): a receipt ended by a cut before it ends now, before this; so does one that was
+        fed to its tear-off and now prints its first line again (a second copy). A first line
+        without a letter or digit (a rule of dashes) is no receipt's start: it never matches."""
         self._flush_cut()
+        tear = self._tear
+        if tear is not None:
+            at = tear[_TEAR_AT]
+            if at >= 0 and what is not None and what == tear[_TEAR_FIRST]:
+                self._end_receipt("tear", None, at)
+            tear[_TEAR_AT] = -1
+            tear[_TEAR_FED] = 0
+            if not self._content:
+                tear[_TEAR_FIRST] = None if isinstance(what, str) and not _has_word(what) \
+                    else what
         self._content = True
 
     def _flush_cut(self):
@@ -1825,9 +1914,15 @@ class Parser:
         self._end_line()
         self._end_image()
         self._flush_cut()
+        tear = self._tear
+        if tear is not None:
+            tear[_TEAR_FED] = 0
+            tear[_TEAR_AT] = -1
         if self._content:
             self._content = False
             self._stats["receipts"] += 1
+            if reason == "tear":
+                self._stats["tear_splits"] += 1
             if offset is None:
                 offset = self._cursor if reason in ("cut", "abort") else self._base
             if reason == "cut":

@@ -36,9 +36,10 @@ Record (one receipt), a JSON object with exactly these keys (optional ones may b
     raw          optional {"encoding": "deflate" | "identity", "size": n, "data": base64}: the
                  receipt's ESC/POS bytes (raw deflate, any window) for re-parsing on the server
     printer      optional (absent in records of older firmware): how the board parsed the receipt,
-                 {"profile", "codepage_map", "encoding", "split": {"idle_ms", "on_init"}}
-                 (printer_context), so that a re-parse of its raw bytes on the server reads
-                 them as the board did, whatever the printer's settings are later
+                 {"profile", "codepage_map", "encoding", "model", "split": {"idle_ms",
+                 "on_init", "tear_lines"}} (printer_context; model and tear_lines absent in
+                 records of older firmware), so that a re-parse of its raw bytes on the server
+                 reads them as the board did, whatever the printer's settings are later
     fields       optional, upload mode "fields" only (lines, codes and images then empty, no
                  raw): what the board's extractor found (FIELD_KEYS): total, subtotal,
                  currency, receipt_no, datetime (ISO 8601, local), member_id as strings or
@@ -126,10 +127,21 @@ def device_id_from_uid(uid):
 
 def printer_context(printer, split):
     """The record's "printer" object from the configuration's printer and split sections: the
-    parser options the board runs with (parser_options() reads them back)."""
+    parser options the board runs with (parser_options() reads them back). split.tear_off is
+    resolved here: tear_lines is the threshold in force, 0 when off ("auto": on when the
+    printer model has no cutter)."""
+    model = printer["model"] or None
+    tear = split["tear_off"]
+    if tear == "auto":
+        if model is None:
+            tear = "off"
+        else:
+            from .printer_models import cuts  # the models' tables only when a model is set
+            tear = "off" if cuts(model) else "on"
     return {"profile": printer["profile"], "codepage_map": printer["codepage_map"],
-            "encoding": printer["encoding"] or None,
-            "split": {"idle_ms": split["idle_ms"], "on_init": split["on_init"]}}
+            "encoding": printer["encoding"] or None, "model": model,
+            "split": {"idle_ms": split["idle_ms"], "on_init": split["on_init"],
+                      "tear_lines": split["tear_lines"] if tear == "on" else 0}}
 
 
 def parser_options(printer):
@@ -138,7 +150,8 @@ def parser_options(printer):
     if not printer:
         return {}
     return {"profile": printer["profile"], "codepage_map": printer["codepage_map"],
-            "encoding": printer["encoding"], "split_on_init": printer["split"]["on_init"]}
+            "encoding": printer["encoding"], "split_on_init": printer["split"]["on_init"],
+            "model": printer.get("model"), "tear_lines": printer["split"].get("tear_lines", 0)}
 
 
 # -- building records (firmware side)

@@ -7,7 +7,10 @@ what the board builds against exactly what the server accepts.
 import json
 from binascii import a2b_base64, b2a_base64
 
+from . import model_tables
 from .escpos_parser import _EPSON_PAGES, _VENDOR_PAGES, ENCODINGS, PROFILES, VENDORS
+from .printer_models import UNKNOWN_PAGE
+from .printer_models import find as find_model
 from .protocol import (
     FIELD_KEYS,
     ITEM_KEYS,
@@ -32,6 +35,9 @@ _RECORD_KEYS = ("v", "device", "seq", "boot", "captured_at", "time_synced", "lin
                 "fields", "printer", "status", "reason")
 _OPTIONAL_KEYS = ("seq", "raw", "raw_lines", "fields", "printer", "status", "reason")
 _PRINTER_KEYS = ("profile", "codepage_map", "encoding", "split")
+_PRINTER_OPTIONAL = ("model",)            # absent in records of older firmware
+_SPLIT_KEYS = ("idle_ms", "on_init")
+_SPLIT_OPTIONAL = ("tear_lines",)
 _IMAGE_KEYS = ("kind", "width", "height", "size", "data")
 _RAW_ENCODINGS = ("deflate", "identity")
 
@@ -46,7 +52,8 @@ def is_span_encoding(name):
     if name in ENCODINGS or name in ("utf-8", "jis", "shift_jis_2004", "cp437"):
         return bool(name)
     key = ":%s " % name
-    return any(key in spec + " " for spec in list(_VENDOR_PAGES.values()) + [_EPSON_PAGES])
+    return any(key in spec + " " for spec in list(_VENDOR_PAGES.values()) + [_EPSON_PAGES]) or \
+        (name != UNKNOWN_PAGE and any(key in table for table in model_tables.TABLES))
 
 
 def shared_filter(kind, group=SHARE_GROUP):
@@ -195,18 +202,29 @@ def validate_record(rec, device=None, now_ms=None):  # noqa: PLR0911 -- one retu
         _check_printer(rec.get("printer"))
 
 
+def _has_keys(obj, keys, optional):
+    return isinstance(obj, dict) and all(k in obj for k in keys) and \
+        all(k in keys or k in optional for k in obj)
+
+
 def _check_printer(printer):
     if printer is None:
         return None
-    if not isinstance(printer, dict) or sorted(printer) != sorted(_PRINTER_KEYS) or \
+    if not _has_keys(printer, _PRINTER_KEYS, _PRINTER_OPTIONAL) or \
             printer["profile"] not in PROFILES or printer["codepage_map"] not in VENDORS or \
-            printer["encoding"] not in ENCODINGS:
-        return "printer must be {profile, codepage_map, encoding, split} with known values"
+            printer["encoding"] not in ENCODINGS or not _known_model(printer.get("model")):
+        return ("printer must be {profile, codepage_map, encoding, split[, model]} with known "
+                "values")
     split = printer["split"]
-    if not isinstance(split, dict) or sorted(split) != ["idle_ms", "on_init"] or \
-            not _is_int(split["idle_ms"]) or not isinstance(split["on_init"], bool):
-        return "printer.split must be {idle_ms, on_init}"
+    if not _has_keys(split, _SPLIT_KEYS, _SPLIT_OPTIONAL) or \
+            not _is_int(split["idle_ms"]) or not isinstance(split["on_init"], bool) or \
+            not (_is_int(split.get("tear_lines", 0)) and 0 <= split.get("tear_lines", 0) <= 255):
+        return "printer.split must be {idle_ms, on_init[, tear_lines]}"
     return None
+
+
+def _known_model(model):
+    return model is None or (_is_str(model) and find_model(model) is not None)
 
 
 def _check_images(images):

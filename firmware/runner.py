@@ -213,6 +213,12 @@ class Runner:
             status["incomplete"] = capture.incomplete
             status["not_printed"] = capture.not_printed
             status["capture_behind"] = capture.behind
+            if capture.parser is not None:
+                # an ESC t number the configured map lacks: printer.model or codepage_map is
+                # likely wrong (its text reads as cp437)
+                stats = capture.parser.stats()
+                status["unknown_codepages"] = stats["unknown_codepages"]
+                status["tear_splits"] = stats["tear_splits"]
         return status
 
     def printer_reachable(self, error):

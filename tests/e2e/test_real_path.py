@@ -113,8 +113,9 @@ def check_real_path(tmp_path, step):
                     assert [json.loads(c) for c in contexts] == [{
                         "profile": groups[key][0]["profile"],
                         "codepage_map": groups[key][0]["codepage_map"],
-                        "encoding": groups[key][0]["encoding"] or None,
-                        "split": {"idle_ms": 1500, "on_init": False}}], tap.device
+                        "encoding": groups[key][0]["encoding"] or None, "model": None,
+                        "split": {"idle_ms": 1500, "on_init": False, "tear_lines": 0}}], \
+                        tap.device
             return [(key, tap, jobs, stored_receipts(demo.engine, tap.device))
                     for key, tap, jobs in taps]
         finally:

@@ -42,6 +42,14 @@ def test_errors_name_the_field():
     assert _error([1]).startswith("(top level)")
 
 
+def test_printer_model_must_be_one_of_escpos_printer_db():
+    cfg = config.validate({"printer": {"model": "POS-5890"}})
+    assert cfg["printer"]["model"] == "POS-5890" and cfg["split"]["tear_off"] == "auto"
+    assert _error({"printer": {"model": "TM-T88"}}).startswith("printer.model: 'TM-T88' is not")
+    assert _error({"split": {"tear_off": "yes"}}).startswith("split.tear_off: must be one of")
+    assert _error({"split": {"tear_lines": 0}}).startswith("split.tear_lines: must be between")
+
+
 def test_load_reports_unreadable_and_bad_json():
     d = fwtest.tmpdir("cfg")
     try:

@@ -236,6 +236,103 @@ def test_codepage_and_international_set():
     assert got[1] == (LINE, "ÄÖÜäöüß", None)
 
 
+def _page_of(evs):
+    """(encoding, text) of the first non-ASCII line: text on CPython, the span on the board."""
+    for e in evs:
+        if e[0] == LINE and e[2] is not None:
+            return e[2][0][0], None
+        if e[0] == LINE and e[1] and max(e[1]) > "~":
+            return None, e[1]
+    return None
+
+
+def _stats(stream, **options):
+    p = Parser(**options)
+    evs = p.feed(stream) + p.close()
+    return evs, p.stats()
+
+
+def test_printer_model_numbers_the_code_pages():
+    # a 58 mm printer whose ESC t 25 is CP1257 (escpos-printer-db): € is 0x80 there
+    stream = ESC + b"t\x19" + b"Total \x80 5.00\n"
+    evs, stats = _stats(stream, model="POS-5890")
+    enc, text = _page_of(evs)
+    assert (enc, text) == (("cp1257", None) if fwtest.IS_MICROPYTHON else (None, "Total € 5.00"))
+    assert stats["unknown_codepages"] == 0
+    # the default Epson map has no page 25: it reads cp437 (€ as Ç) and says so in stats
+    evs, stats = _stats(stream)
+    enc, text = _page_of(evs)
+    assert (enc, text) == (("cp437", None) if fwtest.IS_MICROPYTHON else (None, "Total Ç 5.00"))
+    assert stats["unknown_codepages"] == 1
+    # a page the model lacks is unknown too, even where the vendor map has it (Epson's 11)
+    assert _stats(ESC + b"t\x0b" + b"x\n", model="POS-5890")[1]["unknown_codepages"] == 1
+    # a page the database knows exists but not which: the vendor map reads it (zjiang 6)
+    evs, stats = _stats(ESC + b"t\x06" + b"\xe9\n", model="POS-5890", codepage_map="zjiang")
+    assert _page_of(evs) == (("latin_1", None) if fwtest.IS_MICROPYTHON else (None, "é"))
+    assert stats["unknown_codepages"] == 0
+
+
+def test_star_printer_model_numbers_esc_gs_t():
+    stream = ESC + GS + b"t\x20" + b"caf\xe9\n" + ESC + b"t\x20" + b"x\n"
+    evs, stats = _stats(stream, profile="star", model="TSP600")
+    assert _page_of(evs) == (("cp1252", None) if fwtest.IS_MICROPYTHON else (None, "café"))
+    assert stats["unknown_codepages"] == 0
+
+
+def test_unknown_printer_model_is_refused():
+    for model in ("TM-NONE", "TM-T88V ", "T-1:0"):
+        try:
+            Parser(model=model)
+        except ValueError as e:
+            assert "printer model" in str(e)
+        else:
+            raise AssertionError(model)
+
+
+def _copy(name, feed):
+    return ESC + b"@" + name + b"\nCoffee 3.50\n" + ESC + b"d" + feed + b"Total 3.50\n" + \
+        ESC + b"d\x06"
+
+
+def test_tear_off_feed_splits_copies_printed_back_to_back():
+    # no ESC @ between the copies either: the second copy's first line tells
+    copy = _copy(b"SHOP", b"\x03")[2:]
+    stream = copy + copy
+    for chunk in (0, 1, 5):
+        evs = events(stream, chunk, tear_lines=5)
+        assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "tear", None, len(copy)),
+                                           (RECEIPT_END, "end", None, len(stream))], chunk
+        assert lines(evs) == ["SHOP", "Coffee 3.50", "Total 3.50"] * 2
+    # the same with ESC @ starting each copy, and with ESC J (units of 1/180 inch)
+    copy = _copy(b"SHOP", b"\x03").replace(ESC + b"d\x06", ESC + b"J\xb4")
+    ends = kinds(events(copy + copy, tear_lines=5), RECEIPT_END)
+    assert ends == [(RECEIPT_END, "tear", None, len(copy)),
+                    (RECEIPT_END, "end", None, 2 * len(copy))]
+    p = Parser(tear_lines=5)
+    p.feed(copy + copy)
+    p.close()
+    assert p.stats()["tear_splits"] == 1
+
+
+def test_feeds_within_a_receipt_do_not_split_it():
+    # a mid-way ESC d 3 is under the threshold
+    assert len(kinds(events(_copy(b"SHOP", b"\x03"), tear_lines=5), RECEIPT_END)) == 1
+    # a large mid-way feed (room to sign) followed by more of the same receipt
+    stream = _copy(b"SHOP", b"\x08") + b"Thank you\n"
+    evs = events(stream, tear_lines=5)
+    assert kinds(evs, RECEIPT_END) == [(RECEIPT_END, "end", None, len(stream))]
+    # two receipts of different shops after a tear-off feed, no ESC @: not a copy, one receipt
+    stream = _copy(b"SHOP", b"\x03")[2:] + _copy(b"OTHER", b"\x03")[2:]
+    assert len(kinds(events(stream, tear_lines=5), RECEIPT_END)) == 1
+    # a rule of dashes first, and again after room to sign: not a second copy
+    rule = b"-" * 32 + b"\n"
+    stream = rule + b"Visa 3.50\n" + ESC + b"d\x08" + rule + b"Signature\n"
+    assert len(kinds(events(stream, tear_lines=5), RECEIPT_END)) == 1
+    # tear-off off (the default): copies stay one receipt, as the printer's paper does
+    copy = _copy(b"SHOP", b"\x03")[2:]
+    assert len(kinds(events(copy + copy), RECEIPT_END)) == 1
+
+
 def test_utf8_mode():
     evs = events(FS + b"(C\x02\x00\x30\x02" + "Grüße 你好\n".encode("utf-8"))
     assert lines(evs) == ["Grüße 你好"]

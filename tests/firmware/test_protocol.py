@@ -262,16 +262,37 @@ def test_cjk_keywords_are_found_in_bytes_and_names_sent_as_bytes():
 
 
 def test_records_carry_the_printer_context_they_were_parsed_with():
+    split = {"idle_ms": 1500, "on_init": True, "tear_off": "auto", "tear_lines": 5}
     context = protocol.printer_context(
-        {"profile": "epson", "codepage_map": "bixolon", "encoding": "gb18030"},
-        {"idle_ms": 1500, "on_init": True})
+        {"profile": "epson", "codepage_map": "bixolon", "encoding": "gb18030", "model": ""},
+        split)
     assert protocol.parser_options(context) == {
         "profile": "epson", "codepage_map": "bixolon", "encoding": "gb18030",
-        "split_on_init": True}
+        "split_on_init": True, "model": None, "tear_lines": 0}
     assert protocol.parser_options(None) == {}
     rec = protocol.record_from_receipt(_receipt(), "d", 0, 0, False, seq=1, printer=context)
     assert protocol_check.validate_record(rec) is None
     assert json.loads(protocol.encode_record(rec))["printer"] == context
     for bad in (dict(context, profile="zebra"), dict(context, split={}),
-                dict(context, extra=1), "epson"):
+                dict(context, extra=1), dict(context, model="TM-NONE"),
+                dict(context, split=dict(context["split"], tear_lines=-1)), "epson"):
         assert "printer" in protocol_check.validate_record(dict(rec, printer=bad))
+    # records of firmware older than the model and the tear-off split are still valid
+    old = {"profile": "epson", "codepage_map": "epson", "encoding": None,
+           "split": {"idle_ms": 3000, "on_init": False}}
+    assert protocol_check.validate_record(dict(rec, printer=old)) is None
+    assert protocol.parser_options(old)["tear_lines"] == 0
+
+
+def test_printer_model_resolves_tear_off_by_its_cutter():
+    def tear_lines(model, tear_off="auto"):
+        printer = {"profile": "epson", "codepage_map": "epson", "encoding": "", "model": model}
+        split = {"idle_ms": 3000, "on_init": False, "tear_off": tear_off, "tear_lines": 6}
+        context = protocol.printer_context(printer, split)
+        assert context["model"] == (model or None)
+        return context["split"]["tear_lines"]
+    assert tear_lines("POS-5890") == 6          # a 58 mm printer without a cutter
+    assert tear_lines("TM-T88V") == 0           # it cuts
+    assert tear_lines("") == 0                  # no model: no split unless asked
+    assert tear_lines("", "on") == 6
+    assert tear_lines("POS-5890", "off") == 0

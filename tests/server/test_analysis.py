@@ -20,6 +20,7 @@ from tilltap.analysis.reports import REPORTS, ReportQuery
 from tilltap.ingest.writer import Ingest, prepare
 from tilltap.ocr import reader as ocr
 from tilltap.storage import database, schema
+from tilltap_fw import config as device_config
 from tilltap_fw import escpos_parser, protocol
 from tilltap_fw.receipt import Receipt, ReceiptAssembler, parse_stream
 from tilltap_host.receipt_factory import generate_receipts
@@ -421,9 +422,8 @@ def test_raw_bytes_are_parsed_again_with_the_printer_context_of_their_record(eng
         pytest.skip("ESC/POS corpus not found at %s" % CORPUS)
     with open(path, "rb") as f:
         raw = f.read()
-    context = protocol.printer_context(
-        {"profile": "star", "codepage_map": "star", "encoding": ""},
-        {"idle_ms": 3000, "on_init": False})
+    cfg = device_config.validate({"printer": {"profile": "star", "codepage_map": "star"}})
+    context = protocol.printer_context(cfg["printer"], cfg["split"])
     parser = escpos_parser.Parser(**protocol.parser_options(context))
     (captured,) = ReceiptAssembler().add(parser.feed(raw) + parser.close())
     records = []

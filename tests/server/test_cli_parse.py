@@ -112,7 +112,8 @@ def test_an_extractor_failure_loses_only_its_file(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(parse, "add_fields", add_fields)
     args = argparse.Namespace(files=[str(bad), str(good)], profile="epson", codepage_map=None,
-                              encoding=None, chunk_size=0, fields=True, ocr=False)
+                              encoding=None, chunk_size=0, fields=True, ocr=False,
+                              printer_model="", tear_off="auto", tear_lines=5)
     assert parse.run(args) == 1
     out, err = capsys.readouterr()
     assert "bad.bin: ValueError" in err

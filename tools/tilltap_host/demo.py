@@ -37,7 +37,7 @@ from tilltap.storage import database, schema
 from tilltap.storage.receipts import stored_text
 from tilltap.storage.schema import receipt_fields, receipt_items, receipt_payments
 from tilltap_fw import config as device_config
-from tilltap_fw import escpos_parser
+from tilltap_fw import escpos_parser, protocol
 from tilltap_fw.receipt import parse_stream
 from tilltap_host.broker import Broker
 from tilltap_host.corpus import CORPUS, corpus_files, options_for, short
@@ -48,6 +48,7 @@ from tilltap_host.server_process import ServerProc
 from tilltap_host.virtual_printer import VirtualPrinter
 
 DEVICE = "demo-tap"
+TAP_SPLIT = {"idle_ms": 1500}     # every demo tap's split section
 OPERATOR = "demo"
 UPLOAD_MODES = device_config.SCHEMA["upload.mode"][2]
 # The demo's printer takes 256 KB/s: faster than any receipt printer prints (a 576-dot raster
@@ -80,6 +81,9 @@ def add_command(sub):
                     help="the tap's printer.codepage_map (vendor numbering of ESC t)")
     ap.add_argument("--encoding", choices=[e for e in escpos_parser.ENCODINGS if e],
                     default=None, help="the tap's printer.encoding (CJK default)")
+    ap.add_argument("--printer-model", default="", metavar="MODEL",
+                    help="the tap's printer.model (escpos-printer-db; `tilltap parse "
+                         "--printer-model list`)")
     ap.add_argument("--timeout", type=float, default=180.0,
                     help="seconds to wait for every receipt to be stored")
     ap.set_defaults(run=run)
@@ -117,16 +121,18 @@ def job_files(paths):
     return jobs
 
 
-def printer_settings(profile="epson", codepage_map=None, encoding=None):
+def printer_settings(profile="epson", codepage_map=None, encoding=None, model=""):
     """The tap configuration's printer section for parser options."""
     return {"profile": profile, "codepage_map": codepage_map or (
-        "star" if profile == "star" else "epson"), "encoding": encoding or ""}
+        "star" if profile == "star" else "epson"), "encoding": encoding or "",
+        "model": model or ""}
 
 
 def parser_options(printer):
-    """escpos_parser.Parser options of a printer_settings() section."""
-    return {"profile": printer["profile"], "codepage_map": printer["codepage_map"],
-            "encoding": printer["encoding"] or None}
+    """escpos_parser.Parser options of a printer_settings() section, resolved as the tap
+    resolves its configuration (the split section as the demo's taps have it)."""
+    cfg = device_config.validate({"printer": printer, "split": TAP_SPLIT})
+    return protocol.parser_options(protocol.printer_context(cfg["printer"], cfg["split"]))
 
 
 def parsed_receipts(jobs, options=None):
@@ -233,7 +239,7 @@ class Demo:
         os.makedirs(workdir, exist_ok=True)
         process = FirmwareProcess(workdir, virtual.port, {
             "device_id": device, "server": server_cfg, "printer": printer,
-            "upload": {"idle_ms": 100, "mode": upload_mode}, "split": {"idle_ms": 1500}},
+            "upload": {"idle_ms": 100, "mode": upload_mode}, "split": TAP_SPLIT},
             heapsize=self.heapsize, rom=self.rom).start()
         tap = Tap(device, virtual, process, parser_options(printer), upload_mode)
         self.taps.append(tap)
@@ -412,7 +418,13 @@ def receipt_lines(jobs, demo):
 async def _main(args):
     workdir = args.dir or tempfile.mkdtemp(prefix="tilltap-demo-")
     os.makedirs(workdir, exist_ok=True)
-    printer = printer_settings(args.profile, args.codepage_map, args.encoding)
+    printer = printer_settings(args.profile, args.codepage_map, args.encoding,
+                               args.printer_model)
+    try:
+        parser_options(printer)
+    except ValueError as e:
+        print("tilltap demo: %s" % e, file=sys.stderr)
+        return 2
     try:
         jobs = job_files(args.jobs) if args.jobs else demo_streams(args.generated)
     except OSError as e:
