@@ -1235,7 +1235,7 @@ def _item_name(line, text, nums, first):
             start = num[1]
         elif num[3] == 0 and num[1] - num[0] >= 5:
             start = num[1]
-    name = _strip_box(line[start:first[0]]).strip(_NAME_TRIM)
+    name = _trim(_strip_box(line[start:first[0]]), _NAME_TRIM)
     if not has_word(name) or _only_times(fold(name)):
         return None, qty
     return name, qty
@@ -1254,6 +1254,17 @@ def _only_times(text):
 
 # Trimmed from both ends of an item name: column bars and currency signs before the amount.
 _NAME_TRIM = " \t|" + "".join(sym for sym, code in CURRENCIES if not has_word(sym))
+
+
+def _trim(text, chars):
+    """text.strip(chars) by characters: MicroPython's strip() works on bytes, so a non-ASCII
+    sign among chars (€, ¥) would cut a UTF-8 character in two (UnicodeError)."""
+    i, j = 0, len(text)
+    while i < j and text[i] in chars:
+        i += 1
+    while j > i and text[j - 1] in chars:
+        j -= 1
+    return text[i:j]
 
 
 def _strip_box(name):

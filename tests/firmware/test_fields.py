@@ -266,6 +266,8 @@ def test_item_layouts_of_real_shops():
         [("Naranjas", "2.699", "1.79", "4.83")]
     # a name ending in a character whose UTF-8 shares a byte with "×" (MicroPython strips bytes)
     assert _items(["Pienė    2.50"]) == [("Pienė", "1", "2.50", "2.50")]
+    # ... or with a currency sign's ("ã" ends in 0xA3, as "£" does): trimmed by characters
+    assert _items(["Maçã    2.50"]) == [("Maçã", "1", "2.50", "2.50")]
     # names ending in numbers are not quantities
     assert _items(["Guide Michelin 2024     24.90", "Band-Aids Assorted 40     3.99",
                    "维达抽纸 3包     12.50"]) == [
