@@ -243,7 +243,8 @@ def test_build_layout_template_by_clicking_the_receipt(engine, odd_receipt, serv
         return rows if len(rows) == 1 and ODD_NO in rows[0].text else None
 
     wait.until(only_the_found_receipt)[0].click()
-    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "pre.receipt"), "Member price"))
+    wait.until(seen.text_to_be_present_in_element((By.CSS_SELECTOR, "pre.receipt"),
+                                                  "Member price"))
     wait.until(lambda d: d.find_element(By.ID, "tpl-json").get_attribute("value").strip())
     line = next(span for span in browser.find_elements(By.CSS_SELECTOR, "pre.receipt .rline")
                 if span.text.startswith("Member price"))
