@@ -7,27 +7,16 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from escpos.printer import Dummy, Network
 from printer_loop import PrinterLoop
 
-from tilltap_host.netutil import free_port
+from tilltap_host.netutil import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 TILLTAP = os.path.join(os.path.dirname(sys.executable), "tilltap")
 
-
-def _wait(predicate, timeout=30.0, what="condition"):
-    """Poll until predicate() holds; the timeout only guards a hang (no timing asserted)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 class Console:
@@ -53,7 +42,7 @@ class Console:
         return "\n".join(self.lines)
 
     def wait_for(self, words):
-        return _wait(lambda: words in self.text(), what="%r on the console:\n%s"
+        return wait_for(lambda: words in self.text(), what="%r on the console:\n%s"
                      % (words, self.text()))
 
     def ctrl_c(self):
@@ -112,12 +101,12 @@ def test_a_user_runs_a_tap_prints_through_it_and_stops_it_with_ctrl_c(printers, 
     pos.close()
     expected = Dummy()
     _receipt(expected)
-    _wait(lambda: printer.jobs and printer.jobs[0] == expected.output, what="the job printed")
+    wait_for(lambda: printer.jobs and printer.jobs[0] == expected.output, what="the job printed")
     tap.wait_for("job 1: %d bytes to the printer" % len(expected.output))
 
     spool = tap.data / "pc-till1" / "spool"
     status_file = tap.data / "pc-till1" / "status.json"
-    _wait(lambda: status_file.exists() and
+    wait_for(lambda: status_file.exists() and
           json.loads(status_file.read_text()).get("spool", {}).get("count") == 1,
           what="the receipt in the spool")
     assert spool.is_dir()

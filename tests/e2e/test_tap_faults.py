@@ -5,29 +5,18 @@ CUPS and `nc -N` do) and a printer that fails on demand. Each test names the fin
 import json
 import socket
 import subprocess
-import time
 
 import pytest
 from escpos.printer import Network
 from printer_loop import PrinterLoop
 
 from tilltap_host.firmware_process import FirmwareProcess
-from tilltap_host.netutil import free_port
+from tilltap_host.netutil import free_port, wait_for
 from tilltap_host.virtual_printer import Fault
 
 JOB = b"\x1b@Coffee            3.50\nTotal             3.50\n\x1dV\x00"
 STATUS = b"\x10\x04\x01"            # DLE EOT 1: the printer answers one byte
 
-
-def _wait(predicate, timeout=20.0, what="condition"):
-    """Poll until predicate() holds; the timeout only guards a hang (no timing asserted)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 class Bench:
@@ -116,9 +105,9 @@ def test_a_printer_failing_mid_job_fails_the_pos_job_and_the_next_job_prints(ben
     assert error is not None
     replies, error = send_job(b.tap.listen_port, STATUS + JOB)
     assert error is None and replies == b"\x12"
-    _wait(lambda: len(b.printer.jobs) == 2 and bytes(b.printer.jobs[1]) == STATUS + JOB,
+    wait_for(lambda: len(b.printer.jobs) == 2 and bytes(b.printer.jobs[1]) == STATUS + JOB,
           what="the next job")
-    status = _wait(lambda: _settled(b, 2), what="status")
+    status = wait_for(lambda: _settled(b, 2), what="status")
     # the receipt the printer failed in is never stored as complete: not printed, or (capture
     # behind the burst into the printer's buffers) incomplete
     assert status["capture"]["not_printed"] + status["capture"]["incomplete"] >= 1
@@ -155,7 +144,7 @@ def test_socat_half_closes_and_reads_as_nc_does(bench):
     result = subprocess.run(["socat", "-t", "10", "-", "TCP:127.0.0.1:%d" % b.tap.listen_port],
                             input=JOB + STATUS, capture_output=True, timeout=30)
     assert result.returncode == 0 and result.stdout == b"\x12"
-    _wait(lambda: b.printer.jobs and bytes(b.printer.jobs[0]) == JOB + STATUS, what="job")
+    wait_for(lambda: b.printer.jobs and bytes(b.printer.jobs[0]) == JOB + STATUS, what="job")
 
 
 def test_python_escpos_network_prints_through_the_tap(bench):
@@ -167,9 +156,9 @@ def test_python_escpos_network_prints_through_the_tap(bench):
         p.qr("https://example.com/r/%d" % n, native=True)
         p.cut()
         p.close()
-    _wait(lambda: len(b.printer.jobs) == 3 and all(b"Total 1.00" in j for j in b.printer.jobs),
+    wait_for(lambda: len(b.printer.jobs) == 3 and all(b"Total 1.00" in j for j in b.printer.jobs),
           what="three jobs")
-    status = _wait(lambda: b.status().get("receipts") == 3 and b.status(), what="receipts")
+    status = wait_for(lambda: b.status().get("receipts") == 3 and b.status(), what="receipts")
     assert status["capture"]["incomplete"] == 0
 
 
@@ -202,7 +191,7 @@ def test_a_job_cut_off_inside_an_image_leaves_the_next_jobs_untouched(bench):
     send_job(b.tap.listen_port, cut_off)
     for n in (1, 2):
         send_job(b.tap.listen_port, b"\x1b@Receipt %d\nTotal 1.00\n\x1dV\x00" % n)
-    status = _wait(lambda: _settled(b, 3), what="three jobs")
+    status = wait_for(lambda: _settled(b, 3), what="three jobs")
     assert status["capture"]["incomplete"] == 1
     records = _spooled(b)
     assert [(r["lines"], r["status"], r.get("reason")) for r in records] == [
@@ -217,7 +206,7 @@ def test_a_drawer_kick_after_the_cut_belongs_to_the_receipt_it_follows(bench):
     kick = b"\x1bp\x00\x19\xfa"
     send_job(b.tap.listen_port, b"\x1b@Paid cash\n\x1dV\x00" + kick +
              b"\x1b@Paid card\n\x1dV\x00")
-    _wait(lambda: _settled(b, 1), what="the job")
+    wait_for(lambda: _settled(b, 1), what="the job")
     records = _spooled(b)
     assert [(r["lines"], r["drawer"]) for r in records] == [(["Paid cash"], True),
                                                             (["Paid card"], False)]
@@ -231,14 +220,14 @@ def test_an_unreachable_printer_resets_the_pos_and_is_reported_until_it_is_back(
     b.stop_printer()
     _, error = send_job(b.tap.listen_port, JOB)
     assert error is not None                      # not a silent success
-    status = _wait(lambda: b.status().get("printer", {}).get("reachable") is False and
+    status = wait_for(lambda: b.status().get("printer", {}).get("reachable") is False and
                    b.status(), what="unreachable in the status")
     assert status["health"] == "degraded"
     assert any(p.startswith("printer unreachable") for p in status["problems"])
     b.start_printer(port)
     replies, error = send_job(b.tap.listen_port, STATUS + JOB)
     assert error is None and replies == b"\x12"
-    status = _wait(lambda: b.status().get("printer", {}).get("reachable") and b.status(),
+    status = wait_for(lambda: b.status().get("printer", {}).get("reachable") and b.status(),
                    what="reachable again")
     assert not any(p.startswith("printer unreachable") for p in status["problems"])
 
@@ -247,7 +236,7 @@ def test_a_printer_name_that_does_not_resolve_is_a_clear_problem(bench):
     b = bench({"printer": {"host": "no-such-printer.invalid"}})
     _, error = send_job(b.tap.listen_port, JOB)
     assert error is not None
-    status = _wait(lambda: b.status().get("printer", {}).get("error") and b.status(),
+    status = wait_for(lambda: b.status().get("printer", {}).get("error") and b.status(),
                    what="the error")
     assert "no-such-printer.invalid" in status["printer"]["error"]
 
@@ -262,7 +251,7 @@ def test_several_pos_are_served_in_turn_and_a_quiet_open_connection_yields(bench
     port = b.tap.listen_port
     holder = socket.create_connection(("127.0.0.1", port), timeout=10)
     holder.sendall(b"\x1b@Holder\n\x1dV\x00")
-    _wait(lambda: b.printer.jobs and b"Holder" in b.printer.jobs[0], what="the first job")
+    wait_for(lambda: b.printer.jobs and b"Holder" in b.printer.jobs[0], what="the first job")
     import concurrent.futures
     jobs = [b"\x1b@POS %d\n" % k + b"line\n" * 2000 + b"\x1dV\x00" for k in range(5)]
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
