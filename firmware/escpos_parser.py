@@ -412,18 +412,26 @@ def page_encoding(vendor, n):
 
     Looked up in the table strings themselves: no per-entry objects on the board's heap.
     """
-    key = "%d:" % n
     for spec in (_VENDOR_PAGES[vendor], _EPSON_PAGES):
-        if spec.startswith(key):
-            k = len(key)
-        else:
-            k = spec.find(" " + key)     # never a copy of the spec: the heap may be tight
-            if k < 0:
-                continue
-            k += len(key) + 1
-        end = spec.find(" ", k)
-        return spec[k:end if end >= 0 else len(spec)]
+        found = spec_page(spec, n)
+        if found is not None:
+            return found
     return None
+
+
+def spec_page(spec, n):
+    """The name after "n:" in a table string of space-separated "n:name" entries, or None.
+    Searched in place: never a copy of the table, the heap may be tight."""
+    key = "%d:" % n
+    if spec.startswith(key):
+        k = len(key)
+    else:
+        k = spec.find(" " + key)
+        if k < 0:
+            return None
+        k += len(key) + 1
+    end = spec.find(" ", k)
+    return spec[k:end if end >= 0 else len(spec)]
 
 
 def decode_text(raw, encoding, intl=0, errors="backslashreplace"):

@@ -5,6 +5,7 @@ Imported only when a printer model is configured: the tables stay off the heap o
 Everything is looked up in the tables' strings: no per-model or per-page objects.
 """
 from . import model_tables
+from .escpos_parser import spec_page
 
 UNKNOWN_PAGE = "?"     # the model has the page; escpos-printer-db does not say which it is
 
@@ -27,12 +28,7 @@ def find(model):
 def page(table, n):
     """The encoding a model's table (find()) gives code page n: a name, UNKNOWN_PAGE, or None
     when the model has no page n."""
-    key = " %d:" % n
-    at = table.find(key)
-    if at < 0:
-        return None
-    at += len(key)
-    return table[at:table.find(" ", at)]
+    return spec_page(table, n)
 
 
 def cuts(model):

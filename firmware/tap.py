@@ -178,12 +178,13 @@ class Tap:
         capture = self.capture
         if capture is not None:
             try:
-                if moved and not capture.pressed():
+                pressed = capture.pressed()
+                if moved and not pressed:
                     busy = True    # forwarding first: capture parses in the next quiet step
                 else:
                     held = self.down.pending() > 0
                     busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1),
-                                        _CHUNK if capture.pressed() else 0)
+                                        _CHUNK if pressed else 0)
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
         return moved or busy
@@ -199,11 +200,9 @@ class Tap:
     def outstanding(self):
         """True while capture saw more commands that make the printer answer in this stream
         (since capture's last END: one network job) than answers came (capture off: unknown,
-        or blind to part of the stream: unknown, so True). Meaningful once capture parsed all
-        it took (capture.pending() == 0)."""
-        capture = self.capture
-        return capture is None or not capture.stream_known or \
-            capture.stream_requests > self.replies
+        so True). Meaningful once capture parsed all it took (capture.pending() == 0) and saw
+        the whole stream (capture.stream_known: network_mode checks it first)."""
+        return self.capture is None or self.capture.stream_requests > self.replies
 
     def _taken(self, buf, start, n):
         if self.capture is not None:
