@@ -21,6 +21,7 @@ async def _replay(tmp_path, streams, config=None, heapsize=None, receipts=1, rom
             if status.get("receipts", 0) >= receipts and status.get("printer_bytes") == len(sent):
                 break
             await asyncio.sleep(0.1)
+        await printer.read_all(len(sent))
         return sent, replies, printer, tap.status(), tap.log()
     finally:
         tap.stop()

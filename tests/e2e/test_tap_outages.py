@@ -58,6 +58,7 @@ def test_printing_unaffected_by_server_outages_and_every_receipt_stored_once(tmp
             proxy.slow(0.3)
             s, r = await send_jobs("127.0.0.1", tap.listen_port, thirds[2])
             sent, replies = sent + s, replies + r
+            await printer.read_all(len(sent))
             assert bytes(printer.received) == sent, tap.log()
             assert replies == bytes(printer.replied)
             # 4. the server is back at full speed: everything spooled drains, once

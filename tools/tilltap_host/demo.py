@@ -149,19 +149,6 @@ def expected_receipts(jobs, options=None):
     return sum(len(parse_stream(data, **(options or {}))[0]) for _, data in jobs)
 
 
-async def _printed(printer, total, stalled_s=5.0):
-    """Waits until the printer read `total` bytes: the POS is done once the tap took its job,
-    while a printer at its own pace still reads what the network holds for it. Returns early
-    when nothing arrives for stalled_s (bytes lost: the byte-exact check then says so)."""
-    last, since = -1, time.monotonic()
-    while len(printer.received) < total:
-        if len(printer.received) != last:
-            last, since = len(printer.received), time.monotonic()
-        elif time.monotonic() - since > stalled_s:
-            return
-        await asyncio.sleep(0.02)
-
-
 class Tap:
     """One tap on the real path: a device, its virtual printer and its firmware process."""
 
@@ -254,7 +241,9 @@ class Demo:
         assert process is not None, "start() first"
         sent, replies = await send_jobs("127.0.0.1", process.listen_port,
                                         [data for _, data in jobs])
-        await _printed(tap.printer if tap else self.printer, len(sent))
+        printer = tap.printer if tap else self.printer
+        assert printer is not None
+        await printer.read_all(len(sent))
         return sent, replies
 
     def stored(self, device=DEVICE):

@@ -142,6 +142,18 @@ class VirtualPrinter:
             writer.close()
             self.ended += 1
 
+    async def read_all(self, total, stalled_s=5.0):
+        """Waits until `total` bytes were received: a POS is done once the tap took its job,
+        while the printer may still be reading what the network holds for it. Returns early
+        when nothing arrives for stalled_s (bytes lost: a byte-exact check then says so)."""
+        last, since = -1, time.monotonic()
+        while len(self.received) < total:
+            if len(self.received) != last:
+                last, since = len(self.received), time.monotonic()
+            elif time.monotonic() - since > stalled_s:
+                return
+            await asyncio.sleep(0.02)
+
     def _keep(self, job, data):
         job += data
         self.received += data
