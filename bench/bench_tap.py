@@ -154,17 +154,24 @@ async def _queue(send, port, jobs, tmp):
 
 async def _compare(name, send, jobs, printer, ports, tmp):
     """Direct, then through each relay in ports ({name: port}): times and byte-exactness."""
+    # a relay's job ends once the printer's socket took it: the printer may still be reading,
+    # so every comparison first waits until it read all (outside the timed part)
+    printer.received.clear()
     await _queue(send, printer.port, jobs[:WARM_JOBS], tmp)        # every path warm
     for port in ports.values():
         await _queue(send, port, jobs[:WARM_JOBS], tmp)
+    await printer.read_all(len(b"".join(jobs[:WARM_JOBS])) * (1 + len(ports)))
     printer.received.clear()
+    whole = b"".join(jobs)
     direct, direct_replies = await _queue(send, printer.port, jobs, tmp)
-    exact = bytes(printer.received) == b"".join(jobs)
+    await printer.read_all(len(whole))
+    exact = bytes(printer.received) == whole
     times = {}
     for relay, port in ports.items():
         printer.received.clear()
         times[relay], replies = await _queue(send, port, jobs, tmp)
-        exact = exact and bytes(printer.received) == b"".join(jobs) and replies == direct_replies
+        await printer.read_all(len(whole))
+        exact = exact and bytes(printer.received) == whole and replies == direct_replies
     tap = times["tap"]
     line = "print queue, %s: %d jobs  direct %.3f s  through the tap %.3f s  ratio %.2f" % (
         name, len(jobs), direct, tap, tap / direct)
