@@ -296,6 +296,12 @@ class Capture:
 
     def _store(self, receipt, raw):
         self.receipts += 1
+        try:
+            self._append(receipt, raw)
+        finally:
+            receipt.close()
+
+    def _append(self, receipt, raw):
         error = None
         for attempt in (0, 1):
             try:

@@ -256,11 +256,29 @@ def record_parts(rec, raw=None, members=None):
             parts[-1] += json.dumps(value).encode()
     if raw is not None:
         parts[-1] += b'%s"raw":{"encoding":"identity","size":%d,"data":"' % (comma, len(raw))
-        for pos in range(0, len(raw), _RAW_PIECE):
-            parts.append(bytearray(b2a_base64(raw[pos:pos + _RAW_PIECE], newline=False)))
-        parts[-1] += b'"}'
+        parts.append(Base64Part(raw))
+        parts.append(bytearray(b'"}'))
     parts[-1] += b"}"
     return parts
+
+
+class Base64Part:
+    """A record part: bytes as base64, made a piece at a time as it is read (pieces(), as
+    spool.FilePart): a receipt's raw bytes reach flash without their base64 on the heap.
+    data (a memoryview will do) must stay valid until the record is stored."""
+
+    def __init__(self, data):
+        self._data = data
+        self.size = (len(data) + 2) // 3 * 4
+
+    def __len__(self):
+        return self.size
+
+    def pieces(self, buf=None):
+        """The base64 text in pieces of 512 characters (buf: unused, as FilePart's)."""
+        data = self._data
+        for pos in range(0, len(data), _RAW_PIECE):
+            yield b2a_base64(data[pos:pos + _RAW_PIECE], newline=False)
 
 
 def add_item(parts, index, item):
@@ -291,16 +309,25 @@ def batch_parts(device, entries):
 
 
 def joined(parts):
-    """The parts as one bytearray (one allocation: where a body must be contiguous)."""
+    """The parts as one bytearray (one allocation: where a body must be contiguous); a part
+    with pieces() (spool.FilePart, Base64Part) is copied piece by piece."""
     size = 0
     for p in parts:
         size += len(p)
     out = bytearray(size)
     view = memoryview(out)
+    buf = None
     pos = 0
     for p in parts:
-        view[pos:pos + len(p)] = p
-        pos += len(p)
+        if hasattr(p, "pieces"):
+            if buf is None:
+                buf = bytearray(_PART)
+            for piece in p.pieces(buf):
+                view[pos:pos + len(piece)] = piece
+                pos += len(piece)
+        else:
+            view[pos:pos + len(p)] = p
+            pos += len(p)
     return out
 
 

@@ -47,6 +47,9 @@ class Receipt:
         the board then)."""
         return mask_receipt(self)
 
+    def close(self):
+        """The receipt is stored (or given up); it holds nothing outside the heap."""
+
     def trim(self):
         """Drop leading and trailing blank lines (paper feeds, not content)."""
         lines = self.lines

@@ -8,7 +8,7 @@ import json
 import time
 
 from .cardmask import mask_bytes, mask_cards, mask_codes
-from .compat import ticks_diff, ticks_ms
+from .compat import const, ticks_diff, ticks_ms
 from .protocol import (
     EPOCH_2000_OFFSET_S,
     add_item,
@@ -19,7 +19,9 @@ from .protocol import (
     record_parts,
     want_raw,
 )
-from .receipt import COMPLETE, Receipt
+from .receipt import COMPLETE, INCOMPLETE, Receipt
+
+_SPILL_PARTS = const(8)   # parts of lines (~256 bytes each) a receipt keeps on the heap
 
 
 class RecordBuilder:
@@ -29,14 +31,18 @@ class RecordBuilder:
 
     Each line goes straight into JSON parts of about _PART bytes, its card numbers masked, so
     a long receipt holds a few blocks of text instead of an object per line and per span; a
-    heap fragmented by those has no room left for anything larger. Blank lines before the
-    first text are dropped and blank lines at the end are never written (as Receipt.trim).
+    heap fragmented by those has no room left for anything larger. Past _SPILL_PARTS parts the
+    finished ones go to flash (new_scratch() -> spool.Scratch, made on first use): the heap
+    a receipt takes no longer grows with its length. Blank lines before the first text are
+    dropped and blank lines at the end are never written (as Receipt.trim).
     """
 
     status = COMPLETE         # as receipt.Receipt
     reason = None
 
-    def __init__(self):
+    def __init__(self, new_scratch=None):
+        self._new_scratch = new_scratch
+        self._scratch = None
         self._lines = [bytearray(b'"lines":[')]
         self._raw_lines = [bytearray(b',"raw_lines":[')]
         self._count = 0          # lines written
@@ -76,6 +82,31 @@ class RecordBuilder:
             self.card = self.card or masked is not text
             add_item(self._lines, self._count, json.dumps(masked).encode())
         self._count += 1
+        if len(self._lines) > _SPILL_PARTS and self._new_scratch is not None:
+            self._spill()
+
+    def _spill(self):
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = self._new_scratch()
+        lines = self._lines
+        for k in range(len(lines) - 1):
+            if not scratch.write(lines[k]):
+                # the flash refused: the lines so far are lost (the receipt says so); the rest
+                # of the receipt stays on the heap
+                scratch.remove()
+                self._new_scratch = self._scratch = None
+                self.status = INCOMPLETE
+                self.reason = "flash_error"
+                self._lines = [bytearray(b'"lines":[')]
+                self._count = 0
+                return
+        self._lines = lines[-1:]
+
+    def close(self):
+        """The receipt is stored (or given up): its flash scratch file goes."""
+        if self._scratch is not None:
+            self._scratch.remove()
 
     def finish(self):
         """The receipt ended: its lines are written already."""
@@ -97,6 +128,8 @@ class RecordBuilder:
                 self._lines += self._raw_lines
             self._raw_lines = None
         members = list(self._lines)
+        if self._scratch is not None:
+            members.insert(0, self._scratch)
         rec = record_head(self, device, boot, captured_at, time_synced, printer)
         rec["barcodes"] = [[s, d] for s, d in self.barcodes]
         rec["codes2d"] = [[t, d] for t, d in self.codes2d]
@@ -109,10 +142,12 @@ class Records:
 
     upload: the configuration's upload section; printer: the printer context every record
     carries; synced(): True once the wall clock is set (NTP), else capture times are ms of
-    uptime since ticks started.
+    uptime since ticks started; new_scratch() -> a spool.Scratch for a long receipt's lines
+    (Spool.scratch; None: they stay on the heap).
     """
 
-    def __init__(self, device, boot, upload, printer, synced, started):
+    def __init__(self, device, boot, upload, printer, synced, started, new_scratch=None):
+        self._new_scratch = new_scratch
         self._device = device
         self._boot = boot
         self._upload = upload
@@ -128,7 +163,7 @@ class Records:
     def new_receipt(self):
         """What capture assembles a receipt into: the whole receipt where the board's
         extractor reads it (mode fields), else its record written line by line."""
-        return Receipt() if self._extract else RecordBuilder()
+        return Receipt() if self._extract else RecordBuilder(self._new_scratch)
 
     def raw_max(self):
         """Raw bytes capture keeps per receipt: they leave the board in mode full only."""

@@ -110,7 +110,7 @@ class Runner:
                                             min_free=cfg["spool"]["min_free"],
                                             policy=cfg["spool"]["when_full"]))
             records = Records(self.device, self.boot, cfg["upload"], self.printer,
-                              self.clock_synced, self.started)
+                              self.clock_synced, self.started, self.spool.scratch)
             options = protocol.parser_options(self.printer)
 
             def make_parser():
@@ -435,6 +435,10 @@ class _LockedSpool:
     def append(self, record):
         with self._lock:
             return self._spool.append(record)
+
+    def scratch(self):
+        """As Spool.scratch() (no lock: capture alone writes a scratch file)."""
+        return self._spool.scratch()
 
     def pending(self, limit, max_bytes=None, into=None):
         with self._lock:

@@ -18,6 +18,9 @@ What the spool guarantees, given those:
 - append() never raises and never blocks on a full flash; pending() never returns a record
   that fails its CRC (it is counted, then removed) and never raises on bad data.
 - Boot recovery lists directories only (no payload reads): time grows with the number of files.
+- A record never has to fit the heap: a long receipt's lines go to flash as they print
+  (scratch()) and append() copies them into the record through one small buffer; pending()
+  hands the uplink a record larger than its buffer as a FilePart it reads while sending.
 - A record the server refused for good (set_aside()) stays on flash, apart: pending() no longer
   offers it, it counts against max_bytes and is dropped only when no deliverable record is left
   to drop; retry_refused() (an operator's request) makes it pending again.
@@ -29,9 +32,11 @@ On-flash layout, under the spool directory:
                   operations slow down with the number of entries in a directory
   refused/XXXXXXXX  a record the server refused (same file, renamed here: atomic, no copy);
                   the directory exists only while it holds one (each costs metadata blocks)
-  tmp/            files being written (a record, the state), renamed into place once closed;
-                  emptied at boot. Renaming out of this small directory is also ~8x cheaper
-                  than renaming within a large one (LittleFS walks the source directory).
+  tmp/            files being written (a record, the state), renamed into place once closed,
+                  and tmp/rN: a receipt in progress, its lines written as they print
+                  (Spool.scratch()); emptied at boot. Renaming out of this small directory is
+                  also ~8x cheaper than renaming within a large one (LittleFS walks the source
+                  directory).
   last.XXXXXXXX   empty file: the seq of the newest record after that record was acked, so a
                   reboot cannot hand it out again (cheaper than a state rewrite per drain);
                   removed by the next append
@@ -68,22 +73,34 @@ _STATE_MAGIC = b"TTS1"
 _S_IFDIR = const(0x4000)
 _ENOSPC = const(28)  # not in MicroPython's errno module; same value on LittleFS and Linux
 
+_EIO = const(5)
+
 _NO_ROOM = object()  # _read(): the record does not fit the buffer given
 REASONS = ("full_oldest", "full_new", "corrupt", "write_error")
 
 
-def _deflate(parts):
+def _chunks(parts, buf):
+    """The bytes of parts in order: each part itself, or, for a part made as it is read
+    (FilePart, protocol.Base64Part), its pieces (read through buf)."""
+    for p in parts:
+        if hasattr(p, "pieces"):
+            yield from p.pieces(buf)
+        else:
+            yield p
+
+
+def _deflate(parts, buf):
     """Raw-deflated bytes of the parts joined, or None where this interpreter cannot compress."""
     if zlib:
         c = zlib.compressobj(9, zlib.DEFLATED, -_WBITS)
-        return b"".join([c.compress(p) for p in parts]) + c.flush()
+        return b"".join([c.compress(p) for p in _chunks(parts, buf)]) + c.flush()
     if not _DEFLATE_WRITES:
         return None
-    buf = io.BytesIO()
-    with deflate.DeflateIO(buf, deflate.RAW, _WBITS) as d:
-        for p in parts:
+    out = io.BytesIO()
+    with deflate.DeflateIO(out, deflate.RAW, _WBITS) as d:
+        for p in _chunks(parts, buf):
             d.write(p)
-    return buf.getvalue()
+    return out.getvalue()
 
 
 def _length(parts):
@@ -106,6 +123,88 @@ def _inflate(parts):
             if not piece:
                 return out
             out.append(piece)
+
+
+class FilePart:
+    """Bytes of a file standing in for a record part the heap should not hold: len() is their
+    size, pieces(buf) reads them through buf. protocol.joined() and the MQTT link take it
+    where they take bytes."""
+
+    def __init__(self, opener, path, start=0, size=0):
+        self._open = opener
+        self._path = path
+        self._start = start
+        self.size = size
+
+    def __len__(self):
+        return self.size
+
+    def pieces(self, buf):
+        """The bytes, in order, as memoryviews of buf (each valid until the next one); raises
+        OSError if the file is gone or shorter than it was."""
+        view = memoryview(buf)
+        with self._open(self._path, "rb") as f:
+            if self._start:
+                f.seek(self._start)
+            left = self.size
+            while left:
+                n = f.readinto(view[:min(left, len(view))])
+                if not n:
+                    raise OSError(_EIO)
+                left -= n
+                yield view[:n]
+
+
+class Scratch(FilePart):
+    """The start of a receipt's record, written to flash while the receipt prints (Spool
+    .scratch()): a long receipt then holds a few hundred bytes of heap, not its whole text.
+    Given to Spool.append() as a record's first part. A write error is kept, never raised
+    (capture goes on): `failed` then says the file does not hold what was written."""
+
+    def __init__(self, opener, remover, path):
+        super().__init__(opener, path)
+        self._remove = remover
+        self._f = None
+        self.failed = False
+
+    def write(self, data):
+        """Appends data; False (and failed) if the flash refused it."""
+        if self.failed:
+            return False
+        try:
+            if self._f is None:
+                self._f = self._open(self._path, "wb")
+            self._f.write(data)
+        except OSError:
+            self.failed = True
+            return False
+        self.size += len(data)
+        return True
+
+    def pieces(self, buf):
+        """As FilePart.pieces(), once the file is closed for writing."""
+        self._close()
+        if self.failed:
+            raise OSError(_EIO)
+        return super().pieces(buf) if self.size else iter(())
+
+    def remove(self):
+        """Deletes the file: the receipt was stored (or given up)."""
+        self._close()
+        try:
+            self._remove(self._path)
+        except OSError:
+            pass  # never written
+        self.size = 0
+        self.failed = False
+
+    def _close(self):
+        if self._f is not None:
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except OSError:
+                self.failed = True
 
 
 class _PartsReader(io.IOBase):
@@ -192,15 +291,26 @@ class Spool:
         self._block = 4096
         self._made_dir = -1  # subdirectory known to exist
         self._marker = None  # seq in the last.XXXXXXXX file, if there is one
+        self._piece = bytearray(_PIECE)  # FileParts are copied through it (appends only)
+        self._scratches = 0
         self._recover()
 
     # -- public API
 
+    def scratch(self):
+        """A new file for a receipt in progress to write its record's start to (a Scratch,
+        given back to append() as the record's first part, then removed). In tmp/: a receipt
+        cut short by a reset leaves nothing behind after the next boot."""
+        self._scratches += 1
+        return Scratch(self._open, self._fs.remove,
+                       "%s/tmp/r%x" % (self._dir, self._scratches & 0xFFFF))
+
     def append(self, record):
         """Store one receipt record durably; return its seq, or None if it was dropped.
 
-        record: bytes, or a list of bytes parts stored as their concatenation (on the board a
-        heap with room for many small pieces may have no single block for a whole record).
+        record: bytes, or a list of parts stored as their concatenation: bytes, or parts made
+        as they are read (a Scratch, protocol.Base64Part): on the board a heap with room for
+        many small pieces may have no single block for a whole record.
 
         Never raises. A dropped new record (spool full under stop_capturing, a record larger
         than the whole spool, or a filesystem error) still consumes its seq and is reported in
@@ -208,7 +318,11 @@ class Spool:
         """
         seq = self._next
         self._next = seq + 1
-        head, payload = self._encode(seq, record if isinstance(record, list) else (record,))
+        try:
+            head, payload = self._encode(seq, record if isinstance(record, list) else (record,))
+        except OSError:  # a FilePart could not be read back
+            self._drop([seq], "write_error")
+            return None
         size = _HEAD_SIZE + _length(payload)
         if not self._make_room(size):
             self._drop([seq], "full_new")
@@ -245,7 +359,8 @@ class Spool:
         max_bytes bounds the sum of record lengths (the first record is always included).
         into: a buffer allocated once (the uplink's): records are read into it, each one part
         (a memoryview of it, valid until the next call); a record that does not fit what is
-        left ends the batch, or, the first one, is read into parts of its own.
+        left ends the batch, or, the first one, comes as its first bytes and a FilePart of the
+        rest, read again while it is sent (its CRC checked here).
         Records failing their checks are counted as "corrupt", removed and skipped.
         """
         out = []
@@ -261,7 +376,7 @@ class Spool:
             if record is _NO_ROOM:
                 if out:
                     break
-                record = self._read(seq)
+                record = self._read_large(seq)
                 if record is None:
                     bad.append(seq)
                     continue
@@ -407,12 +522,12 @@ class Spool:
         flags = 0
         payload = parts
         if self._compress:
-            packed = _deflate(parts)
+            packed = _deflate(parts, self._piece)
             if packed is not None and len(packed) < _length(parts):
                 flags, payload = _DEFLATED, (packed,)
         head = struct.pack(_HEAD, b"TT", _VERSION, flags, seq, _length(payload))
         crc = crc32(head)
-        for p in payload:
+        for p in _chunks(payload, self._piece):
             crc = crc32(p, crc)
         return head + struct.pack("<I", crc), payload
 
@@ -430,7 +545,7 @@ class Spool:
             self._free = None  # a directory costs metadata blocks: re-measure
         with self._open(self._tmp(seq), "wb") as f:
             f.write(head)
-            for p in payload:
+            for p in _chunks(payload, self._piece):
                 f.write(p)
         self._fs.rename(self._tmp(seq), self._path(seq))
 
@@ -475,6 +590,37 @@ class Spool:
             return _inflate(parts)
         except Exception:  # any decoder error means a bad record; it passed the CRC, so rare
             return None
+
+    def _read_large(self, seq):
+        """A record too large for the uplink's buffer: [its first bytes, a FilePart of the
+        rest] once its CRC checks (read through a small buffer); a deflated one in parts (as
+        _read()); None if it fails a check."""
+        path = self._path(seq)
+        view = memoryview(self._piece)
+        try:
+            with self._open(path, "rb") as f:
+                head = f.read(_HEAD_SIZE)
+                if len(head) < _HEAD_SIZE:
+                    return None
+                magic, version, flags, stored_seq, length = struct.unpack_from(_HEAD, head)
+                if flags or length <= _PIECE:
+                    return self._read(seq)
+                if magic != b"TT" or version != _VERSION or stored_seq != seq:
+                    return None
+                first = f.read(_PIECE)
+                crc = crc32(first, crc32(memoryview(head)[:12]))
+                left = length - len(first)
+                while left > 0:
+                    n = f.readinto(view[:min(left, _PIECE)])
+                    if not n:
+                        return None
+                    crc = crc32(view[:n], crc)
+                    left -= n
+                if f.read(1) or struct.unpack_from("<I", head, 12)[0] != crc:
+                    return None
+        except OSError:
+            return None
+        return [first, FilePart(self._open, path, _HEAD_SIZE + len(first), length - len(first))]
 
     def _remove(self, path):
         try:

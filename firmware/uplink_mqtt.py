@@ -16,7 +16,7 @@ import errno
 import struct
 
 from . import protocol
-from .compat import ticks_add, ticks_diff, ticks_ms
+from .compat import const, ticks_add, ticks_diff, ticks_ms
 from .uplink import TransportError
 
 try:
@@ -29,6 +29,7 @@ _CLOSED = (errno.ECONNRESET, errno.EPIPE if hasattr(errno, "EPIPE") else 32)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EINPROGRESS if hasattr(errno, "EINPROGRESS") else 115)
 _MAX_PID = 65000  # umqtt.simple never wraps its packet id; past 65535 pack_into would raise
 _ACK_READS_PER_POLL = 32  # bound on packets handled per poll(), so step() returns promptly
+_PIECE = const(256)  # bytes of a large record read from flash per socket write
 
 
 def tls_context(ca_pem):
@@ -65,6 +66,7 @@ class _Link:
         # MicroPython sockets (plain and TLS) read/write; CPython's have recv/send.
         self._read = getattr(sock, "read", None) or sock.recv
         self._write = getattr(sock, "write", None) or sock.send
+        self._piece = bytearray(_PIECE)   # a record read from flash while it is sent
 
     def arm(self):
         """Start the time budget (timeout_ms) of the next umqtt call."""
@@ -125,7 +127,11 @@ class _Link:
         """Writes buf[:n] (all of buf by default), or a whole _Payload, before the deadline."""
         if isinstance(buf, _Payload):
             for part in buf.parts:
-                self.write(part)
+                if hasattr(part, "pieces"):   # a record larger than the batch buffer
+                    for piece in part.pieces(self._piece):
+                        self.write(piece)
+                else:
+                    self.write(part)
             return buf.size
         view = memoryview(buf)[:len(buf) if n is None else n]
         done = 0

@@ -25,13 +25,21 @@ from tilltap_fw.escpos_parser import Parser  # noqa: E402 -- from the image moun
 
 _SHOWN = 5
 _SLICE = 128     # capture.py's slice: the bytes the board hands the parser at a time
+_CHUNK = 512     # tap.py's chunk: the most bytes capture takes at a time
 
 
 def _bounds(size, step, cuts):
-    if step:
-        yield from range(step, size, step)
-    else:
-        yield from cuts
+    """The chunk ends: every step bytes or at cuts, and size; a chunk longer than _CHUNK is cut
+    there too (on the board no feed() is larger: a 16 KB event list on a fragmented 128k heap
+    would fail by luck, not by a fault of the parser)."""
+    last = 0
+    for cut in tuple(range(step, size, step) if step else cuts) + (size,):
+        while cut - last > _CHUNK:
+            last += _CHUNK
+            yield last
+        if cut > last:
+            yield cut
+            last = cut
 
 
 def _digest(events, count, fingerprint):
@@ -50,7 +58,6 @@ def parse(data, step, cuts, profile, encoding):
     for cut in _bounds(len(data), step, cuts):
         count, fingerprint = _digest(p.feed(data, cut - pos, pos), count, fingerprint)
         pos = cut
-    count, fingerprint = _digest(p.feed(data, len(data) - pos, pos), count, fingerprint)
     return _digest(p.close(), count, fingerprint)
 
 

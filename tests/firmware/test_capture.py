@@ -148,3 +148,51 @@ def test_request_counts_are_trusted_only_for_a_stream_parsed_whole():
     behind.mark(END)
     behind.work()
     assert behind.stream_known
+
+
+def test_a_long_receipt_goes_to_flash_as_it_prints_and_is_stored_whole():
+    """Upload modes full/text: a receipt's lines past a few parts go to a scratch file on the
+    spool while it prints, so its heap stays flat; the record stored is the same as one built
+    on the heap alone, and the scratch file is gone once it is stored."""
+    import json
+    import os
+
+    import fwtest
+
+    from tilltap_fw import config, protocol
+    from tilltap_fw.record import Records
+    from tilltap_fw.spool import Spool
+
+    cfg = config.defaults()
+    job = b"\x1b@" + b"".join(b"Line %d of a long report 12.34\n" % k for k in range(1500)) + \
+        b"\x1dV\x00"
+    stored = []
+    d = fwtest.tmpdir("capture")
+    try:
+        for spill in (True, False):
+            spool = Spool(d + "/%s" % spill, compress=False)
+            scratches = []
+
+            def new_scratch():
+                scratches.append(spool.scratch())
+                return scratches[-1]
+
+            records = Records("dev", 1, cfg["upload"], protocol.printer_context(
+                cfg["printer"], cfg["split"]), lambda: True, 0,
+                new_scratch if spill else None)
+            capture = Capture(spool, records.encode, new_receipt=records.new_receipt)
+            for k in range(0, len(job), 512):
+                capture.feed(job[k:k + 512])
+            capture.mark(END)
+            capture.work()
+            assert capture.store_errors == 0 and len(spool.pending(2)) == 1
+            assert (len(scratches) == 1) is spill
+            assert os.listdir(d + "/%s/tmp" % spill) == []
+            rec = json.loads(bytes(protocol.joined(spool.pending(1)[0][1])))
+            rec.pop("captured_at")
+            stored.append(rec)
+        assert stored[0] == stored[1]
+        assert stored[0]["lines"][1499] == "Line 1499 of a long report 12.34"
+        assert stored[0].get("status", "complete") == "complete"
+    finally:
+        fwtest.rmtree(d)
