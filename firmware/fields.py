@@ -38,18 +38,21 @@ LABELS = (
                     "rounded total", "total after rounding", "total bill", "total belanja",
                     "jumlah bayar", "total bayar", "net à payer", "à payer", "a pagar",
                     "total a pagar", "bal due", "amount payable", "net payable", "te betalen",
-                    "à régler", "montant dû", "da pagare", "att betala", "at betale",
+                    "please pay", "amount to pay", "a payer", "net a payer", "à régler",
+                    "montant dû", "da pagare", "att betala", "at betale",
                     "å betale", "do zapłaty", "к оплате", "应收", "应收金额", "应付", "应付金额",
                     "实付", "实付金额", "お支払", "ご請求額")),
     ("total", "1", ("total", "tl", "ttl", "somme", "nett total", "net total", "nett",
                     "total sales", "total amount", "total ttc", "total eur", "totale", "totaal",
                     "totalt", "kokku", "sum", "summa", "suma", "razem", "celkem", "yhteensä",
-                    "toplam", "итого", "importo", "summe", "gesamt", "gesamtbetrag",
+                    "toplam", "összesen", "i alt", "итого", "endbetrag", "rechnungsbetrag",
+                    "tagihan", "importo", "summe", "gesamt", "gesamtbetrag",
                     "gesamtsumme", "endsumme", "montant total", "importe total", "合计", "合計",
-                    "总计", "總計", "总额", "总金额", "消费合计", "합계")),
+                    "总计", "總計", "总额", "总金额", "消费合计", "総額", "합계")),
     # weakest: only when no other total is printed ("GROSSAMT: 124.00", "NetAmount: 6325.00"
     # after the tax, "FARE: $12.50", a card slip's "SALE $16.24")
-    ("total", "2", ("amount", "gross amount", "gross amt", "net amount", "net amt", "fare",
+    ("total", "2", ("amount", "gross amount", "gross amt", "net amount", "net amt", "nett amount",
+                    "fare",
                     "sale", "purchase", "balance", "saldo", "betrag", "bedrag", "montant",
                     "importe", "tot")),
     ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
@@ -118,7 +121,8 @@ FILLERS = ("gst", "vat", "tax", "sst", "amount", "amt", "rounded", "payable", "d
 CURRENCIES = (("us$", "USD"), ("au$", "AUD"), ("nz$", "NZD"), ("s$", "SGD"), ("c$", "CAD"),
               ("hk$", "HKD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
               ("₹", "INR"), ("￥", "CNY"), ("¥", "CNY"), ("元", "CNY"), ("$", "USD"),
-              ("eur", "EUR"), ("gbp", "GBP"), ("usd", "USD"), ("cny", "CNY"), ("rmb", "CNY"),
+              ("eur", "EUR"), ("euro", "EUR"), ("euros", "EUR"), ("gbp", "GBP"), ("usd", "USD"),
+              ("cny", "CNY"), ("rmb", "CNY"),
               ("rm", "MYR"), ("myr", "MYR"), ("rp", "IDR"), ("idr", "IDR"), ("sgd", "SGD"),
               ("aed", "AED"), ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"),
               ("aud", "AUD"), ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"),
@@ -562,7 +566,8 @@ def _glued_before_total(text, k, e):
 
 # Words that, glued after "total", make it no total: "TotalTaxes", "TotalNo.Items".
 NOT_TOTAL = ("tax", "qty", "quant", "item", "no", "disc", "sav", "excl", "net", "vat", "gst",
-             "point", "pts", "paid", "tend", "tip", "count", "weight", "unit", "pcs", "art")
+             "point", "pts", "paid", "tend", "tip", "count", "weight", "unit", "pcs", "art",
+             "vol", "piece", "before", "refund", "deposit", "credit", "cash", "change")
 
 
 # Words after a total label that say what the amount includes: not labels of their own.
@@ -617,14 +622,45 @@ def labelled_values(text, nums, hits, decimals):
             best = _uneven_total(text, nums, end, stop)
         if best is None:
             continue
+        hit = hits[h]
         if field in STRICT and not _only_currency_words(text[end:best[0]]):
-            continue
+            if field != "total" or not _one_more_word(text[end:best[0]]):
+                continue
+            hit = (hit[0], hit[1], field, "2")   # "Total Charges 9.50": a weak total
         if field in PAID and _percent_between(nums, end, best[0]):
             continue   # "P.Resto 10%  6.091": a rate makes it a tax, not money handed over
         if field == "total" and text.find("excl", end, best[0]) >= 0:
             continue   # "TOTAL (EXCLUDING GST)": the net amount
-        out.append((hits[h], best))
+        out.append((hit, best))
     return out
+
+
+def _one_more_word(between):
+    """One word between a total label and its amount that does not make it another figure
+    ("Total Price", "Totale complessivo"; not "Total Savings", "Total Weight")."""
+    word = between.replace(":", " ").replace(".", " ").strip()
+    count = word.split()
+    if len(count) == 2 and count[0].isdigit() and (count[1].startswith("item")
+                                                  or count[1].startswith("art")):
+        return True   # "TOTAL 2 ITEMS 9.50"
+    if len(word) < 2:
+        return False
+    for c in word:
+        if not _is_letter(c):
+            return False
+    for prefix in NOT_TOTAL:
+        if word.startswith(prefix):
+            return False
+    return True
+
+
+def _bare(rest):
+    """True if the rest of a line after a label holds no number and no word but currency
+    codes: "TOTAL:", "TOTAL (RM)"; its amount is elsewhere."""
+    for c in rest:
+        if _is_digit(c):
+            return False
+    return _only_currency_words(rest)
 
 
 def _percent_between(nums, start, stop):
@@ -1007,9 +1043,16 @@ class Extractor:
                 # "GRAND TOTAL" / "~ BCA DEBIT [51,000]   51,000": the total, paid by card
                 found = [(above, nums[-1])] + found
             self._label_above = None
-        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip() \
-                and find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
-            self._label_above = hits[-1]   # not a caption ("Qty  Price  Total")
+        elif hits and not found and hits[-1][2] in MONEY and _bare(text[hits[-1][1]:]) \
+                and (len(hits) == 1 or not text[hits[-1][1]:].strip()):
+            # "TOTAL:" / "$9.50", not a caption row ending "GST(RM)  TOTAL(RM)"
+            last = hits[-1]
+            if len(hits) == 1 and last[2] == "total" and len(nums) == 1 \
+                    and is_money(nums[0], self.decimals) and nums[0][1] <= last[0] \
+                    and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:last[0]]):
+                found = [(last, nums[0])]   # "9.50  TOTAL": the amount printed first
+            elif find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
+                self._label_above = last   # not a caption ("Qty  Price  Total")
         if not found and not hits and len(nums) == 1 and self._paid_at is None \
                 and is_money(nums[0], self.decimals) and not has_word(text) \
                 and (self.values.get("subtotal") or self.values.get("tax")):

@@ -264,6 +264,16 @@ def test_totals_printed_in_unusual_ways():
                     "CASH   22.000"])["total"] == "22000"
     assert extract(["Nimetus   Kogus   Hind   Summa", "Tee   1   3.00   3.00",
                     "KOKKU:   3.00"])["items"][0]["name"] == "Tee"
+    # one more word after "total" or a count of items: still the total, unless the word makes
+    # it another figure; the label alone with its amount on the next line, or after the amount
+    for label in ("Total Charges", "Totale complessivo", "TOTAL 2 ITEMS"):
+        assert extract(["Coffee   4.50", "Bagel   4.50", "%s   9.50" % label,
+                        "CASH   20.00"])["total"] == "9.50", label
+    assert extract(["TOTAL   9.50", "Total Savings   1.20", "CASH   20.00"])["total"] == "9.50"
+    assert extract(["Coffee   4.50", "TOTAL:", "$4.50", "CASH   20.00"])["total"] == "4.50"
+    assert extract(["Coffee   4.50", "4.50   TOTAL", "CASH   20.00"])["total"] == "4.50"
+    assert extract(["TOTAL   4.50", "CASH   4.50", "NET(RM)  GST(RM)  TOTAL(RM)",
+                    "4.25  0.25  4.50", "CLOSING BALANCE   2307"])["total"] == "4.50"
     # a label with a letter misread, when nothing else says total; a misread word no label
     assert extract(["Subtoal   8.00", "Tax   0.64", "TOTAI   8.64", "VISA   8.64"])["total"] \
         == "8.64"
