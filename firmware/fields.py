@@ -41,14 +41,14 @@ LABELS = (
                     "please pay", "amount to pay", "a payer", "net a payer", "à régler",
                     "montant dû", "da pagare", "att betala", "at betale",
                     "å betale", "do zapłaty", "к оплате", "应收", "应收金额", "应付", "应付金额",
-                    "实付", "实付金额", "お支払", "ご請求額")),
+                    "实付", "实付金额")),
     ("total", "1", ("total", "tl", "ttl", "somme", "nett total", "net total", "nett",
                     "total sales", "total amount", "total ttc", "total eur", "totale", "totaal",
                     "totalt", "kokku", "sum", "summa", "suma", "razem", "celkem", "yhteensä",
                     "toplam", "összesen", "i alt", "итого", "endbetrag", "rechnungsbetrag",
                     "tagihan", "importo", "summe", "gesamt", "gesamtbetrag",
                     "gesamtsumme", "endsumme", "montant total", "importe total", "合计", "合計",
-                    "总计", "總計", "总额", "总金额", "消费合计", "総額", "합계")),
+                    "总计", "總計", "总额", "总金额", "消费合计")),
     # weakest: only when no other total is printed ("GROSSAMT: 124.00", "NetAmount: 6325.00"
     # after the tax, "FARE: $12.50", a card slip's "SALE $16.24")
     ("total", "2", ("amount", "gross amount", "gross amt", "net amount", "net amt", "nett amount",
