@@ -37,16 +37,28 @@ LABELS = (
                     "zu zahlen", "amt due", "grand total", "total payable", "total rounded",
                     "rounded total", "total after rounding", "total bill", "total belanja",
                     "jumlah bayar", "total bayar", "net à payer", "à payer", "a pagar",
-                    "total a pagar", "应收", "应收金额", "应付", "应付金额", "实付", "实付金额")),
-    ("total", "1", ("total", "tl", "somme", "nett total", "net total", "nett", "total sales",
-                    "total amount", "total ttc", "total eur", "totale", "totaal", "totalt",
-                    "kokku", "sum", "importo", "summe", "gesamt", "gesamtbetrag", "gesamtsumme",
-                    "endsumme", "montant total", "importe total", "合计", "合計", "总计", "總計",
-                    "总额", "总金额", "消费合计")),
-    ("total", "2", ("amount",)),
+                    "total a pagar", "bal due", "amount payable", "net payable", "te betalen",
+                    "please pay", "amount to pay", "a payer", "net a payer", "à régler",
+                    "montant dû", "da pagare", "att betala", "at betale",
+                    "å betale", "do zapłaty", "к оплате", "应收", "应收金额", "应付", "应付金额",
+                    "实付", "实付金额")),
+    ("total", "1", ("total", "tl", "ttl", "somme", "nett total", "net total", "nett",
+                    "total sales", "total amount", "total ttc", "total eur", "totale", "totaal",
+                    "totalt", "kokku", "sum", "summa", "suma", "razem", "celkem", "yhteensä",
+                    "toplam", "összesen", "i alt", "итого", "endbetrag", "rechnungsbetrag",
+                    "tagihan", "importo", "summe", "gesamt", "gesamtbetrag",
+                    "gesamtsumme", "endsumme", "montant total", "importe total", "合计", "合計",
+                    "总计", "總計", "总额", "总金额", "消费合计")),
+    # weakest: only when no other total is printed ("GROSSAMT: 124.00", "NetAmount: 6325.00"
+    # after the tax, "FARE: $12.50", a card slip's "SALE $16.24")
+    ("total", "2", ("amount", "gross amount", "gross amt", "net amount", "net amt", "nett amount",
+                    "fare",
+                    "sale", "purchase", "balance", "saldo", "betrag", "bedrag", "montant",
+                    "importe", "tot")),
     ("net", "", ("total ht", "total net", "summe netto", "base imponible", "net sales",
                  "total excl", "total exclusive", "total excluding", "total before")),
     ("count", "", ("total items", "total item", "total qty", "total quantity", "items total",
+                   "total points", "total point",
                    "anzahl artikel", "nombre d'articles", "总数", "件数")),
     ("subtotal", "", ("subtotal", "sub-total", "sub total", "subtotale", "subtotaal", "sous-total",
                       "sous total", "zwischensumme", "小计", "小計")),
@@ -93,6 +105,8 @@ LABELS = (
 )
 # Labels whose amount is a receipt total: their line ends the item list.
 SUMMARY = ("total", "subtotal", "tax", "payment", "tendered", "change", "net")
+# Money handed over: a line with a rate ("10%") is none of these.
+PAID = ("payment", "tendered", "change")
 MONEY = ("total", "subtotal", "tax", "discount", "payment", "tendered", "change", "rounding")
 # Cash rounding step of currencies whose receipts print a rounding line: 5 cents.
 ROUNDED_CURRENCIES = ("MYR", "CHF", "AUD", "NZD", "SGD")
@@ -107,11 +121,19 @@ FILLERS = ("gst", "vat", "tax", "sst", "amount", "amt", "rounded", "payable", "d
 CURRENCIES = (("us$", "USD"), ("au$", "AUD"), ("nz$", "NZD"), ("s$", "SGD"), ("c$", "CAD"),
               ("hk$", "HKD"), ("r$", "BRL"), ("€", "EUR"), ("£", "GBP"), ("₩", "KRW"),
               ("₹", "INR"), ("￥", "CNY"), ("¥", "CNY"), ("元", "CNY"), ("$", "USD"),
-              ("eur", "EUR"), ("gbp", "GBP"), ("usd", "USD"), ("cny", "CNY"), ("rmb", "CNY"),
+              ("eur", "EUR"), ("euro", "EUR"), ("euros", "EUR"), ("gbp", "GBP"), ("usd", "USD"),
+              ("cny", "CNY"), ("rmb", "CNY"),
               ("rm", "MYR"), ("myr", "MYR"), ("rp", "IDR"), ("idr", "IDR"), ("sgd", "SGD"),
               ("aed", "AED"), ("chf", "CHF"), ("jpy", "JPY"), ("krw", "KRW"), ("cad", "CAD"),
               ("aud", "AUD"), ("sek", "SEK"), ("nok", "NOK"), ("dkk", "DKK"), ("pln", "PLN"),
-              ("czk", "CZK"), ("inr", "INR"))
+              ("czk", "CZK"), ("inr", "INR"), ("rs", "INR"), ("zar", "ZAR"), ("thb", "THB"),
+              ("hkd", "HKD"), ("twd", "TWD"), ("vnd", "VND"), ("sar", "SAR"),
+              ("qar", "QAR"), ("kwd", "KWD"), ("omr", "OMR"), ("jod", "JOD"),
+              ("xpf", "XPF"), ("mxn", "MXN"), ("brl", "BRL"), ("huf", "HUF"),
+              ("egp", "EGP"), ("pkr", "PKR"), ("lkr", "LKR"), ("nzd", "NZD"))
+# Signs read only glued to an amount: "R288.40" (rand), "E12.50" (euro on printers without a €
+# glyph; also a £ or € misread); alone, such a letter is a tax code column.
+GLUED_SIGNS = ("r", "e")
 # The store's country from words only printed there, when no currency is printed: ISO 4217 of
 # its currency. Then a receipt whose amounts have no cents but group thousands is taken as
 # rupiah (the only such currency among the stores these receipts come from).
@@ -128,9 +150,11 @@ UNITS = ("kg", "g", "lb", "lbs", "pc", "pcs", "st", "stk", "ea", "uds", "个", "
          "份", "杯", "盒", "包", "袋", "只", "支")
 # Column captions: tell a "price qty amount" table from a "qty price amount" one.
 QTY_WORDS = ("qty", "quantity", "menge", "anz", "anzahl", "qté", "quantité", "cant", "cantidad",
-             "uds", "数量", "數量", "수량")
+             "uds", "qtà", "quantità", "qtd", "aantal", "antal", "ilość", "kogus", "määrä", "jml",
+             "数量", "數量", "수량")
 PRICE_WORDS = ("price", "unit price", "preis", "einzelpreis", "e-preis", "prix", "p.u.",
-               "precio", "单价", "單價", "단가")
+               "precio", "prezzo", "prijs", "pris", "preço", "cena", "hind", "hinta", "harga",
+               "单价", "單價", "단가")
 # Words after the label of a number: "Receipt No: 12", "Ticket n° 5", "Order #3".
 NUMBER_WORDS = ("no", "nr", "n°", "nº", "num", "number", "nummer", "numéro", "núm")
 MONTHS = (("jan", 1), ("ene", 1), ("feb", 2), ("fév", 2), ("fev", 2), ("mar", 3), ("mär", 3),
@@ -174,7 +198,7 @@ def fold(line):
     """Lower case, full-width ASCII as ASCII, box-drawing as spaces; one char per char.
 
     Positions in the folded text are positions in the line, so values are cut from the line.
-    MicroPython's lower() only knows ASCII: Latin-1 capitals and Œ are mapped here.
+    MicroPython's lower() only knows ASCII: Latin-1 and Cyrillic capitals and Œ are mapped here.
     """
     low = line.lower()
     if len(low) != len(line):  # CPython: a few capitals lower-case to two characters
@@ -186,6 +210,8 @@ def fold(line):
         if o >= 0xC0:
             n = 0
             if o <= 0xDE and o != 0xD7:
+                n = o + 32
+            elif 0x410 <= o <= 0x42F:   # Cyrillic capitals ("ИТОГО")
                 n = o + 32
             elif 0xFF01 <= o <= 0xFF5E:
                 n = o - 0xFEE0
@@ -289,6 +315,9 @@ def _number_at(text, i, j, comma):
     if before == "-" and _is_letter(before2):
         return None
     s = text[i:j]
+    if before == "." and comma is False and j - i == 2 and s.isdigit() \
+            and not (_is_digit(before2) or _is_letter(before2) or before2 == "."):
+        return (i - 1, j, int(s), 2, 0)   # ".82", "$.50": cents without a leading zero
     if comma is not True and "." not in s and _unit_after(text, j):
         comma = True       # "1,272 kg": a weight's decimals
     elif comma is not False and "," not in s and _unit_after(text, j):
@@ -339,7 +368,7 @@ def _currency_before(text, i):
     k = i
     while k and _is_letter(text[k - 1]):
         k -= 1
-    return i - k <= 3 and currency(text[k:i]) is not None
+    return i - k <= 3 and (text[k:i] in GLUED_SIGNS or currency(text[k:i]) is not None)
 
 
 def _minus_before_currency(text, i):
@@ -421,7 +450,8 @@ def labels(text):
         if text.find(word) >= 0:
             _find_label(text, word, field, tag, found)
     if not found:
-        return found
+        misread = _misread_label(text)
+        return [misread] if misread else found
     found.sort(key=lambda h: (h[0], -h[1], h[3]))   # ties: the stronger tag, on every port
     out = []
     end = 0
@@ -435,9 +465,45 @@ def labels(text):
     return out
 
 
+# Labels also read with one letter misread, lost or added ("Tota", "TOTAI", "Subtoal"), when
+# they begin a line that has no other label: OCR'd or hand-transcribed receipts. The tag is the
+# weakest, so a label read right elsewhere wins.
+MISREAD = (("total", "total", "2"), ("subtotal", "subtotal", ""))
+
+
+def _misread_label(text):
+    k = 0
+    while k < len(text) and not _is_letter(text[k]):
+        if _is_digit(text[k]) or _is_cjk(text[k]):
+            return None
+        k += 1
+    e = k
+    while e < len(text) and _is_letter(text[e]):
+        e += 1
+    for word, field, tag in MISREAD:
+        if _one_edit(text[k:e], word):
+            return (k, e, field, tag)
+    return None
+
+
+def _one_edit(got, want):
+    """True if got is want with exactly one letter changed, dropped or added."""
+    n, m = len(got), len(want)
+    if n == m:
+        return sum(1 for i in range(n) if got[i] != want[i]) == 1
+    if n == m - 1:
+        got, want = want, got
+    elif n != m + 1:
+        return False
+    for i in range(len(want) + 1):
+        if got[:i] + got[i + 1:] == want:
+            return True
+    return False
+
+
 # Fields whose multi-word labels are also looked for with the spaces lost ("GRANDTOTAL",
 # "AmountDue", "ChangeDue"): transcribed or OCR'd receipts. Built on first use, about 40 strings.
-GLUED_FIELDS = ("total", "subtotal", "change", "count", "net")
+GLUED_FIELDS = ("total", "subtotal", "change", "count", "net", "payment", "tendered")
 _glued = []
 
 
@@ -500,7 +566,8 @@ def _glued_before_total(text, k, e):
 
 # Words that, glued after "total", make it no total: "TotalTaxes", "TotalNo.Items".
 NOT_TOTAL = ("tax", "qty", "quant", "item", "no", "disc", "sav", "excl", "net", "vat", "gst",
-             "point", "pts", "paid", "tend", "tip", "count", "weight", "unit", "pcs", "art")
+             "point", "pts", "paid", "tend", "tip", "count", "weight", "unit", "pcs", "art",
+             "vol", "piece", "before", "refund", "deposit", "credit", "cash", "change")
 
 
 # Words after a total label that say what the amount includes: not labels of their own.
@@ -515,16 +582,18 @@ def _qualified(between):
 def _only_currency_words(text):
     """True if text (a folded piece of a line) has no words but currency codes.
 
-    Words in parentheses are allowed: "Subtotal (3 items) 12.00".
+    Words in parentheses are allowed: "Subtotal (3 items) 12.00"; so is a sign that only
+    counts glued to the amount after the text ("Total: R288.40").
     """
     depth = 0
     word = ""
-    for c in text + " ":
+    for c in text + "\0":
         if _is_letter(c) or _is_cjk(c):
             word += c
             continue
         if word and not depth and currency(word) is None and word not in QUALIFIERS \
-                and word not in FILLERS and currency(word + c) is None:
+                and word not in FILLERS and currency(word + c) is None \
+                and not (c == "\0" and word in GLUED_SIGNS):
             return False
         word = ""
         if c == "(":
@@ -549,14 +618,67 @@ def labelled_values(text, nums, hits, decimals):
         for num in nums:
             if end <= num[0] and num[1] <= stop and is_money(num, decimals):
                 best = num
+        if best is None and field == "total" and hits[h][3] != "2" and decimals:
+            best = _uneven_total(text, nums, end, stop)
         if best is None:
             continue
+        hit = hits[h]
         if field in STRICT and not _only_currency_words(text[end:best[0]]):
-            continue
+            if field != "total" or not _one_more_word(text[end:best[0]]):
+                continue
+            hit = (hit[0], hit[1], field, "2")   # "Total Charges 9.50": a weak total
+        if field in PAID and _percent_between(nums, end, best[0]):
+            continue   # "P.Resto 10%  6.091": a rate makes it a tax, not money handed over
         if field == "total" and text.find("excl", end, best[0]) >= 0:
             continue   # "TOTAL (EXCLUDING GST)": the net amount
-        out.append((hits[h], best))
+        out.append((hit, best))
     return out
+
+
+def _one_more_word(between):
+    """One word between a total label and its amount that does not make it another figure
+    ("Total Price", "Totale complessivo"; not "Total Savings", "Total Weight")."""
+    word = between.replace(":", " ").replace(".", " ").strip()
+    count = word.split()
+    if len(count) == 2 and count[0].isdigit() and (count[1].startswith("item")
+                                                  or count[1].startswith("art")):
+        return True   # "TOTAL 2 ITEMS 9.50"
+    if len(word) < 2:
+        return False
+    for c in word:
+        if not _is_letter(c):
+            return False
+    for prefix in NOT_TOTAL:
+        if word.startswith(prefix):
+            return False
+    return True
+
+
+def _bare(rest):
+    """True if the rest of a line after a label holds no number and no word but currency
+    codes: "TOTAL:", "TOTAL (RM)"; its amount is elsewhere."""
+    for c in rest:
+        if _is_digit(c):
+            return False
+    return _only_currency_words(rest)
+
+
+def _percent_between(nums, start, stop):
+    for num in nums:
+        if start <= num[0] and num[1] <= stop and num[4] & PERCENT:
+            return True
+    return False
+
+
+def _uneven_total(text, nums, end, stop):
+    """A total printed without cents or with one decimal on a receipt that prints cents
+    ("GrandTotal: 1108", "GrandTotal 356.0"): the number ending the label's part of the line.
+    Whole numbers below 10 are item counts ("TOTAL 3")."""
+    num = nums[-1] if nums else None
+    if num is None or num[0] < end or num[1] > stop or num[4] or num[3] > 1 \
+            or (num[3] == 0 and num[2] < 10) or not _only_currency_words(text[num[1]:stop]):
+        return None
+    return num
 
 
 def is_money(num, decimals):
@@ -897,6 +1019,7 @@ class Extractor:
         self._country = None      # currency of the store's country (COUNTRY_SIGNALS)
         self._day_first = None    # day-first reading of a date read month-first
         self._amounts = []        # (mantissa, scale) ending each line after the items
+        self._subtotal_at = None  # index in _amounts of the first subtotal's amount
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -920,9 +1043,16 @@ class Extractor:
                 # "GRAND TOTAL" / "~ BCA DEBIT [51,000]   51,000": the total, paid by card
                 found = [(above, nums[-1])] + found
             self._label_above = None
-        elif hits and not found and hits[-1][2] in MONEY and not text[hits[-1][1]:].strip() \
-                and find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
-            self._label_above = hits[-1]   # not a caption ("Qty  Price  Total")
+        elif hits and not found and hits[-1][2] in MONEY and _bare(text[hits[-1][1]:]) \
+                and (len(hits) == 1 or not text[hits[-1][1]:].strip()):
+            # "TOTAL:" / "$9.50", not a caption row ending "GST(RM)  TOTAL(RM)"
+            last = hits[-1]
+            if len(hits) == 1 and last[2] == "total" and len(nums) == 1 \
+                    and is_money(nums[0], self.decimals) and nums[0][1] <= last[0] \
+                    and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:last[0]]):
+                found = [(last, nums[0])]   # "9.50  TOTAL": the amount printed first
+            elif find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
+                self._label_above = last   # not a caption ("Qty  Price  Total")
         if not found and not hits and len(nums) == 1 and self._paid_at is None \
                 and is_money(nums[0], self.decimals) and not has_word(text) \
                 and (self.values.get("subtotal") or self.values.get("tax")):
@@ -940,6 +1070,8 @@ class Extractor:
         dated = self._datetime(text)
         self._item_line(index, line, text, nums, hits, found, named or dated)
         if not self._in_items and nums and is_money(nums[-1], self.decimals):
+            if self._subtotal_at is None and [h for h, _n in found if h[2] == "subtotal"]:
+                self._subtotal_at = len(self._amounts)
             self._amounts.append((nums[-1][2], nums[-1][3]))
         self.on_line(index, line, text, nums, hits, found)
 
@@ -1107,6 +1239,8 @@ class Extractor:
         payments = self.payments
         change = self._first("change")
         if total is None:
+            total = self._charges_sum_printed()
+        if total is None:
             total = self._untaxed_subtotal()
         if total is None and payments:
             total = add_amounts(p["amount"] for p in payments).lstrip("-")
@@ -1155,6 +1289,22 @@ class Extractor:
                 return fmt(mant, scale)
         return None
 
+    def _charges_sum_printed(self):
+        """No total label found: the amount after the subtotal that is the sum of the subtotal
+        and the charges printed between them ("SUBTOTAL 937,000", "SERVICE 56,220",
+        "Tax 10% 99,322", "DU 1,092,542")."""
+        if self._subtotal_at is None:
+            return None
+        run = self._amounts[self._subtotal_at:]
+        total = "0"
+        for k in range(len(run)):
+            mant, scale = run[k]
+            want = decimal(total)
+            if k >= 2 and mant > 0 and mant * 10 ** want[3] == want[2] * 10 ** scale:
+                return fmt(mant, scale)
+            total = add_amounts((total, fmt(mant, scale)))
+        return None
+
     def _untaxed_subtotal(self):
         """No total printed: the last subtotal before the payment, unless tax is added after
         it ("SUBTOTAL 11.20", "TAX 0.73", no total line)."""
@@ -1198,7 +1348,10 @@ class Extractor:
         for tag, amount, index in before or found:
             if tag == "2" and amount.startswith("-"):
                 continue   # a weak label's negative amount ("AMOUNT -2,300") is a discount
-            rank = (amount.startswith("-") or not amount.strip("0.-"), tag)
+            # an amount without cents on a receipt with cents only when no label of the same
+            # strength has one with cents
+            uneven = self.decimals and decimal(amount)[3] != 2
+            rank = (amount.startswith("-") or not amount.strip("0.-"), tag, uneven)
             if best is None or rank <= best[0]:
                 best = (rank, amount, index)
         return self._rounded(best[1], best[2]) if best else None

@@ -237,6 +237,52 @@ def test_total_labels_of_real_shops():
     assert extract(["TOTAL   20.00", "VISA   -20.00"])["total"] == "20.00"
     assert extract(["VISA   -20.00"])["total"] == "20.00"   # no negative totals from payments
 
+    for label in ("BAL DUE", "TE BETALEN", "Yhteensä", "RAZEM", "ИТОГО", "TTL"):
+        assert extract(["SUBTOTAL   9.00", "%s    9.50" % label, "CASH   10.00"])["total"] \
+            == "9.50", label
+
+
+def test_totals_printed_in_unusual_ways():
+    """Cents without a leading zero, totals without cents, glued signs, weak labels, no label."""
+    assert extract(["SUBTOTAL   .00", "TAX   .64", "TOTAL   .64", "CASH   1.00",
+                    "CHANGE   .36"])["total"] == "0.64"
+    # a whole or one-decimal total on a receipt with cents; the stronger label still wins
+    assert extract(["Sub Total:  1450.00", "Net Total:  1450.00", "GST 5%:  72.50",
+                    "Grand Total:  1523"])["total"] == "1523"
+    assert extract(["Dal Makhani   1   245.0", "SubTotal   245", "Gst5%   12.25",
+                    "GrandTotal   257.3"])["total"] == "257.3"
+    assert extract(["TOTAL   12.00", "TOTAL   3", "CASH   20.00"])["total"] == "12.00"
+    assert extract(["Total:   R145.20", "Cash   R150.00"])["total"] == "145.20"
+    assert extract(["Soup   1   12.00", "GROSSAMT:   12.00"])["total"] == "12.00"
+    assert extract(["GrossAmount:   80.00", "ServiceTax 15%:   12.00",
+                    "NetAmount:   92.00"])["total"] == "92.00"
+    # no total label: the amount that adds up the subtotal and the charges after it
+    assert extract(["SUBTOTAL   250,000", "SERVICE   12,500", "Tax 10%   26,250",
+                    "GT   288,750"])["total"] == "288750"
+    # a rate on the line makes a word that also means "change" a tax ("Resto" is both)
+    assert extract(["Net Total   20.000", "P.Resto 10%   2.000", "Total   22.000",
+                    "CASH   22.000"])["total"] == "22000"
+    assert extract(["Nimetus   Kogus   Hind   Summa", "Tee   1   3.00   3.00",
+                    "KOKKU:   3.00"])["items"][0]["name"] == "Tee"
+    # one more word after "total" or a count of items: still the total, unless the word makes
+    # it another figure; the label alone with its amount on the next line, or after the amount
+    for label in ("Total Charges", "Totale complessivo", "TOTAL 2 ITEMS"):
+        assert extract(["Coffee   4.50", "Bagel   4.50", "%s   9.50" % label,
+                        "CASH   20.00"])["total"] == "9.50", label
+    assert extract(["TOTAL   9.50", "Total Savings   1.20", "CASH   20.00"])["total"] == "9.50"
+    assert extract(["Coffee   4.50", "TOTAL:", "$4.50", "CASH   20.00"])["total"] == "4.50"
+    assert extract(["Coffee   4.50", "4.50   TOTAL", "CASH   20.00"])["total"] == "4.50"
+    assert extract(["TOTAL   4.50", "CASH   4.50", "NET(RM)  GST(RM)  TOTAL(RM)",
+                    "4.25  0.25  4.50", "CLOSING BALANCE   2307"])["total"] == "4.50"
+    # a label with a letter misread, when nothing else says total; a misread word no label
+    assert extract(["Subtoal   8.00", "Tax   0.64", "TOTAI   8.64", "VISA   8.64"])["total"] \
+        == "8.64"
+    assert extract(["SUBTOTAL   8.00", "Tax   0.64", "TOTAL   8.64", "Tonal   3.00"])["total"] \
+        == "8.64"
+    assert labels(fold("Metal   3.00")) == []
+    # a payment label with the spaces lost
+    assert extract(["CREDITCARD   15.20"])["payments"] == [{"type": "card", "amount": "15.20"}]
+
 
 def test_dates_of_real_shops():
     for line, want in (("28 MAR 18 10:02", "2018-03-28"), ("24-MAR-2018", "2018-03-24"),
