@@ -66,9 +66,12 @@ fi
 # As root with apt-get (CI, a fresh machine) they are installed; otherwise we say what to run.
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
-command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-chi-sim)
-if command -v tesseract >/dev/null 2>&1 && ! tesseract --list-langs 2>/dev/null | grep -qx chi_sim; then
-    missing+=(tesseract-ocr-chi-sim)
+# Tesseract's Latin script model reads the accents of Latin receipts for the OCR
+# (server/ocr/reader.py), eng alone did not
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-script-latn)
+if command -v tesseract >/dev/null 2>&1; then
+    tesseract --list-langs 2>/dev/null | grep -qx chi_sim || missing+=(tesseract-ocr-chi-sim)
+    tesseract --list-langs 2>/dev/null | grep -qx Latin || missing+=(tesseract-ocr-script-latn)
 fi
 # Chinese fonts for the OCR tests and bench (driver-style raster receipts rendered with this
 # machine's fonts: tools/tilltap_host/raster_receipts.py); Latin ones come with the system.

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 BAND_GAP = 3            # blank rows between two lines (raster-2.bin has one inside a line)
-RULE_HEIGHT = 4         # a rule is at most 1/4 as tall as a line of text...
+RULE_HEIGHT = 4         # a rule's strokes are at most 1/4 as tall as a line of text...
 RULE_WIDTH = 2          # ...and at least 2 line heights wide
 PICTURE_RUN = 2.5       # H: a stroke this tall is a picture's (frame, barcode), not a glyph's
 SEVERAL_LINES = 1.6     # H: a band this tall may hold several lines (cut where ink is least)
@@ -40,6 +40,12 @@ class Line:
     bottom: int
     pieces: list[tuple[int, int, int, int]] = field(default_factory=list)
     dashes: int = 0
+    rule: str = "-"         # "=" for a rule of two strokes
+
+    @property
+    def text(self) -> str:
+        """A rule as printed text writes it ("" for a line of text)."""
+        return self.rule * self.dashes
 
 
 def ink(page: Image.Image) -> np.ndarray:
@@ -91,6 +97,22 @@ def lines(dots: np.ndarray) -> list[Line]:
         for sub_top, sub_bottom in runs(dots[top:bottom].any(axis=1), BAND_GAP):
             for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, short):
                 out.append(_line(dots, line_top, line_bottom, height))
+    return _double_rules(out, height)
+
+
+def _double_rules(found: list[Line], height: int) -> list[Line]:
+    """Two rules of about the same length less than half a line height apart are one rule
+    of "=" (its two strokes further apart than BAND_GAP)."""
+    out: list[Line] = []
+    for line in found:
+        previous = out[-1] if out else None
+        if previous is not None and line.dashes and previous.dashes and previous.rule == "-" \
+                and line.top - previous.bottom < height / 2 \
+                and abs(line.dashes - previous.dashes) <= 1:
+            out[-1] = Line(previous.top, line.bottom, dashes=min(previous.dashes, line.dashes),
+                           rule="=")
+        else:
+            out.append(line)
     return out
 
 
@@ -139,8 +161,12 @@ def _line(dots: np.ndarray, top: int, bottom: int, height: int) -> Line:
     columns = band.any(axis=0)
     inked = np.flatnonzero(columns)
     left, right = int(inked[0]), int(inked[-1]) + 1
-    if (bottom - top) * RULE_HEIGHT <= height and right - left >= RULE_WIDTH * height:
-        return Line(top, bottom, dashes=_dash_count(columns[left:right], right - left))
+    # a rule: one stroke, or two ("="), each at most 1/RULE_HEIGHT of a line tall
+    strokes = runs(band.any(axis=1), 1)
+    if len(strokes) <= 2 and all((b - a) * RULE_HEIGHT <= height for a, b in strokes) \
+            and right - left >= RULE_WIDTH * height:
+        return Line(top, bottom, dashes=_dash_count(columns[left:right], right - left),
+                    rule="=" if len(strokes) == 2 else "-")
     gap = int(COLUMN_GAP * max(height, bottom - top))
     return Line(top, bottom, [(a, top, b, bottom) for a, b in runs(columns, gap)])
 
@@ -162,7 +188,11 @@ def _dash_count(columns: np.ndarray, width: int) -> int:
                 curve = left - 2 * here + right
                 period = lag + (0.5 * (left - right) / curve if curve else 0.0)
                 # n dashes of fill * period dots: width = (n - 1) * period + fill * period
-                return max(3, round(width / period + 1 - fill))
+                estimate = width / period + 1 - fill
+                # dashes printed apart (not dithered to fragments) are counted as they are:
+                # the estimate came out one short for a proportional font's narrow hyphens
+                apart = len(runs(columns, 1))
+                return max(3, apart if abs(apart - estimate) <= 1.5 else round(estimate))
     return max(3, round(width / CELL))
 
 

@@ -19,10 +19,10 @@ from tilltap_host import raster_receipts
 from tilltap_host.receipt_factory import generate_receipts
 
 RASTER = [  # stream, parser options, minimum share of lines read exactly (spaces ignored), a
-    # little under what bench/bench_extract.py measures (0.767, 0.690, 0.596)
+    # little under what bench/bench_extract.py measures (0.767, 0.724, 0.561)
     ("taoyuan__npos/raster.bin", {"encoding": "gb18030"}, 0.72),
-    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.65),  # dithered grey glyphs
-    ("mike42__escpos-php/print-from-pdf.bin", {}, 0.55),
+    ("taoyuan__npos/raster-2.bin", {"encoding": "gb18030"}, 0.68),  # dithered grey glyphs
+    ("mike42__escpos-php/print-from-pdf.bin", {}, 0.52),
 ]
 
 
@@ -235,10 +235,11 @@ def test_raw_bytes_inflate_bounded():
 # was not tuned on (bench/bench_extract.py tunes on DejaVu Sans Mono, Liberation Sans and
 # WenQuanYi Micro Hei at 512-576 dots). Minimum share of lines read exactly, a little under
 # what these receipts measured.
-DRIVER = [  # font family, width (dots), dithered, minimum lines exact
-    ("Liberation Mono", 384, False, 0.85),
+DRIVER = [  # font family, width (dots), dithered, minimum lines exact (measured 18/19, 17/19,
+    # 30/30)
+    ("Liberation Mono", 384, False, 0.9),
     ("Liberation Serif", 576, True, 0.85),
-    ("WenQuanYi Zen Hei", 448, False, 0.85),
+    ("WenQuanYi Zen Hei", 448, False, 0.95),
 ]
 SPLIT_AMOUNT = re.compile(r"\d [.,]\d\d(?!\d)|\d[.,] \d\d(?!\d)|[$£€¥￥] \d")
 

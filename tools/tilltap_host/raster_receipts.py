@@ -176,7 +176,12 @@ def driver_receipts(font: FontSpec, width: int, dithered: bool, seed: int = 0,
     out: list[DriverReceipt] = []
     batch = 0
     while len(out) < count:
-        for receipt in generate_receipts(seed=seed * 1000 + batch, count=8):
+        # the factory uses its stores in turn: taken in a random order, so that the Latin
+        # receipts come from all its Latin stores (English, German, French, Spanish), not only
+        # the first
+        batch_receipts = generate_receipts(seed=seed * 1000 + batch, count=8)
+        rng.shuffle(batch_receipts)
+        for receipt in batch_receipts:
             if (receipt.language == "zh") != font.han or len(out) >= count:
                 continue
             encoding = "gb18030" if receipt.language == "zh" else None
