@@ -18,7 +18,7 @@ from tilltap_host.unixport import ROOT, micropython_command, micropython_path
 
 def main():
     typical = receipt_json(7)
-    deflated = len(spool._deflate([typical]))  # the spool deflates a record given as parts
+    deflated = len(spool._deflate([typical], bytearray(256)))
     print("spool typical receipt: %d B JSON text, %d B deflated (CPython zlib, 1 KiB window)"
           % (len(typical), deflated), flush=True)
     args = [os.path.join(ROOT, "bench", "mp_spool_bench.py"), str(deflated)]

@@ -51,7 +51,8 @@ class Capture:
     kept, or memory ran short);
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options);
     new_receipt() -> what assembles a receipt: receipt.Receipt, or record.RecordBuilder
-    (writes each line into the record as it comes); backlog: bytes of the buffer; raw: keep
+    (writes each line into the record as it comes); backlog: the buffer (a bytearray the
+    caller allocated at boot) or its size in bytes; raw: keep
     each receipt's raw bytes (up to the buffer's size).
     """
 
@@ -63,9 +64,9 @@ class Capture:
         self._spool = spool
         self._encode = encode
         self._keep_raw = raw
-        self._buf = bytearray(backlog)
+        self._buf = backlog if isinstance(backlog, bytearray) else bytearray(backlog)
         self._mv = memoryview(self._buf)
-        self._size = backlog
+        self._size = len(self._buf)
         self._marks = []            # [[position, kind]], in order
         self._base = 0              # stream position of self._buf[0]; positions never wrap
         self._write = 0             # position after the last byte taken

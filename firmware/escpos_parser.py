@@ -118,6 +118,7 @@ _STAR_FEED_LINES = const(0x61)       # ESC a n   feed n lines
 _STAR_FEED_FINE = const(0x49)        # ESC I n   feed n/8 mm
 _STAR_DRAWER_PULSE = const(0x07)     # ESC BEL n1 n2   drawer pulse widths
 _STAR_STATUS = const(0x06)           # ESC ACK SOH   request an automatic-status block
+_SOH = const(0x01)
 _STAR_FORM_FEED = const(0x0C)        # ESC FF NUL|EOT   raster mode: end the page|the job
 _STAR_BARCODE = const(0x62)          # ESC b n1 n2 n3 n4 d... RS
 _STAR_VTAB_STOPS = const(0x42)       # ESC B n1 ... NUL
@@ -1684,7 +1685,7 @@ class Parser:
             self._set_key()
         elif c == _STAR_DRAWER_PULSE:
             pass
-        elif c == _STAR_STATUS:
+        elif c == _STAR_STATUS and h[2] == _SOH:   # ESC ACK n: only SOH is answered
             self._request("ESC ACK SOH")
         elif c == _STAR_FORM_FEED and h[2] == _EOT:
             self._do_cut("full")

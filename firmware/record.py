@@ -166,8 +166,8 @@ class Records:
         return Receipt() if self._extract else RecordBuilder(self._new_scratch)
 
     def raw_max(self):
-        """Raw bytes capture keeps per receipt: they leave the board in mode full only."""
-        return self._upload["raw_bytes_max"] if self._upload["mode"] == "full" else 0
+        """Raw bytes capture keeps per receipt (raw_max())."""
+        return raw_max(self._upload)
 
     def encode(self, receipt, raw):
         """The spool record (a list of parts) of a finished receipt; raw: its ESC/POS bytes,
@@ -184,6 +184,12 @@ class Records:
             raw = None
         return receipt.record_parts(self._device, self._boot, captured, synced, raw,
                                     upload["images"], self._printer)
+
+
+def raw_max(upload):
+    """Raw bytes capture keeps per receipt, by the upload settings: they leave the board in
+    mode full only."""
+    return upload["raw_bytes_max"] if upload["mode"] == "full" else 0
 
 
 def wall_ms():

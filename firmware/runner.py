@@ -22,7 +22,7 @@ from . import FIRMWARE_VERSION, protocol
 from .capture import IDLE, Capture
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .escpos_parser import Parser
-from .record import Records
+from .record import Records, raw_max
 from .status_led import DEGRADED, FAILED, HEALTHY, StatusLed
 from .tap import BUDGET_US, Tap, new_buffers
 
@@ -78,7 +78,10 @@ class Runner:
         self.peak_alloc = 0
         self._busy_at = 0
         self._collected = False
-        self._buffers = new_buffers()   # at boot, before capture can fragment the heap
+        # at boot, before anything can fragment the heap: the tap's buffers and capture's
+        # backlog (which also holds the raw bytes upload mode full keeps per receipt)
+        self._buffers = new_buffers()
+        self._backlog = bytearray(max(raw_max(cfg["upload"]), _BACKLOG))
         self.config_refused = False
         self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
         self._restart_at = None      # ticks before which capture is not restarted
@@ -116,11 +119,8 @@ class Runner:
             def make_parser():
                 return Parser(**options)
 
-            raw_max = records.raw_max()
-            # one buffer: the backlog capture parses from, and the raw bytes of the receipt in
-            # progress (upload mode full keeps them up to upload.raw_bytes_max)
             self.capture = Capture(self.spool, records.encode, make_parser,
-                                   backlog=max(raw_max, _BACKLOG), raw=raw_max > 0,
+                                   backlog=self._backlog, raw=records.raw_max() > 0,
                                    slowdown=slowdown, new_receipt=records.new_receipt)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)

@@ -472,3 +472,14 @@ def test_printing_a_stored_code_again_shares_its_text():
     codes = kinds(p.feed((GS + b"(k\x03\x001Q0") * 50), CODE2D)
     assert len(codes) == 50 and codes[0][2] == "".join(chr(b) for b in data)
     assert all(c[2] is codes[0][2] for c in codes)
+
+
+def test_star_status_request_is_esc_ack_soh_only():
+    """Star's ESC ACK SOH makes the printer answer; ESC ACK with any other byte does not, so
+    the tap must not wait for an answer to it (and may_ask agrees with the parse)."""
+    for stream, asks in ((b"\x1b\x06\x01", True), (b"\x1b\x06\x00", False),
+                         (b"\x1b\x06\x02", False)):
+        p = Parser(profile="star")
+        requests = [e for e in p.feed(stream) + p.close() if e[0] == REQUEST]
+        assert bool(requests) is asks, stream
+        assert Parser(profile="star").may_ask(stream, 0, len(stream)) is asks, stream
