@@ -40,7 +40,6 @@ _GC_SHARE = const(4)        # collect after this share of the free heap was allo
 _GC_MIN = const(4096)
 _RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
 _REBUILD_MS = 10000          # between attempts to build capture or uplink that did not fit
-_BACKLOG = 4096              # bytes capture may fall behind the printer (capture.py)
 
 
 def device_id(cfg):
@@ -118,10 +117,12 @@ class Runner:
 
             raw_max = records.raw_max()
             # one buffer: the backlog capture parses from, and the raw bytes of the receipt in
-            # progress (upload mode full keeps them up to upload.raw_bytes_max)
-            self.capture = Capture(self.spool, records.encode, make_parser,
-                                   backlog=max(raw_max, _BACKLOG), raw=raw_max > 0,
-                                   slowdown=slowdown, new_receipt=records.new_receipt)
+            # progress (upload mode full keeps them up to upload.raw_bytes_max); allocated
+            # here, at boot, before the heap fragments
+            backlog = max(raw_max, cfg["capture"]["backlog"])
+            self.capture = Capture(self.spool, records.encode, make_parser, backlog=backlog,
+                                   raw=raw_max > 0, slowdown=slowdown,
+                                   new_receipt=records.new_receipt)
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)
             self._retry_build(e)
@@ -237,7 +238,8 @@ class Runner:
         if capture is not None and capture.parser is None:
             capture = None       # released for forwarding: tick() restarts it
         return Tap(pos, printer, capture=capture, split_idle_ms=self.cfg["split"]["idle_ms"],
-                   idle_mark=idle_mark, buffers=self._buffers)
+                   idle_mark=idle_mark, buffers=self._buffers,
+                   keep_pace=self.cfg["capture"]["policy"] == "keep_pace")
 
     def capture_work(self):
         """Capture's budget of parsing while no job runs; True while it has bytes left."""

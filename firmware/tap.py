@@ -14,19 +14,28 @@ What the tap guarantees:
   printer go back to the POS the same way.
 - Forwarding waits for capture at most a fixed budget per step: a step forwards at most one
   chunk (_CHUNK bytes) each way and copies what the printer took into capture's backlog (a
-  memory copy). Forwarding comes first: while bytes move, capture parses only once half its
-  backlog (4 KiB by default) waits; otherwise, in a quiet step, it parses for BUDGET_US
-  microseconds (in slices of 128 bytes). Once half the backlog waits, a step parses for
-  BUDGET_US and at least one chunk (_CHUNK bytes), so the backlog never overflows: no receipt
-  is lost to a parser slower than a burst. The step's work is then bounded in bytes, not in
-  time, on purpose: time budgets shrink when the CPU is shared (a PC under load, a flash
-  write), bytes do not. On an ESP32 (~40 KB/s on command-dense text, ~1.5 MB/s on images) a
-  chunk is ~13 ms at worst; forwarding then runs at the parser's pace, but only while both
-  the POS and the printer outrun it: a receipt printer prints text at a few KB/s and raster at
-  ~150 KB/s, slower than the parser, so printing itself is not slowed. While the printer takes
-  nothing (its buffer full), capture may use _HELD_BUDGETS budgets. Past the backlog (a
-  restart after a failure, a flash write longer than the backlog lasts on a serial line),
-  capture stores the receipt in progress as incomplete, "capture_behind" (capture.py).
+  memory copy; capture.backlog, 4 KiB by default). In a quiet step (no byte moved) capture
+  parses for BUDGET_US microseconds (in slices of 128 bytes: at least one), _HELD_BUDGETS
+  budgets while the printer takes nothing (its buffer full). In a step that moved bytes,
+  capture.policy decides (config.py; the README's "The tap's capture policy"):
+  - keep_pace (default): capture parses nothing until half the backlog waits; from then on
+    each step parses for BUDGET_US and at least one chunk, so the backlog never overflows and
+    no receipt is lost to a parser slower than a burst. The step's work is then bounded in
+    bytes, not in time, on purpose: time budgets shrink when the CPU is shared (a PC under
+    load, a flash write), bytes do not. On an ESP32 (~40 KB/s on command-dense text, ~1.5 MB/s
+    on images) a chunk is ~13 ms at worst; forwarding then runs at the parser's pace, but only
+    while both the POS and the printer outrun it: a receipt printer prints text at a few KB/s
+    and raster at ~150 KB/s, slower than the parser, so printing itself is not slowed.
+  - forwarding_first: capture parses nothing, ever, in a step that moved bytes (a budget of
+    0 bytes); forwarding waits for capture only in quiet steps, as above. A burst longer than
+    the backlog (at LAN speed: a job larger than the backlog plus the socket buffers) fills
+    it: the receipt in progress is stored incomplete, "capture_behind", and the bytes up to
+    the next job end, idle gap or ESC @ are skipped, counted (capture.py). Measured on the
+    demo workload (README): with a 4 KiB backlog 20 of 94 receipts incomplete and 8 lost;
+    none only at a 256 KiB backlog.
+  Past the backlog under either policy (a restart after a failure, a flash write longer than
+  the backlog lasts on a serial line), capture stores the receipt in progress as incomplete,
+  "capture_behind".
 - An exception in capture switches capture off (counted; the runner restarts it) and
   forwarding carries on. Out of memory in forwarding itself, capture releases its heap first.
 - Nothing here waits on the network: the uplink runs in its own thread (runner.py).
@@ -135,11 +144,12 @@ class Tap:
     kept by the caller so that a new job allocates nothing big on a heap capture may have
     exhausted. last_error: the exception that switched capture off (kept as is: formatting it
     in the handler could itself run out of memory). replies: how many times answers came
-    from the printer (network_mode waits for as many as capture saw requests).
+    from the printer (network_mode waits for as many as capture saw requests). keep_pace:
+    capture.policy keep_pace (True) or forwarding_first (False), see above.
     """
 
     def __init__(self, pos, printer, capture=None, clock=ticks_ms, split_idle_ms=3000,
-                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US):
+                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US, keep_pace=True):
         down_buf, up_buf = buffers or new_buffers()
         self.down = Direction(pos, printer, down_buf, self._taken)
         self.up = Direction(printer, pos, up_buf) if printer is not None else None
@@ -148,6 +158,7 @@ class Tap:
         self._split_idle_ms = split_idle_ms
         self._idle_mark = idle_mark
         self._budget_us = budget_us
+        self._keep_pace = keep_pace
         self.last_byte = clock()       # the last time a byte moved either way
         self._split_due = False
         self.capture_errors = 0
@@ -178,9 +189,9 @@ class Tap:
         capture = self.capture
         if capture is not None:
             try:
-                pressed = capture.pressed()
+                pressed = self._keep_pace and capture.pressed()
                 if moved and not pressed:
-                    busy = True    # forwarding first: capture parses in the next quiet step
+                    busy = True    # capture parses in the next quiet step
                 else:
                     held = self.down.pending() > 0
                     busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1),
