@@ -62,13 +62,9 @@ SCHEMA = {
                           ("network mode: after the POS half-closes, how long the printer's "
                            "answers to it may take")),
     "capture.policy": (str, "keep_pace", ("keep_pace", "forwarding_first"),
-                       ("keep_pace: when POS and printer both outrun the parser, forwarding "
-                        "slows to its pace, no receipt lost; forwarding_first: never slowed, "
-                        "a receipt past the backlog is stored incomplete (see The tap's "
-                        "capture policy)")),
-    "capture.backlog": (int, 4096, (2048, 1 << 20),
-                        ("bytes capture may fall behind the printer (at least "
-                         "upload.raw_bytes_max); more only where the board has the RAM")),
+                       ("keep_pace: forwarding may slow to the parser's pace, no receipt lost; "
+                        "forwarding_first: never slowed, overflow stored incomplete (see The "
+                        "tap's capture policy)")),
     "split.idle_ms": (int, 3000, (100, 600000),
                       "no byte for this long ends a receipt (tear-bar printers)"),
     "split.on_init": (bool, False, None, "also end a receipt at ESC @ after printed content"),

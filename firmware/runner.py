@@ -40,6 +40,7 @@ _GC_SHARE = const(4)        # collect after this share of the free heap was allo
 _GC_MIN = const(4096)
 _RESTART_CAPTURE_MS = 1000   # between attempts to restart capture when the heap was too full
 _REBUILD_MS = 10000          # between attempts to build capture or uplink that did not fit
+_BACKLOG = 4096              # bytes capture may fall behind the printer (capture.py)
 
 
 def device_id(cfg):
@@ -93,8 +94,10 @@ class Runner:
     def build_capture(self):
         """Parser, spool and capture from the configuration; None (with a reason) if that fails.
 
-        A board definition's "parser_slowdown" (benches on the host board only) makes the
-        parser that many times slower, as on a slower chip; 0 switches capture off."""
+        A board definition's "backlog" (bytes, default 4096) sizes capture's backlog where the
+        board has the RAM (PSRAM; README, The tap's capture policy); its "parser_slowdown"
+        (benches on the host board only) makes the parser that many times slower, as on a
+        slower chip; 0 switches capture off."""
         slowdown = self.board.get("parser_slowdown", 1)
         if not slowdown:
             return None
@@ -119,10 +122,11 @@ class Runner:
             # one buffer: the backlog capture parses from, and the raw bytes of the receipt in
             # progress (upload mode full keeps them up to upload.raw_bytes_max); allocated
             # here, at boot, before the heap fragments
-            backlog = max(raw_max, cfg["capture"]["backlog"])
+            backlog = max(raw_max, self.board.get("backlog", _BACKLOG))
             self.capture = Capture(self.spool, records.encode, make_parser, backlog=backlog,
                                    raw=raw_max > 0, slowdown=slowdown,
-                                   new_receipt=records.new_receipt)
+                                   new_receipt=records.new_receipt,
+                                   keep_pace=cfg["capture"]["policy"] == "keep_pace")
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)
             self._retry_build(e)
@@ -238,8 +242,7 @@ class Runner:
         if capture is not None and capture.parser is None:
             capture = None       # released for forwarding: tick() restarts it
         return Tap(pos, printer, capture=capture, split_idle_ms=self.cfg["split"]["idle_ms"],
-                   idle_mark=idle_mark, buffers=self._buffers,
-                   keep_pace=self.cfg["capture"]["policy"] == "keep_pace")
+                   idle_mark=idle_mark, buffers=self._buffers)
 
     def capture_work(self):
         """Capture's budget of parsing while no job runs; True while it has bytes left."""

@@ -14,10 +14,11 @@ What the tap guarantees:
   printer go back to the POS the same way.
 - Forwarding waits for capture at most a fixed budget per step: a step forwards at most one
   chunk (_CHUNK bytes) each way and copies what the printer took into capture's backlog (a
-  memory copy; capture.backlog, 4 KiB by default). In a quiet step (no byte moved) capture
-  parses for BUDGET_US microseconds (in slices of 128 bytes: at least one), _HELD_BUDGETS
-  budgets while the printer takes nothing (its buffer full). In a step that moved bytes,
-  capture.policy decides (config.py; the README's "The tap's capture policy"):
+  memory copy; 4 KiB unless the board definition says more, runner.py). In a quiet step (no
+  byte moved) capture parses for BUDGET_US microseconds (in slices of 128 bytes: at least
+  one), _HELD_BUDGETS budgets while the printer takes nothing (its buffer full). In a step
+  that moved bytes, capture.policy decides (config.py; Capture's keep_pace; the README's
+  "The tap's capture policy"):
   - keep_pace (default): capture parses nothing until half the backlog waits; from then on
     each step parses for BUDGET_US and at least one chunk, so the backlog never overflows and
     no receipt is lost to a parser slower than a burst. The step's work is then bounded in
@@ -32,7 +33,7 @@ What the tap guarantees:
     it: the receipt in progress is stored incomplete, "capture_behind", and the bytes up to
     the next job end, idle gap or ESC @ are skipped, counted (capture.py). Measured on the
     demo workload (README): with a 4 KiB backlog 20 of 94 receipts incomplete and 8 lost;
-    none only at a 256 KiB backlog.
+    none lost only from a 256 KiB backlog.
   Past the backlog under either policy (a restart after a failure, a flash write longer than
   the backlog lasts on a serial line), capture stores the receipt in progress as incomplete,
   "capture_behind".
@@ -144,12 +145,11 @@ class Tap:
     kept by the caller so that a new job allocates nothing big on a heap capture may have
     exhausted. last_error: the exception that switched capture off (kept as is: formatting it
     in the handler could itself run out of memory). replies: how many times answers came
-    from the printer (network_mode waits for as many as capture saw requests). keep_pace:
-    capture.policy keep_pace (True) or forwarding_first (False), see above.
+    from the printer (network_mode waits for as many as capture saw requests).
     """
 
     def __init__(self, pos, printer, capture=None, clock=ticks_ms, split_idle_ms=3000,
-                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US, keep_pace=True):
+                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US):
         down_buf, up_buf = buffers or new_buffers()
         self.down = Direction(pos, printer, down_buf, self._taken)
         self.up = Direction(printer, pos, up_buf) if printer is not None else None
@@ -158,7 +158,6 @@ class Tap:
         self._split_idle_ms = split_idle_ms
         self._idle_mark = idle_mark
         self._budget_us = budget_us
-        self._keep_pace = keep_pace
         self.last_byte = clock()       # the last time a byte moved either way
         self._split_due = False
         self.capture_errors = 0
@@ -189,7 +188,7 @@ class Tap:
         capture = self.capture
         if capture is not None:
             try:
-                pressed = self._keep_pace and capture.pressed()
+                pressed = capture.pressed()    # never, under forwarding_first
                 if moved and not pressed:
                     busy = True    # capture parses in the next quiet step
                 else:

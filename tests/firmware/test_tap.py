@@ -264,12 +264,13 @@ def test_forwarding_first_never_parses_while_bytes_move_and_stores_the_overflow_
     as skipped. In the quiet steps after the job, capture parses what it kept."""
     spool = ListSpool()
     capture = Capture(spool, lambda receipt, raw: (receipt.status, receipt.reason,
-                                                   receipt.lines), backlog=2048)
+                                                   receipt.lines), backlog=2048,
+                      keep_pace=False)
     job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k
                    for k in range(400))
     # a chunk every step, never a quiet one
     pos, printer = Source([job[i:i + 512] for i in range(0, len(job), 512)]), Source([])
-    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0, keep_pace=False)
+    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
     steps = 0
     while pos.chunks:
         tap.step()
@@ -297,14 +298,15 @@ def test_forwarding_first_parses_in_quiet_steps_and_keeps_every_receipt_of_a_pac
     chunk): capture parses in the quiet steps, the backlog never fills, every receipt is
     complete."""
     spool = ListSpool()
-    capture = Capture(spool, lambda receipt, raw: (receipt.status, receipt.lines), backlog=2048)
+    capture = Capture(spool, lambda receipt, raw: (receipt.status, receipt.lines), backlog=2048,
+                      keep_pace=False)
     job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k
                    for k in range(60))
     chunks = []
     for i in range(0, len(job), 64):
         chunks += [job[i:i + 64], b""]
     pos, printer = Source(chunks + [b""] * 20), Source([])
-    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0, keep_pace=False)
+    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
     while pos.chunks:
         tap.step()
     capture.mark(END)

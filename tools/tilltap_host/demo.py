@@ -71,6 +71,9 @@ def add_command(sub):
                          "(only what the board's extractor found)")
     ap.add_argument("--capture-policy", choices=CAPTURE_POLICIES, default="keep_pace",
                     help="the tap's capture.policy (README, The tap's capture policy)")
+    ap.add_argument("--capture-backlog", type=int, default=None, metavar="BYTES",
+                    help="the tap's capture backlog (its board definition's \"backlog\"; "
+                         "default 4096)")
     ap.add_argument("--port", type=int, default=8080, help="the server's HTTP port (0: any free)")
     ap.add_argument("--dir", default=None, help="working directory (default: a temporary one)")
     ap.add_argument("--generated", type=int, default=30,
@@ -171,9 +174,11 @@ class Demo:
     (self.tap, self.printer); add_tap() adds more against the same server."""
 
     def __init__(self, workdir, uplink="http", port=None, upload_mode="full", printer=None,
-                 capture=None):
+                 capture=None, backlog=None):
         self.dir = workdir
         self.capture_cfg = capture or {}   # the taps' capture section (capture.policy)
+        # the taps' board definition's "backlog" (bytes), None: the board's default
+        self.board = {"backlog": backlog} if backlog else None
         self.uplink = uplink
         self.upload_mode = upload_mode
         self.printer_cfg = printer or printer_settings()
@@ -233,7 +238,7 @@ class Demo:
             "device_id": device, "server": server_cfg, "printer": printer,
             "upload": {"idle_ms": 100, "mode": upload_mode}, "split": TAP_SPLIT,
             "capture": self.capture_cfg},
-            heapsize=self.heapsize, rom=self.rom).start()
+            heapsize=self.heapsize, rom=self.rom, board=self.board).start()
         tap = Tap(device, virtual, process, parser_options(printer), upload_mode)
         self.taps.append(tap)
         if self.tap is None:
@@ -435,7 +440,7 @@ async def _main(args):
         return 2
     want = expected_receipts(jobs, parser_options(printer))
     demo = Demo(workdir, args.uplink, args.port, args.upload_mode, printer,
-                capture={"policy": args.capture_policy})
+                capture={"policy": args.capture_policy}, backlog=args.capture_backlog)
     try:
         try:
             await demo.start()
