@@ -370,7 +370,7 @@ async def throughput(tmp):
             finally:
                 tap.stop()
             rate = sorted(rates)[len(rates) // 2]
-            line = "forwarding, %-33s %6.2f MB/s (median of %d)" % (name, rate, len(rates))
+            line = "forwarding, %-48s %6.2f MB/s (median of %d)" % (name, rate, len(rates))
             if off is None:
                 off = rate
             else:
