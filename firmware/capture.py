@@ -52,18 +52,20 @@ class Capture:
     spool.append(record) stores it durably; make_parser() -> a new Parser (printer options);
     new_receipt() -> what assembles a receipt: receipt.Receipt, or record.RecordBuilder
     (writes each line into the record as it comes); backlog: the buffer (a bytearray the
-    caller allocated at boot) or its size in bytes; raw: keep
-    each receipt's raw bytes (up to the buffer's size).
+    caller allocated at boot) or its size in bytes; raw: keep each receipt's raw bytes (up to
+    the buffer's size); keep_pace: capture.policy keep_pace (True: pressed() once half the
+    backlog waits) or forwarding_first (False: never pressed, the backlog may fill; tap.py).
     """
 
     def __init__(self, spool, encode, make_parser=Parser, backlog=4096, raw=True, slowdown=1,
-                 new_receipt=Receipt):
+                 new_receipt=Receipt, keep_pace=True):
         self._make_parser = make_parser
         self._slowdown = slowdown   # benches: the parser made this many times slower (a chip)
         self._new_receipt = new_receipt
         self._spool = spool
         self._encode = encode
         self._keep_raw = raw
+        self._keep_pace = keep_pace
         self._buf = backlog if isinstance(backlog, bytearray) else bytearray(backlog)
         self._mv = memoryview(self._buf)
         self._size = len(self._buf)
@@ -191,8 +193,8 @@ class Capture:
 
     def pressed(self):
         """True once half the backlog waits to be parsed: capture must parse now, even while
-        bytes are moving, or fall behind."""
-        return self._write - self._parsed > self._size // 2
+        bytes are moving, or fall behind. Never under forwarding_first (keep_pace False)."""
+        return self._keep_pace and self._write - self._parsed > self._size // 2
 
     def feed(self, data, n=None):
         """take() then work() to the end: the whole chunk parsed now (tests, tools)."""

@@ -81,7 +81,8 @@ class Runner:
         # at boot, before anything can fragment the heap: the tap's buffers and capture's
         # backlog (which also holds the raw bytes upload mode full keeps per receipt)
         self._buffers = new_buffers()
-        self._backlog = bytearray(max(raw_max(cfg["upload"]), _BACKLOG))
+        self._backlog = bytearray(max(raw_max(cfg["upload"]),
+                                      board.get("backlog", _BACKLOG)))
         self.config_refused = False
         self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
         self._restart_at = None      # ticks before which capture is not restarted
@@ -97,8 +98,10 @@ class Runner:
     def build_capture(self):
         """Parser, spool and capture from the configuration; None (with a reason) if that fails.
 
-        A board definition's "parser_slowdown" (benches on the host board only) makes the
-        parser that many times slower, as on a slower chip; 0 switches capture off."""
+        A board definition's "backlog" (bytes, default 4096) sizes capture's backlog where the
+        board has the RAM (PSRAM; README, The tap's capture policy); its "parser_slowdown"
+        (benches on the host board only) makes the parser that many times slower, as on a
+        slower chip; 0 switches capture off."""
         slowdown = self.board.get("parser_slowdown", 1)
         if not slowdown:
             return None
@@ -121,7 +124,8 @@ class Runner:
 
             self.capture = Capture(self.spool, records.encode, make_parser,
                                    backlog=self._backlog, raw=records.raw_max() > 0,
-                                   slowdown=slowdown, new_receipt=records.new_receipt)
+                                   slowdown=slowdown, new_receipt=records.new_receipt,
+                                   keep_pace=cfg["capture"]["policy"] == "keep_pace")
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)
             self._retry_build(e)

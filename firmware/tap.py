@@ -14,19 +14,29 @@ What the tap guarantees:
   printer go back to the POS the same way.
 - Forwarding waits for capture at most a fixed budget per step: a step forwards at most one
   chunk (_CHUNK bytes) each way and copies what the printer took into capture's backlog (a
-  memory copy). Forwarding comes first: while bytes move, capture parses only once half its
-  backlog (4 KiB by default) waits; otherwise, in a quiet step, it parses for BUDGET_US
-  microseconds (in slices of 128 bytes). Once half the backlog waits, a step parses for
-  BUDGET_US and at least one chunk (_CHUNK bytes), so the backlog never overflows: no receipt
-  is lost to a parser slower than a burst. The step's work is then bounded in bytes, not in
-  time, on purpose: time budgets shrink when the CPU is shared (a PC under load, a flash
-  write), bytes do not. On an ESP32 (~40 KB/s on command-dense text, ~1.5 MB/s on images) a
-  chunk is ~13 ms at worst; forwarding then runs at the parser's pace, but only while both
-  the POS and the printer outrun it: a receipt printer prints text at a few KB/s and raster at
-  ~150 KB/s, slower than the parser, so printing itself is not slowed. While the printer takes
-  nothing (its buffer full), capture may use _HELD_BUDGETS budgets. Past the backlog (a
-  restart after a failure, a flash write longer than the backlog lasts on a serial line),
-  capture stores the receipt in progress as incomplete, "capture_behind" (capture.py).
+  memory copy; 4 KiB unless the board definition says more, runner.py). In a quiet step (no
+  byte moved) capture parses for BUDGET_US microseconds (in slices of 128 bytes: at least
+  one), _HELD_BUDGETS budgets while the printer takes nothing (its buffer full). In a step
+  that moved bytes, capture.policy decides (config.py; Capture's keep_pace; the README's
+  "The tap's capture policy"):
+  - keep_pace (default): capture parses nothing until half the backlog waits; from then on
+    each step parses for BUDGET_US and at least one chunk, so the backlog never overflows and
+    no receipt is lost to a parser slower than a burst. The step's work is then bounded in
+    bytes, not in time, on purpose: time budgets shrink when the CPU is shared (a PC under
+    load, a flash write), bytes do not. On an ESP32 (~40 KB/s on command-dense text, ~1.5 MB/s
+    on images) a chunk is ~13 ms at worst; forwarding then runs at the parser's pace, but only
+    while both the POS and the printer outrun it: a receipt printer prints text at a few KB/s
+    and raster at ~150 KB/s, slower than the parser, so printing itself is not slowed.
+  - forwarding_first: capture parses nothing, ever, in a step that moved bytes (a budget of
+    0 bytes); forwarding waits for capture only in quiet steps, as above. A burst longer than
+    the backlog (at LAN speed: a job larger than the backlog plus the socket buffers) fills
+    it: the receipt in progress is stored incomplete, "capture_behind", and the bytes up to
+    the next job end, idle gap or ESC @ are skipped, counted (capture.py). Measured on the
+    demo workload (README): with a 4 KiB backlog 20 of 94 receipts incomplete and 8 lost;
+    none lost only from a 256 KiB backlog.
+  Past the backlog under either policy (a restart after a failure, a flash write longer than
+  the backlog lasts on a serial line), capture stores the receipt in progress as incomplete,
+  "capture_behind".
 - An exception in capture switches capture off (counted; the runner restarts it) and
   forwarding carries on. Out of memory in forwarding itself, capture releases its heap first.
 - Nothing here waits on the network: the uplink runs in its own thread (runner.py).
@@ -178,9 +188,9 @@ class Tap:
         capture = self.capture
         if capture is not None:
             try:
-                pressed = capture.pressed()
+                pressed = capture.pressed()    # never, under forwarding_first
                 if moved and not pressed:
-                    busy = True    # forwarding first: capture parses in the next quiet step
+                    busy = True    # capture parses in the next quiet step
                 else:
                     held = self.down.pending() > 0
                     busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1),

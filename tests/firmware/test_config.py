@@ -68,3 +68,13 @@ def test_load_reports_unreadable_and_bad_json():
         assert config.load(path)["split"]["idle_ms"] == 1500
     finally:
         fwtest.rmtree(d)
+
+
+def test_capture_policy():
+    """keep_pace is the default (README, The tap's capture policy); forwarding_first is the
+    option; anything else is refused, naming the field."""
+    assert config.defaults()["capture"] == {"policy": "keep_pace"}
+    cfg = config.validate({"capture": {"policy": "forwarding_first"}})
+    assert cfg["capture"]["policy"] == "forwarding_first"
+    assert _error({"capture": {"policy": "fast"}}).startswith("capture.policy: must be one of")
+    assert _error({"capture": {"policy": True}}).startswith("capture.policy: must be a string")

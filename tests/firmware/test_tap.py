@@ -249,3 +249,69 @@ def test_a_pressed_capture_keeps_pace_in_bytes_whatever_its_time_budget():
     capture.work()
     assert bytes(printer.written) == job
     assert capture.behind == 0 and capture.skipped_bytes == 0 and len(spool.records) == 400
+
+
+def _parsed(tap, capture):
+    """Bytes capture parsed so far: what the printer took, less what capture skipped or has
+    yet to parse."""
+    return tap.down.bytes_out - capture.skipped_bytes - capture.pending()
+
+
+def test_forwarding_first_never_parses_while_bytes_move_and_stores_the_overflow_as_behind():
+    """capture.policy forwarding_first: a POS and a printer that never pause (every step moves
+    a chunk) get a step each chunk, capture parses nothing meanwhile; past the backlog the
+    receipt in progress is stored incomplete, capture_behind, and what did not fit is counted
+    as skipped. In the quiet steps after the job, capture parses what it kept."""
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: (receipt.status, receipt.reason,
+                                                   receipt.lines), backlog=2048,
+                      keep_pace=False)
+    job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k
+                   for k in range(400))
+    # a chunk every step, never a quiet one
+    pos, printer = Source([job[i:i + 512] for i in range(0, len(job), 512)]), Source([])
+    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
+    steps = 0
+    while pos.chunks:
+        tap.step()
+        steps += 1
+        assert _parsed(tap, capture) == 0                  # nothing parsed while bytes move
+    assert bytes(printer.written) == job and steps == (len(job) + 511) // 512
+    assert capture.behind >= 1 and capture.skipped_bytes > 0
+    for _ in range(200):                                  # quiet steps: capture catches up
+        tap.step()
+    capture.mark(END)
+    capture.work()
+    assert _parsed(tap, capture) == tap.down.bytes_out - capture.skipped_bytes
+    statuses = [(status, reason) for status, reason, _ in spool.records]
+    kept = [lines for status, _, lines in spool.records if status == "complete"]
+    assert statuses.count(("incomplete", "capture_behind")) == 1
+    assert statuses[-1] == ("incomplete", "capture_behind")    # the one the backlog cut off
+    # the receipts before it are whole, in order, none merged; the rest were skipped, counted
+    assert kept == [["Receipt %d" % k, "Item   1.00", "Total   1.00"] for k in range(len(kept))]
+    assert capture.incomplete == 1 and len(kept) >= 2048 // 50 - 1
+    assert len(spool.records) < 400
+
+
+def test_forwarding_first_parses_in_quiet_steps_and_keeps_every_receipt_of_a_paced_line():
+    """The same policy on a line with pauses (a serial line's pace: a quiet step after each
+    chunk): capture parses in the quiet steps, the backlog never fills, every receipt is
+    complete."""
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: (receipt.status, receipt.lines), backlog=2048,
+                      keep_pace=False)
+    job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k
+                   for k in range(60))
+    chunks = []
+    for i in range(0, len(job), 64):
+        chunks += [job[i:i + 64], b""]
+    pos, printer = Source(chunks + [b""] * 20), Source([])
+    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
+    while pos.chunks:
+        tap.step()
+    capture.mark(END)
+    capture.work()
+    assert bytes(printer.written) == job
+    assert capture.behind == 0 and capture.skipped_bytes == 0
+    assert spool.records == [("complete", ["Receipt %d" % k, "Item   1.00", "Total   1.00"])
+                             for k in range(60)]

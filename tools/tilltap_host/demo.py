@@ -51,6 +51,7 @@ DEVICE = "demo-tap"
 TAP_SPLIT = {"idle_ms": 1500}     # every demo tap's split section
 OPERATOR = "demo"
 UPLOAD_MODES = device_config.SCHEMA["upload.mode"][2]
+CAPTURE_POLICIES = device_config.SCHEMA["capture.policy"][2]
 # The demo's printer takes 256 KB/s: faster than any receipt printer prints (a 576-dot raster
 # at 250 mm/s is ~144 KB/s), yet, like a real one, it makes the tap wait on it. A sink taking
 # bytes at memory speed would measure the PC's load instead (bench_tap measures that case).
@@ -68,6 +69,11 @@ def add_command(sub):
     ap.add_argument("--upload-mode", choices=UPLOAD_MODES, default="full",
                     help="what leaves the tap: full (receipt and raw bytes), text, or fields "
                          "(only what the board's extractor found)")
+    ap.add_argument("--capture-policy", choices=CAPTURE_POLICIES, default="keep_pace",
+                    help="the tap's capture.policy (README, The tap's capture policy)")
+    ap.add_argument("--capture-backlog", type=int, default=None, metavar="BYTES",
+                    help="the tap's capture backlog (its board definition's \"backlog\"; "
+                         "default 4096)")
     ap.add_argument("--port", type=int, default=8080, help="the server's HTTP port (0: any free)")
     ap.add_argument("--dir", default=None, help="working directory (default: a temporary one)")
     ap.add_argument("--generated", type=int, default=30,
@@ -167,8 +173,12 @@ class Demo:
     """Starts every part; `close()` stops them. start() starts the server and one tap
     (self.tap, self.printer); add_tap() adds more against the same server."""
 
-    def __init__(self, workdir, uplink="http", port=None, upload_mode="full", printer=None):
+    def __init__(self, workdir, uplink="http", port=None, upload_mode="full", printer=None,
+                 capture=None, backlog=None):
         self.dir = workdir
+        self.capture_cfg = capture or {}   # the taps' capture section (capture.policy)
+        # the taps' board definition's "backlog" (bytes), None: the board's default
+        self.board = {"backlog": backlog} if backlog else None
         self.uplink = uplink
         self.upload_mode = upload_mode
         self.printer_cfg = printer or printer_settings()
@@ -226,8 +236,9 @@ class Demo:
         os.makedirs(workdir, exist_ok=True)
         process = FirmwareProcess(workdir, virtual.port, {
             "device_id": device, "server": server_cfg, "printer": printer,
-            "upload": {"idle_ms": 100, "mode": upload_mode}, "split": TAP_SPLIT},
-            heapsize=self.heapsize, rom=self.rom).start()
+            "upload": {"idle_ms": 100, "mode": upload_mode}, "split": TAP_SPLIT,
+            "capture": self.capture_cfg},
+            heapsize=self.heapsize, rom=self.rom, board=self.board).start()
         tap = Tap(device, virtual, process, parser_options(printer), upload_mode)
         self.taps.append(tap)
         if self.tap is None:
@@ -361,6 +372,7 @@ def report(jobs, sent, replies, demo, want):
     """The demo's findings as lines of text, and whether everything held."""
     status = demo.tap.status()
     up = status.get("uplink", {})
+    capture = status.get("capture", {})
     rows, distinct = demo.stored()
     got = bytes(demo.printer.received)
     exact_down = got == sent
@@ -379,6 +391,9 @@ def report(jobs, sent, replies, demo, want):
             len(replies), "yes" if exact_up else "NO"),
         "receipts in the jobs:          %d" % want,
         "receipts captured by the tap:  %d" % status.get("receipts", 0),
+        "of them incomplete:            %d (backlog full %d times, %d bytes skipped)" % (
+            capture.get("incomplete", 0), capture.get("behind", 0),
+            capture.get("skipped_bytes", 0)),
         "records uploaded / acked:      %d / %d" % (up.get("records_sent", 0),
                                                     up.get("acked", 0)),
         "receipts stored by the server: %d (%d distinct, %s)" % (
@@ -424,7 +439,8 @@ async def _main(args):
               file=sys.stderr)
         return 2
     want = expected_receipts(jobs, parser_options(printer))
-    demo = Demo(workdir, args.uplink, args.port, args.upload_mode, printer)
+    demo = Demo(workdir, args.uplink, args.port, args.upload_mode, printer,
+                capture={"policy": args.capture_policy}, backlog=args.capture_backlog)
     try:
         try:
             await demo.start()
