@@ -81,8 +81,11 @@ class Runner:
         # at boot, before anything can fragment the heap: the tap's buffers and capture's
         # backlog (which also holds the raw bytes upload mode full keeps per receipt)
         self._buffers = new_buffers()
-        self._backlog = bytearray(max(raw_max(cfg["upload"]),
-                                      board.get("backlog", _BACKLOG)))
+        self._backlog = max(raw_max(cfg["upload"]), board.get("backlog", _BACKLOG))
+        try:
+            self._backlog = bytearray(self._backlog)
+        except MemoryError:
+            pass    # capture tries again when it is built (and forwards without it meanwhile)
         self.config_refused = False
         self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
         self._restart_at = None      # ticks before which capture is not restarted
