@@ -214,19 +214,27 @@ def test_a_hold_is_never_an_idle_gap():
     assert len(spool.records) == 1 and b"Last line" in spool.records[0]
 
 
-def test_capture_slower_than_the_line_never_slows_forwarding():
-    """A zero time budget (capture parses one slice a step at most): forwarding still moves a
-    chunk every step, and capture catches up from its backlog afterwards."""
-    spool = ListSpool()
-    capture = Capture(spool, lambda receipt, raw: bytes(raw), backlog=8192)
-    job = (b"\x1b@" + b"Item line of a receipt  1.00\n" * 60 + b"\x1dV\x00") * 3
+def _forward_in_chunks(job, capture, after_each_step=None):
+    """The job from a POS that has a 512-byte chunk ready at every step, a zero time budget:
+    checks a chunk moved per step (and after_each_step(tap)); returns the tap."""
     pos, printer = Source([job[i:i + 512] for i in range(0, len(job), 512)]), Source([])
     tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
     steps = 0
     while pos.chunks:
         tap.step()
         steps += 1
+        assert after_each_step is None or after_each_step(tap)
     assert bytes(printer.written) == job and steps == (len(job) + 511) // 512
+    return tap
+
+
+def test_capture_slower_than_the_line_never_slows_forwarding():
+    """A zero time budget (capture parses one slice a step at most): forwarding still moves a
+    chunk every step, and capture catches up from its backlog afterwards."""
+    spool = ListSpool()
+    capture = Capture(spool, lambda receipt, raw: bytes(raw), backlog=8192)
+    job = (b"\x1b@" + b"Item line of a receipt  1.00\n" * 60 + b"\x1dV\x00") * 3
+    _forward_in_chunks(job, capture)
     assert capture.pending() > 0           # behind, not lost
     capture.close()
     assert len(spool.records) == 3 and b"".join(spool.records) == job
@@ -268,15 +276,9 @@ def test_forwarding_first_never_parses_while_bytes_move_and_stores_the_overflow_
                       keep_pace=False)
     job = b"".join(b"\x1b@Receipt %d\nItem   1.00\nTotal   1.00\n\x1dV\x00" % k
                    for k in range(400))
-    # a chunk every step, never a quiet one
-    pos, printer = Source([job[i:i + 512] for i in range(0, len(job), 512)]), Source([])
-    tap = Tap(pos, printer, capture=capture, clock=Clock(), budget_us=0)
-    steps = 0
-    while pos.chunks:
-        tap.step()
-        steps += 1
-        assert _parsed(tap, capture) == 0                  # nothing parsed while bytes move
-    assert bytes(printer.written) == job and steps == (len(job) + 511) // 512
+    # a chunk every step, never a quiet one; nothing parsed while bytes move
+    tap = _forward_in_chunks(job, capture,
+                             lambda tap: _parsed(tap, capture) == 0)
     assert capture.behind >= 1 and capture.skipped_bytes > 0
     for _ in range(200):                                  # quiet steps: capture catches up
         tap.step()
