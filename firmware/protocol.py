@@ -283,13 +283,13 @@ class Base64Part:
 
 def add_item(parts, index, item):
     """Appends JSON array item number index (a comma first unless it is the first) to the last
-    part; starts a new part once that holds _PART bytes."""
+    part, or to a new one once that holds _PART bytes. All or nothing: after a MemoryError
+    the parts hold the same JSON as before (an empty part more at most)."""
     part = parts[-1]
-    if index:
-        part += b","
-    part += item
     if len(part) >= _PART:
-        parts.append(bytearray())
+        part = bytearray()
+        parts.append(part)
+    part += b"," + item if index else item
 
 
 def batch_parts(device, entries):

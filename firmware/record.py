@@ -4,6 +4,7 @@ RecordBuilder writes each line into the record's JSON as it prints (upload modes
 text). Records is the upload policy: per upload mode, which receipt object capture assembles,
 which raw bytes it keeps and what the record holds (protocol.py defines the record itself).
 """
+import gc
 import json
 import time
 
@@ -80,17 +81,29 @@ class RecordBuilder:
         else:
             masked = mask_cards(text)
             self.card = self.card or masked is not text
-            add_item(self._lines, self._count, json.dumps(masked).encode())
+            item = json.dumps(masked).encode()
+            try:
+                add_item(self._lines, self._count, item)
+            except MemoryError:
+                # a heap too fragmented for one more part: the lines so far go to flash
+                # (their heap comes back), then the line once more; capture fails only if
+                # that fails too
+                if self._new_scratch is None:
+                    raise
+                gc.collect()
+                self._spill(0)
+                add_item(self._lines, self._count, item)
         self._count += 1
         if len(self._lines) > _SPILL_PARTS and self._new_scratch is not None:
             self._spill()
 
-    def _spill(self):
+    def _spill(self, keep=1):
+        """Writes the parts of lines but the last `keep` to the scratch file."""
         scratch = self._scratch
         if scratch is None:
             scratch = self._scratch = self._new_scratch()
         lines = self._lines
-        for k in range(len(lines) - 1):
+        for k in range(len(lines) - keep):
             if not scratch.write(lines[k]):
                 # the flash refused: the lines so far are lost (the receipt says so); the rest
                 # of the receipt stays on the heap
@@ -101,7 +114,7 @@ class RecordBuilder:
                 self._lines = [bytearray(b'"lines":[')]
                 self._count = 0
                 return
-        self._lines = lines[-1:]
+        self._lines = lines[-1:] if keep else [bytearray()]
 
     def close(self):
         """The receipt is stored (or given up): its flash scratch file goes."""
