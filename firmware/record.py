@@ -23,6 +23,7 @@ from .protocol import (
 from .receipt import COMPLETE, INCOMPLETE, Receipt
 
 _SPILL_PARTS = const(8)   # parts of lines (~256 bytes each) a receipt keeps on the heap
+_LINES = b'"lines":['      # the record's lines array, opened
 
 
 class RecordBuilder:
@@ -44,7 +45,7 @@ class RecordBuilder:
     def __init__(self, new_scratch=None):
         self._new_scratch = new_scratch
         self._scratch = None
-        self._lines = [bytearray(b'"lines":[')]
+        self._lines = [bytearray(_LINES)]
         self._raw_lines = [bytearray(b',"raw_lines":[')]
         self._count = 0          # lines written
         self._raw_count = 0
@@ -111,7 +112,7 @@ class RecordBuilder:
                 self._new_scratch = self._scratch = None
                 self.status = INCOMPLETE
                 self.reason = "flash_error"
-                self._lines = [bytearray(b'"lines":[')]
+                self._lines = [bytearray(_LINES)]
                 self._count = 0
                 return
         self._lines = lines[-1:] if keep else [bytearray()]
@@ -177,10 +178,6 @@ class Records:
         """What capture assembles a receipt into: the whole receipt where the board's
         extractor reads it (mode fields), else its record written line by line."""
         return Receipt() if self._extract else RecordBuilder(self._new_scratch)
-
-    def raw_max(self):
-        """Raw bytes capture keeps per receipt (raw_max())."""
-        return raw_max(self._upload)
 
     def encode(self, receipt, raw):
         """The spool record (a list of parts) of a finished receipt; raw: its ESC/POS bytes,

@@ -126,7 +126,7 @@ class Runner:
                 return Parser(**options)
 
             self.capture = Capture(self.spool, records.encode, make_parser,
-                                   backlog=self._backlog, raw=records.raw_max() > 0,
+                                   backlog=self._backlog, raw=raw_max(cfg["upload"]) > 0,
                                    slowdown=slowdown, new_receipt=records.new_receipt,
                                    keep_pace=cfg["capture"]["policy"] == "keep_pace")
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture

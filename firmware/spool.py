@@ -596,7 +596,6 @@ class Spool:
         rest] once its CRC checks (read through a small buffer); a deflated one in parts (as
         _read()); None if it fails a check."""
         path = self._path(seq)
-        view = memoryview(self._piece)
         try:
             with self._open(path, "rb") as f:
                 head = f.read(_HEAD_SIZE)
@@ -608,19 +607,18 @@ class Spool:
                 if magic != b"TT" or version != _VERSION or stored_seq != seq:
                     return None
                 first = f.read(_PIECE)
-                crc = crc32(first, crc32(memoryview(head)[:12]))
-                left = length - len(first)
-                while left > 0:
-                    n = f.readinto(view[:min(left, _PIECE)])
-                    if not n:
-                        return None
-                    crc = crc32(view[:n], crc)
-                    left -= n
-                if f.read(1) or struct.unpack_from("<I", head, 12)[0] != crc:
+                f.seek(_HEAD_SIZE + length)
+                if f.read(1):           # longer than its header says
                     return None
-        except OSError:
+            rest = FilePart(self._open, path, _HEAD_SIZE + len(first), length - len(first))
+            crc = crc32(first, crc32(memoryview(head)[:12]))
+            for piece in rest.pieces(self._piece):
+                crc = crc32(piece, crc)
+        except OSError:                 # shorter than its header says, or unreadable
             return None
-        return [first, FilePart(self._open, path, _HEAD_SIZE + len(first), length - len(first))]
+        if struct.unpack_from("<I", head, 12)[0] != crc:
+            return None
+        return [first, rest]
 
     def _remove(self, path):
         try:
