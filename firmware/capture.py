@@ -74,6 +74,7 @@ class Capture:
         self._write = 0             # position after the last byte taken
         self._parsed = 0            # position after the last byte parsed
         self._skipping = False      # after a gap: keeping nothing until an ESC @ or a mark
+        self._source = self._source_mv = None   # take()'s last buffer and a view of it
         self.receipts = 0
         self.raw_omitted = 0
         self.store_errors = 0
@@ -128,7 +129,7 @@ class Capture:
             self.skipped_bytes += n
             return
         if self._skipping:
-            k = bytes(data[start:start + n]).find(_INIT) if n else -1
+            k = data.find(_INIT, start, start + n) - start if n else -1
             if k < 0 or not self._room(n - k) or not self._mark(_RESYNC):
                 self.skipped_bytes += n
                 return
@@ -143,7 +144,10 @@ class Capture:
             self._skipping = True
             return
         at = self._write - self._base
-        self._mv[at:at + n] = memoryview(data)[start:start + n]
+        if data is not self._source:      # the tap's read buffer: the same one every time
+            self._source = data
+            self._source_mv = memoryview(data)
+        self._mv[at:at + n] = self._source_mv[start:start + n]
         self._write += n
 
     def mark(self, kind):
@@ -178,6 +182,10 @@ class Capture:
                     ticks_diff(ticks_us(), started) >= budget_us:
                 break
         return self._parsed < self._write or bool(self._marks)
+
+    def has_work(self):
+        """True while bytes or marks wait to be parsed."""
+        return self.parser is not None and (self._parsed < self._write or bool(self._marks))
 
     def pending(self):
         """Bytes taken and not parsed yet."""

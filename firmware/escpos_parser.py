@@ -820,6 +820,13 @@ class Parser:
         """
         star = self._star
         ignored = _STAR_IGNORED if star else _IGNORED
+        # module tables and the count as locals: a global or attribute costs a dict lookup
+        # per use on MicroPython, and this loop runs once per command of a command-dense line
+        esc_fix = _STAR_ESC_FIX if star else _ESC_FIX
+        esc_acts = _STAR_ACTS if star else _ACTS
+        gs_fix = _GS_FIX
+        gs_acts = _GS_ACTS
+        styles = 0
         while i < n:
             lf = self._at_lf
             if lf < i:
@@ -834,14 +841,16 @@ class Parser:
                 gs = buf.find(b"\x1d", i, n)
                 gs = self._at_gs = n if gs < 0 else gs
             j = lf if lf < esc else esc
-            j = min(j, gs)
+            if gs < j:      # noqa: PLR1730 -- min() is a builtin call per command here
+                j = gs
             if j > i:
                 if j - i > _SCAN_BLOCK or min(mv[i:j]) < 0x20:
                     j = self._first_control(buf, mv, i, j)
                 if j > i:
                     self._put_text(mv, i, j)
             if j >= n:
-                return n
+                i = n
+                break
             c = buf[j]
             if c == _LF:
                 if self._nl == _CR:
@@ -859,23 +868,24 @@ class Parser:
             elif (c == _ESC or c == _GS) and j + 1 < n:
                 d = buf[j + 1]
                 if c == _GS:
-                    total = _GS_FIX[d]
-                    acts = _GS_ACTS[d]
-                elif star:
-                    total = _STAR_ESC_FIX[d]
-                    acts = _STAR_ACTS[d]
+                    total = gs_fix[d]
+                    acts = gs_acts[d]
                 else:
-                    total = _ESC_FIX[d]
-                    acts = _ACTS[d]
+                    total = esc_fix[d]
+                    acts = esc_acts[d]
                 if total and not acts and j + total <= n:
                     # a style command (bold, align, size...): framing only
-                    self._stats["commands"] += 1
+                    styles += 1
                     self._nl = 0
                     i = j + total
                 else:
-                    return self._control(c, buf, j, n)
+                    i = self._control(c, buf, j, n)
+                    break
             else:
-                return self._control(c, buf, j, n)
+                i = self._control(c, buf, j, n)
+                break
+        if styles:
+            self._stats["commands"] += styles
         return i
 
     def _first_control(self, buf, mv, i, j):

@@ -50,6 +50,7 @@ _REPLY_QUIET_MS = const(5)   # after a late answer came, this long without more 
 _UNKNOWN_QUIET_MS = const(200)  # capture off: what was asked is unknown, the printer quiet this
 _LINUX_SO_SNDBUF = const(7)     # MicroPython's unix port does not name it
 _HOST_SNDBUF = const(16384)
+_ACCEPT_EVERY_MS = const(20)   # while a job runs: how often a new POS connection is looked for
 
 
 def listen(cfg):
@@ -80,6 +81,7 @@ class NetworkTap:
         self.job = None
         self.poller = select.poll()
         self.poller.register(listener, select.POLLIN)
+        self._accepted_at = ticks_ms()
 
     def run(self):
         """Serve POS jobs forever."""
@@ -91,7 +93,13 @@ class NetworkTap:
 
     def turn(self):
         """One iteration: accept, start a job if none runs, step it. True if anything moved."""
-        moved = self._accept()
+        moved = False
+        now = ticks_ms()
+        if self.job is None or ticks_diff(now, self._accepted_at) >= _ACCEPT_EVERY_MS:
+            # accept() on an empty backlog raises: an exception object per try, so not on
+            # every turn of a job (the POS waiting meanwhile waits in the listen backlog)
+            self._accepted_at = now
+            moved = self._accept()
         if self.job is None and self.waiting:
             self.job = Job(self, self.waiting.pop(0))
             moved = True
@@ -180,6 +188,7 @@ class Job:
             return self._connecting()
         moved = self.tap.step()
         down, up = self.tap.down, self.tap.up
+        self._watch(down, up)
         now = ticks_ms()
         sent = down.eof and not down.pending()     # the POS half-closed, all of it went on
         if down.failed == "src" or up.failed == "dst":
@@ -203,6 +212,20 @@ class Job:
                 self._answered(now) or ticks_diff(now, self._deadline) >= 0):
             self._end_after_answers()
         return moved
+
+    def _watch(self, down, up):
+        """What the loop's wait wakes for: a side with a chunk held for it when it has room
+        (else the loop would sleep its whole poll time while the printer drains), and a
+        source only while nothing it sent is held."""
+        conn = (0 if down.pending() else select.POLLIN) | (select.POLLOUT if up.pending() else 0)
+        printer = (0 if up.pending() else select.POLLIN) | (
+            select.POLLOUT if down.pending() else 0)
+        if conn != self._conn_mask:
+            self._conn_mask = conn
+            self.net.poller.modify(self.conn, conn)
+        if printer != self._printer_mask:
+            self._printer_mask = printer
+            self.net.poller.modify(self.psock, printer)
 
     def _answered(self, now):
         """True once the printer answered all the POS asked: capture parsed the whole job (or
@@ -253,6 +276,7 @@ class Job:
             return True
         poller.register(self.conn, select.POLLIN)
         poller.register(self.psock, select.POLLIN)
+        self._conn_mask = self._printer_mask = select.POLLIN
         self.state = _FORWARDING
         self.runner.printer_reachable(None)
         return True

@@ -3,7 +3,9 @@
 Every port is non-blocking:
     readinto(buf) -> bytes read, 0 when none are waiting, None when the peer closed its sending
                      side (TCP FIN), -1 when the connection failed (reset)
-    write(view)   -> bytes taken, 0 when the other side cannot take any now, -1 when it failed
+    write(buf, start, n) -> bytes of buf[start:start + n] taken, 0 when the other side cannot
+                     take any now, -1 when it failed (no slice is made: MicroPython streams
+                     take an offset and a length, so forwarding allocates nothing per write)
     stream        the object to register with select.poll
 """
 import errno
@@ -39,13 +41,12 @@ class UartPort:
         n = self.stream.readinto(mv)
         return n or 0
 
-    def write(self, mv):
+    def write(self, buf, start, n):
         if self._flow:
             if not self.stream.txdone():
                 return 0
-            if len(mv) > self._txbuf:
-                mv = mv[:self._txbuf]
-        return self.stream.write(mv) or 0
+            n = min(n, self._txbuf)
+        return self.stream.write(buf, start, n) or 0
 
 
 class SocketPort:
@@ -54,8 +55,10 @@ class SocketPort:
     def __init__(self, sock):
         sock.setblocking(False)
         self.stream = sock
-        # CPython sockets have recv_into; MicroPython's have readinto (None on EAGAIN)
+        # CPython sockets have recv_into; MicroPython's have readinto (None on EAGAIN), and
+        # write(buf, off, len) (None on EAGAIN: no exception object per full send buffer)
         self._recv_into = getattr(sock, "recv_into", None) or sock.readinto
+        self._stream_write = not hasattr(sock, "recv_into")
 
     def readinto(self, mv):
         try:
@@ -68,9 +71,12 @@ class SocketPort:
             return 0
         return n if n else None
 
-    def write(self, mv):
+    def write(self, buf, start, n):
         try:
-            n = self.stream.send(mv)
+            if self._stream_write:
+                n = self.stream.write(buf, start, n)
+            else:
+                n = self.stream.send(memoryview(buf)[start:start + n])
         except OSError as e:
             if e.args and e.args[0] in _EAGAIN:
                 return 0

@@ -14,11 +14,15 @@ What the tap guarantees:
   printer go back to the POS the same way.
 - Forwarding waits for capture at most a fixed budget per step: a step forwards at most one
   chunk (_CHUNK bytes) each way and copies what the printer took into capture's backlog (a
-  memory copy; 4 KiB unless the board definition says more, runner.py). In a quiet step (no
-  byte moved) capture parses for BUDGET_US microseconds (in slices of 128 bytes: at least
-  one), _HELD_BUDGETS budgets while the printer takes nothing (its buffer full). In a step
-  that moved bytes, capture.policy decides (config.py; Capture's keep_pace; the README's
-  "The tap's capture policy"):
+  memory copy; 4 KiB unless the board definition says more, runner.py). In a step that moved
+  nothing, capture parses for BUDGET_US microseconds (in slices of 128 bytes: at least one),
+  _HELD_BUDGETS budgets while the printer holds a chunk (it takes bytes at its print speed),
+  once the POS is slower than the tap: its last read brought less than a whole chunk (a
+  serial line, a POS between jobs), or no byte moved for _QUIET_US. A socket empty for a
+  moment after whole chunks (a burst at LAN speed whose sender paused) is not slow: at a
+  chip's parsing speed a slice there would delay more chunks than the lull lasted. Otherwise
+  capture.policy decides (config.py; Capture's keep_pace; the README's "The tap's capture
+  policy"):
   - keep_pace (default): capture parses nothing until half the backlog waits; from then on
     each step parses for BUDGET_US and at least one chunk, so the backlog never overflows and
     no receipt is lost to a parser slower than a burst. The step's work is then bounded in
@@ -44,17 +48,18 @@ What the tap guarantees:
   a job from that, mirroring it to the other side.
 
 Ports (ports.py) never block: readinto(buf) -> bytes read, 0 (none now), None (the peer closed
-its sending side) or -1 (the connection failed); write(view) -> bytes taken, 0 (none now) or -1
-(failed).
+its sending side) or -1 (the connection failed); write(buf, start, n) -> bytes taken, 0 (none
+now) or -1 (failed).
 """
 import gc
 
 from .capture import IDLE
-from .compat import const, ticks_diff, ticks_ms
+from .compat import const, ticks_diff, ticks_ms, ticks_us
 
 _CHUNK = const(512)
 BUDGET_US = const(2000)     # capture's time per step
 _HELD_BUDGETS = const(4)    # ... while the printer cannot take the chunk held for it
+_QUIET_US = const(1000)     # no byte moved for this long: the ports are quiet, capture parses
 
 
 def new_buffers(chunk=_CHUNK):
@@ -75,12 +80,12 @@ class Direction:
         self.src = src
         self.dst = dst
         self.buf = buf
-        self.mv = memoryview(buf)
         self.taken = taken
         self.start = 0
         self.end = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.last_read = 0     # bytes the last read brought: a whole buffer when more wait
         self.eof = False
         self.failed = None
 
@@ -104,6 +109,7 @@ class Direction:
         elif n < 0:
             self.failed = "src"
         elif n:
+            self.last_read = n
             self.bytes_in += n
             self.start = 0
             self.end = n
@@ -120,7 +126,7 @@ class Direction:
     def _drain(self):
         moved = False
         while self.start < self.end and not self.failed:
-            w = self.dst.write(self.mv[self.start:self.end])
+            w = self.dst.write(self.buf, self.start, self.end - self.start)
             if w < 0:
                 self.failed = "dst"
             elif not w:
@@ -138,7 +144,8 @@ class Tap:
     """The forwarding loop's state; step() is one iteration, never blocking.
 
     pos, printer: ports (see ports.py); printer is None in listen-only mode.
-    capture: a Capture or None; clock: milliseconds (ticks_ms on the board, where it wraps).
+    capture: a Capture or None; clock: milliseconds (ticks_ms on the board, where it wraps);
+    clock_us: microseconds (ticks_us).
     split_idle_ms: no byte from the POS for this long while nothing is held marks idle_mark
     (capture.IDLE ends the receipt; capture.END also resets the parser, as a serial line's
     idle gap does). buffers: (POS -> printer, printer -> POS) read buffers from new_buffers(),
@@ -149,7 +156,7 @@ class Tap:
     """
 
     def __init__(self, pos, printer, capture=None, clock=ticks_ms, split_idle_ms=3000,
-                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US):
+                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US, clock_us=ticks_us):
         down_buf, up_buf = buffers or new_buffers()
         self.down = Direction(pos, printer, down_buf, self._taken)
         self.up = Direction(printer, pos, up_buf) if printer is not None else None
@@ -159,6 +166,8 @@ class Tap:
         self._idle_mark = idle_mark
         self._budget_us = budget_us
         self.last_byte = clock()       # the last time a byte moved either way
+        self._clock_us = clock_us
+        self._moved_us = clock_us()    # ... in microseconds
         self._split_due = False
         self.capture_errors = 0
         self.last_error = None
@@ -178,6 +187,7 @@ class Tap:
         now = self._clock()
         if moved:
             self.last_byte = now
+            self._moved_us = self._clock_us()
             self._split_due = self._split_due or down
         elif self._split_due and not self.down.pending() and \
                 ticks_diff(now, self.last_byte) >= self._split_idle_ms:
@@ -189,12 +199,16 @@ class Tap:
         if capture is not None:
             try:
                 pressed = capture.pressed()    # never, under forwarding_first
-                if moved and not pressed:
-                    busy = True    # capture parses in the next quiet step
+                down = self.down
+                if pressed:
+                    busy = capture.work(self._budget_us, _CHUNK)
+                elif moved or (down.last_read == len(down.buf) and
+                               ticks_diff(self._clock_us(), self._moved_us) < _QUIET_US):
+                    busy = capture.has_work()    # it parses once the ports are quiet
                 else:
-                    held = self.down.pending() > 0
-                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if held else 1),
-                                        _CHUNK if pressed else 0)
+                    # the printer holding a chunk takes bytes at its print speed
+                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if down.pending()
+                                                           else 1))
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
         return moved or busy
