@@ -856,7 +856,8 @@ class Parser:
                 if self._nl == _CR:
                     self._nl = 0           # second half of CR LF
                 else:
-                    self._newline()
+                    if self._llen or self._pending_img is None:    # _newline(), inline
+                        self._end_line(True)
                     self._nl = _LF
                 i = j + 1
             elif ignored[c]:
@@ -1804,7 +1805,19 @@ class Parser:
             return
         runs = self._runs
         if len(runs) == 1:
-            spans = ((runs[0][1][0], runs[0][1][1], bytes(self._line_mv[:llen])),)
+            # one run (most lines): decode_line's work without its call
+            key = runs[0][1]
+            raw = bytes(self._line_mv[:llen])
+            self._llen = 0
+            self._runs = []
+            self._run_key = None
+            self._line_cut = False
+            text = decode_text(raw, key[0], key[1])
+            if text is None:
+                self._line_event(None, ((key[0], key[1], raw),))
+            else:
+                self._line_event(text.rstrip(" "), None)
+            return
         else:
             parts = []
             for k in range(len(runs)):
@@ -1831,12 +1844,16 @@ class Parser:
                 self._stats["page_lines_dropped"] += 1
             return
         self._stats["lines"] += 1
-        if text or raw:
-            self._end_image()
-            self._begin_content(text or raw)
-            self._emit((LINE, text, raw))
+        event = (LINE, text, raw) if text or raw else _BLANK_LINE
+        if event is not _BLANK_LINE:
+            if self._pending_img is not None:
+                self._end_image()
+            if self._cut_end is not None or self._tear is not None or not self._content:
+                self._begin_content(text or raw)
+        if self._recording:
+            self._emit(event)
         else:
-            self._emit(_BLANK_LINE)
+            self._out.append(event)     # _emit(), inline: no macro being recorded
 
     def _print_page(self):
         self._end_line()

@@ -199,15 +199,15 @@ class Tap:
         if capture is not None:
             try:
                 pressed = capture.pressed()    # never, under forwarding_first
-                down = self.down
+                pos_side = self.down
                 if pressed:
                     busy = capture.work(self._budget_us, _CHUNK)
-                elif moved or (down.last_read == len(down.buf) and
+                elif moved or (pos_side.last_read == len(pos_side.buf) and
                                ticks_diff(self._clock_us(), self._moved_us) < _QUIET_US):
                     busy = capture.has_work()    # it parses once the ports are quiet
                 else:
                     # the printer holding a chunk takes bytes at its print speed
-                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if down.pending()
+                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if pos_side.pending()
                                                            else 1))
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
