@@ -25,7 +25,9 @@ backlog is stored incomplete (capture_behind) or skipped, counted. Then, for eac
 parser 100x slower on a stream paced at 115200 baud (a serial line's rate): every receipt
 complete.
 The runs take turns, one job each, each job sent once every tap parsed what it took (a tap's
-capture never competes with another's job for the CPU); the time runs from the POS's connect
+capture never competes with another's job for the CPU), and beside each rate the tap's CPU
+time per MB over its jobs (/proc; it moves less with the machine's load than wall time, and
+includes what capture parsed during the job); the time runs from the POS's connect
 until the printer holds the job (the tap's wait for answers after it is not counted: with
 capture off the tap cannot know none were asked, so it waits 200 ms of quiet first).
 Quick mode (TILLTAP_BENCH_QUICK=1): 5 bursts per measurement (full: 30), 5 queue jobs (full: 20),
@@ -318,6 +320,16 @@ async def _settled(tap, jobs):
     return tap.status()
 
 
+def _cpu_seconds(pid):
+    """CPU time (user + system) a process used so far; None where /proc does not tell."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _start_tap(tmp, name, printer, policy, slowdown):
     """The firmware with capture.policy and the host board's parser_slowdown (0: capture off)."""
     workdir = os.path.join(tmp, name)
@@ -360,6 +372,7 @@ async def throughput(tmp):
         ("%s, parser %s" % (policy, speed), policy, slowdown)
         for slowdown, speed in ((1, "as is"), (100, "100x slower")) for policy in POLICIES]
     taps, rates, spent, before = [], [[] for _ in runs], [0.0] * len(runs), []
+    cpu = [0.0] * len(runs)       # the tap's CPU seconds over its jobs (None: not known)
     try:
         for name, policy, slowdown in runs:
             tap = _start_tap(tmp, "fast-%s-%d" % (policy, slowdown), printer, policy, slowdown)
@@ -375,7 +388,11 @@ async def throughput(tmp):
             for k, tap in enumerate(taps):
                 if rates[k] and spent[k] >= FAST_REPS_S:
                     continue
+                cpu_before = _cpu_seconds(tap.proc.pid)
                 seconds, ok = await _send_fast(tap.listen_port, job, printer)
+                cpu_after = _cpu_seconds(tap.proc.pid)
+                cpu[k] = None if cpu[k] is None or cpu_before is None or cpu_after is None \
+                    else cpu[k] + cpu_after - cpu_before
                 exact = exact and ok
                 spent[k] += seconds
                 rates[k].append(len(job) / seconds / 1e6)
@@ -384,6 +401,10 @@ async def throughput(tmp):
             status = statuses[k]
             rate = sorted(rates[k])[len(rates[k]) // 2]
             line = "forwarding, %-48s %6.2f MB/s (median of %d)" % (name, rate, len(rates[k]))
+            if cpu[k] is not None:
+                # CPU time moves less with the machine's load than wall time does
+                line += ", tap CPU %4.0f ms per MB" % (1e3 * cpu[k] / (len(job) / 1e6) /
+                                                       len(rates[k]))
             if off is None:
                 off = rate
             else:

@@ -216,9 +216,11 @@ class Job:
     def _watch(self, down, up):
         """What the loop's wait wakes for: a side with a chunk held for it when it has room
         (else the loop would sleep its whole poll time while the printer drains), and a
-        source only while nothing it sent is held."""
-        conn = (0 if down.pending() else select.POLLIN) | (select.POLLOUT if up.pending() else 0)
-        printer = (0 if up.pending() else select.POLLIN) | (
+        source only while nothing it sent is held and it has not closed (a closed socket is
+        always readable: the loop would spin through the wait for the printer's answers)."""
+        conn = (0 if down.pending() or down.eof else select.POLLIN) | (
+            select.POLLOUT if up.pending() else 0)
+        printer = (0 if up.pending() or up.eof else select.POLLIN) | (
             select.POLLOUT if down.pending() else 0)
         if conn != self._conn_mask:
             self._conn_mask = conn
