@@ -36,7 +36,7 @@ What the tap guarantees:
     the backlog (at LAN speed: a job larger than the backlog plus the socket buffers) fills
     it: the receipt in progress is stored incomplete, "capture_behind", and the bytes up to
     the next job end, idle gap or ESC @ are skipped, counted (capture.py). Measured on the
-    demo workload (README): with a 4 KiB backlog 20 of 94 receipts incomplete and 8 lost;
+    demo workload (README): with a 4 KiB backlog 18 of 94 receipts incomplete and 8 lost;
     none lost only from a 256 KiB backlog.
   Past the backlog under either policy (a restart after a failure, a flash write longer than
   the backlog lasts on a serial line), capture stores the receipt in progress as incomplete,
