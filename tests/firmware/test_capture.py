@@ -196,3 +196,44 @@ def test_a_long_receipt_goes_to_flash_as_it_prints_and_is_stored_whole():
         assert stored[0].get("status", "complete") == "complete"
     finally:
         fwtest.rmtree(d)
+
+
+class ShortHeapSpool(ListSpool):
+    """A spool whose first `short` appends find no heap (the uplink's batch in flight)."""
+
+    def __init__(self, short):
+        ListSpool.__init__(self)
+        self.short = short
+
+    def append(self, record):
+        if self.short:
+            self.short -= 1
+            raise MemoryError("simulated")
+        return ListSpool.append(self, record)
+
+
+def test_a_receipt_the_heap_has_no_room_for_is_stored_on_a_later_turn():
+    """Out of memory while a receipt is stored (twice: capture collects and tries again at
+    once): the receipt waits and is stored on a turn at least 100 ms later, without its raw
+    bytes, nothing counted as lost. Given up (counted) only when capture gives its heap back
+    for forwarding."""
+    import time
+    spool = ShortHeapSpool(short=4)
+    capture = Capture(spool, lambda receipt, raw: (receipt.lines, raw is not None))
+    capture.feed(JOB)
+    capture.close()
+    assert spool.records == [] and capture.store_errors == 0
+    capture.work()                                  # too soon: not tried yet
+    assert spool.records == [] and spool.short == 2
+    time.sleep(0.12)
+    capture.work()                                  # tried (twice), and found no heap again
+    assert spool.records == [] and spool.short == 0
+    time.sleep(0.12)
+    capture.work()
+    assert spool.records == [(["Shop", "Item 1.00"], False)] and capture.store_errors == 0
+    spool = ShortHeapSpool(short=2)
+    capture = Capture(spool, lambda receipt, raw: receipt.lines)
+    capture.feed(JOB)
+    capture.close()
+    capture.release()
+    assert spool.records == [] and capture.store_errors == 1
