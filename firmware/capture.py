@@ -27,7 +27,7 @@ ended inside a command, an image say), "capture_behind".
 """
 import gc
 
-from .compat import const, ticks_add, ticks_diff, ticks_ms, ticks_us
+from .compat import const, ticks_add, ticks_diff, ticks_us
 from .escpos_parser import REQUEST, Parser, reply_bytes
 from .receipt import INCOMPLETE, NOT_PRINTED, Receipt, ReceiptAssembler
 
@@ -40,8 +40,6 @@ _RESYNC = const(4)          # keeping again (after a gap), from an ESC @
 
 _SLICE = const(128)         # bytes parsed per call: bounds one step's work on the chip
 _MAX_MARKS = const(8)
-_RETRY_MS = const(100)      # a receipt the heap had no room for: tried again this often
-_RETRIES = const(50)        # ... this many times (5 s) before it is given up, counted
 _INIT = b"\x1b@"            # ESC @: where capture picks up again after a gap
 
 
@@ -81,8 +79,6 @@ class Capture:
         self.raw_omitted = 0
         self.store_errors = 0
         self.last_store_error = None
-        self._unstored = None       # a receipt the heap had no room to store yet
-        self._unstored_tries = self._unstored_at = 0
         self.last_seq = None
         self.behind = 0             # times the backlog was full
         self.skipped_bytes = 0      # bytes the printer took that capture never saw
@@ -119,14 +115,9 @@ class Capture:
 
     def release(self):
         """Give the parser's and the receipt in progress's heap back (forwarding needs it);
-        capture is off until reset(). The backlog buffer stays: it was allocated at boot.
-        A receipt waiting for room to be stored is given up too (counted)."""
+        capture is off until reset(). The backlog buffer stays: it was allocated at boot."""
         self.parser = None
         self._assembler = None
-        receipt = self._unstored
-        if receipt is not None:
-            self._unstored = None
-            self._stored(receipt, MemoryError("no room to store the receipt"))
 
     # ---- what the tap calls -----------------------------------------------------------------
 
@@ -171,8 +162,6 @@ class Capture:
         Returns True if bytes are left."""
         started = ticks_us()
         until = self._parsed + min_bytes
-        if self._unstored is not None:
-            self._retry_unstored()
         while self.parser is not None:
             if self._marks and self._marks[0][0] == self._parsed:
                 self._at_mark(self._marks.pop(0)[1])
@@ -318,51 +307,27 @@ class Capture:
 
     def _store(self, receipt, raw):
         self.receipts += 1
-        error = self._append(receipt, raw)
-        if isinstance(error, MemoryError) and self._unstored is None:
-            # the heap is short for a moment (the uplink's batch in flight): the receipt waits
-            # for a later turn, without its raw bytes (a view of the backlog, moving on)
-            self._unstored = receipt
-            self._unstored_tries = 0
-            self._unstored_at = ticks_ms()
-            return
-        self._stored(receipt, error)
-
-    def _retry_unstored(self):
-        """Another try at the receipt the heap had no room for, every _RETRY_MS; given up
-        (counted) after _RETRIES tries."""
-        now = ticks_ms()
-        if ticks_diff(now, self._unstored_at) < _RETRY_MS:
-            return
-        receipt = self._unstored
-        self._unstored_at = now
-        self._unstored_tries += 1
-        error = self._append(receipt, None)
-        if error is None or self._unstored_tries >= _RETRIES:
-            self._unstored = None
-            self._stored(receipt, error)
-
-    def _stored(self, receipt, error):
-        receipt.close()
-        if error is not None:
-            self.store_errors += 1
-            self.last_store_error = repr(error)
+        try:
+            self._append(receipt, raw)
+        finally:
+            receipt.close()
 
     def _append(self, receipt, raw):
-        """Encode and spool one receipt; None, or the error that stopped it."""
         error = None
         for attempt in (0, 1):
             try:
                 self.last_seq = self._spool.append(self._encode(receipt, raw))
-                return None
+                return
             except MemoryError as e:
                 # mostly a fragmented heap: collect once and try again, then without raw bytes
                 gc.collect()
                 raw = None
                 error = e
             except Exception as e:   # noqa: BLE001 -- a failing flash must never stop printing
-                return e
-        return error
+                error = e
+                break
+        self.store_errors += 1
+        self.last_store_error = repr(error)
 
 
 def _spin(us):
