@@ -1804,20 +1804,17 @@ class Parser:
                 self._line_event("", None)
             return
         runs = self._runs
+        self._llen = 0
+        self._runs = []
+        self._run_key = None
+        self._line_cut = False
         if len(runs) == 1:
             # one run (most lines): decode_line's work without its call
             key = runs[0][1]
-            raw = bytes(self._line_mv[:llen])
-            self._llen = 0
-            self._runs = []
-            self._run_key = None
-            self._line_cut = False
-            text = decode_text(raw, key[0], key[1])
-            if text is None:
-                self._line_event(None, ((key[0], key[1], raw),))
-            else:
-                self._line_event(text.rstrip(" "), None)
-            return
+            spans = ((key[0], key[1], bytes(self._line_mv[:llen])),)
+            text = decode_text(spans[0][2], key[0], key[1])
+            if text is not None:
+                text = text.rstrip(" ")
         else:
             parts = []
             for k in range(len(runs)):
@@ -1826,11 +1823,7 @@ class Parser:
                 if end > start:
                     parts.append((key[0], key[1], bytes(self._line_mv[start:end])))
             spans = tuple(parts)
-        self._llen = 0
-        self._runs = []
-        self._run_key = None
-        self._line_cut = False
-        text = decode_line(spans)
+            text = decode_line(spans)
         if text is None:
             self._line_event(None, spans)
         else:
