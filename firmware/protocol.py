@@ -103,6 +103,11 @@ TELEMETRY_FIELDS = ("v", "device", "boot", "uptime_ms", "mem_free", "spool", "dr
 
 # -- topics
 
+
+def batch_size(batch_bytes):
+    """Bytes of the buffer the board reads a batch into, for the setting upload.batch_bytes."""
+    return min(batch_bytes, MAX_BATCH_BYTES // 2)
+
 def receipts_topic(device):
     """MQTT topic a device publishes its receipt batches to."""
     return "%s/%s/receipts" % (TOPIC_ROOT, device)

@@ -24,6 +24,7 @@ from .receipt import COMPLETE, INCOMPLETE, Receipt
 
 _SPILL_PARTS = const(8)   # parts of lines (~256 bytes each) a receipt keeps on the heap
 _LINES = b'"lines":['      # the record's lines array, opened
+_RAW_LINES = b',"raw_lines":['
 
 
 class RecordBuilder:
@@ -34,8 +35,9 @@ class RecordBuilder:
     Each line goes straight into JSON parts of about _PART bytes, its card numbers masked, so
     a long receipt holds a few blocks of text instead of an object per line and per span; a
     heap fragmented by those has no room left for anything larger. Past _SPILL_PARTS parts the
-    finished ones go to flash (new_scratch() -> spool.Scratch, made on first use): the heap
-    a receipt takes no longer grows with its length. Blank lines before the first text are
+    finished ones go to flash (new_scratch() -> spool.Scratch, made on first use; one for the
+    lines, one for the undecoded lines' spans): the heap a receipt takes no longer grows with
+    its length. Blank lines before the first text are
     dropped and blank lines at the end are never written (as Receipt.trim).
     """
 
@@ -45,8 +47,9 @@ class RecordBuilder:
     def __init__(self, new_scratch=None):
         self._new_scratch = new_scratch
         self._scratch = None
+        self._raw_scratch = None
         self._lines = [bytearray(_LINES)]
-        self._raw_lines = [bytearray(b',"raw_lines":[')]
+        self._raw_lines = [bytearray(_RAW_LINES)]
         self._count = 0          # lines written
         self._raw_count = 0
         self._blanks = 0         # blank lines held back: written only if text follows
@@ -67,7 +70,7 @@ class RecordBuilder:
             return
         while self._blanks:
             self._blanks -= 1
-            add_item(self._lines, self._count, b'""')
+            self._add(self._lines, self._count, b'""')
             self._count += 1
         if text is None:
             spans = []
@@ -75,52 +78,84 @@ class RecordBuilder:
                 masked = mask_bytes(data)
                 self.card = self.card or masked is not data
                 spans.append([enc, intl, b64(masked)])
-            add_item(self._raw_lines, self._raw_count,
-                        json.dumps([self._count, spans]).encode())
+            self._add(self._raw_lines, self._raw_count,
+                      json.dumps([self._count, spans]).encode())
             self._raw_count += 1
-            add_item(self._lines, self._count, b"null")
+            self._add(self._lines, self._count, b"null")
         else:
             masked = mask_cards(text)
             self.card = self.card or masked is not text
-            item = json.dumps(masked).encode()
-            try:
-                add_item(self._lines, self._count, item)
-            except MemoryError:
-                # a heap too fragmented for one more part: the lines so far go to flash
-                # (their heap comes back), then the line once more; capture fails only if
-                # that fails too
-                if self._new_scratch is None:
-                    raise
-                gc.collect()
-                self._spill(0)
-                add_item(self._lines, self._count, item)
+            self._add(self._lines, self._count, json.dumps(masked).encode())
         self._count += 1
-        if len(self._lines) > _SPILL_PARTS and self._new_scratch is not None:
-            self._spill()
+        if self._new_scratch is not None:
+            if len(self._lines) > _SPILL_PARTS:
+                self._spill(False)
+            if self._raw_lines is not None and len(self._raw_lines) > _SPILL_PARTS:
+                self._spill(True)
 
-    def _spill(self, keep=1):
-        """Writes the parts of lines but the last `keep` to the scratch file."""
-        scratch = self._scratch
+    def _add(self, parts, index, item):
+        """add_item() to the lines or the undecoded lines. In a heap too fragmented for one
+        more part, the lines so far go to flash (their heap comes back) and the item is added
+        once more; capture fails only if that fails too."""
+        try:
+            add_item(parts, index, item)
+        except MemoryError:
+            if self._new_scratch is None:
+                raise
+            lines = parts is self._lines
+            gc.collect()
+            self._spill(False, 0)
+            if self._raw_count and self._new_scratch is not None:
+                self._spill(True, 0)
+            if lines:      # a flash error in _spill starts the lines afresh
+                parts, index = self._lines, self._count
+            else:
+                parts, index = self._raw_lines, self._raw_count
+            add_item(parts, index, item)
+
+    def _spill(self, raw, keep=1):
+        """Writes the parts of lines (raw: of undecoded lines) but the last `keep` to their
+        scratch file."""
+        parts = self._raw_lines if raw else self._lines
+        scratch = self._raw_scratch if raw else self._scratch
         if scratch is None:
-            scratch = self._scratch = self._new_scratch()
-        lines = self._lines
-        for k in range(len(lines) - keep):
-            if not scratch.write(lines[k]):
-                # the flash refused: the lines so far are lost (the receipt says so); the rest
-                # of the receipt stays on the heap
-                scratch.remove()
-                self._new_scratch = self._scratch = None
-                self.status = INCOMPLETE
-                self.reason = "flash_error"
-                self._lines = [bytearray(_LINES)]
-                self._count = 0
+            scratch = self._new_scratch()
+            if raw:
+                self._raw_scratch = scratch
+            else:
+                self._scratch = scratch
+        for k in range(len(parts) - keep):
+            if not scratch.write(parts[k]):
+                # the flash refused: what went to this file is lost (the receipt says so);
+                # the rest of the receipt stays on the heap
+                self._lost(raw)
                 return
-        self._lines = lines[-1:] if keep else [bytearray()]
+        parts = parts[-1:] if keep else [bytearray()]
+        if raw:
+            self._raw_lines = parts
+        else:
+            self._lines = parts
+
+    def _lost(self, raw):
+        self._new_scratch = None
+        self.status = INCOMPLETE
+        self.reason = "flash_error"
+        if raw:
+            self._raw_scratch.remove()
+            self._raw_scratch = None
+            self._raw_lines = [bytearray(_RAW_LINES)]
+            self._raw_count = 0
+        else:
+            self._scratch.remove()
+            self._scratch = None
+            self._lines = [bytearray(_LINES)]
+            self._count = 0
 
     def close(self):
         """The receipt is stored (or given up): its flash scratch file goes."""
-        if self._scratch is not None:
-            self._scratch.remove()
+        for scratch in (self._scratch, self._raw_scratch):
+            if scratch is not None:
+                scratch.remove()
 
     def finish(self):
         """The receipt ended: its lines are written already."""
@@ -139,6 +174,8 @@ class RecordBuilder:
             self._lines[-1] += b"]"
             if self._raw_count:
                 self._raw_lines[-1] += b"]"
+                if self._raw_scratch is not None:
+                    self._lines.append(self._raw_scratch)
                 self._lines += self._raw_lines
             self._raw_lines = None
         members = list(self._lines)

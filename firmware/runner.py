@@ -78,14 +78,18 @@ class Runner:
         self.peak_alloc = 0
         self._busy_at = 0
         self._collected = False
-        # at boot, before anything can fragment the heap: the tap's buffers and capture's
-        # backlog (which also holds the raw bytes upload mode full keeps per receipt)
+        # at boot, before anything can fragment the heap: the tap's buffers, capture's
+        # backlog (which also holds the raw bytes upload mode full keeps per receipt) and the
+        # buffer the uplink reads batches into
         self._buffers = new_buffers()
         self._backlog = max(raw_max(cfg["upload"]), board.get("backlog", _BACKLOG))
+        self._batch_buf = protocol.batch_size(cfg["upload"]["batch_bytes"])
         try:
             self._backlog = bytearray(self._backlog)
+            if cfg["server"]["host"]:       # else there is no uplink to read batches
+                self._batch_buf = bytearray(self._batch_buf)
         except MemoryError:
-            pass    # capture tries again when it is built (and forwards without it meanwhile)
+            pass    # built again with capture or the uplink (forwarding goes on meanwhile)
         self.config_refused = False
         self.online = True          # Wi-Fi up (always on the host), set by the uplink thread
         self._restart_at = None      # ticks before which capture is not restarted
@@ -164,7 +168,7 @@ class Runner:
             self.uplink = uplink.Uplink(
                 self.spool, transport, self.device, boot=self.boot,
                 firmware=FIRMWARE_VERSION,
-                batch_count=upload["batch_count"], batch_bytes=upload["batch_bytes"],
+                batch_count=upload["batch_count"], batch_bytes=self._batch_buf,
                 idle_ms=upload["idle_ms"], printer_status=self.printer_status,
                 uptime=lambda: ticks_diff(ticks_ms(), self.started))
         except Exception as e:   # noqa: BLE001 -- capture and forwarding go on; spool fills

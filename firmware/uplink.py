@@ -61,7 +61,8 @@ class Uplink:
     poll() -> answer or None, send_telemetry(payload); an answer is protocol.parse_answer()'s
     (acked seqs, refused seqs, retry_refused request or None). device: device ID. boot: boot
     counter. firmware: version string. printer_status: callable -> JSON-able printer state,
-    for telemetry.
+    for telemetry. batch_bytes: bytes per batch at most (upload.batch_bytes), or the bytearray
+    of protocol.batch_size(that) to read batches into.
     rand: callable(bits) -> int, for backoff jitter (tests make it deterministic).
     uptime: callable -> ms since boot for telemetry (ticks_ms wraps after ~12 days on the
     board); by default the `now` given to step().
@@ -80,7 +81,13 @@ class Uplink:
         self._boot = boot
         self._firmware = firmware
         self._count = min(batch_count, protocol.MAX_BATCH_RECORDS)
-        self._bytes = min(batch_bytes, protocol.MAX_BATCH_BYTES // 2)
+        # the batch is read into this buffer, allocated once (by the runner at boot, before
+        # the heap fragments): the uplink thread then needs little heap while capture works
+        # (a batch's first record may still be larger)
+        if isinstance(batch_bytes, int):
+            batch_bytes = bytearray(protocol.batch_size(batch_bytes))
+        self._batch_buf = batch_bytes
+        self._bytes = len(batch_bytes)
         self._ack_timeout = ack_timeout_ms
         self._backoff_min = backoff_min_ms
         self._backoff_max = backoff_max_ms
@@ -103,9 +110,6 @@ class Uplink:
                         "ack_timeouts": 0, "failures": 0, "rejected": 0, "too_large": 0,
                         "offered_again": 0, "telemetry": 0}
         self._last_error = None
-        # the batch is read into this buffer, allocated once: the uplink thread then needs
-        # little heap while capture works (a batch's first record may still be larger)
-        self._batch_buf = bytearray(self._bytes)
 
     def step(self, now):
         """Do the next piece of delivery work; returns ms until calling again is useful.

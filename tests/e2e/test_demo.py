@@ -52,11 +52,13 @@ def test_upload_mode_fields_sends_only_what_the_board_extracted(tmp_path):
     engine.dispose()
 
 
-def test_demo_workload_in_a_128k_heap_with_the_firmware_in_rom(tmp_path):
-    """The issue's memory target: the demo workload (corpus and generated receipts, MQTT
-    uplink, real server) with -X heapsize=128k beside the ROMFS image a production board boots
-    from (README, Heap): no MemoryError anywhere, byte-exact, every receipt stored once."""
+def test_demo_workload_in_a_128k_heap_with_8k_to_spare_under_load(tmp_path):
+    """The issue's memory target with its margin: the demo workload (corpus and generated
+    receipts, MQTT uplink, real server) in -X heapsize=120k, 8 KB less than the 128k target,
+    beside the ROMFS image a production board boots from (README, Heap), while another
+    process keeps a core busy: no MemoryError anywhere, byte-exact, every receipt stored once."""
     import asyncio
+    import sys
 
     from tilltap_host.demo import Demo, demo_streams, expected_receipts
 
@@ -67,7 +69,7 @@ def test_demo_workload_in_a_128k_heap_with_the_firmware_in_rom(tmp_path):
     async def run():
         demo = Demo(str(tmp_path), "mqtt")
         try:
-            await demo.start_with_heap("128k", rom=True)
+            await demo.start_with_heap("120k", rom=True)
             sent, replies = await demo.replay(jobs)
             assert await demo.wait_stored(want, 120), demo.tap.status()
             exact = bytes(demo.printer.received) == sent and replies == bytes(
@@ -76,7 +78,12 @@ def test_demo_workload_in_a_128k_heap_with_the_firmware_in_rom(tmp_path):
         finally:
             await demo.close()
 
-    exact, stored, status, log = asyncio.run(run())
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        exact, stored, status, log = asyncio.run(run())
+    finally:
+        burner.kill()
+        burner.wait()
     assert exact, log
     assert stored == (want, want), status
     assert status["capture_errors"] == status["store_errors"] == 0, status

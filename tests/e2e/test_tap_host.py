@@ -59,7 +59,7 @@ def test_generated_receipts_captured_in_a_small_heap(tmp_path, heapsize, rom):
 
 def test_forwarding_stays_byte_exact_when_capture_runs_out_of_memory(tmp_path):
     """With the firmware as .mpy files the code takes ~135 KB of the unix port's 64-bit heap:
-    at 168k capture of the corpus runs out of memory (parser, receipt assembly, record
+    at 176k capture of the corpus runs out of memory (parser, receipt assembly, record
     encoding, or capture cannot be built at all); every time is counted, and pass-through in
     both directions stays byte-exact. A job whose ports do not fit even then is refused before
     a byte moves (the POS sees a reset and sends it again, as a spooler does): counted, and
@@ -67,7 +67,7 @@ def test_forwarding_stays_byte_exact_when_capture_runs_out_of_memory(tmp_path):
     need_corpus()
     streams = [open(p, "rb").read() for p in corpus_files()]
     sent, replies, printer, status, log = asyncio.run(
-        _replay(tmp_path, streams, heapsize="168k", receipts=0, resend=3))
+        _replay(tmp_path, streams, heapsize="176k", receipts=0, resend=3))
     assert bytes(printer.received) == sent, log
     assert replies == bytes(printer.replied), log
     assert status["pos_bytes"] == status["printer_bytes"] == len(sent)

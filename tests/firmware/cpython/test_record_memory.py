@@ -68,3 +68,20 @@ def test_add_item_is_all_or_nothing():
         pass
     protocol.add_item(parts, 1, b'"b"')
     assert b"".join(parts) == b'"lines":["a","b"'
+
+
+def test_an_undecoded_line_that_finds_no_heap_is_kept_too(tmp_path):
+    spool = Spool(str(tmp_path / "spool"), compress=False)
+    builder = RecordBuilder(spool.scratch)
+    spans = [("cp437", 0, b"Caf\xe9 %d" % k) for k in range(4)]
+    for k in range(3):
+        builder.add_line(None, [spans[k]])
+        builder.add_line("text %d" % k, None)
+    _FullHeap.times = 1
+    builder._raw_lines[-1] = _FullHeap(builder._raw_lines[-1])
+    builder.add_line(None, [spans[3]])
+    assert _FullHeap.times == 0
+    rec = _record(builder, spool)
+    assert rec["lines"] == [None, "text 0", None, "text 1", None, "text 2", None]
+    assert [line for line, _ in rec["raw_lines"]] == [0, 2, 4, 6]
+    assert os.listdir(str(tmp_path / "spool" / "tmp")) == []
