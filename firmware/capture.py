@@ -156,10 +156,11 @@ class Capture:
             self._skipping = False         # the next stream is kept from its first byte
         self._mark(kind)
 
-    def work(self, budget_us=None, min_bytes=0):
+    def work(self, budget_us=None, min_bytes=0, stop=None):
         """Parse from the backlog until it is empty or budget_us microseconds passed (None:
-        until it is empty) and at least min_bytes were parsed. Spools every receipt that ends.
-        Returns True if bytes are left."""
+        until it is empty) and at least min_bytes were parsed, or stop() says so after a
+        slice (forwarding has bytes to move). Spools every receipt that ends.
+        Returns has_work(): False once capture was released (nothing parses until reset)."""
         started = ticks_us()
         until = self._parsed + min_bytes
         while self.parser is not None:
@@ -178,10 +179,11 @@ class Capture:
                 _spin(ticks_diff(ticks_us(), fed) * (self._slowdown - 1))
             self._parsed += n
             self._done(events)
-            if budget_us is not None and self._parsed >= until and \
-                    ticks_diff(ticks_us(), started) >= budget_us:
+            if self._parsed >= until and (
+                    (budget_us is not None and ticks_diff(ticks_us(), started) >= budget_us)
+                    or (stop is not None and stop())):
                 break
-        return self._parsed < self._write or bool(self._marks)
+        return self.has_work()
 
     def has_work(self):
         """True while bytes or marks wait to be parsed."""

@@ -81,6 +81,9 @@ class NetworkTap:
         self.job = None
         self.poller = select.poll()
         self.poller.register(listener, select.POLLIN)
+        # a look at the sockets without waiting (ipoll: MicroPython's, allocates no list)
+        self.poll_now = getattr(self.poller, "ipoll", self.poller.poll)
+        self.listener_key = listener if hasattr(self.poller, "ipoll") else listener.fileno()
         self._accepted_at = ticks_ms()
 
     def run(self):
@@ -229,6 +232,16 @@ class Job:
             self._printer_mask = printer
             self.net.poller.modify(self.psock, printer)
 
+    def _ready(self):
+        """True when a side of the job can move bytes now: capture's parsing in a quiet step
+        stops for it (Tap's ready)."""
+        self._watch(self.tap.down, self.tap.up)
+        key = self.net.listener_key
+        for entry in self.net.poll_now(0):
+            if entry[0] != key:
+                return True
+        return False
+
     def _answered(self, now):
         """True once the printer answered all the POS asked: capture parsed the whole job (or
         what it has not parsed yet asks nothing: Capture.may_ask), and the answers' bytes are
@@ -271,6 +284,7 @@ class Job:
         self._probe = None
         try:
             self.tap = self.runner.new_tap(SocketPort(self.conn), SocketPort(self.psock))
+            self.tap.ready = self._ready
             self.pos = self.tap.down.src
         except MemoryError:
             gc.collect()

@@ -20,7 +20,10 @@ What the tap guarantees:
   once the POS is slower than the tap: its last read brought less than a whole chunk (a
   serial line, a POS between jobs), or no byte moved for _QUIET_US. A socket empty for a
   moment after whole chunks (a burst at LAN speed whose sender paused) is not slow: at a
-  chip's parsing speed a slice there would delay more chunks than the lull lasted. Otherwise
+  chip's parsing speed a slice there would delay more chunks than the lull lasted. Where the tap
+  is given ready() (network mode: a poll of the job's sockets) capture stops at the first slice
+  after which a side can move bytes: a printer that drains faster than the budget (a fast network
+  printer, a large buffer) waits one slice, not the budget. Otherwise
   capture.policy decides (config.py; Capture's keep_pace; the README's "The tap's capture
   policy"):
   - keep_pace (default): capture parses nothing until half the backlog waits; from then on
@@ -145,7 +148,8 @@ class Tap:
 
     pos, printer: ports (see ports.py); printer is None in listen-only mode.
     capture: a Capture or None; clock: milliseconds (ticks_ms on the board, where it wraps);
-    clock_us: microseconds (ticks_us).
+    clock_us: microseconds (ticks_us). ready: callable -> True when a side can move bytes
+    now, asked between capture's slices in a quiet step (None: the budget alone bounds them).
     split_idle_ms: no byte from the POS for this long while nothing is held marks idle_mark
     (capture.IDLE ends the receipt; capture.END also resets the parser, as a serial line's
     idle gap does). buffers: (POS -> printer, printer -> POS) read buffers from new_buffers(),
@@ -156,7 +160,8 @@ class Tap:
     """
 
     def __init__(self, pos, printer, capture=None, clock=ticks_ms, split_idle_ms=3000,
-                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US, clock_us=ticks_us):
+                 idle_mark=IDLE, buffers=None, budget_us=BUDGET_US, clock_us=ticks_us,
+                 ready=None):
         down_buf, up_buf = buffers or new_buffers()
         self.down = Direction(pos, printer, down_buf, self._taken)
         self.up = Direction(printer, pos, up_buf) if printer is not None else None
@@ -165,6 +170,7 @@ class Tap:
         self._split_idle_ms = split_idle_ms
         self._idle_mark = idle_mark
         self._budget_us = budget_us
+        self.ready = ready
         self.last_byte = clock()       # the last time a byte moved either way
         self._clock_us = clock_us
         self._moved_us = clock_us()    # ... in microseconds
@@ -208,7 +214,7 @@ class Tap:
                 else:
                     # the printer holding a chunk takes bytes at its print speed
                     busy = capture.work(self._budget_us * (_HELD_BUDGETS if pos_side.pending()
-                                                           else 1))
+                                                           else 1), 0, self.ready)
             except Exception as e:   # noqa: BLE001 -- capture must never stop printing
                 self._capture_failed(e)
         return moved or busy

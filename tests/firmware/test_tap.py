@@ -128,7 +128,7 @@ class Exploding:
         if self.calls == 2:
             raise MemoryError("simulated")
 
-    def work(self, budget_us=None, min_bytes=0):
+    def work(self, budget_us=None, min_bytes=0, stop=None):
         return False
 
     def pressed(self):
@@ -366,6 +366,32 @@ def test_a_momentary_lull_in_a_burst_is_not_quiet_enough_to_parse():
     assert capture.pending() == 0
     capture.close()
     assert len(spool.records) == 1
+
+
+def test_capture_in_a_quiet_step_yields_to_a_side_that_can_move_bytes():
+    """Tap's ready (network mode: a poll of the job's sockets) is asked between capture's
+    slices: once a side can move bytes, capture stops after the slice it is in, however much
+    of its budget is left; while none can, it parses on within the budget."""
+    for ready in (True, False):
+        capture = Capture(ListSpool(), lambda receipt, raw: b"r", backlog=4096,
+                          keep_pace=False)
+        job = b"\x1b@" + b"Item line of a receipt  1.00\n" * 70
+        asked = []
+
+        def ready_now(answer=ready):
+            asked.append(answer)
+            return answer
+
+        pos = Source([job[:2048]])
+        tap = Tap(pos, Source([]), capture=capture, clock=Clock(), budget_us=10 ** 9,
+                  clock_us=Ticker(), ready=ready_now)
+        tap.step()                                 # forwards the chunks: nothing parsed
+        while pos.chunks:
+            tap.step()
+        before = capture.pending()
+        tap.step()                                 # a quiet step
+        assert before > 1000 and capture.pending() == (before - 128 if ready else 0)
+        assert asked and all(a is ready for a in asked)
 
 
 def _socket_pair(listener, socket):
