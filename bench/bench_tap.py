@@ -20,8 +20,9 @@ host board's bench-only "parser_slowdown": a chip's speed); targets (issue 16): 
 off, slowed >= 95% of off with the receipts counted incomplete. keep_pace (the default) meets
 neither on purpose: once half its backlog waits, capture parses at least a chunk per step, so
 forwarding runs at the parser's pace while both ends outrun it, and every receipt is complete.
-forwarding_first meets them: capture parses only in quiet steps, and what overflows the
-backlog is stored incomplete (capture_behind) or skipped, counted. Then, for each policy, the
+forwarding_first is the policy meant to meet them (it does not yet: README, The tap's capture
+policy): capture parses only in quiet steps, and what overflows the backlog is stored
+incomplete (capture_behind) or skipped, counted. Then, for each policy, the
 parser 100x slower on a stream paced at 115200 baud (a serial line's rate): every receipt
 complete.
 The runs take turns, one job each, each job sent once every tap parsed what it took (a tap's
