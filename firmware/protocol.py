@@ -101,12 +101,12 @@ TELEMETRY_FIELDS = ("v", "device", "boot", "uptime_ms", "mem_free", "spool", "dr
                     "uplink")
 
 
-# -- topics
-
-
 def batch_size(batch_bytes):
     """Bytes of the buffer the board reads a batch into, for the setting upload.batch_bytes."""
     return min(batch_bytes, MAX_BATCH_BYTES // 2)
+
+
+# -- topics
 
 def receipts_topic(device):
     """MQTT topic a device publishes its receipt batches to."""

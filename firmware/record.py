@@ -37,8 +37,8 @@ class RecordBuilder:
     heap fragmented by those has no room left for anything larger. Past _SPILL_PARTS parts the
     finished ones go to flash (new_scratch() -> spool.Scratch, made on first use; one for the
     lines, one for the undecoded lines' spans): the heap a receipt takes no longer grows with
-    its length. Blank lines before the first text are
-    dropped and blank lines at the end are never written (as Receipt.trim).
+    its length. Blank lines before the first text are dropped and blank lines at the end are
+    never written (as Receipt.trim).
     """
 
     status = COMPLETE         # as receipt.Receipt

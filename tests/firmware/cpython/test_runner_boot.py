@@ -1,5 +1,9 @@
 """firmware/runner.py Runner on CPython with an injected out-of-memory: what did not fit at boot
 is built again in a quiet moment, a configuration problem is not retried."""
+import json
+
+from unixport import run_micropython
+
 from tilltap_fw import main
 from tilltap_fw import runner as runner_module
 from tilltap_fw.compat import ticks_ms
@@ -54,3 +58,30 @@ def test_the_runners_spool_sets_refused_records_aside_and_offers_them_again(tmp_
     assert [s for s, _ in spool.pending(10)] == [seqs[0], seqs[2]]
     assert spool.stats()["refused"] == 1 and spool.stats()["count"] == 2
     assert spool.retry_refused() == 1 and spool.stats()["refused"] == 0
+
+
+def test_boot_config_gives_the_checked_file_and_drops_the_schema_on_micropython(tmp_path):
+    """main.boot_config on the unix port: the same settings as config.load (rebuilt in one
+    piece once the schema module is dropped), the schema module gone from sys.modules, and a
+    refused file gives the defaults and why."""
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mode": "network", "printer": {"host": "10.0.0.9"},
+                                "server": {"host": "tilltap.example", "port": 1883}}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"printer": {"baudrate": 7}}))
+    script = (
+        "import json, sys\n"
+        "from tilltap_fw.main import boot_config\n"
+        "cfg, problem = boot_config(%r)\n"
+        "dropped = 'tilltap_fw.config' not in sys.modules\n"
+        "from tilltap_fw import config\n"
+        "print(json.dumps([cfg == config.load(%r), problem, dropped]))\n"
+        "cfg, problem = boot_config(%r)\n"
+        "from tilltap_fw import config\n"
+        "print(json.dumps([cfg == config.defaults(), problem]))\n"
+    ) % (str(good), str(good), str(bad))
+    result = run_micropython(["-c", script])
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.split("\n")[:2])
+    assert first == [True, None, True]
+    assert second[0] is True and second[1].startswith("config: printer.baudrate")
