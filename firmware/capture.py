@@ -137,12 +137,17 @@ class Capture:
             start += k
             n -= k
             self._skipping = False
-        elif not self._room(n):
+        elif self._write - self._base + n > self._size and not self._room(n):
             self.behind += 1
             self.skipped_bytes += n
             self._mark(_GAP)
             self._skipping = True
             return
+        self._keep(data, start, n)
+
+    def _keep(self, data, start, n):
+        # apart from take(): fewer locals keep both frames on the C stack (a MicroPython call
+        # past 11 words of locals and stack allocates its frame; take() runs per chunk)
         at = self._write - self._base
         if data is not self._source:      # the tap's read buffer: the same one every time
             self._source = data

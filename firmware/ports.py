@@ -8,7 +8,6 @@ Every port is non-blocking:
                      take an offset and a length, so forwarding allocates nothing per write)
     stream        the object to register with select.poll
 """
-import errno
 import struct
 
 try:
@@ -16,10 +15,16 @@ try:
 except ImportError:
     socket = None
 
-_EAGAIN = (errno.EAGAIN, getattr(errno, "EWOULDBLOCK", errno.EAGAIN))
 # SO_LINGER on with a zero timeout: close() sends RST, not FIN. lwIP builds without it (many
 # ESP-IDF configurations) refuse the option; closing with unread bytes still resets there.
 _LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def _counted(n):
+    """A socket read's result as the port's: None (nothing waiting) 0, 0 (FIN) None."""
+    if n is None:
+        return 0
+    return n if n else None
 
 
 class UartPort:
@@ -55,33 +60,40 @@ class SocketPort:
     def __init__(self, sock):
         sock.setblocking(False)
         self.stream = sock
-        # CPython sockets have recv_into; MicroPython's have readinto (None on EAGAIN), and
-        # write(buf, off, len) (None on EAGAIN: no exception object per full send buffer)
-        self._recv_into = getattr(sock, "recv_into", None) or sock.readinto
-        self._stream_write = not hasattr(sock, "recv_into")
+        # MicroPython sockets have readinto and write(buf, off, len), both None on EAGAIN (no
+        # exception object per empty or full buffer); CPython's recv_into and send raise
+        # BlockingIOError there, which _recv and _send_view turn into None
+        cpython = hasattr(sock, "recv_into")
+        self._recv_into = self._recv if cpython else sock.readinto
+        self._send = self._send_view if cpython else sock.write
+
+    # readinto and write catch without "as e" and do little else: a MicroPython call whose
+    # locals, stack and handlers pass 11 words takes its frame from the heap, and these run
+    # for every chunk (perf: the allocator's search was a quarter of forwarding's CPU)
 
     def readinto(self, mv):
         try:
-            n = self._recv_into(mv)
-        except OSError as e:
-            if e.args and e.args[0] in _EAGAIN:
-                return 0
+            return _counted(self._recv_into(mv))
+        except OSError:
             return -1              # reset by peer and friends: the connection failed
-        if n is None:
-            return 0
-        return n if n else None
 
     def write(self, buf, start, n):
         try:
-            if self._stream_write:
-                n = self.stream.write(buf, start, n)
-            else:
-                n = self.stream.send(memoryview(buf)[start:start + n])
-        except OSError as e:
-            if e.args and e.args[0] in _EAGAIN:
-                return 0
+            return self._send(buf, start, n) or 0
+        except OSError:
             return -1              # broken pipe, reset: the connection failed
-        return n or 0
+
+    def _recv(self, mv):
+        try:
+            return self.stream.recv_into(mv)
+        except BlockingIOError:
+            return None
+
+    def _send_view(self, buf, start, n):
+        try:
+            return self.stream.send(memoryview(buf)[start:start + n])
+        except BlockingIOError:
+            return None
 
     def close(self):
         """Close: the peer sees the end of the stream (FIN), or an error if it still sends."""

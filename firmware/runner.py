@@ -332,10 +332,14 @@ class Runner:
                 self._restart_capture(tap, now)
         if self.status_path and ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
             self._last_status = now
-            try:
-                self.write_status(tap)
-            except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
-                self.problem("status", e)
+            self._status_file(tap)
+
+    def _status_file(self, tap):
+        # apart from tick(): its handler would take tick's frame (every turn) off the stack
+        try:
+            self.write_status(tap)
+        except Exception as e:   # noqa: BLE001 -- a status file is never worth a job
+            self.problem("status", e)
 
     def _capture_failed(self, tap):
         """Count and note why capture stopped on this tap. It restarts at once: dropping the

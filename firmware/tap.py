@@ -63,6 +63,8 @@ _CHUNK = const(512)
 BUDGET_US = const(2000)     # capture's time per step
 _HELD_BUDGETS = const(4)    # ... while the printer cannot take the chunk held for it
 _QUIET_US = const(1000)     # no byte moved for this long: the ports are quiet, capture parses
+# made at import: when forwarding runs out of heap there may be none for a new exception
+_FORWARDING_NEEDED_THE_HEAP = MemoryError("forwarding needed the heap capture held")
 
 
 def new_buffers(chunk=_CHUNK):
@@ -200,24 +202,26 @@ class Tap:
             # a hold (printer full, CTS low, paper out) is never an idle gap
             self._split_due = False
             self.mark(self._idle_mark)
-        busy = False
+        if self.capture is None:
+            return moved
+        return self._capture_step(moved) or moved
+
+    def _capture_step(self, moved):
+        """Capture's share of a step (see the module docstring); True if it has bytes left."""
         capture = self.capture
-        if capture is not None:
-            try:
-                pressed = capture.pressed()    # never, under forwarding_first
-                pos_side = self.down
-                if pressed:
-                    busy = capture.work(self._budget_us, _CHUNK)
-                elif moved or (pos_side.last_read == len(pos_side.buf) and
-                               ticks_diff(self._clock_us(), self._moved_us) < _QUIET_US):
-                    busy = capture.has_work()    # it parses once the ports are quiet
-                else:
-                    # the printer holding a chunk takes bytes at its print speed
-                    busy = capture.work(self._budget_us * (_HELD_BUDGETS if pos_side.pending()
-                                                           else 1), 0, self.ready)
-            except Exception as e:   # noqa: BLE001 -- capture must never stop printing
-                self._capture_failed(e)
-        return moved or busy
+        try:
+            if capture.pressed():               # never, under forwarding_first
+                return capture.work(self._budget_us, _CHUNK)
+            pos_side = self.down
+            if moved or (pos_side.last_read == len(pos_side.buf) and
+                         ticks_diff(self._clock_us(), self._moved_us) < _QUIET_US):
+                return capture.has_work()      # it parses once the ports are quiet
+            # the printer holding a chunk takes bytes at its print speed
+            return capture.work(self._budget_us * (_HELD_BUDGETS if pos_side.pending() else 1),
+                                0, self.ready)
+        except Exception as e:   # noqa: BLE001 -- capture must never stop printing
+            self._capture_failed(e)
+            return False
 
     def mark(self, kind):
         """Tell capture what happened after the bytes the printer took so far."""
@@ -244,18 +248,21 @@ class Tap:
     def _pump(self, direction):
         try:
             return direction.pump()
-        except MemoryError as e:
-            # Forwarding must have the heap: capture gives its own back (the receipt in
-            # progress is lost, counted), then the same pump again. Its state is consistent:
-            # start/end move only after a write, and a slice is allocated before each write.
-            if self.capture is not None:
-                self.capture.release()
-                self._capture_failed(e)
-            gc.collect()
-            try:
-                return direction.pump()
-            except MemoryError:
-                return False   # still none (the uplink holds it): the held chunk waits a turn
+        except MemoryError:    # no "as e": a handler's variable takes this frame off the stack
+            return self._pump_starved(direction)
+
+    def _pump_starved(self, direction):
+        # Forwarding must have the heap: capture gives its own back (the receipt in progress
+        # is lost, counted), then the same pump again. Its state is consistent: start/end
+        # move only after a write, and a slice is allocated before each write.
+        if self.capture is not None:
+            self.capture.release()
+            self._capture_failed(_FORWARDING_NEEDED_THE_HEAP)
+        gc.collect()
+        try:
+            return direction.pump()
+        except MemoryError:
+            return False   # still none (the uplink holds it): the held chunk waits a turn
 
     def _capture_failed(self, e):
         self.capture = None
