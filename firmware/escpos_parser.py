@@ -644,16 +644,19 @@ class Parser:
         if n is None:
             n = len(data) - start
         if isinstance(data, memoryview):
-            pos = start
-            end = start + n
-            while pos < end:
-                k = end - pos if end - pos < _WORK_SIZE else _WORK_SIZE
-                self._work_mv[:k] = data[pos:pos + k]
-                self._run(self._work, 0, k)
-                pos += k
+            self._feed_view(data, start, start + n)
         else:
             self._run(data, start, start + n)
         return out
+
+    def _feed_view(self, data, pos, end):
+        # apart from feed(), whose frame then stays on the C stack (a MicroPython call past
+        # 11 words of locals and stack takes its frame from the heap; feed runs per chunk)
+        while pos < end:
+            k = end - pos if end - pos < _WORK_SIZE else _WORK_SIZE
+            self._work_mv[:k] = data[pos:pos + k]
+            self._run(self._work, 0, k)
+            pos += k
 
     def idle(self):
         """The caller saw no bytes for its idle gap: end the receipt in progress, if any."""
@@ -763,53 +766,56 @@ class Parser:
         mv = memoryview(buf)
         self._stats["bytes"] += n - i
         self._at_lf = self._at_esc = self._at_gs = -1     # not searched yet in this buffer
-        base = self._base = self._base - i
+        self._base -= i
+        # few locals here and the modes' work in calls of their own: a MicroPython call past
+        # 11 words of locals and stack takes its frame from the heap, and this runs per chunk
         while i < n:
-            mode = self._mode
-            if mode == _TEXT:
+            if self._mode == _TEXT:
                 if self._raster:
                     i = self._raster_byte(buf[i], i)
                 else:
                     i = self._text(buf, mv, i, n)
-            elif mode == _HEADER:
-                have = self._hlen
-                take = self._need - have
-                take = min(take, n - i)
-                self._hdr_mv[have:have + take] = mv[i:i + take]
-                i += take
-                self._hlen = have + take
-                if self._hlen == self._need:
-                    self._cursor = base + i
-                    self._next()
-            elif mode == _SKIP:
-                take = self._remain if self._remain < n - i else n - i
-                if self._data is not None:
-                    self._keep(mv, i, take)
-                i += take
-                self._remain -= take
-                if self._remain == 0:
-                    self._next()
-            elif mode == _COLLECT:
-                take = self._remain if self._remain < n - i else n - i
-                self._keep(mv, i, take)
-                i += take
-                self._remain -= take
-                if self._remain == 0:
-                    self._next()
-            elif mode == _SCAN:
+            elif self._mode == _HEADER:
+                i = self._header(mv, i, n)
+            elif self._mode == _SKIP or self._mode == _COLLECT:
+                i = self._payload(mv, i, n)
+            elif self._mode == _SCAN:
                 i = self._scan(buf, i, n)
             else:
                 i = self._dle_lookahead(buf[i], i)
-        self._base = base + n
+        self._base += n
+
+    def _payload(self, mv, i, n):
+        # a command's counted payload: skipped (kept when an image's bytes are wanted) or
+        # collected (a code's data), without a look at its bytes
+        take = self._remain if self._remain < n - i else n - i
+        if self._mode == _COLLECT or self._data is not None:
+            self._keep(mv, i, take)
+        self._remain -= take
+        if self._remain == 0:
+            self._next()
+        return i + take
+
+    def _header(self, mv, i, n):
+        # a command's fixed bytes
+        have = self._hlen
+        take = self._need - have
+        take = min(take, n - i)
+        self._hdr_mv[have:have + take] = mv[i:i + take]
+        i += take
+        self._hlen = have + take
+        if self._hlen == self._need:
+            self._cursor = self._base + i
+            self._next()
+        return i
 
     def _keep(self, mv, i, take):
-        data = self._data
-        room = self._data_cap - len(data)
+        room = self._data_cap - len(self._data)
         if take > room:
             self._data_overflow = True
             take = room
         if take > 0:
-            data.extend(mv[i:i + take])
+            self._data.extend(mv[i:i + take])
 
     def _text(self, buf, mv, i, n):
         """Text state: printable runs in bulk, style-only commands and ignored control bytes

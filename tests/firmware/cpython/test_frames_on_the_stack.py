@@ -13,11 +13,13 @@ from unixport import ROOT, run_micropython
 
 _MAX_WORDS = 11
 _EXC_WORDS = 3
-# module: functions called for every chunk or every loop turn while a job forwards
+# module: functions called for every chunk or every loop turn while a job forwards, and for
+# every slice capture parses
 PER_CHUNK = {
     "ports": ("readinto", "_counted"),
     "tap": ("step", "_pump", "pump", "_drain"),
     "capture": ("take", "_keep", "pressed", "has_work"),
+    "escpos_parser": ("feed", "_run", "_payload", "_header", "_keep"),   # per 128-byte slice
     "network_mode": ("turn", "step", "_watch", "_ready"),
     "runner": ("tick",),
 }
