@@ -146,8 +146,8 @@ class Capture:
         self._keep(data, start, n)
 
     def _keep(self, data, start, n):
-        # apart from take(): fewer locals keep both frames on the C stack (a MicroPython call
-        # past 11 words of locals and stack allocates its frame; take() runs per chunk)
+        # apart from take(), which runs per chunk: both frames stay off the heap (tap.py,
+        # Frames)
         at = self._write - self._base
         if data is not self._source:      # the tap's read buffer: the same one every time
             self._source = data

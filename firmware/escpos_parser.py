@@ -650,8 +650,8 @@ class Parser:
         return out
 
     def _feed_view(self, data, pos, end):
-        # apart from feed(), whose frame then stays on the C stack (a MicroPython call past
-        # 11 words of locals and stack takes its frame from the heap; feed runs per chunk)
+        # apart from feed(), which runs per slice: its frame stays off the heap (tap.py,
+        # Frames)
         while pos < end:
             k = end - pos if end - pos < _WORK_SIZE else _WORK_SIZE
             self._work_mv[:k] = data[pos:pos + k]
@@ -767,8 +767,8 @@ class Parser:
         self._stats["bytes"] += n - i
         self._at_lf = self._at_esc = self._at_gs = -1     # not searched yet in this buffer
         self._base -= i
-        # few locals here and the modes' work in calls of their own: a MicroPython call past
-        # 11 words of locals and stack takes its frame from the heap, and this runs per chunk
+        # few locals here and the modes' work in calls of their own, so that this frame (per
+        # slice) stays off the heap (tap.py, Frames)
         while i < n:
             if self._mode == _TEXT:
                 if self._raster:

@@ -335,7 +335,8 @@ class Runner:
             self._status_file(tap)
 
     def _status_file(self, tap):
-        # apart from tick(): its handler would take tick's frame (every turn) off the stack
+        # apart from tick(), which runs every turn: its handler would put tick's frame on the
+        # heap (tap.py, Frames)
         try:
             self.write_status(tap)
         except Exception as e:   # noqa: BLE001 -- a status file is never worth a job

@@ -53,6 +53,14 @@ What the tap guarantees:
 Ports (ports.py) never block: readinto(buf) -> bytes read, 0 (none now), None (the peer closed
 its sending side) or -1 (the connection failed); write(buf, start, n) -> bytes taken, 0 (none
 now) or -1 (failed).
+
+Frames: MicroPython takes a call's frame from the heap when its locals, stack slots and
+exception handlers (3 words each, 6 with "except ... as e") pass 11 words (py/objfun.c; the
+same count on the ESP32's 32-bit words), and every such call searches the heap for room. The
+calls made per chunk or per loop turn (here, ports.py, network_mode.py, Capture.take, the
+parser's per-slice calls, Runner.tick) keep under that: small helpers, handlers without "as e"
+where the exception is not needed. tests/firmware/cpython/test_frames_on_the_stack.py checks
+it with the unix port's -v -v (N_STATE, N_EXC_STACK).
 """
 import gc
 
@@ -248,7 +256,7 @@ class Tap:
     def _pump(self, direction):
         try:
             return direction.pump()
-        except MemoryError:    # no "as e": a handler's variable takes this frame off the stack
+        except MemoryError:    # no "as e" (Frames, above)
             return self._pump_starved(direction)
 
     def _pump_starved(self, direction):
