@@ -20,10 +20,10 @@ What the tap guarantees:
   once the POS is slower than the tap: its last read brought less than a whole chunk (a
   serial line, a POS between jobs), or no byte moved for _QUIET_US. A socket empty for a
   moment after whole chunks (a burst at LAN speed whose sender paused) is not slow: at a
-  chip's parsing speed a slice there would delay more chunks than the lull lasted. Where the tap
-  is given ready() (network mode: a poll of the job's sockets) capture stops at the first slice
-  after which a side can move bytes: a printer that drains faster than the budget (a fast network
-  printer, a large buffer) waits one slice, not the budget. Otherwise
+  chip's parsing speed a slice there would delay more chunks than the lull lasted. Where the
+  tap is given ready() (network mode: a poll of the job's sockets) capture stops at the first
+  slice after which a side can move bytes: a printer that drains faster than the budget (a
+  fast network printer, a large buffer) waits one slice, not the budget. Otherwise
   capture.policy decides (config.py; Capture's keep_pace; the README's "The tap's capture
   policy"):
   - keep_pace (default): capture parses nothing until half the backlog waits; from then on
@@ -262,7 +262,7 @@ class Tap:
     def _pump_starved(self, direction):
         # Forwarding must have the heap: capture gives its own back (the receipt in progress
         # is lost, counted), then the same pump again. Its state is consistent: start/end
-        # move only after a write, and a slice is allocated before each write.
+        # move only after a write.
         if self.capture is not None:
             self.capture.release()
             self._capture_failed(_FORWARDING_NEEDED_THE_HEAP)
