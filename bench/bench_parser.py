@@ -13,11 +13,11 @@ Quick mode (TILLTAP_BENCH_QUICK=1): 20 receipts in a 100 KB stream, one image jo
 parsed per figure, no instruction counts (full: 120 receipts, 1 MB, 6 jobs, 4 MB).
 """
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
+import callgrind
 from escpos.printer import Dummy
 from PIL import Image, ImageDraw
 from quick import QUICK, size
@@ -125,18 +125,8 @@ def figures(impl, path, options="-"):
 
 def _instructions(path, options, mode, count):
     """Instructions the unix port executes for `mode` over count bytes (callgrind)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-               micropython_command(), os.path.join(ROOT, "bench", "parser_speed.py"), path,
-               str(CHUNK), str(count), options, mode]
-        subprocess.run(cmd, capture_output=True, check=True, cwd=ROOT,
-                       env=dict(os.environ, MICROPYPATH=micropython_path()))
-        with open(out) as f:
-            for line in f:
-                if line.startswith("summary:") or line.startswith("totals:"):
-                    return int(line.split()[1])
-    raise SystemExit("callgrind wrote no totals")
+    return callgrind.instructions(["parser_speed.py", path, str(CHUNK), str(count), options,
+                                   mode])
 
 
 def instructions_per_byte(path, options, size):
@@ -175,7 +165,7 @@ def main():
                 if impl == "micropython":
                     line += "  (ESP32 at %dx: %.0f KB/s)" % (ESP32_FACTOR,
                                                            mb_s * 1000 / ESP32_FACTOR)
-                    if not QUICK and shutil.which("valgrind"):
+                    if not QUICK and callgrind.available():
                         line += "  %.0f instructions/byte" % instructions_per_byte(
                             path, options, len(data))
                     if name == "image-heavy":

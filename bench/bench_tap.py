@@ -38,20 +38,22 @@ a 200 KB job sent twice per figure (full: a 1 MB job, 5 times or for 20 s), 10 p
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
+import callgrind
 from cups_queue import Cups
 from cups_queue import available as cups_available
-from quick import size
+from quick import QUICK, size
 
 from tilltap.accounts import devices
 from tilltap.storage import database
 from tilltap_host.firmware_process import FirmwareProcess
 from tilltap_host.netutil import free_port
 from tilltap_host.server_process import ServerProc
-from tilltap_host.unixport import ROOT
+from tilltap_host.unixport import ROOT, micropython_command, micropython_path
 from tilltap_host.virtual_printer import VirtualPrinter
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))  # the tests' TCP proxy
@@ -64,6 +66,7 @@ QUEUE_JOBS = size(20, 5)
 FAST_JOB = size(1_000_000, 200_000)
 FAST_REPS = size(5, 2)        # jobs per forwarding figure (fewer once FAST_REPS_S were spent)
 FAST_REPS_S = 20.0
+MEMORY_BYTES = size(2_000_000, 100_000)   # forwarded per in-memory figure
 PACED_RECEIPTS = size(40, 10)
 BAUD_BYTES_S = 11520          # 115200 baud, 8N1
 WARM_JOBS = size(10, 2)
@@ -424,6 +427,34 @@ async def throughput(tmp):
     return exact
 
 
+def forwarding_instructions(tmp):
+    """Instructions per byte of the tap's loop forwarding a command-dense stream held in memory
+    (bench/forwarding_cost.py on the unix port, callgrind: no sockets, no scheduler, no load in
+    the figure), capture off and forwarding_first: what capture adds per chunk while a burst
+    outruns it. Quick mode runs the script once, uncounted."""
+    path = os.path.join(tmp, "dense.bin")
+    _write(path, _dense_job(200_000))
+    if QUICK or not callgrind.available():
+        out = subprocess.run([micropython_command(), os.path.join(ROOT, "bench",
+                                                                   "forwarding_cost.py"),
+                              path, str(MEMORY_BYTES), "forwarding_first"],
+                             capture_output=True, text=True, check=True,
+                             env=dict(os.environ, MICROPYPATH=micropython_path()))
+        print("forwarding in memory, forwarding_first: %s (instructions not counted: %s)" % (
+            out.stdout.strip(), "quick mode" if QUICK else "valgrind not installed"))
+        return
+    per_byte = {}
+    for policy in ("off", "forwarding_first"):
+        # start-up (compiling the firmware) counted out: a run that forwards nothing
+        per_byte[policy] = (
+            callgrind.instructions(["forwarding_cost.py", path, str(MEMORY_BYTES), policy]) -
+            callgrind.instructions(["forwarding_cost.py", path, "0", policy])) / MEMORY_BYTES
+    off, first = per_byte["off"], per_byte["forwarding_first"]
+    print("forwarding %.1f MB in memory (bench/forwarding_cost.py, unix port, callgrind): capture "
+          "off %.1f instructions/byte, forwarding_first %.1f: capture off's cost is %.0f%% of "
+          "it   target >= 95%%" % (MEMORY_BYTES / 1e6, off, first, 100 * off / first), flush=True)
+
+
 async def _paced(tmp, printer, policy):
     """The parser at a chip's speed (100x slower) on a stream at a serial line's rate."""
     job = _dense_job(PACED_RECEIPTS * 2000)
@@ -460,6 +491,7 @@ async def _paced(tmp, printer, policy):
 
 async def main():
     with tempfile.TemporaryDirectory() as tmp:
+        forwarding_instructions(tmp)
         exact = await throughput(tmp)
     with tempfile.TemporaryDirectory() as tmp:
         exact = await print_queue(tmp) and exact

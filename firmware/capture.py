@@ -7,7 +7,8 @@ Failure assumptions, written down first:
 - The heap is small and fragments: everything capture needs per byte is allocated once.
 - The parser, the spool or the heap can fail at any moment; so can the printer, mid-job.
 What capture does about it:
-- The tap hands over every byte the printer took (take()), copied into one buffer (the
+- The tap hands over every byte the printer took (took(), from its read buffer; take() for
+  any buffer), copied into one buffer (the
   backlog) allocated at boot; the tap gives capture a time budget per loop turn (work()), and
   capture parses from the backlog in slices of _SLICE bytes until the budget is spent. Nothing
   here reads a port.
@@ -19,7 +20,9 @@ What capture does about it:
 - When the backlog is full (capture fell behind by more than its size) the bytes that do not
   fit are not kept: capture parses what it has, ends the receipt in progress as incomplete
   ("capture_behind"), counts the bytes it skipped, and starts again at the next job end, idle
-  gap or ESC @ (a receipt's usual first command). Receipts are never silently merged.
+  gap or ESC @ (a receipt's usual first command). Receipts are never silently merged. Until
+  it parsed again there is no room to pick up at: took() says so, and the tap counts the
+  bytes for it without a call per chunk (tap.py).
 
 Every receipt is stored with a status: "complete"; "not_printed" (the printer failed before it
 took all of the receipt's bytes); or "incomplete" with a reason: "cut_in_payload" (the job
@@ -65,7 +68,7 @@ class Capture:
         self._spool = spool
         self._encode = encode
         self._keep_raw = raw
-        self._keep_pace = keep_pace
+        self.keep_pace = keep_pace
         self._buf = backlog if isinstance(backlog, bytearray) else bytearray(backlog)
         self._mv = memoryview(self._buf)
         self._size = len(self._buf)
@@ -74,7 +77,8 @@ class Capture:
         self._write = 0             # position after the last byte taken
         self._parsed = 0            # position after the last byte parsed
         self._skipping = False      # after a gap: keeping nothing until an ESC @ or a mark
-        self._source = self._source_mv = None   # take()'s last buffer and a view of it
+        self._source = self._source_mv = None   # took()'s buffer and a view of it
+        self._full_at = -1          # _parsed when the backlog was last found full
         self.receipts = 0
         self.raw_omitted = 0
         self.store_errors = 0
@@ -103,6 +107,7 @@ class Capture:
         self._marks = []
         self._base = self._parsed = self._write
         self._skipping = resync
+        self._full_at = -1
         self.parser = self._make_parser()
         self._assembler = ReceiptAssembler(self._new_receipt)
         self._stream = self._write       # position of the parser's offset 0
@@ -123,35 +128,56 @@ class Capture:
 
     def take(self, data, start=0, n=None):
         """Bytes the printer took (listen-only: bytes the POS sent): data[start:start + n]."""
-        if n is None:
-            n = len(data) - start
+        if data is not self._source:
+            self.read_from(data)
+        self.took(start, len(data) - start if n is None else n)
+
+    def read_from(self, buf):
+        """Name the buffer took() copies from: the tap's read buffer, the same for every job."""
+        self._source = buf
+        self._source_mv = memoryview(buf)
+
+    def took(self, start, n):
+        """The printer took n bytes from start of the buffer read_from() named; runs per chunk,
+        with a frame kept off the heap (tap.py, Frames). Returns True when capture only counts
+        bytes from now on (skipping with a full backlog) until it parsed again: the tap then
+        counts them itself (Tap._settle) and calls nothing per chunk."""
         if self.parser is None:            # released: capture restarts later, resyncing
             self.skipped_bytes += n
-            return
+            return False
         if self._skipping:
-            k = data.find(_INIT, start, start + n) - start if n else -1
-            if k < 0 or not self._room(n - k) or not self._mark(_RESYNC):
+            # no room when the gap began or a resume last failed, and nothing parsed since:
+            # none now either (no search: MicroPython's find compares at every offset)
+            if self._parsed == self._full_at:
                 self.skipped_bytes += n
-                return
+                return True
+            k = self._source.find(_INIT, start, start + n) - start if n else -1
+            if k < 0 or not self._resume(n - k):
+                self.skipped_bytes += n
+                return self._parsed == self._full_at
             self.skipped_bytes += k
             start += k
             n -= k
-            self._skipping = False
         elif self._write - self._base + n > self._size and not self._room(n):
             self.behind += 1
             self.skipped_bytes += n
             self._mark(_GAP)
             self._skipping = True
-            return
-        self._keep(data, start, n)
+            self._full_at = self._parsed
+            return True
+        self._keep(start, n)
+        return False
 
-    def _keep(self, data, start, n):
-        # apart from take(), which runs per chunk: both frames stay off the heap (tap.py,
-        # Frames)
+    def _resume(self, n):
+        # after a gap, at an ESC @: kept from here if n bytes fit and a mark can be set
+        if self._room(n) and self._mark(_RESYNC):
+            self._skipping = False
+            return True
+        self._full_at = self._parsed
+        return False
+
+    def _keep(self, start, n):
         at = self._write - self._base
-        if data is not self._source:      # the tap's read buffer: the same one every time
-            self._source = data
-            self._source_mv = memoryview(data)
         self._mv[at:at + n] = self._source_mv[start:start + n]
         self._write += n
 
@@ -209,7 +235,7 @@ class Capture:
     def pressed(self):
         """True once half the backlog waits to be parsed: capture must parse now, even while
         bytes are moving, or fall behind. Never under forwarding_first (keep_pace False)."""
-        return self._keep_pace and self._write - self._parsed > self._size // 2
+        return self.keep_pace and self._write - self._parsed > self._size // 2
 
     def feed(self, data, n=None):
         """take() then work() to the end: the whole chunk parsed now (tests, tools)."""

@@ -90,9 +90,10 @@ class NetworkTap:
         """Serve POS jobs forever."""
         while True:
             moved = self.turn()
-            self.runner.tick(self.job.tap if self.job is not None else None, moved)
+            tap = self.job.tap if self.job is not None else None
+            self.runner.tick(tap, moved)
             if not moved:
-                self.runner.wait(self.poller)
+                self.runner.wait(self.poller, tap)
 
     def turn(self):
         """One iteration: accept, start a job if none runs, step it. True if anything moved."""
@@ -336,7 +337,7 @@ class Job:
             # what the printer did not take: stored, as not printed
             tap.mark(PRINTER_FAILED)
             if tap.down.pending():
-                tap._taken(tap.down.buf, tap.down.start, tap.down.pending())
+                tap._taken(tap.down.pending())
         if self.how in ("printer", "stall", "unreachable", "refused"):
             pos_side.reset()               # the POS sees its job fail, not a clean end
         else:

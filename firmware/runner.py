@@ -367,13 +367,14 @@ class Runner:
             if not isinstance(e, MemoryError):
                 self.problem("capture restart", e)
         if tap is not None:
-            tap.capture = capture
+            tap.attach(capture)
 
     def status(self, tap=None):
         """Health figures: what moved, what was captured, the spool, the problems seen."""
         totals = dict(self.totals)
         if tap is not None:
             _add_counts(totals, tap)      # the job in progress, not yet in self.totals
+            tap.count_skipped()
         used = gc.mem_alloc()           # sampled before collecting: what the loop holds
         self.peak_alloc = max(self.peak_alloc, used)
         gc.collect()
@@ -432,12 +433,14 @@ class Runner:
         """Adds a finished job's byte counts to the totals."""
         _add_counts(self.totals, tap)
 
-    def wait(self, poller):
-        """Sleep until a port has bytes or _POLL_MS passed; ipoll() allocates no result list."""
+    def wait(self, poller, tap=None):
+        """Sleep until a port has bytes or _POLL_MS passed (less while the tap's capture waits
+        for quiet ports to parse: Tap.sleep_ms); ipoll() allocates no result list."""
+        ms = _POLL_MS if tap is None else tap.sleep_ms(_POLL_MS)
         if hasattr(poller, "ipoll"):
-            poller.ipoll(_POLL_MS)
+            poller.ipoll(ms)
         else:
-            poller.poll(_POLL_MS)
+            poller.poll(ms)
 
 
 class _LockedSpool:

@@ -18,7 +18,9 @@ What the tap guarantees:
   nothing, capture parses for BUDGET_US microseconds (in slices of 128 bytes: at least one),
   _HELD_BUDGETS budgets while the printer holds a chunk (it takes bytes at its print speed),
   once the POS is slower than the tap: its last read brought less than a whole chunk (a
-  serial line, a POS between jobs), or no byte moved for _QUIET_US. A socket empty for a
+  serial line, a POS between jobs), or no byte moved for _QUIET_US; while the printer holds a
+  chunk, only once no byte moved for _QUIET_US (a printer about to take the rest, a fast
+  network printer at a job's end, does not wait for a slice). A socket empty for a
   moment after whole chunks (a burst at LAN speed whose sender paused) is not slow: at a
   chip's parsing speed a slice there would delay more chunks than the lull lasted. Where the
   tap is given ready() (network mode: a poll of the job's sockets) capture stops at the first
@@ -38,9 +40,12 @@ What the tap guarantees:
     0 bytes); forwarding waits for capture only in quiet steps, as above. A burst longer than
     the backlog (at LAN speed: a job larger than the backlog plus the socket buffers) fills
     it: the receipt in progress is stored incomplete, "capture_behind", and the bytes up to
-    the next job end, idle gap or ESC @ are skipped, counted (capture.py). Measured on the
-    demo workload (README): with a 4 KiB backlog 18 of 94 receipts incomplete and 8 lost;
-    none lost only from a 256 KiB backlog.
+    the next job end, idle gap or ESC @ are skipped, counted (capture.py). While the backlog
+    stays full (nothing parsed since) capture only counts, and so does the tap (bytes_out):
+    it calls nothing per chunk then (_settle, count_skipped), so a burst that outruns capture
+    costs what forwarding with capture off costs (bench/forwarding_cost.py: 44.3 against
+    43.9 instructions per byte). Measured on the demo workload (README): with a 4 KiB
+    backlog 18 of 94 receipts incomplete and 8 lost; none lost only from a 256 KiB backlog.
   Past the backlog under either policy (a restart after a failure, a flash write longer than
   the backlog lasts on a serial line), capture stores the receipt in progress as incomplete,
   "capture_behind".
@@ -57,9 +62,10 @@ now) or -1 (failed).
 Frames: MicroPython takes a call's frame from the heap when its locals, stack slots and
 exception handlers (3 words each, 6 with "except ... as e") pass 11 words (py/objfun.c; the
 same count on the ESP32's 32-bit words), and every such call searches the heap for room. The
-calls made per chunk or per loop turn (here, ports.py, network_mode.py, Capture.take, the
-parser's per-slice calls, Runner.tick) keep under that: small helpers, handlers without "as e"
-where the exception is not needed. tests/firmware/cpython/test_frames_on_the_stack.py checks
+calls made per chunk or per loop turn (here, ports.py, network_mode.py, Capture.took, the
+parser's per-slice calls, Runner.tick) keep under that: small helpers, few arguments, handlers
+without "as e" where the exception is not needed (the per-chunk copy reports what kind of
+failure it was, not the exception). tests/firmware/cpython/test_frames_on_the_stack.py checks
 it with the unix port's -v -v (N_STATE, N_EXC_STACK).
 """
 import gc
@@ -73,6 +79,8 @@ _HELD_BUDGETS = const(4)    # ... while the printer cannot take the chunk held f
 _QUIET_US = const(1000)     # no byte moved for this long: the ports are quiet, capture parses
 # made at import: when forwarding runs out of heap there may be none for a new exception
 _FORWARDING_NEEDED_THE_HEAP = MemoryError("forwarding needed the heap capture held")
+_CAPTURE_NEEDED_THE_HEAP = MemoryError("no heap to copy what the printer took")
+_CAPTURE_TOOK_FAILED = RuntimeError("copying what the printer took failed")
 
 
 def new_buffers(chunk=_CHUNK):
@@ -84,9 +92,10 @@ class Direction:
     """One direction of the pass-through, with the chunk it could not forward yet.
 
     buf: the read buffer (a bytearray), allocated once by the caller and reused for every job.
-    taken(buf, start, n): called with each piece the destination took (listen-only: each piece
-    read). eof: the source closed its sending side; failed: "src" or "dst" when that side's
-    connection failed.
+    taken(n): called with the size of each piece the destination took (listen-only: each piece
+    read), before start moves past it: the piece is buf[start:start + n] (one argument keeps
+    the callback's frame off the heap: Frames, above). eof: the source closed its sending
+    side; failed: "src" or "dst" when that side's connection failed.
     """
 
     def __init__(self, src, dst, buf, taken=None):
@@ -127,10 +136,10 @@ class Direction:
             self.start = 0
             self.end = n
             if self.dst is None:          # listen-only: nothing to forward to
+                if self.taken is not None:
+                    self.taken(n)
                 self.start = n
                 self.bytes_out += n
-                if self.taken is not None:
-                    self.taken(self.buf, 0, n)
             else:
                 self._drain()
             moved = True
@@ -146,7 +155,7 @@ class Direction:
                 break
             else:
                 if self.taken is not None:
-                    self.taken(self.buf, self.start, w)
+                    self.taken(w)
                 self.start += w
                 self.bytes_out += w
                 moved = True
@@ -173,9 +182,11 @@ class Tap:
                  idle_mark=IDLE, buffers=None, budget_us=BUDGET_US, clock_us=ticks_us,
                  ready=None):
         down_buf, up_buf = buffers or new_buffers()
-        self.down = Direction(pos, printer, down_buf, self._taken)
+        self.down = Direction(pos, printer, down_buf)
         self.up = Direction(printer, pos, up_buf) if printer is not None else None
-        self.capture = capture
+        self.capture = None
+        self._counting_from = None     # bytes_out when capture began only counting (_settle)
+        self.attach(capture)
         self._clock = clock
         self._split_idle_ms = split_idle_ms
         self._idle_mark = idle_mark
@@ -192,8 +203,8 @@ class Tap:
     def step(self):
         """Forward both ways, let capture work, mark an idle gap.
 
-        Returns True when the caller should call again at once (bytes moved, or capture has
-        bytes left to parse).
+        Returns True when the caller should call again at once (bytes moved, or capture parsed
+        and has bytes left); False lets it sleep until a port is ready or a poll time passed.
         """
         down = self._pump(self.down)
         moved = down
@@ -210,29 +221,76 @@ class Tap:
             # a hold (printer full, CTS low, paper out) is never an idle gap
             self._split_due = False
             self.mark(self._idle_mark)
-        if self.capture is None:
-            return moved
+        capture = self.capture
+        if capture is None or (moved and not capture.keep_pace):
+            return moved                 # forwarding_first: nothing to do while bytes move
         return self._capture_step(moved) or moved
 
-    def _capture_step(self, moved):
-        """Capture's share of a step (see the module docstring); True if it has bytes left."""
+    def sleep_ms(self, longest):
+        """How long the caller may sleep, when a step moved nothing, before the next step:
+        longest, or _QUIET_US while capture has bytes to parse once the ports are quiet
+        (step() returns False then rather than have the caller spin on empty reads)."""
         capture = self.capture
+        if capture is not None and capture.has_work():
+            return _QUIET_US // 1000
+        return longest
+
+    def attach(self, capture):
+        """Capture from now on (None: off): at construction, and when the runner restarted it."""
+        self._settle()
+        self.capture = capture
+        self.down.taken = None            # capture off: no call per chunk
+        if capture is not None:
+            capture.read_from(self.down.buf)
+            self.down.taken = self._taken
+
+    def count_skipped(self):
+        """Hands capture what the printer took while capture only counted (a burst outran it
+        and filled its backlog: the tap counts then, without a call per chunk); status
+        readers call it first."""
+        if self._counting_from is not None:
+            if self.capture is not None:
+                self.capture.skipped_bytes += self.down.bytes_out - self._counting_from
+            self._counting_from = self.down.bytes_out
+
+    def _settle(self):
+        # before capture parses or learns of an event: it sees every piece again from here
+        if self._counting_from is not None:
+            self.count_skipped()
+            self._counting_from = None
+            if self.capture is not None:
+                self.down.taken = self._taken
+
+    def _capture_step(self, moved):
+        """Capture's share of a step (see the module docstring); True if it parsed and has
+        bytes left."""
+        capture = self.capture
+        if capture.pressed():               # never, under forwarding_first
+            return self._capture_work(self._budget_us, _CHUNK, None)
+        pos_side = self.down
+        held = pos_side.pending()
+        if moved or ((held or pos_side.last_read == len(pos_side.buf)) and
+                     ticks_diff(self._clock_us(), self._moved_us) < _QUIET_US):
+            # it parses once the ports are quiet; till then the loop may sleep in its poll
+            # (a byte wakes it) instead of spinning on empty reads
+            return False
+        # a printer that held a chunk for the quiet spell takes bytes at its print speed
+        return self._capture_work(self._budget_us * (_HELD_BUDGETS if held else 1), 0,
+                                  self.ready)
+
+    def _capture_work(self, budget_us, min_bytes, stop):
+        # the only call of a step that parses, and the only one that needs "as e": a parser
+        # failure is reported as it is
+        self._settle()
         try:
-            if capture.pressed():               # never, under forwarding_first
-                return capture.work(self._budget_us, _CHUNK)
-            pos_side = self.down
-            if moved or (pos_side.last_read == len(pos_side.buf) and
-                         ticks_diff(self._clock_us(), self._moved_us) < _QUIET_US):
-                return capture.has_work()      # it parses once the ports are quiet
-            # the printer holding a chunk takes bytes at its print speed
-            return capture.work(self._budget_us * (_HELD_BUDGETS if pos_side.pending() else 1),
-                                0, self.ready)
+            return self.capture.work(budget_us, min_bytes, stop)
         except Exception as e:   # noqa: BLE001 -- capture must never stop printing
             self._capture_failed(e)
             return False
 
     def mark(self, kind):
         """Tell capture what happened after the bytes the printer took so far."""
+        self._settle()
         if self.capture is not None:
             try:
                 self.capture.mark(kind)
@@ -246,12 +304,19 @@ class Tap:
         the whole stream (capture.stream_known: network_mode checks it first)."""
         return self.capture is None or self.capture.stream_requests > self.replies
 
-    def _taken(self, buf, start, n):
+    def _taken(self, n):
+        # per chunk, so no "as e" (Frames, above): took() copies into the backlog, and what
+        # can fail there is the heap
         if self.capture is not None:
             try:
-                self.capture.take(buf, start, n)
-            except Exception as e:   # noqa: BLE001
-                self._capture_failed(e)
+                if self.capture.took(self.down.start, n):
+                    # it only counts until it parses again: so does the tap, without a call
+                    self.down.taken = None
+                    self._counting_from = self.down.bytes_out + n
+            except MemoryError:
+                self._capture_failed(_CAPTURE_NEEDED_THE_HEAP)
+            except Exception:   # noqa: BLE001
+                self._capture_failed(_CAPTURE_TOOK_FAILED)
 
     def _pump(self, direction):
         try:
@@ -274,5 +339,6 @@ class Tap:
 
     def _capture_failed(self, e):
         self.capture = None
+        self.down.taken = None
         self.capture_errors += 1
         self.last_error = e

@@ -37,7 +37,7 @@ def run(runner):
     while True:
         moved = tap.step()
         if not moved:
-            runner.wait(poller)
+            runner.wait(poller, tap)
         runner.tick(tap, moved)
 
 

@@ -125,6 +125,27 @@ def test_capture_behind_stores_the_receipt_incomplete_and_picks_up_at_the_next_j
     assert capture.behind >= 1 and capture.skipped_bytes > 0
 
 
+def test_after_a_gap_a_full_backlog_skips_receipts_until_capture_parsed():
+    """A burst outrunning capture: receipts that start while the backlog is still full are
+    skipped whole (counted), and the first to start once capture parsed is kept whole."""
+    spool = ListSpool()
+    capture = Capture(spool, _status, backlog=256)
+    long_job = b"\x1b@" + b"A line of the first receipt\n" * 20 + b"\x1dV\x00"
+    for i in range(0, len(long_job), 64):        # nothing parsed: the backlog overflows
+        capture.take(long_job[i:i + 64])
+    skipped = capture.skipped_bytes
+    for _ in range(3):                           # still nothing parsed: no room to resume
+        capture.take(b"\x1b@Lost\n\x1dV\x00")
+    assert capture.skipped_bytes == skipped + 3 * 10
+    capture.work()
+    capture.take(b"\x1b@Kept\n\x1dV\x00")
+    capture.mark(END)
+    capture.work()
+    assert [r for r in spool.records if b"Lost" in r] == []
+    assert spool.records[0].endswith(b"'incomplete', 'capture_behind')")
+    assert spool.records[-1] == repr((["Kept"], "complete", None)).encode()
+
+
 def test_request_counts_are_trusted_only_for_a_stream_parsed_whole():
     """A job's answers are awaited by count only when capture saw the whole job: after a
     restart mid-job or a gap the tap falls back to waiting for the printer to go quiet."""

@@ -17,8 +17,8 @@ _EXC_WORDS = 3
 # every slice capture parses
 PER_CHUNK = {
     "ports": ("readinto", "_counted"),
-    "tap": ("step", "_pump", "pump", "_drain"),
-    "capture": ("take", "_keep", "pressed", "has_work"),
+    "tap": ("step", "_pump", "pump", "_drain", "_taken", "_capture_step"),
+    "capture": ("took", "_keep", "pressed", "has_work"),
     "escpos_parser": ("feed", "_run", "_payload", "_header", "_keep"),   # per 128-byte slice
     "network_mode": ("turn", "step", "_watch", "_ready"),
     "runner": ("tick",),
