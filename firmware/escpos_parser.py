@@ -819,33 +819,39 @@ class Parser:
 
     def _text(self, buf, mv, i, n):
         """Text state: printable runs in bulk, style-only commands and ignored control bytes
-        skipped inline, line feeds inline, any other command left to _control.
+        skipped inline, line feeds inline, fixed-length commands wholly in the buffer run
+        inline, any other command left to _control.
 
         The next LF, ESC and GS of this buffer are found once (bytes.find) and kept until
-        passed, so each byte is searched once whatever the number of commands between.
+        passed, so each byte is searched once whatever the number of commands between; a
+        command right after a command is seen without a search.
         """
         star = self._star
         ignored = _STAR_IGNORED if star else _IGNORED
-        # module tables and the count as locals: a global or attribute costs a dict lookup
-        # per use on MicroPython, and this loop runs once per command of a command-dense line
+        # module tables, the search positions and the count as locals: a global or attribute
+        # costs a dict lookup per use on MicroPython, and this loop runs once per command of a
+        # command-dense line
         esc_fix = _STAR_ESC_FIX if star else _ESC_FIX
         esc_acts = _STAR_ACTS if star else _ACTS
         gs_fix = _GS_FIX
         gs_acts = _GS_ACTS
+        lf = self._at_lf
+        esc = self._at_esc
+        gs = self._at_gs
         styles = 0
         while i < n:
-            lf = self._at_lf
             if lf < i:
                 lf = buf.find(b"\n", i, n)
-                lf = self._at_lf = n if lf < 0 else lf
-            esc = self._at_esc
+                if lf < 0:
+                    lf = n
             if esc < i:
                 esc = buf.find(b"\x1b", i, n)
-                esc = self._at_esc = n if esc < 0 else esc
-            gs = self._at_gs
+                if esc < 0:
+                    esc = n
             if gs < i:
                 gs = buf.find(b"\x1d", i, n)
-                gs = self._at_gs = n if gs < 0 else gs
+                if gs < 0:
+                    gs = n
             j = lf if lf < esc else esc
             if gs < j:      # noqa: PLR1730 -- min() is a builtin call per command here
                 j = gs
@@ -873,24 +879,48 @@ class Parser:
                 self._nl = 0
                 i = k
             elif (c == _ESC or c == _GS) and j + 1 < n:
-                d = buf[j + 1]
-                if c == _GS:
-                    total = gs_fix[d]
-                    acts = gs_acts[d]
-                else:
-                    total = esc_fix[d]
-                    acts = esc_acts[d]
-                if total and not acts and j + total <= n:
-                    # a style command (bold, align, size...): framing only
-                    styles += 1
-                    self._nl = 0
+                self._nl = 0
+                stop = 0       # 1: left to _control; 2: a command began a payload or a mode
+                while True:    # a run of commands: each next one seen without a search
+                    d = buf[j + 1]
+                    if c == _GS:
+                        total = gs_fix[d]
+                        acts = gs_acts[d]
+                    else:
+                        total = esc_fix[d]
+                        acts = esc_acts[d]
+                    if not total or j + total > n:
+                        stop = 1           # a payload, or split by the buffer's end
+                        break
                     i = j + total
-                else:
-                    i = self._control(c, buf, j, n)
+                    if acts:
+                        # it acts, wholly in this buffer: run here; the scan goes on unless
+                        # it began a payload or a mode
+                        self._hdr_mv[:total] = mv[j:i]
+                        self._hlen = total
+                        self._cursor = self._base + i
+                        self._exec()
+                        if self._mode != _TEXT or self._raster:
+                            stop = 2
+                            break
+                    else:
+                        styles += 1        # a style command (bold, align, size...): framing
+                    if i + 1 >= n:
+                        break
+                    c = buf[i]
+                    if c != _ESC and c != _GS:
+                        break
+                    j = i
+                if stop:
+                    if stop == 1:
+                        i = self._control(c, buf, j, n)
                     break
             else:
                 i = self._control(c, buf, j, n)
                 break
+        self._at_lf = lf
+        self._at_esc = esc
+        self._at_gs = gs
         if styles:
             self._stats["commands"] += styles
         return i
@@ -1815,11 +1845,14 @@ class Parser:
         self._run_key = None
         self._line_cut = False
         if len(runs) == 1:
-            # one run (most lines): decode_line's work without its call
+            # one run (most lines): decode_line's work without its call; the raw span is made
+            # only when there is no codec
             key = runs[0][1]
-            spans = ((key[0], key[1], bytes(self._line_mv[:llen])),)
-            text = decode_text(spans[0][2], key[0], key[1])
-            if text is not None:
+            raw = bytes(self._line_mv[:llen])
+            text = decode_text(raw, key[0], key[1])
+            if text is None:
+                spans = ((key[0], key[1], raw),)
+            else:
                 text = text.rstrip(" ")
         else:
             parts = []
