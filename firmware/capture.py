@@ -21,8 +21,8 @@ What capture does about it:
   fit are not kept: capture parses what it has, ends the receipt in progress as incomplete
   ("capture_behind"), counts the bytes it skipped, and starts again at the next job end, idle
   gap or ESC @ (a receipt's usual first command). Receipts are never silently merged. Until
-  it parsed again there is no room to pick up at: took() says so, and the tap counts the
-  bytes for it without a call per chunk (tap.py).
+  it next works it does not pick up at all: took() says so, and the tap counts the bytes for
+  it without a call per chunk (tap.py).
 
 Every receipt is stored with a status: "complete"; "not_printed" (the printer failed before it
 took all of the receipt's bytes); or "incomplete" with a reason: "cut_in_payload" (the job
@@ -78,7 +78,7 @@ class Capture:
         self._parsed = 0            # position after the last byte parsed
         self._skipping = False      # after a gap: keeping nothing until an ESC @ or a mark
         self._source = self._source_mv = None   # took()'s buffer and a view of it
-        self._full_at = -1          # _parsed when the backlog was last found full
+        self._full_at = -1          # _parsed when the backlog was found full (till work())
         self.receipts = 0
         self.raw_omitted = 0
         self.store_errors = 0
@@ -140,14 +140,17 @@ class Capture:
     def took(self, start, n):
         """The printer took n bytes from start of the buffer read_from() named; runs per chunk,
         with a frame kept off the heap (tap.py, Frames). Returns True when capture only counts
-        bytes from now on (skipping with a full backlog) until it parsed again: the tap then
+        bytes from now on (skipping with a full backlog) until it next works: the tap then
         counts them itself (Tap._settle) and calls nothing per chunk."""
         if self.parser is None:            # released: capture restarts later, resyncing
             self.skipped_bytes += n
             return False
         if self._skipping:
-            # no room when the gap began or a resume last failed, and nothing parsed since:
-            # none now either (no search: MicroPython's find compares at every offset)
+            # the backlog was full when the gap began or a resume last failed, and capture has
+            # not worked since: it picks up only after it has (a receipt that starts
+            # meanwhile is skipped whole, counted, even where it would fit what room is
+            # left), so a burst that outruns it costs no search (MicroPython's find compares
+            # at every offset) and, in the tap, no call per chunk
             if self._parsed == self._full_at:
                 self.skipped_bytes += n
                 return True
@@ -194,6 +197,7 @@ class Capture:
         Returns has_work(): False once capture was released (nothing parses until reset)."""
         started = ticks_us()
         until = self._parsed + min_bytes
+        self._full_at = -1     # parsing or marks may free room: took() looks for ESC @ again
         while self.parser is not None:
             if self._marks and self._marks[0][0] == self._parsed:
                 self._at_mark(self._marks.pop(0)[1])

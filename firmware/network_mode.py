@@ -336,8 +336,7 @@ class Job:
         if tap is not None and self.how in ("printer", "stall"):
             # what the printer did not take: stored, as not printed
             tap.mark(PRINTER_FAILED)
-            if tap.down.pending():
-                tap._taken(tap.down.pending())
+            tap.take_held()
         if self.how in ("printer", "stall", "unreachable", "refused"):
             pos_side.reset()               # the POS sees its job fail, not a clean end
         else:

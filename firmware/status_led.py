@@ -15,8 +15,10 @@ HEALTHY = const(0)
 DEGRADED = const(1)
 FAILED = const(2)
 
-_BLINK_MS = (0, 1000, 200)      # half-period per state; 0: steady
-_COLOURS = ((0, 40, 0), (40, 25, 0), (40, 0, 0))
+# per state: blink half-period (0: steady) and colour, in a string rather than tuples (a
+# constant tuple is a heap object once loaded, even from ROMFS)
+_BLINK_MS = const(1000)         # DEGRADED; FAILED blinks 5 times faster
+_COLOURS = b"\x00\x28\x00\x28\x19\x00\x28\x00\x00"    # RGB: green, amber, red
 
 
 class StatusLed:
@@ -31,14 +33,14 @@ class StatusLed:
 
     def show(self, state, now_ms):
         """Drive the LED for `state` at time now_ms (ticks); cheap when nothing changes."""
-        half = _BLINK_MS[state]
+        half = 0 if state == HEALTHY else (_BLINK_MS if state == DEGRADED else _BLINK_MS // 5)
         lit = half == 0 or (now_ms // half) % 2 == 0
         key = state * 2 + lit
         if key == self._shown:
             return
         self._shown = key
         if self._pixel is not None:
-            self._pixel[0] = _COLOURS[state] if lit else (0, 0, 0)
+            self._pixel[0] = tuple(_COLOURS[3 * state:3 * state + 3]) if lit else (0, 0, 0)
             self._pixel.write()
         elif self._pin is not None:
             self._pin.value(self._on_value if lit else 1 - self._on_value)

@@ -64,8 +64,8 @@ exception handlers (3 words each, 6 with "except ... as e") pass 11 words (py/ob
 same count on the ESP32's 32-bit words), and every such call searches the heap for room. The
 calls made per chunk or per loop turn (here, ports.py, network_mode.py, Capture.took, the
 parser's per-slice calls, Runner.tick) keep under that: small helpers, few arguments, handlers
-without "as e" where the exception is not needed (the per-chunk copy reports what kind of
-failure it was, not the exception). tests/firmware/cpython/test_frames_on_the_stack.py checks
+without "as e" where the exception is not needed (the per-chunk copy reports the class of
+its failure, not the exception). tests/firmware/cpython/test_frames_on_the_stack.py checks
 it with the unix port's -v -v (N_STATE, N_EXC_STACK).
 """
 import gc
@@ -79,8 +79,6 @@ _HELD_BUDGETS = const(4)    # ... while the printer cannot take the chunk held f
 _QUIET_US = const(1000)     # no byte moved for this long: the ports are quiet, capture parses
 # made at import: when forwarding runs out of heap there may be none for a new exception
 _FORWARDING_NEEDED_THE_HEAP = MemoryError("forwarding needed the heap capture held")
-_CAPTURE_NEEDED_THE_HEAP = MemoryError("no heap to copy what the printer took")
-_CAPTURE_TOOK_FAILED = RuntimeError("copying what the printer took failed")
 
 
 def new_buffers(chunk=_CHUNK):
@@ -173,8 +171,9 @@ class Tap:
     (capture.IDLE ends the receipt; capture.END also resets the parser, as a serial line's
     idle gap does). buffers: (POS -> printer, printer -> POS) read buffers from new_buffers(),
     kept by the caller so that a new job allocates nothing big on a heap capture may have
-    exhausted. last_error: the exception that switched capture off (kept as is: formatting it
-    in the handler could itself run out of memory). replies: how many times answers came
+    exhausted. last_error: the exception (or its class) that switched capture off (kept as
+    is: formatting it in the handler could itself run out of memory). replies: how many times
+    answers came
     from the printer (network_mode waits for as many as capture saw requests).
     """
 
@@ -305,18 +304,29 @@ class Tap:
         return self.capture is None or self.capture.stream_requests > self.replies
 
     def _taken(self, n):
-        # per chunk, so no "as e" (Frames, above): took() copies into the backlog, and what
-        # can fail there is the heap
+        # per chunk, so no "as e" (Frames, above): what failed is reported by its class (no
+        # exception object is kept; took() copies into the backlog, and what fails there is
+        # the heap)
         if self.capture is not None:
             try:
                 if self.capture.took(self.down.start, n):
-                    # it only counts until it parses again: so does the tap, without a call
+                    # it only counts until it works again: so does the tap, without a call
                     self.down.taken = None
                     self._counting_from = self.down.bytes_out + n
             except MemoryError:
-                self._capture_failed(_CAPTURE_NEEDED_THE_HEAP)
+                self._capture_failed(MemoryError)
             except Exception:   # noqa: BLE001
-                self._capture_failed(_CAPTURE_TOOK_FAILED)
+                self._capture_failed(Exception)
+
+    def take_held(self):
+        """Hands capture the chunk held for a printer that failed (it never took it: capture
+        stores it as not printed, after mark(PRINTER_FAILED))."""
+        self._settle()
+        if self.capture is not None and self.down.pending():
+            try:
+                self.capture.took(self.down.start, self.down.pending())
+            except Exception as e:   # noqa: BLE001 -- capture must never stop the job's end
+                self._capture_failed(e)
 
     def _pump(self, direction):
         try:
@@ -338,6 +348,8 @@ class Tap:
             return False   # still none (the uplink holds it): the held chunk waits a turn
 
     def _capture_failed(self, e):
+        self.count_skipped()              # what the tap counted for it stays counted
+        self._counting_from = None
         self.capture = None
         self.down.taken = None
         self.capture_errors += 1
