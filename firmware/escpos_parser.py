@@ -896,10 +896,7 @@ class Parser:
                     if acts:
                         # it acts, wholly in this buffer: run here; the scan goes on unless
                         # it began a payload or a mode
-                        self._hdr_mv[:total] = mv[j:i]
-                        self._hlen = total
-                        self._cursor = self._base + i
-                        self._exec()
+                        self._run_fixed(mv, j, total)
                         if self._mode != _TEXT or self._raster:
                             stop = 2
                             break
@@ -986,10 +983,7 @@ class Parser:
                 else:
                     total = (_GS_FIX if c == _GS else _FS_FIX)[buf[j + 1]]
                 if total and j + total <= n:
-                    self._hdr_mv[:total] = memoryview(buf)[j:j + total]
-                    self._hlen = total
-                    self._cursor = self._base + j + total
-                    self._exec()
+                    self._run_fixed(memoryview(buf), j, total)
                     return j + total
             self._begin(c)
         elif c == _DLE:
@@ -1021,6 +1015,13 @@ class Parser:
             self._cursor = self._base + j + 1    # a drawer kick: the receipt ends after it
             self._star_control(c)
         return j + 1
+
+    def _run_fixed(self, mv, j, total):
+        """Run the fixed-length command of `total` bytes at mv[j], wholly in this buffer."""
+        self._hdr_mv[:total] = mv[j:j + total]
+        self._hlen = total
+        self._cursor = self._base + j + total
+        self._exec()
 
     def _star_control(self, c):
         if c == _ENQ or c == _EOT:
