@@ -44,7 +44,7 @@ What the tap guarantees:
     stays full (nothing parsed since) capture only counts, and so does the tap (bytes_out):
     it calls nothing per chunk then (_settle, count_skipped), so a burst that outruns capture
     costs about what forwarding with capture off costs (bench/forwarding_cost.py; figures in
-    the README). Measured on the demo workload (README): with a 4 KiB backlog 18 of 94
+    the README). Measured on the demo workload (README): with a 4 KiB backlog 20 of 94
     receipts incomplete and 8 lost; none lost only from a 256 KiB backlog.
   Past the backlog under either policy (a restart after a failure, a flash write longer than
   the backlog lasts on a serial line), capture stores the receipt in progress as incomplete,
