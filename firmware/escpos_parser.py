@@ -536,7 +536,7 @@ def _code128_text(data):
             i += 2
             if sel == 0x43:           # 'C'
                 code_c = True
-            elif sel in (0x41, 0x42):
+            elif sel == 0x41 or sel == 0x42:
                 code_c = False
             elif sel == 0x7B:
                 out.append("{")
@@ -1305,7 +1305,7 @@ class Parser:
         kind = self._hdr[1]
         n = self._hdr[2]
         if kind == _EOT:
-            if n in (_EOT_INK, _EOT_PEELER, _EOT_INTERFACE):
+            if n == _EOT_INK or n == _EOT_PEELER or n == _EOT_INTERFACE:
                 self._want(4, lambda: self._dle_done("DLE EOT %d" % n))
             else:
                 self._dle_done("DLE EOT %d" % n)
@@ -1326,7 +1326,7 @@ class Parser:
         fn = self._hdr[2]
         if fn == _DC4_PULSE:
             self._drawer((5 if self._hdr[3] & 1 else 2,))
-        elif fn in (_DC4_POWER_OFF, _DC4_SEND_STATUS, _DC4_CLEAR):
+        elif fn == _DC4_POWER_OFF or fn == _DC4_SEND_STATUS or fn == _DC4_CLEAR:
             self._request("DLE DC4 %d" % fn)
             if fn == _DC4_CLEAR:
                 self._end_receipt("abort")
@@ -1438,7 +1438,8 @@ class Parser:
         self._skip(8 * self._hdr[2] * self._hdr[3])
 
     def _gs_d(self):
-        if self._hdr[2] != _GS_BMP_DEFINE or self._hdr[3] not in (_GS_BMP_NV, _GS_BMP_DOWNLOAD):
+        kind = self._hdr[3]
+        if self._hdr[2] != _GS_BMP_DEFINE or (kind != _GS_BMP_NV and kind != _GS_BMP_DOWNLOAD):
             self._unknown()
             return
         self._want(15, self._gs_d_bmp)
@@ -1454,7 +1455,7 @@ class Parser:
 
     def _gs_c(self):
         sub = self._hdr[2]
-        if sub in (_GS_COUNTER_MODE, _GS_COUNTER_SET):
+        if sub == _GS_COUNTER_MODE or sub == _GS_COUNTER_SET:
             self._fixed(5)
         elif sub == _GS_COUNTER_A:
             self._fixed(9)
@@ -1537,18 +1538,18 @@ class Parser:
                     self._request("GS ( k 82")
                 self._skip(rest)
         elif letter == _GS_GRAPHICS:
-            if fn in (_GRAPHICS_STORE_RASTER, _GRAPHICS_STORE_COLUMN) and rest >= 8:
+            if (fn == _GRAPHICS_STORE_RASTER or fn == _GRAPHICS_STORE_COLUMN) and rest >= 8:
                 self._want(base + 10, self._graphics)
             else:
                 if fn in _GRAPHICS_REPLIES:
                     self._request("GS ( L %d" % fn)
-                elif fn in (_GRAPHICS_PRINT_NV, _GRAPHICS_PRINT_DL):
+                elif fn == _GRAPHICS_PRINT_NV or fn == _GRAPHICS_PRINT_DL:
                     self._image("logo", 0, 0, 0)
                 self._skip(rest)
         else:
             if letter != _GS_NV_RECORDS:
                 fn = a      # GS ( E, H and G: the function is the first byte after the length
-            if (letter == _GS_PROCESS and fn in (_PROCESS_ID, _OFFLINE_RESPONSE)) or \
+            if (letter == _GS_PROCESS and (fn == _PROCESS_ID or fn == _OFFLINE_RESPONSE)) or \
                     (letter == _GS_SETUP and fn in _SETUP_REPLIES) or \
                     (letter == _GS_NV_RECORDS and fn in _RECORD_REPLIES) or letter == _GS_SLIP:
                 self._request("GS ( %s %d" % (chr(letter), fn))
@@ -1592,11 +1593,11 @@ class Parser:
         fn = self._hdr[5]
         rest = self._u16(3) - 2
         if letter == _FS_ENCODING:
-            if fn in (_FS_SELECT_ENCODING, _FS_SELECT_ENCODING_BIN) and rest >= 0:
-                self._utf8 = self._hdr[6] in (2, 50)
+            if (fn == _FS_SELECT_ENCODING or fn == _FS_SELECT_ENCODING_BIN) and rest >= 0:
+                self._utf8 = self._hdr[6] == 2 or self._hdr[6] == 50
                 self._set_key()
         elif letter == _FS_EXT_ASB or (letter == _FS_LOGO and fn == _FS_LOGO_SEND) or \
-                (letter == _FS_LABEL and fn in (_FS_LABEL_LAYOUT, _FS_LABEL_POSITION)):
+                (letter == _FS_LABEL and (fn == _FS_LABEL_LAYOUT or fn == _FS_LABEL_POSITION)):
             self._request("FS ( %s %d" % (chr(letter), fn))
         self._skip(rest)
 
@@ -1750,7 +1751,7 @@ class Parser:
             self._unknown()
             return
         letter = self._hdr[3]
-        if letter in (_RASTER_ENTER, _RASTER_QUIT):
+        if letter == _RASTER_ENTER or letter == _RASTER_QUIT:
             self._end_line()
             self._raster = letter == _RASTER_ENTER
             self._done()
@@ -1993,7 +1994,7 @@ class Parser:
             if reason == "tear":
                 self._stats["tear_splits"] += 1
             if offset is None:
-                offset = self._cursor if reason in ("cut", "abort") else self._base
+                offset = self._cursor if reason == "cut" or reason == "abort" else self._base
             if reason == "cut":
                 self._cut_end = [cut, offset]    # until the next receipt begins
             else:
