@@ -155,9 +155,12 @@ class Capture:
                 self.skipped_bytes += n
                 return True
             k = self._source.find(_INIT, start, start + n) - start if n else -1
-            if k < 0 or not self._resume(n - k):
+            if k < 0:
                 self.skipped_bytes += n
-                return self._parsed == self._full_at
+                return False
+            if not self._resume(n - k):      # no room to pick up at it: counting from here
+                self.skipped_bytes += n
+                return True
             self.skipped_bytes += k
             start += k
             n -= k

@@ -348,9 +348,6 @@ class Tap:
             return False   # still none (the uplink holds it): the held chunk waits a turn
 
     def _capture_failed(self, e):
-        self.count_skipped()              # what the tap counted for it stays counted
-        self._counting_from = None
-        self.capture = None
-        self.down.taken = None
+        self.attach(None)                 # what the tap counted for it stays counted
         self.capture_errors += 1
         self.last_error = e
