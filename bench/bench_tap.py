@@ -20,8 +20,9 @@ Forwarding throughput: a fast POS sends a 1 MB command-dense job (python-escpos 
 line) at full TCP speed; time until the printer has all of it, with capture off, then under
 each capture policy (capture.policy, tap.py) with the parser as it is and made 100x slower (the
 host board's bench-only "parser_slowdown": a chip's speed); targets (issue 16): on >= 95% of
-off, slowed >= 95% of off with the receipts counted incomplete. keep_pace (the default) meets
-neither on purpose: once half its backlog waits, capture parses at least a chunk per step, so
+off, slowed >= 95% of off with the receipts counted incomplete. The taps have a chip's 4 KiB
+backlog (CHIP_BOARD), so capture.policy auto would be keep_pace. keep_pace meets neither on
+purpose: once half its backlog waits, capture parses at least a chunk per step, so
 forwarding runs at the parser's pace while both ends outrun it, and every receipt is complete.
 forwarding_first is the policy meant to meet them (README, The tap's capture policy):
 capture parses only in quiet steps, and what overflows the backlog is stored
@@ -53,7 +54,7 @@ from quick import QUICK, size
 
 from tilltap.accounts import devices
 from tilltap.storage import database
-from tilltap_host.firmware_process import FirmwareProcess
+from tilltap_host.firmware_process import CHIP_BOARD, FirmwareProcess
 from tilltap_host.netutil import free_port
 from tilltap_host.server_process import ServerProc
 from tilltap_host.unixport import ROOT, micropython_command, micropython_path
@@ -338,12 +339,13 @@ def _cpu_seconds(pid):
 
 
 def _start_tap(tmp, name, printer, policy, slowdown):
-    """The firmware with capture.policy and the host board's parser_slowdown (0: capture off)."""
+    """The firmware with capture.policy and the host board's parser_slowdown (0: capture off),
+    with a chip's backlog (CHIP_BOARD): the host board's own would hold a whole burst."""
     workdir = os.path.join(tmp, name)
     os.makedirs(workdir)
     return FirmwareProcess(workdir, printer.port, {"device_id": "bench-" + name,
                                                    "capture": {"policy": policy}},
-                           board={"parser_slowdown": slowdown}).start()
+                           board=dict(CHIP_BOARD, parser_slowdown=slowdown)).start()
 
 
 def _captured(status):

@@ -44,6 +44,18 @@ _RESYNC = const(4)          # keeping again (after a gap), from an ESC @
 _SLICE = const(128)         # bytes parsed per call: bounds one step's work on the chip
 _MAX_MARKS = const(8)
 _INIT = b"\x1b@"            # ESC @: where capture picks up again after a gap
+# A backlog this large holds a burst at LAN speed (the demo workload into a printer behind
+# socket buffers loses no receipt under forwarding_first; README, The tap's capture policy).
+_BURST = const(262144)
+
+
+def keeps_pace(policy, backlog):
+    """capture.policy resolved for a backlog (the buffer or its size): True for keep_pace,
+    False for forwarding_first; auto is forwarding_first only where the backlog holds a burst
+    (a board with PSRAM, a PC), since a smaller one loses the tails of larger jobs."""
+    if policy == "auto":
+        return (backlog if isinstance(backlog, int) else len(backlog)) < _BURST
+    return policy == "keep_pace"
 
 
 class Capture:

@@ -61,10 +61,11 @@ SCHEMA = {
     "pos.reply_wait_ms": (int, 2000, (0, 60000),
                           ("network mode: after the POS half-closes, how long the printer's "
                            "answers to it may take")),
-    "capture.policy": (str, "keep_pace", ("keep_pace", "forwarding_first"),
+    "capture.policy": (str, "auto", ("auto", "keep_pace", "forwarding_first"),
                        ("keep_pace: forwarding may slow to the parser's pace, no receipt lost; "
-                        "forwarding_first: never slowed, overflow stored incomplete (see The "
-                        "tap's capture policy)")),
+                        "forwarding_first: never slowed, overflow stored incomplete; auto: "
+                        "forwarding_first when the backlog holds a burst (256 KiB), else "
+                        "keep_pace (see The tap's capture policy)")),
     "split.idle_ms": (int, 3000, (100, 600000),
                       "no byte for this long ends a receipt (tear-bar printers)"),
     "split.on_init": (bool, False, None, "also end a receipt at ESC @ after printed content"),

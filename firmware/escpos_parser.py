@@ -30,6 +30,17 @@ skipped in bulk by a byte counter, unknown commands take 2 bytes (ESC/FS/GS x) o
 barcode, 2D-code and scan lengths are capped; what is cut off is counted in stats().
 Events are identical however the stream is split into chunks.
 """
+# generated tables (tools/gen_command_tables.py): literals stay in flash on the board
+from .command_tables import ACTS as _ACTS
+from .command_tables import ESC_FIX as _ESC_FIX
+from .command_tables import FS_ACTS as _FS_ACTS
+from .command_tables import FS_FIX as _FS_FIX
+from .command_tables import GS_ACTS as _GS_ACTS
+from .command_tables import GS_FIX as _GS_FIX
+from .command_tables import IGNORED as _IGNORED
+from .command_tables import STAR_ACTS as _STAR_ACTS
+from .command_tables import STAR_ESC_FIX as _STAR_ESC_FIX
+from .command_tables import STAR_IGNORED as _STAR_IGNORED
 from .compat import const
 
 try:
@@ -143,6 +154,7 @@ _ESC_GS_RASTER = const(0x53)         # ESC GS S m xL xH yL yH n d...
 _ESC_GS_PAREN = const(0x28)          # ESC GS ( x pL pH ...
 _ESC_GS_ABS_POSITION = const(0x41)   # ESC GS A n1 n2
 _ESC_GS_REL_POSITION = const(0x52)   # ESC GS R n1 n2
+_ESC_GS_ALIGN = const(0x61)          # ESC GS a n   alignment: framing only, in the text scan
 _STAR_CODE_DATA = const(0x44)        # ESC GS y|x D ...   store 2D-code data
 _STAR_CODE_PRINT = const(0x50)       # ESC GS y|x P   print it
 _STAR_CODE_INFO = const(0x49)        # ESC GS y|x I   transmit its size information
@@ -295,51 +307,6 @@ _TEAR_UNITS = const(0)     # a feed this long (1/180 inch) is a tear-off feed
 _TEAR_FED = const(1)       # fed since the last thing printed
 _TEAR_AT = const(2)        # offset just after a tear-off feed not yet followed by content, or -1
 _TEAR_FIRST = const(3)     # what the receipt printed first (a second copy prints it again)
-
-# Fixed total lengths (prefix included) by command byte; 0 = special or unknown.
-def _table(spec):
-    t = bytearray(256)
-    for length, cmds in spec:
-        for c in cmds:
-            t[c] = length
-    return bytes(t)
-
-
-_ESC_FIX = _table((
-    (2, b"\x0c2<@LSimqv"),
-    (3, b" !%-3=?ACEFGJKMRTUVadeprtu{+/\x13y~"),
-    (4, b"$\\cfB\x12"),
-    (5, b"p7"),
-    (10, b"W"),
-))
-_FS_FIX = _table((
-    (2, b"&.Lbc\x0e\x14JK\x0f\x12G"),
-    (3, b"!-CWIir"),
-    (4, b"?Sp"),
-))
-_GS_FIX = _table((
-    (2, b"\x0c:c"),
-    (3, b"!/BEHITabfhjrw|"),
-    (4, b"$LPW\\"),
-    (5, b"^z"),
-    (6, b"g"),
-))
-# Fixed-length commands that do something beyond style (see _exec); the rest only need framing.
-_ACTS = _table(((1, b"@tRdJKeimp=LS\x0c$\\uv"),))
-_GS_ACTS = _table(((1, b"arIg/:^"),))
-_FS_ACTS = _table(((1, b"&.Cp"),))
-_STAR_ACTS = _table(((1, b"@daJIR\x06\x0c"),))
-_STAR_ESC_FIX = _table((
-    (2, b"@EF45\x0e\x14MP:gpO0\x32"),
-    (3, b"-_Wh3RtlQNzJIadU%/\x06\x0c"),
-    (4, b"i\x07?"),
-))
-
-# Control bytes the text state ignores (NUL, SOH, ...): a run of them is skipped in one step.
-_ACTED_ON = b"\n\r\t\x0c\x18\x1b\x1d\x1c\x10"
-_IGNORED = _table(((1, bytes(c for c in range(32) if c not in _ACTED_ON)),))
-_STAR_IGNORED = _table(((1, bytes(c for c in range(32)
-                                  if c not in _ACTED_ON + b"\x05\x04\x07\x1a\x19")),))
 
 _CUTS = {0: "full", 1: "partial", 48: "full", 49: "partial", 65: "full", 66: "partial",
          97: "full", 98: "partial", 103: "full", 104: "partial"}
@@ -890,8 +857,13 @@ class Parser:
                         total = esc_fix[d]
                         acts = esc_acts[d]
                     if not total or j + total > n:
-                        stop = 1           # a payload, or split by the buffer's end
-                        break
+                        # Star Line Mode's alignment, ESC GS a n (several per receipt), is
+                        # framing only: it stays in the scan too
+                        if total or not star or d != _GS or c != _ESC or j + 4 > n \
+                                or buf[j + 2] != _ESC_GS_ALIGN:
+                            stop = 1           # a payload, or split by the buffer's end
+                            break
+                        total = 4
                     i = j + total
                     if acts:
                         # it acts, wholly in this buffer: run here; the scan goes on unless

@@ -19,7 +19,7 @@ import json
 import os
 
 from . import FIRMWARE_VERSION, protocol
-from .capture import IDLE, Capture
+from .capture import IDLE, Capture, keeps_pace
 from .compat import const, sleep_ms, ticks_add, ticks_diff, ticks_ms
 from .escpos_parser import Parser
 from .record import Records, raw_max
@@ -132,7 +132,7 @@ class Runner:
             self.capture = Capture(self.spool, records.encode, make_parser,
                                    backlog=self._backlog, raw=raw_max(cfg["upload"]) > 0,
                                    slowdown=slowdown, new_receipt=records.new_receipt,
-                                   keep_pace=cfg["capture"]["policy"] == "keep_pace")
+                                   keep_pace=keeps_pace(cfg["capture"]["policy"], self._backlog))
         except Exception as e:   # noqa: BLE001 -- forwarding goes on without capture
             self.problem("capture disabled", e)
             self._retry_build(e)
@@ -391,7 +391,8 @@ class Runner:
             out["receipts"] = capture.receipts
             out["store_errors"] = capture.store_errors
             out["last_store_error"] = capture.last_store_error
-            out["capture"] = {"pending": capture.pending(), "behind": capture.behind,
+            out["capture"] = {"policy": "keep_pace" if capture.keep_pace else "forwarding_first",
+                              "pending": capture.pending(), "behind": capture.behind,
                               "skipped_bytes": capture.skipped_bytes,
                               "incomplete": capture.incomplete,
                               "not_printed": capture.not_printed,

@@ -28,7 +28,10 @@ What the tap guarantees:
   fast network printer, a large buffer) waits one slice, not the budget. Otherwise
   capture.policy decides (config.py; Capture's keep_pace; the README's "The tap's capture
   policy"):
-  - keep_pace (default): capture parses nothing until half the backlog waits; from then on
+  - auto (default): forwarding_first where the backlog holds a burst (256 KiB or more: the
+    host board, a board definition with PSRAM), keep_pace with a chip's 4 KiB
+    (capture.keeps_pace).
+  - keep_pace: capture parses nothing until half the backlog waits; from then on
     each step parses for BUDGET_US and at least one chunk, so the backlog never overflows and
     no receipt is lost to a parser slower than a burst. The step's work is then bounded in
     bytes, not in time, on purpose: time budgets shrink when the CPU is shared (a PC under

@@ -4,6 +4,7 @@ import json
 import fwtest
 
 from tilltap_fw import config
+from tilltap_fw.capture import keeps_pace
 
 
 def _error(given):
@@ -71,9 +72,14 @@ def test_load_reports_unreadable_and_bad_json():
 
 
 def test_capture_policy():
-    """keep_pace is the default (README, The tap's capture policy); forwarding_first is the
-    option; anything else is refused, naming the field."""
-    assert config.defaults()["capture"] == {"policy": "keep_pace"}
+    """auto is the default (README, The tap's capture policy): forwarding_first where the
+    backlog holds a burst (256 KiB: a PC, a board with PSRAM), keep_pace with a chip's 4 KiB;
+    either can be chosen; anything else is refused, naming the field."""
+    assert config.defaults()["capture"] == {"policy": "auto"}
+    assert keeps_pace("auto", 4096) and keeps_pace("auto", bytearray(4096))
+    assert keeps_pace("auto", 256 * 1024 - 1)
+    assert not keeps_pace("auto", 256 * 1024) and not keeps_pace("auto", bytearray(256 * 1024))
+    assert keeps_pace("keep_pace", 1 << 20) and not keeps_pace("forwarding_first", 4096)
     cfg = config.validate({"capture": {"policy": "forwarding_first"}})
     assert cfg["capture"]["policy"] == "forwarding_first"
     assert _error({"capture": {"policy": "fast"}}).startswith("capture.policy: must be one of")

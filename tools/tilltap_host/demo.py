@@ -51,6 +51,7 @@ DEVICE = "demo-tap"
 TAP_SPLIT = {"idle_ms": 1500}     # every demo tap's split section
 OPERATOR = "demo"
 UPLOAD_MODES = device_config.SCHEMA["upload.mode"][2]
+HOST_SPOOL_BYTES = 64 << 20
 CAPTURE_POLICIES = device_config.SCHEMA["capture.policy"][2]
 # The demo's printer takes 256 KB/s: faster than any receipt printer prints (a 576-dot raster
 # at 250 mm/s is ~144 KB/s), yet, like a real one, it makes the tap wait on it. A sink taking
@@ -69,11 +70,11 @@ def add_command(sub):
     ap.add_argument("--upload-mode", choices=UPLOAD_MODES, default="full",
                     help="what leaves the tap: full (receipt and raw bytes), text, or fields "
                          "(only what the board's extractor found)")
-    ap.add_argument("--capture-policy", choices=CAPTURE_POLICIES, default="keep_pace",
+    ap.add_argument("--capture-policy", choices=CAPTURE_POLICIES, default="auto",
                     help="the tap's capture.policy (README, The tap's capture policy)")
     ap.add_argument("--capture-backlog", type=int, default=None, metavar="BYTES",
                     help="the tap's capture backlog (its board definition's \"backlog\"; "
-                         "default 4096)")
+                         "default the host board's, 256 KiB; 4096 is a chip's without PSRAM)")
     ap.add_argument("--port", type=int, default=8080, help="the server's HTTP port (0: any free)")
     ap.add_argument("--dir", default=None, help="working directory (default: a temporary one)")
     ap.add_argument("--generated", type=int, default=30,
@@ -237,6 +238,9 @@ class Demo:
         process = FirmwareProcess(workdir, virtual.port, {
             "device_id": device, "server": server_cfg, "printer": printer,
             "upload": {"idle_ms": 100, "mode": upload_mode}, "split": TAP_SPLIT,
+            # a PC's disk: a replay at LAN speed outruns the uplink by more than a chip's
+            # 1 MiB of flash (the tests replay a thousand receipts through one tap)
+            "spool": {"max_bytes": HOST_SPOOL_BYTES},
             "capture": self.capture_cfg},
             heapsize=self.heapsize, rom=self.rom, board=self.board).start()
         tap = Tap(device, virtual, process, parser_options(printer), upload_mode)

@@ -12,6 +12,11 @@ from tilltap_host.netutil import free_port
 from tilltap_host.unixport import HOST_BOARD, firmware_command
 
 
+# The host board's settings that make it a chip without PSRAM (the esp32-devkitc board): the
+# firmware's default backlog (runner.py), which under capture.policy auto means keep_pace.
+CHIP_BOARD = {"backlog": 4096}
+
+
 class FirmwareProcess:
     """Runs the firmware in a subprocess; `status()` reads the figures it writes twice a second."""
 
@@ -35,7 +40,9 @@ class FirmwareProcess:
         self.config = cfg
         self.heapsize = heapsize
         self.rom = rom     # boot from a ROMFS image, as a production board does (README)
-        self.board = board   # settings over the host board's (benches: parser_slowdown)
+        # settings over the host board's (benches: parser_slowdown, backlog); with heapsize,
+        # over CHIP_BOARD's
+        self.board = board
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -45,10 +52,13 @@ class FirmwareProcess:
         with open(self.config_path, "w") as f:
             json.dump(self.config, f)
         board = HOST_BOARD
-        if self.board:
+        # a limited heap stands for a chip without PSRAM: its backlog, not the PC's
+        overrides = dict(CHIP_BOARD) if self.heapsize else {}
+        overrides.update(self.board or {})
+        if overrides:
             with open(HOST_BOARD) as f:
                 definition = json.load(f)
-            definition.update(self.board)
+            definition.update(overrides)
             board = os.path.join(self.workdir, "board.json")
             with open(board, "w") as f:
                 json.dump(definition, f)

@@ -1,4 +1,5 @@
-"""firmware/codec_tables.py: generated, fresh, and read on the board as CPython's codecs read."""
+"""firmware/codec_tables.py and command_tables.py: generated and fresh; the codec tables read on
+the board as CPython's codecs read."""
 import os
 import subprocess
 import sys
@@ -10,6 +11,13 @@ from tilltap_host.unixport import ROOT
 
 def test_the_committed_tables_are_what_the_generator_writes():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_codec_tables.py"),
+                             "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_committed_command_tables_are_what_the_generator_writes():
+    """firmware/command_tables.py (escpos_parser's framing tables) matches its SPEC."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gen_command_tables.py"),
                              "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
