@@ -395,9 +395,9 @@ def report(jobs, sent, replies, demo, want):
             len(replies), "yes" if exact_up else "NO"),
         "receipts in the jobs:          %d" % want,
         "receipts captured by the tap:  %d" % status.get("receipts", 0),
-        "of them incomplete:            %d (backlog full %d times, %d bytes skipped)" % (
-            capture.get("incomplete", 0), capture.get("behind", 0),
-            capture.get("skipped_bytes", 0)),
+        "of them incomplete:            %d (capture policy %s, backlog full %d times, %d bytes "
+        "skipped)" % (capture.get("incomplete", 0), capture.get("policy", "?"),
+                      capture.get("behind", 0), capture.get("skipped_bytes", 0)),
         "records uploaded / acked:      %d / %d" % (up.get("records_sent", 0),
                                                     up.get("acked", 0)),
         "receipts stored by the server: %d (%d distinct, %s)" % (
