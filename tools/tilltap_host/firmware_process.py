@@ -11,7 +11,6 @@ import time
 from tilltap_host.netutil import free_port
 from tilltap_host.unixport import HOST_BOARD, firmware_command
 
-
 # The host board's settings that make it a chip without PSRAM (the esp32-devkitc board): the
 # firmware's default backlog (runner.py), which under capture.policy auto means keep_pace.
 CHIP_BOARD = {"backlog": 4096}
