@@ -11,7 +11,7 @@ character list is stored in the model's metadata.
 
     reader = LineReader.load()          # None when the model or onnxruntime is not installed
     reader.read([image, ...]) -> [("应收：242.00", 0.97), ...]
-    reader.recognise([image, ...]) -> [Reading("应收：242.00", [0.99, 0.93, ...]), ...]
+    reader.recognise([image, ...]) -> [Reading("应收：242.00", [0.99, 0.93, ...], span), ...]
 """
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ from PIL import Image
 MODEL_PACKAGE = "rapidocr_onnxruntime"
 MODEL_FILE = os.path.join("models", "ch_PP-OCRv4_rec_infer.onnx")
 _HEIGHT = 48            # the recognizer's input height
-# Pieces are run in batches of _BATCH, sorted by width so that little padding is added, two
-# batches at once on one thread each (generated driver receipts, per receipt: one batch at a
-# time on 2 threads 0.77 s wall / 1.31 s CPU, on 1 thread 1.13 / 1.12). Pieces run one at a
-# time cost less still (0.83 s CPU) but read worse: raster-2.bin's 实收 (tendered) became 实妆
-# and its payment was lost; the padding of a batch (mid grey, as PaddleOCR pads) helps.
-_BATCH = 8
+# Pieces are run one at a time, two at once on one thread each (generated driver receipts of
+# the tuned fonts, per receipt): in batches of 8 sorted by width, each padded to its widest
+# piece, the recognizer took 1.09 s CPU, one at a time 0.70 s, and read as well (Latin 163 ->
+# 166 lines of 188, Chinese 193 of 200). Each piece is padded on the right with _PAD columns of
+# mid grey, as PaddleOCR pads: without it a piece's last character was sometimes dropped
+# (raster.bin's "光临！" read "光临").
 _WORKERS = 2
+_PAD = 8
 
 
 @dataclass
@@ -43,6 +44,9 @@ class Reading:
 
     text: str
     probabilities: list[float]
+    # where the characters were read, as shares of the image's width: the first one's step
+    # start and the last one's step end (0, 0 for an empty reading)
+    span: tuple[float, float] = (0.0, 0.0)
 
     @property
     def confidence(self) -> float:
@@ -97,40 +101,36 @@ class LineReader:
         recognise)."""
         return [(r.text, r.confidence) for r in self.recognise(images, stretch)]
 
-    def recognise(self, images: list[Image.Image], stretch: float = 1.0) -> list[Reading]:
+    def recognise(self, images: list[Image.Image], stretch: float = 1.0,
+                  pad: float = 0.0) -> list[Reading]:
         """The Reading of each image, one line of text each. stretch: widen the images this
         many times more than their height is scaled (small print: the recognizer gives one
-        character step per 8 columns, too few for narrow letters)."""
-        order = sorted(range(len(images)),
-                       key=lambda k: images[k].width / max(images[k].height, 1))
-        batches = [order[start:start + _BATCH] for start in range(0, len(order), _BATCH)]
-        readings: dict[int, Reading] = {}
+        character step per 8 columns, too few for narrow letters); pad: mid grey added on the
+        right, a share of the image's width (a piece read as if in a batch with wider ones)."""
         with ThreadPoolExecutor(_WORKERS) as pool:
-            for batch, read in zip(batches, pool.map(lambda b: self._batch(images, b, stretch),
-                                                     batches)):
-                readings.update(zip(batch, read))
-        return [readings[k] for k in range(len(images))]
+            return list(pool.map(lambda image: self._read_one(image, stretch, pad), images))
 
-    def _batch(self, images: list[Image.Image], batch: list[int],
-               stretch: float) -> list[Reading]:
-        widths = [max(1, math.ceil(_HEIGHT * stretch * images[k].width
-                                   / max(images[k].height, 1)))
-                  for k in batch]
-        tensor = np.zeros((len(batch), 3, _HEIGHT, max(widths)), dtype=np.float32)
-        for row, (k, width) in enumerate(zip(batch, widths)):
-            grey = images[k].convert("L").resize((width, _HEIGHT), Image.Resampling.BILINEAR)
-            # scaled to -1..1 as in training; padding stays 0 (mid grey), as PaddleOCR pads
-            tensor[row, :, :, :width] = np.asarray(grey, dtype=np.float32) / 127.5 - 1.0
+    def _read_one(self, image: Image.Image, stretch: float, pad: float) -> Reading:
+        """One image through the recognizer (see recognise)."""
+        width = max(1, math.ceil(_HEIGHT * stretch * image.width / max(image.height, 1)))
+        tensor = np.zeros((1, 3, _HEIGHT, width + _PAD + int(pad * width)), dtype=np.float32)
+        grey = image.convert("L").resize((width, _HEIGHT), Image.Resampling.BILINEAR)
+        # scaled to -1..1 as in training; padding stays 0 (mid grey), as PaddleOCR pads
+        tensor[0, :, :, :width] = np.asarray(grey, dtype=np.float32) / 127.5 - 1.0
         probs = self.session.run(None, {self.input: tensor})[0]
-        return [self._decode(probs[row]) for row in range(len(batch))]
+        step = tensor.shape[3] / probs.shape[1]     # input columns per output step
+        return self._decode(probs[0], step / width)
 
-    def _decode(self, probs) -> Reading:
-        """Greedy CTC: the best class per step, repeats merged, blanks dropped."""
+    def _decode(self, probs, step: float) -> Reading:
+        """Greedy CTC: the best class per step, repeats merged, blanks dropped. step: the
+        image's width one output step covers (a share)."""
         best = probs.argmax(axis=1)
-        chars, confidence, previous = [], [], 0
-        for step, cls in enumerate(best.tolist()):
+        chars, confidence, previous, steps = [], [], 0, []
+        for at, cls in enumerate(best.tolist()):
             if cls != 0 and cls != previous:
                 chars.append(self.characters[cls])
-                confidence.append(float(probs[step, cls]))
+                confidence.append(float(probs[at, cls]))
+                steps.append(at)
             previous = cls
-        return Reading("".join(chars), confidence)
+        span = (steps[0] * step, (steps[-1] + 1) * step) if steps else (0.0, 0.0)
+        return Reading("".join(chars), confidence, span)

@@ -10,11 +10,13 @@ How a page is read (figures: bench/bench_extract.py, README "Parsing print strea
                   each line into pieces at column gaps (server/ocr/layout.py), every piece read
                   by PP-OCRv4's recognizer (pieces of light grey dithered text blurred first),
                   pieces without Han read again by Tesseract (Latin script, else eng) to
-                  correct what PP-OCR's Chinese model cannot read (combine); rules become
-                  dashes (or "=") as in printed text.
+                  correct what PP-OCR's Chinese model cannot read (combine), or taken from it
+                  where PP-OCR is unsure and Tesseract sure; unsure pieces with Han read
+                  again padded; rules become dashes (or "=") as in printed text.
     without it    Tesseract (Debian tesseract-ocr, tesseract-ocr-chi-sim): a crisp page whole,
                   a dithered page band by band blurred back to grey, Han first and English for
                   bands that are not.
+    either way    the page's decimal marks made one ("," or ".", decimal_marks).
 
     for receipt in ocr_stream(data, encoding="gb18030"):
         receipt.lines, receipt.fields
@@ -37,6 +39,7 @@ import subprocess
 import tempfile
 import time
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageFilter
@@ -103,7 +106,31 @@ _BAND_GAP = 3           # blank rows between two lines (raster-2.bin has one ins
 _RULE_HEIGHT = 4        # a rule is at most 1/4 as tall as a text line...
 _RULE_WIDTH = 2         # ...and at least 2 line heights wide
 _HAN_SHARE = 0.1        # a reading less than 1/10 Han is read again with eng
-_PIECE_MARGIN = 4       # dots of white around a piece given to PP-OCR
+# Tesseract does not read again a piece PP-OCR read as a number (_NUMBER) with every digit at
+# least _SURE and no more than _UNREAD text heights of ink left unread at either end (a € or £
+# PP-OCR dropped): it can only add a currency sign to it (see combine). The recognizer reads a
+# piece's first character a step late: ~0.25 text heights unread on every piece.
+_NUMBER = re.compile(r"[-+]?[\d., ]*\d")
+_SURE = 0.95
+_UNREAD = 0.5
+# A Latin piece is Tesseract's alone where PP-OCR is unsure of a character (probability under
+# _UNSURE) and Tesseract sure of its words (mean confidence _TESSERACT_SURE or more): on
+# generated driver receipts of the tuned fonts (833 pieces) that read 16 more pieces right
+# ("VielenDankfirthren", "0.536 k9", "n*" for "n°") and 3 fewer than combining the two, and
+# held over 0.7-0.8 and 75-78; 2 fewer where Tesseract read no more digits than PP-OCR.
+_UNSURE = 0.7
+_TESSERACT_SURE = 78
+# A piece with Han that PP-OCR is unsure of is read again padded by _AGAIN_PAD of its width
+# (as in a batch with wider pieces): raster-2.bin's 实收 (tendered), read 实妆 (0.55) alone, is
+# read 实收 (0.76) padded to twice its width.
+_AGAIN_PAD = 1.0
+# Latin pieces are read by two tesseract runs at once, each loading its model (0.1 s CPU),
+# when there are enough of them: a Latin receipt's ~35 took 0.45 s in one run
+_TESSERACT_RUNS = 2
+_SPLIT_IMAGES = 12
+# dots of white around a piece given to PP-OCR: 7 rather than 4 made the recognizer's input
+# ~10% narrower (it is scaled to 48 rows) and read as many lines of the tuned fonts' receipts
+_PIECE_MARGIN = 7
 _MIN_PAGE = 48          # dots: images less tall in all are a logo, not a receipt to read
 _FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
 
@@ -195,20 +222,49 @@ def ocr_image(page: Image.Image, languages: list[str] | None = None,
     if pp_ocr and reader is None:
         log.warning("PP-OCR is not installed (make setup): page read by Tesseract")
     if reader is not None:
-        return _read_pieces(page, reader)
+        return decimal_marks(_read_pieces(page, reader))
     if languages is None:
         installed = tesseract_languages()
         languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
     if is_dithered(page):
-        return _read_dithered(page, languages)
-    return _read_crisp(page, languages)
+        return decimal_marks(_read_dithered(page, languages))
+    return decimal_marks(_read_crisp(page, languages))
+
+
+# a decimal mark between digits: an amount's ("7,00", "12.50"), a price's or a quantity's with
+# one to three decimals, not a date's, a time's, a code's or a thousands separator's (marks on
+# both sides of a group, "10.05.2026", "1.234,50") -- three decimals only after a lone 0
+# ("0,536 kg"), which no thousands separator follows
+_DECIMAL = re.compile(r"(?<![\d.,])(?:\d+[.,]\d{1,2}|0[.,]\d{3})(?!\d)(?![.,]\d)")
+_AMOUNT = re.compile(r"(?<![\d.,])\d+([.,])\d{2}(?!\d)(?![.,]\d)")
+# share of a page's amounts printed with one mark, and how many at least, for the others to be
+# read with it: on dithered receipts of the tuned fonts 0.75 corrected 2 lines of 291, 0.6 and
+# 0.51 7 (a dithered page's commas are misread that often); no generated receipt mixes marks
+_MARK_MAJORITY = 0.6
+_MARK_COUNT = 3
+
+
+def decimal_marks(lines: list[str]) -> list[str]:
+    """Decimal marks made the page's: a receipt prints all its amounts with one mark ("," in
+    most of Europe, "." elsewhere), but in dithered print a comma is a speck that OCR reads
+    as a full stop (and the other way round). Where most of a page's amounts (at least
+    _MARK_COUNT of them, _MARK_MAJORITY) have one mark, the other mark between digits is
+    read as that one (see _DECIMAL for what is left alone)."""
+    marks = [m.group(1) for line in lines for m in _AMOUNT.finditer(line)]
+    if not marks:
+        return lines
+    mark = max(".,", key=marks.count)
+    if marks.count(mark) < max(_MARK_COUNT, _MARK_MAJORITY * len(marks)):
+        return lines
+    return [_DECIMAL.sub(lambda m: re.sub("[.,]", mark, m.group(0)), line) for line in lines]
 
 
 def _read_pieces(page, reader):
     """Line by line (server/ocr/layout.py): rules become dashes; each text line's pieces are
     read by PP-OCR and joined by two spaces (columns apart, as printed text has them). Pieces
-    PP-OCR reads without Han are read again by Tesseract (eng), which supplies what PP-OCR's
-    Chinese character set lacks or confuses (see combine)."""
+    PP-OCR reads without Han are read again by Tesseract (see _second_reading), which supplies
+    what PP-OCR's Chinese character set lacks or confuses (see combine), or, where PP-OCR is
+    unsure of a character and Tesseract sure of its reading, gives the piece's text."""
     dots = layout.ink(page)
     found = layout.lines(dots)
     pieces = [(k, box) for k, line in enumerate(found) for box in line.pieces]
@@ -217,13 +273,18 @@ def _read_pieces(page, reader):
         # light grey text dithered to scattered dots: blurred back to grey and darkened
         images = [_soften(image) for image in images]
     stretch = max(1.0, _SMALL_PRINT / layout.line_heights(dots)[1])
-    texts = [text for text, _ in reader.read(images, stretch)]
-    latin = [k for k, text in enumerate(texts) if _second_reading(text)]
+    readings = reader.recognise(images, stretch)
+    _read_han_again(reader, images, readings, stretch)
+    texts = [r.text for r in readings]
+    latin = [k for k, r in enumerate(readings) if _second_reading(r, images[k])]
     if latin and shutil.which("tesseract"):
         language, tessdata = _latin_model()
-        second = tesseract([images[k] for k in latin], [language], _PSM_LINE, tessdata)
-        for k, (text, _) in zip(latin, second):
-            texts[k] = combine(texts[k], text.strip(), reader.charset)
+        second = tesseract_split([images[k] for k in latin], [language], _PSM_LINE, tessdata)
+        for k, (text, confidence) in zip(latin, second):
+            if _tesseract_alone(readings[k], text, confidence):
+                texts[k] = text.strip()
+            else:
+                texts[k] = combine(texts[k], text.strip(), reader.charset)
     parts: list[list[str]] = [[] for _ in found]
     for (k, _), text in zip(pieces, texts):
         parts[k].append(clean_line(text))
@@ -235,10 +296,45 @@ def _read_pieces(page, reader):
     return lines
 
 
-def _second_reading(text: str) -> bool:
-    """True if Tesseract should read the piece too: PP-OCR read it without Han (see combine).
-    Pieces read as amounts are among them: PP-OCR drops the € and £ printed next to them."""
-    return bool(text.strip()) and _han_share(text) == 0
+def _tesseract_alone(reading, text: str, confidence: float) -> bool:
+    """True if a Latin piece is Tesseract's reading (text, confidence) alone rather than PP-OCR's
+    reading combined with it: PP-OCR unsure of a character, Tesseract sure of its words and
+    reading no more digits than PP-OCR (Tesseract makes digits of dithering's specks:
+    "3 x 1,909", "690902 Lyon") and no accent of another language (see _WESTERN_ACCENTS)."""
+    return min(reading.probabilities) < _UNSURE and confidence >= _TESSERACT_SURE and \
+        sum(c.isdigit() for c in text) <= sum(c.isdigit() for c in reading.text) and \
+        all(_western_accent(c) or _plain(c) == c for c in text)
+
+
+def _read_han_again(reader, images, readings, stretch) -> None:
+    """Pieces with Han read with a character less likely than _UNSURE read again padded (see
+    _AGAIN_PAD), the more certain reading kept (in place); Latin pieces get their second
+    reading from Tesseract."""
+    unsure = [k for k, r in enumerate(readings) if _han_share(r.text) > 0
+              and min(r.probabilities) < _UNSURE]
+    again = reader.recognise([images[k] for k in unsure], stretch, _AGAIN_PAD)
+    for k, reading in zip(unsure, again):
+        if reading.probabilities and min(reading.probabilities) > min(readings[k].probabilities):
+            readings[k] = reading
+
+
+def _second_reading(reading, image) -> bool:
+    """True if Tesseract should read the piece too: PP-OCR read it without Han (see combine),
+    unless PP-OCR is sure of a number that covers all the piece's ink (Tesseract only adds the
+    € or £ PP-OCR drops next to amounts, which leaves ink unread)."""
+    text = reading.text
+    if not text.strip() or _han_share(text) > 0:
+        return False
+    return not (_NUMBER.fullmatch(text) and min(reading.probabilities) >= _SURE
+                and _unread(reading, image) <= _UNREAD)
+
+
+def _unread(reading, image) -> float:
+    """Width of the piece's ink left or right of what PP-OCR read, in text heights."""
+    text_height = image.height - 2 * _PIECE_MARGIN
+    left = reading.span[0] * image.width - _PIECE_MARGIN
+    right = (1.0 - reading.span[1]) * image.width - _PIECE_MARGIN
+    return max(left, right, 0.0) / max(text_height, 1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -290,12 +386,13 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
     """PP-OCR's reading (primary) of a Latin piece, corrected by Tesseract's (second) where
     PP-OCR is measured to be wrong and Tesseract right (generated driver receipts): letters and
     currency signs PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ, Œ) that Tesseract
-    read in place of or next to PP-OCR's; a letter's case (PP-OCR reads C, W, X of some fonts in
-    lower case); look-alike digits and letters by their neighbours (PP-OCR's "0xford", "N0.",
-    "Til1", "40og", "20%0n"); a symbol PP-OCR made of a digit ("©.465"); a full stop after a
-    word that Tesseract does not see (a speck of dithering: "TOTAL."). Everything else stays
-    PP-OCR's, which reads digits and amounts better. The two readings are aligned without
-    their spaces, which the engines place differently ("Cashier:oliver", "Cashier: Oliver")."""
+    read in place of or next to PP-OCR's; a capital PP-OCR read in lower case (C, W, X of some
+    fonts); a capital I PP-OCR read as l ("USt-ldNr."); look-alike digits and letters by their
+    neighbours (PP-OCR's "0xford", "N0.", "Til1", "40og", "20%0n"); a symbol PP-OCR made of a
+    digit ("©.465"); a full stop after a word that Tesseract does not see (a speck of
+    dithering: "TOTAL."). Everything else stays PP-OCR's, which reads digits and amounts
+    better. The two readings are aligned without their spaces, which the engines place
+    differently ("Cashier:oliver", "Cashier: Oliver")."""
     where = [k for k, c in enumerate(primary) if not c.isspace()]
     ours = "".join(primary[k] for k in where)
     theirs_all = "".join(second.split())
@@ -305,7 +402,16 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
     for op, i1, i2, j1, j2 in _merged(matcher.get_opcodes()):
         theirs = theirs_all[j1:j2]
         at = where[i1] if i1 < len(where) else len(primary)
-        if op in ("replace", "insert") and _accented(ours[i1:i2], theirs, charset):
+        if op == "insert" and i1 and not any(unicodedata.category(c) == "Sc" for c in theirs):
+            at = where[i1 - 1] + 1      # a sign after a word ("n°"), not before an amount ("£5")
+        twin = _twin(ours, i1, theirs) if op == "insert" else None
+        if twin is not None:
+            # an accented letter read beside the plain or accented letter PP-OCR read in its
+            # place ("Tél." read "TéÉl.", "brûlée" aligned as "brûlé" + "e"): one letter
+            if _plain(ours[twin]) == ours[twin]:
+                text[where[twin]] = theirs
+        elif op in ("replace", "insert") and _accented(ours[i1:i2], theirs, charset) \
+                and not _tax_code(primary, where[i1:i2]):
             for k in where[i1:i2]:
                 text[k] = ""
             inserts[at] = inserts.get(at, "") + theirs
@@ -335,6 +441,42 @@ def _merged(opcodes):
 _LATIN_EXTRA = frozenset("ßŒœ€£¥¡¿°")
 
 
+def _tax_code(primary: str, span: list[int]) -> bool:
+    """True if span is one capital standing alone in primary: a tax code ("7,90 A"), on which
+    Tesseract puts accents dithering leaves ("7,90 Á") and receipts do not print."""
+    if len(span) != 1 or not primary[span[0]].isupper():
+        return False
+    k = span[0]
+    return not primary[k - 1:k].strip() and not primary[k + 1:k + 2].strip()
+
+
+# the accents of the Latin receipts' languages (grave, acute, circumflex, tilde, diaeresis,
+# ring, cedilla); Tesseract's others on dithered print were specks ("TVĀ", "Ẹuf", "Núřez")
+_WESTERN_ACCENTS = frozenset("\u0300\u0301\u0302\u0303\u0308\u030a\u0327")
+
+
+def _western_accent(c: str) -> bool:
+    """True for a letter with one of _WESTERN_ACCENTS ("é", "ñ", "ç"), not "ā" or "ř"."""
+    marks = unicodedata.normalize("NFD", c)[1:]
+    return c.isalpha() and len(marks) == 1 and marks in _WESTERN_ACCENTS
+
+
+def _plain(c: str) -> str:
+    """A letter without its accent ("é" -> "e")."""
+    return unicodedata.normalize("NFD", c)[0]
+
+
+def _twin(ours: str, at: int, theirs: str) -> int | None:
+    """Where in ours (just before or at at) stands the letter that theirs, one accented letter
+    Tesseract read in addition, is a form of (same letter, either case), or None."""
+    if len(theirs) != 1 or not theirs.isalpha() or _plain(theirs) == theirs:
+        return None
+    for k in (at - 1, at):
+        if 0 <= k < len(ours) and _plain(ours[k]).lower() == _plain(theirs).lower():
+            return k
+    return None
+
+
 def _accented(ours: str, theirs: str, charset: frozenset[str]) -> bool:
     """True if Tesseract's theirs, read where PP-OCR read ours, is letters or currency signs
     with one PP-OCR's set lacks or an accent PP-OCR left off ("Especes" for "Espèces", "ri"
@@ -344,13 +486,20 @@ def _accented(ours: str, theirs: str, charset: frozenset[str]) -> bool:
         return unicodedata.normalize("NFD", c)[0]
 
     def printed(c):     # what Latin receipts print beyond PP-OCR's set: not "æ", "ł", "þ"
-        return c in charset or (c.isalpha() and plain(c) != c) or c in _LATIN_EXTRA
+        return c in charset or _western_accent(c) or c in _LATIN_EXTRA
 
     allowed = all((c.isalpha() or unicodedata.category(c) == "Sc" or c in "¡¿°") and printed(c)
                   for c in theirs)
-    new = any(c not in charset or (c.isalpha() and plain(c) != c) for c in theirs)
+    # something PP-OCR could not read, or a sign it left out ("n°" read "n")
+    new = any(c not in charset or (c.isalpha() and plain(c) != c) or
+              (not ours and c in _LATIN_EXTRA) for c in theirs)
     ours_plain = all(plain(c) == c for c in ours)
-    return allowed and new and ours_plain and len(ours) <= len(theirs) + 1
+    # an accent Tesseract puts on a letter whose case it also changed is a misread shape
+    # ("Anneliese" read "ánneliese")
+    same_case = len(ours) != len(theirs) or all(
+        a.isupper() == b.isupper() or plain(a).lower() != plain(b).lower()
+        for a, b in zip(ours, theirs))
+    return allowed and new and ours_plain and same_case and len(ours) <= len(theirs) + 1
 
 
 _LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B"}
@@ -362,8 +511,10 @@ def _better(chars, k, theirs):
     far, one string per character of PP-OCR's (empty where dropped)."""
     text = "".join(c or "\0" for c in chars)
     ours = text[k]
-    if ours.isalpha() and theirs.isalpha() and ours.lower() == theirs.lower():
-        return theirs
+    if ours.islower() and theirs.isupper() and ours.upper() == theirs:
+        return theirs       # PP-OCR reads some fonts' C, W, X in lower case; never the reverse
+    if ours == "l" and theirs == "I" and text[k + 1:k + 2].isalpha():
+        return theirs       # a capital I starting a word or inside one ("USt-IdNr.")
     if theirs in _LOOKALIKE.get(ours, "") and _in_word(text, k):
         return theirs
     if ours in _LOOKALIKE.get(theirs, "") and _in_number(text, k):
@@ -532,6 +683,18 @@ def _han_share(text):
 def _lines(text):
     lines = [clean_line(line) for line in text.splitlines()]
     return [line for line in lines if line]
+
+
+def tesseract_split(images: list[Image.Image], languages: list[str], psm: str,
+                    tessdata: str | None = None) -> list[tuple[str, float]]:
+    """tesseract() on the images in _TESSERACT_RUNS runs at once, each on a share of them (one
+    tesseract run uses one core; the machine has two), if there are at least _SPLIT_IMAGES."""
+    runs = _TESSERACT_RUNS if len(images) >= _SPLIT_IMAGES else 1
+    size = -(-len(images) // runs)
+    parts = [images[start:start + size] for start in range(0, len(images), size)]
+    with ThreadPoolExecutor(len(parts) or 1) as pool:
+        results = pool.map(lambda part: tesseract(part, languages, psm, tessdata), parts)
+        return [reading for result in results for reading in result]
 
 
 def tesseract(images: list[Image.Image], languages: list[str], psm: str,
