@@ -138,11 +138,16 @@ def render():
     return "\n".join(out) + "\n"
 
 
-if __name__ == "__main__":
-    text = render()
+def write_or_check(target, text, generator):
+    """Writes text to target, or with --check on the command line exits non-zero when target
+    differs from it (a test runs each generator so)."""
     if "--check" in sys.argv:
-        with open(TARGET) as f:
-            sys.exit(0 if f.read() == text else "firmware/codec_tables.py is stale: run "
-                     "tools/gen_codec_tables.py")
-    with open(TARGET, "w") as f:
+        with open(target) as f:
+            sys.exit(0 if f.read() == text else "%s is stale: run %s" % (
+                os.path.relpath(target, ROOT), os.path.relpath(generator, ROOT)))
+    with open(target, "w") as f:
         f.write(text)
+
+
+if __name__ == "__main__":
+    write_or_check(TARGET, render(), __file__)

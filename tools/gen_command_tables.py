@@ -9,9 +9,8 @@ is stale):
     .venv/bin/python tools/gen_command_tables.py
 """
 import os
-import sys
 
-from gen_codec_tables import ROOT, WIDTH, literal_lines
+from gen_codec_tables import ROOT, WIDTH, literal_lines, write_or_check
 
 TARGET = os.path.join(ROOT, "firmware", "command_tables.py")
 
@@ -88,10 +87,4 @@ def render():
 
 
 if __name__ == "__main__":
-    text = render()
-    if "--check" in sys.argv:
-        with open(TARGET) as f:
-            sys.exit(0 if f.read() == text else "firmware/command_tables.py is stale: run "
-                     "tools/gen_command_tables.py")
-    with open(TARGET, "w") as f:
-        f.write(text)
+    write_or_check(TARGET, render(), __file__)
