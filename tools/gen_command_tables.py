@@ -21,7 +21,7 @@ _STAR_ACTED_ON = _ACTED_ON + b"\x05\x04\x07\x1a\x19"   # ... and Star's ENQ, EOT
 SPEC = (
     ("ESC_FIX", "total length (prefix included) of ESC x; 0: special or unknown", (
         (2, b"\x0c2<@LSimqv"),
-        (3, b" !%-3=?ACEFGJKMRTUVadeprtu{+/\x13y~"),
+        (3, b" !%-3=?ACEFGJKMRTUVadertu{+/\x13y~"),
         (4, b"$\\cfB\x12"),
         (5, b"p7"),
         (10, b"W"),
@@ -39,7 +39,7 @@ SPEC = (
         (6, b"g"),
     )),
     ("STAR_ESC_FIX", "total length of ESC x in Star Line Mode", (
-        (2, b"@EF45\x0e\x14MP:gpO0\x32"),
+        (2, b"@EF45\x0e\x14MP:gpO02"),
         (3, b"-_Wh3RtlQNzJIadU%/\x06\x0c"),
         (4, b"i\x07?"),
     )),
@@ -64,6 +64,7 @@ def table(spec):
     t = bytearray(256)
     for value, commands in spec:
         for c in commands:
+            assert not t[c], "0x%02x is in two groups" % c
             t[c] = value
     return bytes(t)
 

@@ -65,6 +65,8 @@ _PSM_LINE = "7"      # one text line: a piece of a line (layout.py)
 _SCALE = 2
 _BLUR = 1.0
 _MARGIN = 16
+# a tesseract run that takes longer is hung (one reads a receipt's pieces in well under 1 s)
+_TESSERACT_TIMEOUT_S = 60
 # Dithered pages: raster-2.bin read as a crisp page gave 0.339. A page is dithered when more
 # than 6% of its dots are specks, touching groups of at most 4 dots: 12.7% on raster-2.bin, at
 # most 3.4% on the crisp pages. Its dots are blurred back to grey at print resolution and the
@@ -277,9 +279,14 @@ def _read_pieces(page, reader):
     _read_han_again(reader, images, readings, stretch)
     texts = [r.text for r in readings]
     latin = [k for k, r in enumerate(readings) if _second_reading(r, images[k])]
+    second: list[tuple[str, float]] = []
     if latin and shutil.which("tesseract"):
         language, tessdata = _latin_model()
-        second = tesseract_split([images[k] for k in latin], [language], _PSM_LINE, tessdata)
+        try:
+            second = tesseract_split([images[k] for k in latin], [language], _PSM_LINE,
+                                     tessdata)
+        except RuntimeError as e:      # PP-OCR's reading alone rather than no page
+            log.warning("OCR: Latin pieces read by PP-OCR alone: %s", e)
         for k, (text, confidence) in zip(latin, second):
             if _tesseract_alone(readings[k], text, confidence):
                 texts[k] = text.strip()
@@ -312,9 +319,13 @@ def _read_han_again(reader, images, readings, stretch) -> None:
     reading from Tesseract."""
     unsure = [k for k, r in enumerate(readings) if _han_share(r.text) > 0
               and min(r.probabilities) < _UNSURE]
+    if not unsure:
+        return
     again = reader.recognise([images[k] for k in unsure], stretch, _AGAIN_PAD)
     for k, reading in zip(unsure, again):
-        if reading.probabilities and min(reading.probabilities) > min(readings[k].probabilities):
+        # a reading that dropped the doubtful character would look surer: it must keep them all
+        if len(reading.text) >= len(readings[k].text) and \
+                min(reading.probabilities) > min(readings[k].probabilities):
             readings[k] = reading
 
 
@@ -408,8 +419,8 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
         if twin is not None:
             # an accented letter read beside the plain or accented letter PP-OCR read in its
             # place ("Tél." read "TéÉl.", "brûlée" aligned as "brûlé" + "e"): one letter
-            if _plain(ours[twin]) == ours[twin]:
-                text[where[twin]] = theirs
+            if _plain(ours[twin]) == ours[twin]:      # in PP-OCR's case ("CAFE": "CAFÉ")
+                text[where[twin]] = theirs.upper() if ours[twin].isupper() else theirs.lower()
         elif op in ("replace", "insert") and _accented(ours[i1:i2], theirs, charset) \
                 and not _tax_code(primary, where[i1:i2]):
             for k in where[i1:i2]:
@@ -482,22 +493,19 @@ def _accented(ours: str, theirs: str, charset: frozenset[str]) -> bool:
     with one PP-OCR's set lacks or an accent PP-OCR left off ("Especes" for "Espèces", "ri"
     for "ñ"), in place of at most one character more (Tesseract's other symbols, "×", "“",
     are more often noise than print)."""
-    def plain(c):
-        return unicodedata.normalize("NFD", c)[0]
-
     def printed(c):     # what Latin receipts print beyond PP-OCR's set: not "æ", "ł", "þ"
         return c in charset or _western_accent(c) or c in _LATIN_EXTRA
 
     allowed = all((c.isalpha() or unicodedata.category(c) == "Sc" or c in "¡¿°") and printed(c)
                   for c in theirs)
     # something PP-OCR could not read, or a sign it left out ("n°" read "n")
-    new = any(c not in charset or (c.isalpha() and plain(c) != c) or
+    new = any(c not in charset or (c.isalpha() and _plain(c) != c) or
               (not ours and c in _LATIN_EXTRA) for c in theirs)
-    ours_plain = all(plain(c) == c for c in ours)
+    ours_plain = all(_plain(c) == c for c in ours)
     # an accent Tesseract puts on a letter whose case it also changed is a misread shape
     # ("Anneliese" read "ánneliese")
     same_case = len(ours) != len(theirs) or all(
-        a.isupper() == b.isupper() or plain(a).lower() != plain(b).lower()
+        a.isupper() == b.isupper() or _plain(a).lower() != _plain(b).lower()
         for a, b in zip(ours, theirs))
     return allowed and new and ours_plain and same_case and len(ours) <= len(theirs) + 1
 
@@ -688,11 +696,13 @@ def _lines(text):
 def tesseract_split(images: list[Image.Image], languages: list[str], psm: str,
                     tessdata: str | None = None) -> list[tuple[str, float]]:
     """tesseract() on the images in _TESSERACT_RUNS runs at once, each on a share of them (one
-    tesseract run uses one core; the machine has two), if there are at least _SPLIT_IMAGES."""
+    tesseract run uses one core), if there are at least _SPLIT_IMAGES."""
+    if not images:
+        return []
     runs = _TESSERACT_RUNS if len(images) >= _SPLIT_IMAGES else 1
     size = -(-len(images) // runs)
     parts = [images[start:start + size] for start in range(0, len(images), size)]
-    with ThreadPoolExecutor(len(parts) or 1) as pool:
+    with ThreadPoolExecutor(len(parts)) as pool:
         results = pool.map(lambda part: tesseract(part, languages, psm, tessdata), parts)
         return [reading for result in results for reading in result]
 
@@ -717,15 +727,19 @@ def tesseract(images: list[Image.Image], languages: list[str], psm: str,
         base = os.path.join(tmp, "out")
         # one thread: PP-OCR and the server's other work share the cores
         models = ["--tessdata-dir", tessdata] if tessdata else []
-        out = subprocess.run(["tesseract", *models, listing, base, "-l", "+".join(languages),
-                              "--psm", psm, "txt", "tsv"], capture_output=True, text=True,
-                             env={**os.environ, "OMP_THREAD_LIMIT": "1"})
-        if out.returncode != 0:
-            raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
-        with open(base + ".txt", encoding="utf-8") as f:
-            texts = f.read().split("\f")       # one page per image, each ended by a form feed
-        with open(base + ".tsv", encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        try:
+            out = subprocess.run(["tesseract", *models, listing, base, "-l",
+                                  "+".join(languages), "--psm", psm, "txt", "tsv"],
+                                 capture_output=True, text=True, timeout=_TESSERACT_TIMEOUT_S,
+                                 env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+            if out.returncode != 0:
+                raise RuntimeError("tesseract failed: %s" % out.stderr.strip()[-500:])
+            with open(base + ".txt", encoding="utf-8") as f:
+                texts = f.read().split("\f")   # one page per image, each ended by a form feed
+            with open(base + ".tsv", encoding="utf-8", newline="") as f:
+                rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        except (subprocess.TimeoutExpired, OSError) as e:
+            raise RuntimeError("tesseract failed: %s" % e) from e
     confidences: list[list[float]] = [[] for _ in images]
     for row in rows:
         if row["level"] == "5" and (row["text"] or "").strip() and float(row["conf"]) >= 0:

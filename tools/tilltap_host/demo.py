@@ -239,8 +239,9 @@ class Demo:
             "device_id": device, "server": server_cfg, "printer": printer,
             "upload": {"idle_ms": 100, "mode": upload_mode}, "split": TAP_SPLIT,
             # a PC's disk: a replay at LAN speed outruns the uplink by more than a chip's
-            # 1 MiB of flash (the tests replay a thousand receipts through one tap)
-            "spool": {"max_bytes": HOST_SPOOL_BYTES},
+            # 1 MiB of flash (the tests replay a thousand receipts through one tap); a limited
+            # heap stands for a chip, with a chip's spool
+            "spool": {} if self.heapsize else {"max_bytes": HOST_SPOOL_BYTES},
             "capture": self.capture_cfg},
             heapsize=self.heapsize, rom=self.rom, board=self.board).start()
         tap = Tap(device, virtual, process, parser_options(printer), upload_mode)
