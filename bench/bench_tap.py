@@ -54,10 +54,10 @@ from quick import QUICK, size
 
 from tilltap.accounts import devices
 from tilltap.storage import database
-from tilltap_host.firmware_process import CHIP_BOARD, FirmwareProcess
+from tilltap_host.firmware_process import FirmwareProcess
 from tilltap_host.netutil import free_port
 from tilltap_host.server_process import ServerProc
-from tilltap_host.unixport import ROOT, micropython_command, micropython_path
+from tilltap_host.unixport import CHIP_BOARD, ROOT, micropython_command, micropython_path
 from tilltap_host.virtual_printer import VirtualPrinter
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))  # the tests' TCP proxy

@@ -9,11 +9,7 @@ import subprocess
 import time
 
 from tilltap_host.netutil import free_port
-from tilltap_host.unixport import HOST_BOARD, firmware_command
-
-# The host board's settings that make it a chip without PSRAM (the esp32-devkitc board): the
-# firmware's default backlog (runner.py), which under capture.policy auto means keep_pace.
-CHIP_BOARD = {"backlog": 4096}
+from tilltap_host.unixport import CHIP_BOARD, HOST_BOARD, firmware_command, host_board_with
 
 
 class FirmwareProcess:
@@ -55,12 +51,7 @@ class FirmwareProcess:
         overrides = dict(CHIP_BOARD) if self.heapsize else {}
         overrides.update(self.board or {})
         if overrides:
-            with open(HOST_BOARD) as f:
-                definition = json.load(f)
-            definition.update(overrides)
-            board = os.path.join(self.workdir, "board.json")
-            with open(board, "w") as f:
-                json.dump(definition, f)
+            board = host_board_with(self.workdir, overrides)
         cmd, env = firmware_command(self.workdir, self.config_path, self.status_path,
                                     self.heapsize, self.rom, board)
         self._log = open(self.log_path, "ab")

@@ -40,7 +40,8 @@ def add_command(parent):
                     help="where the spool and status live, one directory per device "
                          "(default: $TILLTAP_DATA or ~/.local/share/tilltap)")
     ap.add_argument("--heapsize", default=None,
-                    help="the firmware's heap, as on a chip (e.g. 128k; default: the port's)")
+                    help="the firmware's heap, as on a chip (e.g. 128k; default: the port's), "
+                         "with a chip's 4 KiB capture backlog")
     ap.set_defaults(run=run)
 
 

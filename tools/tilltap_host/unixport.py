@@ -1,4 +1,5 @@
 """Where the MicroPython unix port is, and how firmware code is put on its path."""
+import json
 import os
 import shutil
 import sys
@@ -76,6 +77,20 @@ def compile_firmware(dest):
 
 
 HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
+# The host board's settings that make it a chip without PSRAM (the esp32-devkitc board): the
+# firmware's default backlog (runner.py), which under capture.policy auto means keep_pace.
+CHIP_BOARD = {"backlog": 4096}
+
+
+def host_board_with(workdir, overrides):
+    """The path of a board definition written in workdir: the host board's with overrides."""
+    with open(HOST_BOARD) as f:
+        definition = json.load(f)
+    definition.update(overrides)
+    path = os.path.join(workdir, "board.json")
+    with open(path, "w") as f:
+        json.dump(definition, f)
+    return path
 
 
 def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=False,
@@ -83,7 +98,10 @@ def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=
     """(argv, environment) that run the firmware with the host board (or another board
     definition for the unix port: board, a path), as a deployed board runs it: precompiled
     (.mpy under workdir) or, rom=True, from a ROMFS image built there. heapsize: the
-    firmware's heap ('128k'), as on a chip."""
+    firmware's heap ('128k'), as on a chip; the host board then has a chip's backlog
+    (CHIP_BOARD)."""
+    if heapsize and board == HOST_BOARD:
+        board = host_board_with(workdir, CHIP_BOARD)
     cmd = [micropython_command()]
     if rom:
         image = build_romfs(os.path.join(workdir, "firmware.romfs"))
