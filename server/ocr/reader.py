@@ -121,6 +121,11 @@ _UNREAD = 0.5
 # ("VielenDankfirthren", "0.536 k9", "n*" for "n°") and 3 fewer than combining the two, and
 # held over 0.7-0.8 and 75-78; 2 fewer where Tesseract read no more digits than PP-OCR.
 _UNSURE = 0.7
+# A letter PP-OCR reads with a probability under _UNSURE_LETTER is Tesseract's letter read in its
+# place (combine): on the tuned fonts' receipts 1 line righted ("Apfetstrudel"), none lost, at
+# 0.4-0.5 (other seeds: none either way); at 0.6 1 and at 0.7 3 lost there (Tesseract's own t/l
+# confusions in dithered print)
+_UNSURE_LETTER = 0.5
 _TESSERACT_SURE = 78
 # A piece with Han that PP-OCR is unsure of is read again padded by _AGAIN_PAD of its width
 # (as in a batch with wider pieces): raster-2.bin's 实收 (tendered), read 实妆 (0.55) alone, is
@@ -291,7 +296,10 @@ def _read_pieces(page, reader):
             if _tesseract_alone(readings[k], text, confidence):
                 texts[k] = text.strip()
             else:
-                texts[k] = combine(texts[k], text.strip(), reader.charset)
+                texts[k] = combine(texts[k], text.strip(), reader.charset,
+                                   readings[k].probabilities)
+    for k in latin:
+        texts[k] = latin_letters(texts[k])
     parts: list[list[str]] = [[] for _ in found]
     for (k, _), text in zip(pieces, texts):
         parts[k].append(clean_line(text))
@@ -301,6 +309,33 @@ def _read_pieces(page, reader):
         if text:
             lines.append(text)
     return lines
+
+
+# a word's 1s between lowercase letters, in a word with no other digit ("Vo11milch": both
+# engines read some fonts' dithered l as 1; _better does not mend two in a row): on generated
+# driver receipts of the tuned fonts, other seeds, 1 line of 391 righted, none lost
+_ONES_IN_WORD = re.compile(r"(?<=[a-zß])1+(?=[a-zß])")
+# an i or j opening a capitalised word before a "!" later in the piece: Spanish "¡", which
+# neither engine reads ("iGracias ... !", "jGracias ... !"); 1 line of 188 righted on the tuned
+# fonts' receipts, 2 of 391 with other seeds, none lost
+_OPENING_MARK = re.compile(r"(?<![^\s(\"'])[ij](?=[A-ZÁÉÍÓÚÑ][a-záéíóúñü][^!¡]*!)")
+
+
+def latin_letters(text: str) -> str:
+    """A Latin piece's letters the engines read as look-alikes made letters again, by rules that
+    need no word list: 1s inside a word with no other digit are l (_ONES_IN_WORD), and an i or j
+    opening a capitalised word before a "!" is "¡" (_OPENING_MARK)."""
+    text = re.sub(r"\S+", _ones_to_l, text)
+    return _OPENING_MARK.sub("¡", text)
+
+
+def _ones_to_l(word: re.Match) -> str:
+    """The word's 1s between lowercase letters as l, if it has no other digit (a code such as
+    "a1b2" keeps them)."""
+    token = word.group(0)
+    if any(c.isdigit() and c != "1" for c in token):
+        return token
+    return _ONES_IN_WORD.sub(lambda m: "l" * len(m.group(0)), token)
 
 
 def _tesseract_alone(reading, text: str, confidence: float) -> bool:
@@ -393,7 +428,8 @@ def _lean_model(language: str) -> str:
     return cache
 
 
-def combine(primary: str, second: str, charset: frozenset[str]) -> str:
+def combine(primary: str, second: str, charset: frozenset[str],
+            probabilities: list[float] | None = None) -> str:
     """PP-OCR's reading (primary) of a Latin piece, corrected by Tesseract's (second) where
     PP-OCR is measured to be wrong and Tesseract right (generated driver receipts): letters and
     currency signs PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ, Œ) that Tesseract
@@ -401,10 +437,12 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
     fonts); a capital I PP-OCR read as l ("USt-ldNr."); look-alike digits and letters by their
     neighbours (PP-OCR's "0xford", "N0.", "Til1", "40og", "20%0n"); a symbol PP-OCR made of a
     digit ("©.465"); a full stop after a word that Tesseract does not see (a speck of
-    dithering: "TOTAL."). Everything else stays PP-OCR's, which reads digits and amounts
-    better. The two readings are aligned without their spaces, which the engines place
+    dithering: "TOTAL."); a letter PP-OCR gave a probability (probabilities: one per character
+    of primary) under _UNSURE_LETTER. Everything else stays PP-OCR's, which reads digits and
+    amounts better. The two readings are aligned without their spaces, which the engines place
     differently ("Cashier:oliver", "Cashier: Oliver")."""
     where = [k for k, c in enumerate(primary) if not c.isspace()]
+    unsure = _unsure(primary, probabilities)
     ours = "".join(primary[k] for k in where)
     theirs_all = "".join(second.split())
     text = list(primary)
@@ -430,10 +468,25 @@ def combine(primary: str, second: str, charset: frozenset[str]) -> str:
             for n in range(i2 - i1):    # left to right, each with its corrected neighbours
                 k = where[i1 + n]
                 text[k] = _better(text, k, theirs[n])
+                if unsure[k] and text[k].isalpha() and _printed_letter(theirs[n]):
+                    text[k] = theirs[n]     # a letter PP-OCR is unsure of ("Apfetstrudel")
         elif op == "delete" and i2 == len(ours) and ours[i1:i2] in (".", ",") and \
                 ours[i1 - 1:i1].isalpha():
             text[where[i1]] = ""        # a speck of dithering after a word ("TOTAL.")
     return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
+
+
+def _unsure(primary: str, probabilities: list[float] | None) -> list[bool]:
+    """Per character of primary: True where PP-OCR's probability is under _UNSURE_LETTER (all
+    False without one probability per character)."""
+    if probabilities is None or len(probabilities) != len(primary):
+        return [False] * len(primary)
+    return [p < _UNSURE_LETTER for p in probabilities]
+
+
+def _printed_letter(c: str) -> bool:
+    """True for a plain letter or one with an accent of _WESTERN_ACCENTS."""
+    return c.isalpha() and (_plain(c) == c or _western_accent(c))
 
 
 def _merged(opcodes):
@@ -544,11 +597,13 @@ def _in_word(text, k):
 
 def _in_number(text, k):
     """True if text[k] stands among digits: a digit on one side and a digit, a decimal point or
-    nothing on the other."""
+    nothing on the other; or alone before an "x" alone, a count ("Toilettenpapier 8x" read "Bx"
+    in dithered print: 1 line of 391 righted on the tuned fonts' receipts, other seeds)."""
     before, after = text[k - 1:k] if k else "", text[k + 1:k + 2]
     return (before.isdigit() and (after.isdigit() or after in ("", " ", ".", ",") or
                                   (after.isalpha() and after.islower()))) or \
-        (after.isdigit() and (before in ("", " ", ".", ",") or before.isdigit()))
+        (after.isdigit() and (before in ("", " ", ".", ",") or before.isdigit())) or \
+        (before in ("", " ") and after == "x" and text[k + 2:k + 3] in ("", " "))
 
 
 def _soften(image):

@@ -324,3 +324,39 @@ def test_layout_splits_touching_lines_and_leaves_pictures_out():
     assert len(text) == 5 and all(line.pieces[-1][2] < 200 for line in text)
     assert text[0].bottom <= text[1].top
     assert [line.dashes for line in found if line.dashes] == [12]
+
+
+def test_layout_joins_umlaut_dots_to_the_capitals_below():
+    """Dots drawn BAND_GAP blank rows above a line of capitals are its umlauts, not a line."""
+    page = Image.new("L", (200, 80), 255)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((10, 20, 120, 40), fill=0)                        # a line of capitals
+    draw.rectangle((30, 12, 32, 14), fill=0)                         # two dots over one of them
+    draw.rectangle((38, 12, 40, 14), fill=0)
+    draw.rectangle((10, 60, 120, 80), fill=0)                        # the next line
+    found = layout.lines(layout.ink(page))
+    assert [(line.top, line.bottom) for line in found] == [(12, 41), (60, 80)]
+    assert found[0].pieces == [(10, 12, 121, 41)]
+
+
+def test_latin_letters_read_as_look_alikes():
+    assert ocr.latin_letters("Vo11milch 3,5% 1L") == "Vollmilch 3,5% 1L"
+    assert ocr.latin_letters("iGracias por su compra!") == "¡Gracias por su compra!"
+    assert ocr.latin_letters("jGracias!") == "¡Gracias!"
+    # a code with other digits, a word without "!" after it, and amounts stay
+    assert ocr.latin_letters("a1b2 iPhone 11,00") == "a1b2 iPhone 11,00"
+
+
+def test_combine_reads_a_count_before_x_as_digits():
+    charset = ppocr.LineReader.load().charset
+    assert ocr.combine("Toilettenpapier Bx", "Toilettenpapier 8x", charset) == \
+        "Toilettenpapier 8x"
+    assert ocr.combine("Bxy", "8xy", charset) == "Bxy"         # not a count alone
+
+
+def test_combine_takes_tesseract_letters_where_pp_ocr_is_unsure():
+    charset = ppocr.LineReader.load().charset
+    sure, unsure = [1.0] * 6, [1.0, 1.0, 1.0, 1.0, 0.35, 1.0]
+    assert ocr.combine("Apfetx", "Apfelx", charset, unsure) == "Apfelx"
+    assert ocr.combine("Apfetx", "Apfelx", charset, sure) == "Apfetx"
+    assert ocr.combine("Apfetx", "Apfeṭx", charset, unsure) == "Apfetx"   # not a printed accent
