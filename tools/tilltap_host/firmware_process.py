@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from tilltap_host.netutil import free_port
-from tilltap_host.unixport import CHIP_BOARD, HOST_BOARD, firmware_command, host_board_with
+from tilltap_host.unixport import firmware_command
 
 
 class FirmwareProcess:
@@ -35,9 +35,7 @@ class FirmwareProcess:
         self.config = cfg
         self.heapsize = heapsize
         self.rom = rom     # boot from a ROMFS image, as a production board does (README)
-        # settings over the host board's (benches: parser_slowdown, backlog); with heapsize,
-        # over CHIP_BOARD's
-        self.board = board
+        self.board = board   # settings over the host board's (unixport.firmware_command)
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -46,14 +44,8 @@ class FirmwareProcess:
         os.makedirs(self.config["spool"]["dir"], exist_ok=True)
         with open(self.config_path, "w") as f:
             json.dump(self.config, f)
-        board = HOST_BOARD
-        # a limited heap stands for a chip without PSRAM: its backlog, not the PC's
-        overrides = dict(CHIP_BOARD) if self.heapsize else {}
-        overrides.update(self.board or {})
-        if overrides:
-            board = host_board_with(self.workdir, overrides)
         cmd, env = firmware_command(self.workdir, self.config_path, self.status_path,
-                                    self.heapsize, self.rom, board)
+                                    self.heapsize, self.rom, self.board)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=self.workdir)

@@ -82,7 +82,7 @@ HOST_BOARD = os.path.join(ROOT, "boards", "host", "board.json")
 CHIP_BOARD = {"backlog": 4096}
 
 
-def host_board_with(workdir, overrides):
+def _host_board(workdir, overrides):
     """The path of a board definition written in workdir: the host board's with overrides."""
     with open(HOST_BOARD) as f:
         definition = json.load(f)
@@ -94,14 +94,14 @@ def host_board_with(workdir, overrides):
 
 
 def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=False,
-                     board=HOST_BOARD):
-    """(argv, environment) that run the firmware with the host board (or another board
-    definition for the unix port: board, a path), as a deployed board runs it: precompiled
-    (.mpy under workdir) or, rom=True, from a ROMFS image built there. heapsize: the
-    firmware's heap ('128k'), as on a chip; the host board then has a chip's backlog
-    (CHIP_BOARD)."""
-    if heapsize and board == HOST_BOARD:
-        board = host_board_with(workdir, CHIP_BOARD)
+                     board=None):
+    """(argv, environment) that run the firmware with the host board, as a deployed board runs
+    it: precompiled (.mpy under workdir) or, rom=True, from a ROMFS image built there.
+    heapsize: the firmware's heap ('128k'), as on a chip, and then a chip's backlog
+    (CHIP_BOARD); board: settings over the host board's (benches: parser_slowdown, backlog)."""
+    overrides = dict(CHIP_BOARD) if heapsize else {}
+    overrides.update(board or {})
+    board_path = _host_board(workdir, overrides) if overrides else HOST_BOARD
     cmd = [micropython_command()]
     if rom:
         image = build_romfs(os.path.join(workdir, "firmware.romfs"))
@@ -117,7 +117,7 @@ def firmware_command(workdir, config_path, status_path=None, heapsize=None, rom=
         # the precompiled firmware first, as on a deployed board; micropython-lib after it
         mpy = compile_firmware(os.path.join(workdir, "mpy"))
         env = dict(os.environ, MICROPYPATH=mpy + ":" + micropython_path())
-    cmd += ["--board", board, "--config", config_path]
+    cmd += ["--board", board_path, "--config", config_path]
     if status_path:
         cmd += ["--status", status_path]
     return cmd, env
