@@ -1020,6 +1020,7 @@ class Extractor:
         self._day_first = None    # day-first reading of a date read month-first
         self._amounts = []        # (mantissa, scale) ending each line after the items
         self._subtotal_at = None  # index in _amounts of the first subtotal's amount
+        self._signed_max = None   # (mantissa, scale): the largest amount printed with a currency
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -1073,6 +1074,12 @@ class Extractor:
             if self._subtotal_at is None and [h for h, _n in found if h[2] == "subtotal"]:
                 self._subtotal_at = len(self._amounts)
             self._amounts.append((nums[-1][2], nums[-1][3]))
+        if nums and nums[-1][2] > 0 and nums[-1][3] == (2 if self.decimals else 0) \
+                and find_currency(text, nums[-1:], True):
+            mant, scale = nums[-1][2], nums[-1][3]
+            top = self._signed_max
+            if top is None or mant * 10 ** top[1] > top[0] * 10 ** scale:
+                self._signed_max = (mant, scale)
         self.on_line(index, line, text, nums, hits, found)
 
     def on_line(self, index, line, text, nums, hits, found):
@@ -1253,6 +1260,10 @@ class Extractor:
                 total = add_amounts((tendered, "-" + change))
         if total is None:
             total = self._item_sum_printed()
+        if total is None and self._signed_max is not None:
+            # no label, payment or sum says it ("TOLLPAID: $5.00", "FUELSALE $16.24"): the
+            # amount due is the largest printed with the currency
+            total = fmt(*self._signed_max)
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
         return {

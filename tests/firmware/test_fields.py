@@ -280,6 +280,12 @@ def test_totals_printed_in_unusual_ways():
     assert extract(["SUBTOTAL   8.00", "Tax   0.64", "TOTAL   8.64", "Tonal   3.00"])["total"] \
         == "8.64"
     assert labels(fold("Metal   3.00")) == []
+    # nothing labels, pays or adds up the total: the largest amount printed with the currency,
+    # in the receipt's own decimals; amounts without a sign are no guess
+    assert extract(["PUMP# 18", "PRODUCT: UNLEADED", "GALLONS: 6.28", "FUELSALE  $16.24",
+                    "REWARDS  $0.50"])["total"] == "16.24"
+    assert extract(["LANE 6", "FARE ID  50000", "TOLLPAID:  $5.00"])["total"] == "5.00"
+    assert extract(["PUMP# 18", "GALLONS: 6.28", "FUELSALE  16.24"])["total"] is None
     # a payment label with the spaces lost
     assert extract(["CREDITCARD   15.20"])["payments"] == [{"type": "card", "amount": "15.20"}]
 
