@@ -17,7 +17,7 @@ from tilltap_host import real_receipts
 THRESHOLDS = {   # measured: see README ("Real shops' receipts")
     "sroie": {"totals": 0.95, "dates": 0.98, "lines": 0.99, "currency": 0.90},
     "cord": {"totals": 0.95, "items": 0.92, "lines": 0.99, "currency": 0.94},
-    "wildreceipt": {"totals": 0.83, "dates": 0.96, "items": 0.93, "lines": 0.99},
+    "wildreceipt": {"totals": 0.85, "dates": 0.96, "items": 0.93, "lines": 0.99},
 }
 
 
