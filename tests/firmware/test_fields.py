@@ -237,9 +237,16 @@ def test_total_labels_of_real_shops():
     assert extract(["TOTAL   20.00", "VISA   -20.00"])["total"] == "20.00"
     assert extract(["VISA   -20.00"])["total"] == "20.00"   # no negative totals from payments
 
-    for label in ("BAL DUE", "TE BETALEN", "Yhteensä", "RAZEM", "ИТОГО", "TTL"):
+    for label in ("BAL DUE", "TE BETALEN", "Yhteensä", "RAZEM", "ИТОГО", "TTL", "UKUPNO",
+                  "합계"):
         assert extract(["SUBTOTAL   9.00", "%s    9.50" % label, "CASH   10.00"])["total"] \
             == "9.50", label
+    # cash and change in the shop's language: the total is what was paid less the change
+    for cash, change in (("GOTÓWKA", "RESZTA"), ("Käteinen", "Vaihtoraha"), ("Dinheiro", "Troco"),
+                         ("現金", "お釣り"), ("Tiền mặt", "Tiền thừa")):
+        got = extract(["Kawa   4.50", "Bułka   5.00", "%s   20.00" % cash, "%s   10.50" % change])
+        assert (got["total"], got["payments"]) == ("9.50", [{"type": "cash", "amount": "9.50"}]), \
+            cash
 
 
 def test_totals_printed_in_unusual_ways():
