@@ -4,8 +4,11 @@ A driver's page is text lines one under the other, sometimes touching (no blank 
 them), columns within a line apart by wide gaps, rules drawn as dashes or a stroke, and
 pictures (a logo in a frame, a barcode). PP-OCR's recognizer reads one line of text at a time,
 so the page is cut here into what it reads: line bands split at blank rows, bands holding
-several lines split again at the rows with least ink, pictures left out, and each line cut into
-pieces at column gaps. Numbers are in dots; H is the page's line height (line_heights()).
+several lines split again at the rows with least ink (an underscore kept with the line above),
+pictures left out, and each line cut into pieces at column gaps. A band that cannot be split so
+may be blocks side by side whose lines do not line up: its rules and underlines are peeled off
+and the blocks' lines are read row by row. Numbers are in dots; H is the page's line height
+(line_heights()).
 
     ink = layout.ink(page)                      # bool array, True = a printed dot
     for line in layout.lines(ink):
@@ -33,6 +36,8 @@ MARKS = 0.4             # short lines: a band this low is marks over letters (um
 MARKS_GAP = 0.5         # ~0.2 tall, ~0.2 above a capital), if this close above a text line:
 #                         read apart, "MÜLLER" lost its dots (4 of 579 lines of generated
 #                         receipts in the tuned fonts, all righted; the corpus reads the same)
+UNDERSCORE = 0.5        # short lines: the least length of an underscore's stroke (_flat_mark)
+SIDE_LINE = 0.6         # short lines: the least height of a line in a block beside others
 PERIOD_MULTIPLE = 8     # a rule's dash period is measured at this multiple (see _refined)
 CELL = 12               # dots a column of printed text takes (font A on 58/80 mm printers)
 
@@ -101,8 +106,97 @@ def lines(dots: np.ndarray) -> list[Line]:
             _drop_pictures(dots[top:bottom], height)
         for sub_top, sub_bottom in runs(dots[top:bottom].any(axis=1), BAND_GAP):
             for line_top, line_bottom in _split(dots, top + sub_top, top + sub_bottom, short):
-                out.append(_line(dots, line_top, line_bottom, height))
+                if line_bottom - line_top > SEVERAL_LINES * short:
+                    out += _side_by_side(dots, line_top, line_bottom, short, height)
+                else:
+                    out.append(_line(dots, line_top, line_bottom, height))
     return _double_rules(_join_marks(out, short), height)
+
+
+def _side_by_side(dots: np.ndarray, top: int, bottom: int, short: int,
+                  height: int) -> list[Line]:
+    """A band _split could not cut: rules a blank row or less away and underlines touching the
+    text peeled off (see _peel_rules); then, if it is blocks side by side (BAND_GAP blank
+    columns apart) whose lines do not line up (raster.bin: two lines of large type beside three
+    of small), each block cut into its lines and the blocks' lines joined by rank, first with
+    first, as a table's cells are read row by row. Else the band is one line, as before."""
+    before, top, bottom, after = _peel_rules(dots, top, bottom, height)
+    blocks = [[(line_top, line_bottom, left, right)
+               for line_top, line_bottom in _block_lines(dots[:, left:right], top, bottom, short)]
+              for left, right in runs(dots[top:bottom].any(axis=0), BAND_GAP)]
+    rows = max((len(block) for block in blocks), default=0)
+    # a block of several lines, each as tall as text (not the dots of a large ":" or "i")
+    lined = len(blocks) > 1 and any(
+        len(block) > 1 and all(b - t >= SIDE_LINE * short for t, b, _, _ in block)
+        for block in blocks)
+    if not lined:
+        return before + [_line(dots, top, bottom, height)] + after
+    out = []
+    for rank in range(rows):
+        pieces = []
+        for block in blocks:
+            if rank < len(block):
+                line_top, line_bottom, left, right = block[rank]
+                line = _line(dots[:, left:right], line_top, line_bottom, height)
+                pieces += [(a + left, t, z + left, b) for a, t, z, b in line.pieces]
+        if pieces:
+            pieces = _joined(sorted(pieces), int(COLUMN_GAP * height))
+            out.append(Line(min(p[1] for p in pieces), max(p[3] for p in pieces), pieces))
+    return before + out + after
+
+
+def _joined(pieces: list[tuple[int, int, int, int]],
+            gap: int) -> list[tuple[int, int, int, int]]:
+    """Neighbouring pieces (left to right) of one row of blocks less than gap columns apart and
+    level (rows overlapping by half the lower one) made one piece, as _line would have cut them
+    ("应收", "：" and "242.00" in three blocks: one piece, read with its context)."""
+    out = [pieces[0]]
+    for left, top, right, bottom in pieces[1:]:
+        a, t, z, b = out[-1]
+        overlap = min(b, bottom) - max(t, top)
+        if left - z < gap and 2 * overlap >= min(b - t, bottom - top):
+            out[-1] = (a, min(t, top), max(z, right), max(b, bottom))
+        else:
+            out.append((left, top, right, bottom))
+    return out
+
+
+def _block_lines(dots: np.ndarray, top: int, bottom: int, short: int) -> list[tuple[int, int]]:
+    """A block's lines (rows top to bottom): its bands cut as _split cuts them."""
+    out = []
+    for sub_top, sub_bottom in runs(dots[top:bottom].any(axis=1), BAND_GAP):
+        out += _split(dots, top + sub_top, top + sub_bottom, short)
+    return out
+
+
+def _peel_rules(dots: np.ndarray, top: int, bottom: int,
+                height: int) -> tuple[list[Line], int, int, list[Line]]:
+    """(rules above, top, bottom, rules below) of a band: a rule at its top or bottom one blank
+    row from the text (BAND_GAP joined them), or an underline touching it (its last rows, each
+    holding one run of ink at least RULE_WIDTH line heights long), each made its own line."""
+    before: list[Line] = []
+    after: list[Line] = []
+    strokes = [(top + a, top + b) for a, b in runs(dots[top:bottom].any(axis=1), 1)]
+    if len(strokes) > 1:
+        rule = _line(dots, *strokes[0], height)
+        if rule.dashes:
+            before.append(rule)
+            strokes.pop(0)
+    if len(strokes) > 1:
+        rule = _line(dots, *strokes[-1], height)
+        if rule.dashes:
+            after.append(rule)
+            strokes.pop()
+    top, bottom = strokes[0][0], strokes[-1][1]
+    under = bottom
+    while under > top + height and bottom - under < max(1, height // RULE_HEIGHT) and \
+            max((b - a for a, b in runs(dots[under - 1], 1)), default=0) >= RULE_WIDTH * height:
+        under -= 1
+    if under < bottom:
+        after.insert(0, _line(dots, under, bottom, height))
+        rows = np.flatnonzero(dots[top:under].any(axis=1))
+        bottom = top + int(rows[-1]) + 1
+    return before, top, bottom, after
 
 
 def _join_marks(found: list[Line], short: int) -> list[Line]:
@@ -173,12 +267,36 @@ def _split(dots: np.ndarray, top: int, bottom: int, height: int) -> list[tuple[i
     cut = margin + int(middle.argmin())
     if profile[cut] > VALLEY * float(np.median(profile[profile > 0])):
         return [(top, bottom)]
+    upper, lower = top + cut, top + cut + 1
+    inked = np.flatnonzero(dots[lower:bottom].any(axis=1))
+    if inked.size:
+        flat = _flat_mark(dots, lower + int(inked[0]), bottom, height)
+        if flat:
+            upper = lower = lower + int(inked[0]) + flat
     out = []
-    for part_top, part_bottom in ((top, top + cut), (top + cut + 1, bottom)):
+    for part_top, part_bottom in ((top, upper), (lower, bottom)):
         rows = np.flatnonzero(dots[part_top:part_bottom].any(axis=1))
         if rows.size:
             out += _split(dots, part_top + int(rows[0]), part_top + int(rows[-1]) + 1, height)
     return out
+
+
+def _flat_mark(dots: np.ndarray, row: int, bottom: int, short: int) -> int:
+    """Rows (1 or 2, else 0) from row down that hold only flat strokes (each run of ink at least
+    UNDERSCORE short lines long) touching nothing in the row after them: an underscore hanging
+    below the line above the cut ("10002_002", its stroke a blank row under the digits and
+    touching the next line's top), not an accent or umlaut dots over the line below."""
+    for rows in (1, 2):
+        if row + rows >= bottom:
+            return 0
+        mark = dots[row:row + rows].any(axis=0)
+        strokes = runs(mark, 1)
+        if not all(b - a >= UNDERSCORE * short for a, b in strokes):
+            continue
+        below = dots[row + rows]
+        if not (np.convolve(mark, np.ones(3), "same") > 0)[below].any():
+            return rows
+    return 0
 
 
 def _line(dots: np.ndarray, top: int, bottom: int, height: int) -> Line:

@@ -8,7 +8,8 @@ lines go through the same field extractor as printed text (server/analysis/extra
 How a page is read (figures: bench/bench_extract.py, README "Parsing print streams"):
     with PP-OCR   (server/ocr/ppocr.py, installed by make setup) every page: cut into lines and
                   each line into pieces at column gaps (server/ocr/layout.py), every piece read
-                  by PP-OCRv4's recognizer (pieces of light grey dithered text blurred first),
+                  by PP-OCRv4's recognizer (pieces of light grey dithered text blurred first;
+                  pieces read as nothing or with repeated characters read again wider),
                   pieces without Han read again by Tesseract (Latin script, else eng) to
                   correct what PP-OCR's Chinese model cannot read (combine), or taken from it
                   where PP-OCR is unsure and Tesseract sure; unsure pieces with Han read
@@ -138,6 +139,12 @@ _SPLIT_IMAGES = 12
 # dots of white around a piece given to PP-OCR: 7 rather than 4 made the recognizer's input
 # ~10% narrower (it is scaled to 48 rows) and read as many lines of the tuned fonts' receipts
 _PIECE_MARGIN = 7
+# a piece with a run of this many of one character is read again this many times as wide
+# (see _read_narrow_again)
+_REPEATS = 3
+_REPEAT_STRETCH = 1.5
+_RUN = re.compile(r"(\S)\1{%d}" % (_REPEATS - 1))
+_RUN_OF = re.compile(r"(.)\1+")
 _MIN_PAGE = 48          # dots: images less tall in all are a logo, not a receipt to read
 _FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
 
@@ -281,6 +288,7 @@ def _read_pieces(page, reader):
         images = [_soften(image) for image in images]
     stretch = max(1.0, _SMALL_PRINT / layout.line_heights(dots)[1])
     readings = reader.recognise(images, stretch)
+    _read_narrow_again(reader, images, readings, stretch)
     _read_han_again(reader, images, readings, stretch)
     texts = [r.text for r in readings]
     latin = [k for k, r in enumerate(readings) if _second_reading(r, images[k])]
@@ -346,6 +354,27 @@ def _tesseract_alone(reading, text: str, confidence: float) -> bool:
     return min(reading.probabilities) < _UNSURE and confidence >= _TESSERACT_SURE and \
         sum(c.isdigit() for c in text) <= sum(c.isdigit() for c in reading.text) and \
         all(_western_accent(c) or _plain(c) == c for c in text)
+
+
+def _read_narrow_again(reader, images, readings, stretch) -> None:
+    """Pieces read as nothing, or with a run of _REPEATS or more of one character, read again
+    _REPEAT_STRETCH times as wide; that reading kept (in place) if the first was empty and it
+    has a letter or digit, every character at least _UNSURE likely (not a speck of dithering
+    read as a quote, nor a QR code read as "8."), or if it is longer and differs only in how
+    many times characters repeat. CTC merges a repeated character unless a
+    blank step lies between two of them, and a narrow digit gets under two steps (raster.bin's
+    11 4s read as 9); a lone narrow letter gets too few steps to be read at all (raster.bin's
+    size "S")."""
+    again = [k for k, r in enumerate(readings) if not r.text.strip() or _RUN.search(r.text)]
+    if not again:
+        return
+    wider = reader.recognise([images[k] for k in again], stretch * _REPEAT_STRETCH)
+    for k, reading in zip(again, wider):
+        if (not readings[k].text.strip() and any(c.isalnum() for c in reading.text) and
+                min(reading.probabilities) >= _UNSURE) or (
+                len(reading.text) > len(readings[k].text) and
+                _RUN_OF.sub(r"\1", reading.text) == _RUN_OF.sub(r"\1", readings[k].text)):
+            readings[k] = reading
 
 
 def _read_han_again(reader, images, readings, stretch) -> None:
@@ -435,12 +464,13 @@ def combine(primary: str, second: str, charset: frozenset[str],
     currency signs PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ, Œ) that Tesseract
     read in place of or next to PP-OCR's; a capital PP-OCR read in lower case (C, W, X of some
     fonts); a capital I PP-OCR read as l ("USt-ldNr."); look-alike digits and letters by their
-    neighbours (PP-OCR's "0xford", "N0.", "Til1", "40og", "20%0n"); a symbol PP-OCR made of a
-    digit ("©.465"); a full stop after a word that Tesseract does not see (a speck of
-    dithering: "TOTAL."); a letter PP-OCR gave a probability (probabilities: one per character
-    of primary) under _UNSURE_LETTER. Everything else stays PP-OCR's, which reads digits and
-    amounts better. The two readings are aligned without their spaces, which the engines place
-    differently ("Cashier:oliver", "Cashier: Oliver")."""
+    neighbours (PP-OCR's "0xford", "N0.", "Til1", "40og", "20%0n", "Bele9-Nr."); a symbol PP-OCR
+    made of a digit ("©.465"); a currency sign PP-OCR dropped beside an amount whose digits
+    Tesseract misread ("8,11" read "&,li€"); a full stop after a word that Tesseract does not
+    see (a speck of dithering: "TOTAL."); a letter PP-OCR gave a probability (probabilities:
+    one per character of primary) under _UNSURE_LETTER. Everything else stays PP-OCR's, which
+    reads digits and amounts better. The two readings are aligned without their spaces, which
+    the engines place differently ("Cashier:oliver", "Cashier: Oliver")."""
     where = [k for k, c in enumerate(primary) if not c.isspace()]
     unsure = _unsure(primary, probabilities)
     ours = "".join(primary[k] for k in where)
@@ -451,6 +481,14 @@ def combine(primary: str, second: str, charset: frozenset[str],
     for op, i1, i2, j1, j2 in _merged(matcher.get_opcodes()):
         theirs = theirs_all[j1:j2]
         at = where[i1] if i1 < len(where) else len(primary)
+        lead, trail = _signs(ours[i1:i2], theirs) if op == "replace" else ("", "")
+        if lead or trail:
+            # an amount read with a currency sign PP-OCR dropped ("8,11" read "&,li€"): the
+            # sign is taken, the digits compared one by one as any others
+            inserts[at] = inserts.get(at, "") + lead
+            inserts[where[i2 - 1] + 1] = trail + inserts.get(where[i2 - 1] + 1, "")
+            theirs = theirs[len(lead):len(theirs) - len(trail)]
+            j1, j2 = j1 + len(lead), j2 - len(trail)
         if op == "insert" and i1 and not any(unicodedata.category(c) == "Sc" for c in theirs):
             at = where[i1 - 1] + 1      # a sign after a word ("n°"), not before an amount ("£5")
         twin = _twin(ours, i1, theirs) if op == "insert" else None
@@ -474,6 +512,23 @@ def combine(primary: str, second: str, charset: frozenset[str],
                 ours[i1 - 1:i1].isalpha():
             text[where[i1]] = ""        # a speck of dithering after a word ("TOTAL.")
     return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
+
+
+_CURRENCY = "$£€¥￥"
+
+
+def _signs(ours: str, theirs: str) -> tuple[str, str]:
+    """(leading, trailing) currency signs of theirs, Tesseract's reading of what PP-OCR read
+    as ours, if ours is a number and theirs is as long as ours besides them; else ("", "")."""
+    if not ours or not all(c.isdigit() or c in ".," for c in ours):
+        return "", ""
+    body = theirs.lstrip(_CURRENCY)
+    lead = theirs[:len(theirs) - len(body)]
+    core = body.rstrip(_CURRENCY)
+    trail = body[len(core):]
+    if len(core) != len(ours):
+        return "", ""
+    return lead, trail
 
 
 def _unsure(primary: str, probabilities: list[float] | None) -> list[bool]:
@@ -563,7 +618,7 @@ def _accented(ours: str, theirs: str, charset: frozenset[str]) -> bool:
     return allowed and new and ours_plain and same_case and len(ours) <= len(theirs) + 1
 
 
-_LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B"}
+_LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B", "9": "g"}
 _PUNCTUATION = set(".,:;-/%()'&+*#@$!?\"")
 
 
@@ -810,9 +865,23 @@ _AMOUNT_GAPS = (re.compile(r"(?<=\d[.,]) (?=\d\d(?!\d))"),
                 re.compile(r"(?<=[$£€¥￥]) (?=\d)"))
 
 
+# punctuation read in its ASCII form beside Han characters, where Chinese print has the
+# full-width form (raster.bin's "光临！" read "光临!"): a mark after a Han character, an opening
+# parenthesis before one
+_FULL_AFTER_HAN = re.compile(r"(?<=[\u3400-\u9fff])[,!?;:)]")
+_FULL_BEFORE_HAN = re.compile(r"\((?=[\u3400-\u9fff])")
+# full-width letters and digits (PP-OCR reads a lone "S" as "Ｓ") as the ASCII ones printed
+_HALF_WIDTH = {code: code - 0xFEE0 for code in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B),
+                                                *range(0xFF41, 0xFF5B))}
+
+
 def clean_line(line: str) -> str:
     """Spaces inside amounts (see _AMOUNT_GAPS), and those Tesseract's chi_sim puts between
-    Han characters, dropped; the others kept."""
+    Han characters, dropped, the others kept; punctuation beside Han characters made full-width
+    and full-width letters and digits ASCII (see _FULL_AFTER_HAN, _HALF_WIDTH)."""
+    line = line.translate(_HALF_WIDTH)
+    line = _FULL_AFTER_HAN.sub(lambda m: chr(ord(m.group(0)) + 0xFEE0), line)
+    line = _FULL_BEFORE_HAN.sub("（", line)
     for gap in _AMOUNT_GAPS:
         line = gap.sub("", line)
     out: list[str] = []
