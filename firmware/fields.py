@@ -470,6 +470,17 @@ def labels(text):
     return out
 
 
+# Payment words that are also nouns of item names ("COKLAT BAR", "SAFETY PIN"): among the items
+# they label a line only as its first word ("Bar 20,00", "PIN 12,50").
+ITEM_NOUNS = ("bar", "pin")
+
+
+def _item_noun(text, hit):
+    """True if a keyword hit is one of ITEM_NOUNS after other words: part of an item's name."""
+    return hit[2] == "payment" and text[hit[0]:hit[1]] in ITEM_NOUNS and \
+        has_word(text[:hit[0]])
+
+
 # Labels also read with one letter misread, lost or added ("Tota", "TOTAI", "Subtoal"), when
 # they begin a line that has no other label: OCR'd or hand-transcribed receipts. The tag is the
 # weakest, so a label read right elsewhere wins.
@@ -1016,7 +1027,8 @@ class Extractor:
         self._currency_rank = 9   # 0: on the total line, 1: on another amount line, 2: anywhere
         self._time_next = False   # date without time: the time may be on the next line
         self._in_items = True     # until the first subtotal, total, tax or payment
-        self._pending = None      # (name, line index): a text line waiting for its numbers
+        self._pending = None      # (name, first and last line index): text lines waiting for
+        #                           their numbers
         self._columns = None      # "qp" or "pq" from a column header
         self._qty_column = False
         self._label_above = None  # money label ending the previous line, amount on this one
@@ -1039,6 +1051,8 @@ class Extractor:
         text = fold(line)
         nums = numbers(text, self.comma)
         hits = labels(text)
+        if self._in_items and hits:
+            hits = [h for h in hits if not _item_noun(text, h)]
         found = labelled_values(text, nums, hits, self.decimals)
         if self._label_above is not None:
             above = self._label_above
@@ -1172,7 +1186,16 @@ class Extractor:
             return
         if not group or not self._amount_ok(group[-1], group):
             # a text line ("CALCETINES PACK 3"): the name of numbers that may follow
-            self._pending = (_strip_box(line), index) if has_word(text) else None
+            pending = self._pending
+            if not has_word(text):
+                self._pending = None
+            elif pending is not None and pending[2] == index - 1 and self.items:
+                # a name wrapped onto a second line above its amount ("BUDS CALMING TUMMY
+                # RUB CREAM" / "30ML(TOILETRIES)" / "200,000"); not the header's lines before
+                # the first item
+                self._pending = (pending[0] + " " + _strip_box(line).strip(), pending[1], index)
+            else:
+                self._pending = (_strip_box(line), index, index)
             return
         amount = group[-1]
         qty = price = None
@@ -1190,7 +1213,7 @@ class Extractor:
             qty = prefix_qty
         first = index
         if name is None and self._pending is not None:
-            name, first = self._pending
+            name, first, _last = self._pending
         self._pending = None
         amount_s = fmt(amount[2], amount[3])
         if price is not None:

@@ -332,6 +332,17 @@ def test_item_layouts_of_real_shops():
                    "维达抽纸 3包     12.50"]) == [
         ("Guide Michelin 2024", "1", "24.90", "24.90"),
         ("Band-Aids Assorted 40", "1", "3.99", "3.99"), ("维达抽纸 3包", "1", "12.50", "12.50")]
+    # a payment word inside an item's name is part of the name ("BAR" is cash in German)
+    assert _items(["COKLAT BAR   8.00", "SAFETY PIN   2.00", "SUBTOTAL   10.00"]) == [
+        ("COKLAT BAR", "1", "8.00", "8.00"), ("SAFETY PIN", "1", "2.00", "2.00")]
+    assert extract(["Brot   2,50", "Bar   2,50"])["payments"] == [
+        {"type": "cash", "amount": "2.50"}]
+    # a name wrapped onto a second line above its amount; the header above the first item is
+    # no part of its name
+    assert _items(["CORNER SHOP", "Welcome", "BUDS BABY OIL", "12.00", "BUDS CALMING CREAM",
+                   "30ML (TOILETRIES)", "20.00", "TOTAL   32.00"]) == [
+        ("BUDS BABY OIL", "1", "12.00", "12.00"),
+        ("BUDS CALMING CREAM 30ML (TOILETRIES)", "1", "20.00", "20.00")]
 
 
 def test_currency_from_the_store_country_when_none_is_printed():
