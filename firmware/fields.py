@@ -470,6 +470,9 @@ def labels(text):
     return out
 
 
+# The largest count read from a column of its own without a caption.
+_QTY_MAX = 1000
+
 # Payment words that are also nouns of item names ("COKLAT BAR", "SAFETY PIN"): among the items
 # they label a line only as its first word ("Bar 20,00", "PIN 12,50").
 ITEM_NOUNS = ("bar", "pin")
@@ -1027,6 +1030,7 @@ class Extractor:
         self._currency_rank = 9   # 0: on the total line, 1: on another amount line, 2: anywhere
         self._time_next = False   # date without time: the time may be on the next line
         self._in_items = True     # until the first subtotal, total, tax or payment
+        self._name_col = None     # column of the last item's name when on its amount's line
         self._pending = None      # (name, first and last line index): text lines waiting for
         #                           their numbers
         self._columns = None      # "qp" or "pq" from a column header
@@ -1189,6 +1193,13 @@ class Extractor:
             pending = self._pending
             if not has_word(text):
                 self._pending = None
+            elif not nums and self._name_col is not None and self.items[-1][5] == index - 1 \
+                    and len(line) - len(line.lstrip()) == self._name_col:
+                # the item's name goes on under it, from the same column ("HAEMUL DENJANG  1
+                # 85,000" / "JJIGAE"); a modifier is indented or marked ("  LESS ICE", "+Hot")
+                self.items[-1][0] += " " + line.strip()
+                self._name_col = None
+                self._pending = None
             elif pending is not None and pending[2] == index - 1 and self.items:
                 # a name wrapped onto a second line above its amount ("BUDS CALMING TUMMY
                 # RUB CREAM" / "30ML(TOILETRIES)" / "200,000"); not the header's lines before
@@ -1208,6 +1219,11 @@ class Extractor:
             used = 3
         elif len(group) >= 2 and self._qty_column and group[-2][3] != 2 and group[-2][2] > 0:
             qty, used = group[-2], 2
+        elif len(group) == 2 and group[-2][3] == 0 and 0 < group[-2][2] < _QTY_MAX \
+                and text[group[-2][0] - 2:group[-2][0]] == "  " and has_word(text[:group[-2][0]]):
+            # a count in a column of its own, no caption above ("BO SSAM     1     320,000"); a
+            # number one space after the name is the name's ("Band-Aids Assorted 40  3.99")
+            qty, used = group[-2], 2
         name, prefix_qty = _item_name(line, text, nums, group[-used])
         if qty is None:
             qty = prefix_qty
@@ -1224,6 +1240,7 @@ class Extractor:
             price_s = unit_price(amount, qty)
         self.items.append([name, fmt(qty[2], qty[3]) if qty else "1", price_s, amount_s,
                            first, index])
+        self._name_col = line.find(name) if name and first == index else None
 
     def _amount_ok(self, amount, group):
         if amount[2] < 0 or amount[4]:

@@ -337,6 +337,13 @@ def test_item_layouts_of_real_shops():
         ("COKLAT BAR", "1", "8.00", "8.00"), ("SAFETY PIN", "1", "2.00", "2.00")]
     assert extract(["Brot   2,50", "Bar   2,50"])["payments"] == [
         {"type": "cash", "amount": "2.50"}]
+    # a count in a column of its own; a name going on under its line from the same column
+    # (a modifier is indented or marked)
+    assert _items(["   GONG GIBAB        2      40,000", "   HAEMUL DENJANG    1      85,000",
+                   "   JJIGAE", "   BO SSAM           1     320,000", "      =*MEDIUM*=",
+                   "   TOTAL                    445,000"]) == [
+        ("GONG GIBAB", "2", "20000.00", "40000"), ("HAEMUL DENJANG JJIGAE", "1", "85000", "85000"),
+        ("BO SSAM", "1", "320000", "320000")]
     # a name wrapped onto a second line above its amount; the header above the first item is
     # no part of its name
     assert _items(["CORNER SHOP", "Welcome", "BUDS BABY OIL", "12.00", "BUDS CALMING CREAM",
