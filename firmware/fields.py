@@ -312,7 +312,10 @@ def _number_at(text, i, j, comma):
     if _is_letter(before) and not (before in "x×" and _is_digit(before2)) \
             and not _currency_before(text, i):
         return None
-    if _is_letter(after) and not (after in "x×" and _is_digit(after2)) \
+    # "2x3" is counted; so is "2x" opening a line ("2x   10.000   20.000"), not after a name
+    # ("Toilettenpapier 8x")
+    if _is_letter(after) and not (after in "x×" and (_is_digit(after2) or (
+            not _is_letter(after2) and not text[:i].strip()))) \
             and not _currency_after(text, j) and not _tax_code_after(text, i, j):
         return None
     if (before in ":/-" and _is_digit(before2)) or (after in ":/-" and _is_digit(after2)):
@@ -472,6 +475,8 @@ def labels(text):
 
 # The largest count read from a column of its own without a caption.
 _QTY_MAX = 1000
+# The longest line that is the end of a word cut at the line's end, not a line of its own.
+_WORD_END = 2
 
 # Payment words that are also nouns of item names ("COKLAT BAR", "SAFETY PIN"): among the items
 # they label a line only as its first word ("Bar 20,00", "PIN 12,50").
@@ -1200,10 +1205,11 @@ class Extractor:
                 self.items[-1][0] += " " + line.strip()
                 self._name_col = None
                 self._pending = None
-            elif pending is not None and pending[2] == index - 1 and self.items:
+            elif pending is not None and pending[2] == index - 1 and (
+                    self.items or len(text.strip()) <= _WORD_END):
                 # a name wrapped onto a second line above its amount ("BUDS CALMING TUMMY
                 # RUB CREAM" / "30ML(TOILETRIES)" / "200,000"); not the header's lines before
-                # the first item
+                # the first item, unless the second is the end of a word cut ("Sudirma" / "n")
                 self._pending = (pending[0] + " " + _strip_box(line).strip(), pending[1], index)
             else:
                 self._pending = (_strip_box(line), index, index)
@@ -1224,7 +1230,18 @@ class Extractor:
             # a count in a column of its own, no caption above ("BO SSAM     1     320,000"); a
             # number one space after the name is the name's ("Band-Aids Assorted 40  3.99")
             qty, used = group[-2], 2
-        name, prefix_qty = _item_name(line, text, nums, group[-used])
+        lead = nums[0]
+        if qty is None and len(group) >= 2 and lead[1] < group[-2][0] and lead[3] == 0 \
+                and 0 < lead[2] < _QTY_MAX and not text[:lead[0]].strip() \
+                and text[group[-2][0] - 1] == " " and _times_matches(lead, group[-2], amount) \
+                and has_word(text[lead[1]:group[-2][0]]):
+            # the count before the name, the unit price and the amount after it ("8   NASI
+            # PUTIH   10,000   80,000"): the count is what multiplies out
+            qty, price, used = lead, group[-2], 2
+            name = _trim(_strip_box(line[lead[1]:price[0]]), _NAME_TRIM)
+            prefix_qty = None
+        else:
+            name, prefix_qty = _item_name(line, text, nums, group[-used])
         if qty is None:
             qty = prefix_qty
         first = index

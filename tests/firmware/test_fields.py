@@ -344,12 +344,21 @@ def test_item_layouts_of_real_shops():
                    "   TOTAL                    445,000"]) == [
         ("GONG GIBAB", "2", "20000.00", "40000"), ("HAEMUL DENJANG JJIGAE", "1", "85000", "85000"),
         ("BO SSAM", "1", "320000", "320000")]
+    # a count before the name that multiplies out with the unit price; "2x" opening a line
+    # is a count, "8x" after a name is the name's
+    assert _items(["8   NASI PUTIH     10,000     80,000", "Es Teh Manis",
+                   "2x      5.000      10.000", "Tissue 8x      3.000", "TOTAL      93.000"]) == [
+        ("NASI PUTIH", "8", "10000", "80000"), ("Es Teh Manis", "2", "5000", "10000"),
+        ("Tissue 8x", "1", "3000", "3000")]
     # a name wrapped onto a second line above its amount; the header above the first item is
     # no part of its name
     assert _items(["CORNER SHOP", "Welcome", "BUDS BABY OIL", "12.00", "BUDS CALMING CREAM",
                    "30ML (TOILETRIES)", "20.00", "TOTAL   32.00"]) == [
         ("BUDS BABY OIL", "1", "12.00", "12.00"),
         ("BUDS CALMING CREAM 30ML (TOILETRIES)", "1", "20.00", "20.00")]
+    # ... unless the second line is the end of a word the printer cut
+    assert _items(["Chicken Mushroom Puf", "f", "2x      10.000      20.000",
+                   "Total      20.000"]) == [("Chicken Mushroom Puf f", "2", "10000", "20000")]
 
 
 def test_currency_from_the_store_country_when_none_is_printed():
