@@ -478,6 +478,20 @@ _QTY_MAX = 1000
 # The longest line that is the end of a word cut at the line's end, not a line of its own.
 _WORD_END = 2
 
+def _lead_count(name):
+    """(count, rest) of a name that opens with a count of 1-3 digits and a space ("2 SAM DA
+    SOO"), else None."""
+    if not name:
+        return None
+    k = 0
+    while k < len(name) and _is_digit(name[k]):
+        k += 1
+    if not 0 < k <= 3 or k >= len(name) or name[k] != " " or not has_word(name[k:]):
+        return None
+    count = int(name[:k])
+    return (count, name[k:].strip()) if 0 < count < _QTY_MAX else None
+
+
 # Payment words that are also nouns of item names ("COKLAT BAR", "SAFETY PIN"): among the items
 # they label a line only as its first word ("Bar 20,00", "PIN 12,50").
 ITEM_NOUNS = ("bar", "pin")
@@ -1303,6 +1317,7 @@ class Extractor:
 
     def result(self):
         """The fields (see the module docstring)."""
+        self._count_column()
         total = self._best_total()
         subtotal = self._first("subtotal")
         payments = self.payments
@@ -1350,6 +1365,18 @@ class Extractor:
     def _first(self, field):
         got = self.values.get(field)
         return got[0][1] if got else None
+
+    def _count_column(self):
+        """Items whose names open with a count ("2 SAM DA SOO MINERAL WATER  32,000") on a
+        receipt where most item names do: the count is the quantity, not part of the name."""
+        counted = [item for item in self.items if item[1] == "1" and _lead_count(item[0])]
+        if len(counted) < 2 or 2 * len(counted) < len(self.items):
+            return
+        for item in counted:
+            count, name = _lead_count(item[0])
+            item[0], item[1] = name, str(count)
+            if count > 1:
+                item[2] = unit_price(decimal(item[3]), (0, 0, count, 0))
 
     def _item_sum_printed(self):
         """No total label found: the items' sum when a line after them prints it."""

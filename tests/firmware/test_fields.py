@@ -350,6 +350,12 @@ def test_item_layouts_of_real_shops():
                    "2x      5.000      10.000", "Tissue 8x      3.000", "TOTAL      93.000"]) == [
         ("NASI PUTIH", "8", "10000", "80000"), ("Es Teh Manis", "2", "5000", "10000"),
         ("Tissue 8x", "1", "3000", "3000")]
+    # counts opening most item names are quantities; one name opening with a number is a name
+    assert _items(["2 SAM DA SOO WATER       32,000", "1 PAIN AU CHOCOLAT   11,000",
+                   "TOTAL   43,000"]) == [("SAM DA SOO WATER", "2", "16000.00", "32000"),
+                                         ("PAIN AU CHOCOLAT", "1", "11000", "11000")]
+    assert _items(["3 Musketeers   1.50", "Mars Bar   1.20", "Snickers   1.30",
+                   "TOTAL   4.00"])[0] == ("3 Musketeers", "1", "1.50", "1.50")
     # a name wrapped onto a second line above its amount; the header above the first item is
     # no part of its name
     assert _items(["CORNER SHOP", "Welcome", "BUDS BABY OIL", "12.00", "BUDS CALMING CREAM",
