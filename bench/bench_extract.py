@@ -266,7 +266,8 @@ def _real_receipts_real_path(real_receipts):
         for (_rid, _stream, truth), view in zip(chosen, views):
             # no dates: where none is read the server stores the capture time instead
             fields = {"total": view["total"], "currency": view["currency"],
-                      "items": [{"name": n, "amount": a} for n, _q, _p, a in view["items"]]}
+                      "items": [{"name": n, "qty": q, "amount": a}
+                                for n, q, _p, a in view["items"]]}
             got = real_receipts.score(fields, view["lines"] if mode == "full" else None,
                                       dict(truth, date=None))
             for group in (truth["dataset"], "all"):

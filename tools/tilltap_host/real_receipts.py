@@ -86,13 +86,23 @@ def score(fields, lines, truth):
         got = (fields.get("datetime") or "")[:10]
         out["dates"] = (int(got in dates), 1)
     if truth.get("items"):
-        got = [(_name(i.get("name")), _dec(i.get("amount"))) for i in fields.get("items", ())]
-        found = 0
+        got = [(_name(i.get("name")), _dec(i.get("amount")), _dec(i.get("qty")))
+               for i in fields.get("items", ())]
+        found = counted = counted_right = 0
         for item in truth["items"]:
             name, amount = _name(item["name"]), _dec(item["amount"])
-            if any(name in n and a == amount for n, a in got):
+            match = [q for n, a, q in got if name in n and a == amount]
+            if match:
                 found += 1
+                want = _dec(item.get("qty"))
+                if want is not None:   # not "1PK", "2X", "(2@$1.95)"
+                    counted += 1
+                    counted_right += match[0] == want
         out["items"] = (found, len(truth["items"]))
+        if counted:
+            # not in the corpus README's score: of the items found whose truth has a number
+            # for the quantity, those read with that quantity
+            out["quantities"] = (counted_right, counted)
     if truth.get("currency"):
         out["currency"] = (int(fields.get("currency") == truth["currency"]), 1)
     if lines is not None:
@@ -134,7 +144,7 @@ def measure(part, extract=None):
     return totals, per_receipt
 
 
-FIGURES = ("totals", "dates", "items", "lines", "currency")
+FIGURES = ("totals", "dates", "items", "quantities", "lines", "currency")
 
 
 def report(totals):
