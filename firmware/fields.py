@@ -366,9 +366,10 @@ def _currency_after(text, j):
 
 
 def _tax_code_after(text, i, j):
-    """'58.14G', '2.99R': an amount with a tax code letter glued after it."""
+    """'58.14G', '2.99R', '.99B': an amount with a tax code letter glued after it."""
     return (j + 1 >= len(text) or text[j + 1] == " ") and text[j] != "x" \
-        and j - i >= 4 and text[j - 3] in ".," and _is_digit(text[j - 1])
+        and (j - i >= 4 or (j - i == 2 and i > 0 and text[i - 1] == ".")) \
+        and text[j - 3] in ".," and _is_digit(text[j - 1])
 
 
 def _currency_before(text, i):
@@ -1530,7 +1531,7 @@ def _trailing_numbers(text, nums):
 
     Returns (numbers, xs): xs[k] is True when a multiplication sign stands before numbers[k].
     A tax code (1-3 letters) or currency after the last number is allowed ("10,47 B", "7,60
-    €", "5.20 SR").
+    €", "5.20 SR"), a one-letter code glued to cents even if it is a unit's ("83.94G").
     """
     if not nums:
         return (), ()
@@ -1538,7 +1539,8 @@ def _trailing_numbers(text, nums):
     for word in text[last[1]:].split():
         if not (word.startswith("/") or currency(word) or word in "*|" or
                 (len(word) <= 3 and _is_letter(word[0]) and word != "x"
-                 and word not in UNITS)):
+                 and (word not in UNITS or (len(word) == 1 and last[3] == 2
+                                            and text.startswith(word, last[1]))))):
             return (), ()   # a tax code column is allowed: "10,47 B", "5.20 SR", "3.55 ZRL"
     group = [last]
     xs = [False]

@@ -350,6 +350,9 @@ def test_item_layouts_of_real_shops():
                    "2x      5.000      10.000", "Tissue 8x      3.000", "TOTAL      93.000"]) == [
         ("NASI PUTIH", "8", "10000", "80000"), ("Es Teh Manis", "2", "5000", "10000"),
         ("Tissue 8x", "1", "3000", "3000")]
+    # a tax code glued after the amount, also after cents without a leading zero
+    assert _items(["ZAPPS CAJUN 2Z   .99B", "CD GLORIA TREVI   83.94G", "SUBTOTAL   84.93"]) == [
+        ("ZAPPS CAJUN 2Z", "1", "0.99", "0.99"), ("CD GLORIA TREVI", "1", "83.94", "83.94")]
     # counts opening most item names are quantities; one name opening with a number is a name
     assert _items(["2 SAM DA SOO WATER       32,000", "1 PAIN AU CHOCOLAT   11,000",
                    "TOTAL   43,000"]) == [("SAM DA SOO WATER", "2", "16000.00", "32000"),
