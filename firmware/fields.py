@@ -479,6 +479,14 @@ _QTY_MAX = 1000
 # The longest line that is the end of a word cut at the line's end, not a line of its own.
 _WORD_END = 2
 
+def _no_cents(amounts):
+    """True if no amount string has cents other than zero ("9500", "8500.00")."""
+    for a in amounts:
+        if "." in a and a.split(".")[1].strip("0"):
+            return False
+    return True
+
+
 def _lead_count(name):
     """(count, rest) of a name that opens with a count of 1-3 digits and a space ("2 SAM DA
     SOO"), else None."""
@@ -1048,6 +1056,7 @@ class Extractor:
         self.currency = None
         self.items = []           # [name, qty, unit_price, amount, first line, last line]
         self._currency_rank = 9   # 0: on the total line, 1: on another amount line, 2: anywhere
+        self._bare_dollar = False  # the currency read is a "$" alone
         self._time_next = False   # date without time: the time may be on the next line
         self._in_items = True     # until the first subtotal, total, tax or payment
         self._name_col = None     # column of the last item's name when on its amount's line
@@ -1147,6 +1156,8 @@ class Extractor:
             if code:
                 self.currency = code
                 self._currency_rank = rank
+                # "$" alone, not "USD" or "US$": a sign POS software prints for any currency
+                self._bare_dollar = code == "USD" and text.find("us") < 0
 
     def _identifiers(self, line, text, hits):
         """Receipt and member number; True if this line gave one."""
@@ -1357,11 +1368,19 @@ class Extractor:
         }
 
     def _currency(self):
-        """Printed sign or code, else the store's country, else rupiah for amounts without
-        cents; None if nothing tells."""
+        """Printed sign or code (a "$" alone: the store's country's currency when words tell
+        the country), else the store's country, else rupiah for amounts without cents in the
+        thousands; None if nothing tells."""
+        if self._bare_dollar and self._country and self._country != "USD":
+            return self._country   # "$8.20" at a "SDN BHD": ringgit
         if self.currency or self._country:
             return self.currency or self._country
-        return NO_CENTS_CURRENCY if self.comma is None else None
+        totals = [a for _tag, a, _at in self.values.get("total", ())]
+        if self.comma is None or ([a for a in totals if len(a.lstrip("-").split(".")[0]) > 3]
+                                  and _no_cents(totals + [i[3] for i in self.items])):
+            # thousands grouped, or a total in the thousands and never a cent ("8.500,00")
+            return NO_CENTS_CURRENCY
+        return None
 
     def _first(self, field):
         got = self.values.get(field)

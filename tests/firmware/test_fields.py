@@ -374,3 +374,12 @@ def test_currency_from_the_store_country_when_none_is_printed():
     assert extract(["MR D.I.Y. (M) SDN BHD", "TOTAL   9.00"])["currency"] == "MYR"
     assert extract(["Nasi goreng   25,000", "Total   25,000"])["currency"] == "IDR"
     assert extract(["Coffee   3.50", "Total   3.50"])["currency"] is None
+    # a "$" alone is what POS software prints for any currency: the country's words decide
+    assert extract(["UNIHAKKA INTERNATIONAL SDN BHD", "TOTAL AMOUNT: $8.20"])["currency"] == \
+        "MYR"
+    assert extract(["CVS/pharmacy", "TOTAL   $8.20"])["currency"] == "USD"
+    assert extract(["UNIHAKKA SDN BHD", "TOTAL   US$8.20"])["currency"] == "USD"
+    # no cents and a total in the thousands, even printed with ",00": rupiah
+    assert extract(["ROTI KEJU   8.500,00", "Total   8.500,00"])["currency"] == "IDR"
+    assert extract(["KING DEAL FISH   25000", "Total   25000"])["currency"] == "IDR"
+    assert extract(["Coffee   3.00", "Total   3.00"])["currency"] is None
