@@ -1219,7 +1219,7 @@ class Extractor:
         if group and len(group) >= 2 and xs[-1] and not group[-1][4] & PERCENT:
             self._qty_line(group[-2], group[-1], text)
             return
-        if not group or not self._amount_ok(group[-1], group):
+        if not group or not self._amount_ok(group[-1], group, hits):
             # a text line ("CALCETINES PACK 3"): the name of numbers that may follow
             pending = self._pending
             if not has_word(text):
@@ -1285,9 +1285,9 @@ class Extractor:
                            first, index])
         self._name_col = line.find(name) if name and first == index else None
 
-    def _amount_ok(self, amount, group):
-        if amount[2] < 0 or amount[4]:
-            return False
+    def _amount_ok(self, amount, group, hits):
+        if amount[4] or (amount[2] < 0 and (hits or self.items == [])):
+            return False   # a labelled negative ("Discount -1.00") or one before any item
         if amount[3] == 2 or (not self.decimals and amount[3] == 0):
             return True   # cents, or a receipt without cents ("43.636" rupiah)
         # whole-number amounts only in quantity/price/amount columns that multiply out

@@ -353,6 +353,10 @@ def test_item_layouts_of_real_shops():
     # a tax code glued after the amount, also after cents without a leading zero
     assert _items(["ZAPPS CAJUN 2Z   .99B", "CD GLORIA TREVI   83.94G", "SUBTOTAL   84.93"]) == [
         ("ZAPPS CAJUN 2Z", "1", "0.99", "0.99"), ("CD GLORIA TREVI", "1", "83.94", "83.94")]
+    # a negative line among the items is one (a coupon, an offer); a labelled one is not
+    assert _items(["Platter for 2   12.00", "*Tableware Offer   -0.24", "Discount   -1.00",
+                   "TOTAL   10.76"]) == [("Platter for 2", "1", "12.00", "12.00"),
+                                        ("*Tableware Offer", "1", "-0.24", "-0.24")]
     # counts opening most item names are quantities; one name opening with a number is a name
     assert _items(["2 SAM DA SOO WATER       32,000", "1 PAIN AU CHOCOLAT   11,000",
                    "TOTAL   43,000"]) == [("SAM DA SOO WATER", "2", "16000.00", "32000"),
