@@ -479,6 +479,7 @@ _QTY_MAX = 1000
 # The longest line that is the end of a word cut at the line's end, not a line of its own.
 _WORD_END = 2
 
+
 def _no_cents(amounts):
     """True if no amount string has cents other than zero ("9500", "8500.00")."""
     for a in amounts:
@@ -1286,7 +1287,7 @@ class Extractor:
         self._name_col = line.find(name) if name and first == index else None
 
     def _amount_ok(self, amount, group, hits):
-        if amount[4] or (amount[2] < 0 and (hits or self.items == [])):
+        if amount[4] or (amount[2] < 0 and (hits or not self.items)):
             return False   # a labelled negative ("Discount -1.00") or one before any item
         if amount[3] == 2 or (not self.decimals and amount[3] == 0):
             return True   # cents, or a receipt without cents ("43.636" rupiah)
@@ -1388,7 +1389,8 @@ class Extractor:
 
     def _count_column(self):
         """Items whose names open with a count ("2 SAM DA SOO MINERAL WATER  32,000") on a
-        receipt where most item names do: the count is the quantity, not part of the name."""
+        receipt where most item names do: the count is the quantity, not part of the name.
+        Idempotent: result() may be asked twice."""
         counted = [item for item in self.items if item[1] == "1" and _lead_count(item[0])]
         if len(counted) < 2 or 2 * len(counted) < len(self.items):
             return
