@@ -585,17 +585,20 @@ def _find_label(text, word, field, tag, found):
 
 def _glued_total(text, k, e):
     """Tag of "total" glued to the word after it (transcripts with spaces lost): "1" before a
-    currency ('TOTALEURO', 'TotalAED'), "2" (weakest) before another word ('TOTALFUEL'); None
-    for a word that makes it another label ('TotalTaxes', 'TotalQty') or when "total" ends a
-    word ('SUBTOTAL')."""
+    currency ('TOTALEURO', 'TotalAED') or "incl" ('TOTALINCL.GST'), "2" (weakest) before
+    another word ('TOTALFUEL'); None for a word that makes it another label ('TotalTaxes',
+    'TotalQty', 'TOTALINCLUDES6%GST') or when "total" ends a word ('SUBTOTAL')."""
     if k and _is_letter(text[k - 1]):
         return None
     j = e
     while j < len(text) and _is_letter(text[j]):
         j += 1
     rest = text[e:j]
-    if currency(rest) is not None or rest in ("euro", "eeuro", "e"):
-        return "1"
+    if currency(rest) is not None or rest in ("euro", "eeuro", "e", "inc", "incl", "inclusive",
+                                              "including"):
+        return "1"   # 'TOTALINCL.GST@6%': what "TOTAL INCL GST" is spaced
+    if rest.startswith("includ"):
+        return None  # 'TOTALINCLUDES6%GST  0.74': the tax the total includes
     for word in NOT_TOTAL:
         if rest.startswith(word):
             return None
@@ -604,11 +607,13 @@ def _glued_total(text, k, e):
 
 def _glued_before_total(text, k, e):
     """'TAKEOUTTotal', 'Eat-InTotal': a word glued before "total" (weakest tag "2"), except
-    "subtotal" and its kin."""
+    "subtotal" and its kin and "included in total" ('GST@6%INCLUDEDINTOTAL')."""
     if not k or not _is_letter(text[k - 1]) or (e < len(text) and _is_letter(text[e])):
         return None
     if text[:k].endswith("sub") or text[:k].endswith("sous") or text[:k].endswith("sub-"):
         return None
+    if text.find("includ", 0, k) >= 0:
+        return None   # 'GST@6%INCLUDEDINTOTAL': the tax "included in total"
     return "2"
 
 

@@ -237,6 +237,13 @@ def test_total_labels_of_real_shops():
     assert extract(["TOTAL   20.00", "VISA   -20.00"])["total"] == "20.00"
     assert extract(["VISA   -20.00"])["total"] == "20.00"   # no negative totals from payments
 
+    # spaces lost: "TOTAL INCL" glued is the total, "INCLUDED IN TOTAL" and "TOTAL INCLUDES"
+    # glued name the tax
+    assert extract(["TOTALINCL.GST@6%    RM42.90", "CASH    RM50.00", "CHANGE    RM7.10",
+                    "GST@6%INCLUDEDINTOTAL    RM2.43"])["total"] == "42.90"
+    assert extract(["Eat-InTotal(inclTax)    11.98", "TOTALINCLUDES6%GovtTaxOF    0.68"])[
+        "total"] == "11.98"
+    assert extract(["DINEINTOTAL    9.50", "VISA    9.50"])["total"] == "9.50"
     for label in ("BAL DUE", "TE BETALEN", "Yhteensä", "RAZEM", "ИТОГО", "TTL", "UKUPNO",
                   "합계"):
         assert extract(["SUBTOTAL   9.00", "%s    9.50" % label, "CASH   10.00"])["total"] \
