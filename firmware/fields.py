@@ -551,7 +551,7 @@ def _one_edit(got, want):
 
 # Fields whose multi-word labels are also looked for with the spaces lost ("GRANDTOTAL",
 # "AmountDue", "ChangeDue"): transcribed or OCR'd receipts. Built on first use, about 40 strings.
-GLUED_FIELDS = ("total", "subtotal", "change", "count", "net", "payment", "tendered")
+GLUED_FIELDS = ("total", "subtotal", "change", "count", "net", "payment", "tendered", "rounding")
 _glued = []
 
 
@@ -580,6 +580,12 @@ def _find_label(text, word, field, tag, found):
                 while e < len(text) and _is_letter(text[e]):
                     e += 1   # the label ends after the glued word
                 found.append((k, e, field, glued))
+        elif not (k and _is_letter(text[k - 1])):
+            j = e
+            while j < len(text) and _is_letter(text[j]):
+                j += 1
+            if currency(text[e:j]) is not None:
+                found.append((k, j, field, tag))   # "CHANGERM", "ROUNDINGRM": a code glued on
         k = text.find(word, k + 1)
 
 

@@ -244,6 +244,10 @@ def test_total_labels_of_real_shops():
     assert extract(["Eat-InTotal(inclTax)    11.98", "TOTALINCLUDES6%GovtTaxOF    0.68"])[
         "total"] == "11.98"
     assert extract(["DINEINTOTAL    9.50", "VISA    9.50"])["total"] == "9.50"
+    # a currency code glued to a label: "CHANGE RM", "ROUNDING RM" with the space lost
+    got = extract(["TOTALSALES(INCLUSIVEGST)RM    52.08", "ROUNDINGADJUSTMENTRM    .02",
+                   "CASHRM    60.00", "CHANGERM    7.90"])
+    assert (got["total"], got["payments"]) == ("52.10", [{"type": "cash", "amount": "52.10"}])
     for label in ("BAL DUE", "TE BETALEN", "Yhteensä", "RAZEM", "ИТОГО", "TTL", "UKUPNO",
                   "합계"):
         assert extract(["SUBTOTAL   9.00", "%s    9.50" % label, "CASH   10.00"])["total"] \
