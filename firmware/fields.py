@@ -1243,11 +1243,12 @@ class Extractor:
                 self.items[-1][0] += " " + line.strip()
                 self._name_col = None
                 self._pending = None
-            elif pending is not None and pending[2] == index - 1 and (
+            elif pending is not None and pending[1] == pending[2] == index - 1 and (
                     self.items or len(text.strip()) <= _WORD_END):
                 # a name wrapped onto a second line above its amount ("BUDS CALMING TUMMY
-                # RUB CREAM" / "30ML(TOILETRIES)" / "200,000"); not the header's lines before
-                # the first item, unless the second is the end of a word cut ("Sudirma" / "n")
+                # RUB CREAM" / "30ML(TOILETRIES)" / "200,000"), two lines at most; not the
+                # header's lines before the first item, unless the second is the end of a word
+                # cut ("Sudirma" / "n")
                 self._pending = (pending[0] + " " + _strip_box(line).strip(), pending[1], index)
             else:
                 self._pending = (_strip_box(line), index, index)

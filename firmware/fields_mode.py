@@ -20,7 +20,7 @@ from .cardmask import mask_cards
 from .codepages import UNDEFINED, code_point, page_base
 from .escpos_parser import _apply_intl
 from .fields import Extractor
-from .protocol import b64
+from .protocol import MAX_FIELD_TEXT, b64
 
 PLACEHOLDER = "\u3013"   # 〓 (geta mark: a character the printer's text has and we cannot show)
 _CJK = ("gb18030", "big5", "shift_jis", "shift_jis_2004", "cp949")
@@ -143,7 +143,12 @@ def receipt_fields(receipt):
         lines.append(mask_cards(line))    # a number split across two decoded spans joins here
     extractor = Extractor(lines).run(lines)
     found = extractor.result()
+    for key in ("receipt_no", "member_id"):
+        if found[key] is not None:
+            found[key] = found[key][:MAX_FIELD_TEXT]   # the server refuses longer text
     for item, seen in zip(found["items"], extractor.items):
+        if item["name"] is not None:
+            item["name"] = item["name"][:MAX_FIELD_TEXT]
         name = item["name"]
         if name is None or PLACEHOLDER not in name or seen[4] not in receipt.raw_lines:
             continue

@@ -80,6 +80,7 @@ MAX_CAPTURED_AT = (1 << 53) - 1     # ms (BIGINT column; exact in JSON and the d
 # record of MAX_RECORD_BYTES could carry. The server re-parses no more than this per receipt.
 MAX_RAW_BYTES = MAX_RECORD_BYTES
 MAX_TELEMETRY_BYTES = 8 * 1024
+MAX_FIELD_TEXT = 200                # characters of a text field (an item's name, a receipt no.)
 
 TOPIC_ROOT = "tilltap"
 SHARE_GROUP = "tilltap-ingest"

@@ -19,6 +19,7 @@ from .protocol import (
     MAX_BOOT,
     MAX_CAPTURED_AT,
     MAX_DEVICE_ID,
+    MAX_FIELD_TEXT,
     MAX_FUTURE_SKEW_MS,
     MAX_RAW_BYTES,
     MAX_SEQ,
@@ -264,7 +265,6 @@ def _check_raw(raw):
     return None
 
 
-_MAX_FIELD_TEXT = 200      # longer strings are refused; the server cuts to its columns
 _DATETIME_SHAPE = "dddd-dd-ddTdd:dd:dd"   # ISO 8601, local time, no offset; date alone too
 
 
@@ -288,7 +288,8 @@ def _is_datetime(s):
 
 
 def _is_text(s):
-    return s is None or (_is_str(s) and len(s) <= _MAX_FIELD_TEXT)
+    # longer strings are refused (the board cuts its own to fit); the server cuts to its columns
+    return s is None or (_is_str(s) and len(s) <= MAX_FIELD_TEXT)
 
 
 def _check_fields(fields):

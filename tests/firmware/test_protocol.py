@@ -229,6 +229,18 @@ def test_fields_record_carries_only_the_extracted_data():
     assert protocol_check.validate_record(dict(rec, fields=good)) is None
 
 
+def test_fields_records_of_long_lines_are_never_refused():
+    """A name or number longer than the server takes is cut on the board, not refused there."""
+    r = Receipt()
+    r.lines = ["Receipt no. " + "7" * 300, "Tea " * 80 + "  3.00", "TOTAL   3.00"]
+    found = receipt_fields(r)
+    assert [len(found["receipt_no"]), len(found["items"][0]["name"])] == \
+        [protocol.MAX_FIELD_TEXT] * 2
+    rec = protocol.record_from_fields(r, found, "a1b2c3d4e5f6", 3, 1767225600000, True)
+    rec["seq"] = 9
+    assert protocol_check.validate_record(rec) is None
+
+
 def test_undecoded_lines_are_read_with_the_board_tables():
     r = Receipt()
     r.lines = ["Sous-total 53,10", None, None]
