@@ -150,12 +150,33 @@ def receipt_fields(receipt):
         if item["name"] is not None:
             item["name"] = item["name"][:MAX_FIELD_TEXT]
         name = item["name"]
-        if name is None or PLACEHOLDER not in name or seen[4] not in receipt.raw_lines:
+        if name is None or PLACEHOLDER not in name:
             continue
-        at = lines[seen[4]].find(name)
-        if at < 0:
+        spans = _name_spans(lines, receipt.raw_lines, name, seen[4], seen[5] + 1)
+        if spans is None:
             continue
-        spans = span_slice(receipt.raw_lines[seen[4]], at, at + len(name))
         item["name"] = None
         item["name_raw"] = [[enc, intl, b64(raw)] for enc, intl, raw in spans]
     return found
+
+
+def _name_spans(lines, raw_lines, name, first, last):
+    """The raw spans of an item's name read from lines first..last: within one line, or wrapped
+    onto the next (the extractor joins two lines' names with a space); None if not found."""
+    for i in range(first, last + 1):
+        at = lines[i].find(name) if i in raw_lines else -1
+        if at >= 0:
+            return span_slice(raw_lines[i], at, at + len(name))
+    k = name.find(" ")
+    while k >= 0:
+        head, tail = name[:k], name[k + 1:]
+        for i in range(first, last):
+            if i in raw_lines and i + 1 in raw_lines:
+                a = lines[i].find(head)
+                b = lines[i + 1].find(tail)
+                if a >= 0 and b >= 0:
+                    spans = span_slice(raw_lines[i], a, a + len(head))
+                    return spans + [(spans[-1][0], spans[-1][1], b" ")] + span_slice(
+                        raw_lines[i + 1], b, b + len(tail))
+        k = name.find(" ", k + 1)
+    return None
