@@ -14,13 +14,14 @@ and the blocks' lines are read row by row. Numbers are in dots; H is the page's 
     for line in layout.lines(ink):
         line.pieces                             # [(left, top, right, bottom), ...] or []
         line.dashes                             # a rule: as many dashes as printed text has
+    mark_shape(ink, box)                        # (depth, aspect) of a number's decimal mark
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 BAND_GAP = 3            # blank rows between two lines (raster-2.bin has one inside a line)
 RULE_HEIGHT = 4         # a rule's strokes are at most 1/4 as tall as a line of text...
@@ -40,6 +41,16 @@ UNDERSCORE = 0.5        # short lines: the least length of an underscore's strok
 SIDE_LINE = 0.6         # short lines: the least height of a line in a block beside others
 PERIOD_MULTIPLE = 8     # a rule's dash period is measured at this multiple (see _refined)
 CELL = 12               # dots a column of printed text takes (font A on 58/80 mm printers)
+# mark_shape: the first settings tried (the blur of reader._soften), kept as they separated
+# commas from full stops on generated driver receipts of the tuned and 7 other fonts
+MARK_BLUR = 1.0         # dots: dithered glyphs blurred into solid shapes before measuring a mark
+MARK_INK = 0.25         # ...whose ink is where the blurred grey is at least this dark
+MARK_LOW = 0.55         # digit heights: a glyph whose top is this far below the digits' tops is
+#                         a mark (",", "."), not a digit nor a minus sign (~0.5)
+FEWEST_DOTS = 9         # dots a column of printed text takes at least (font B on 80 mm
+#                         printers): a rule's dashes are no closer (see _fundamental)
+HARMONIC = 0.25         # see _fundamental: between the -0.4 at half a true period (dashes 0.7
+#                         of it long) and the 0.32-0.42 at lags by a fractional one
 
 
 @dataclass
@@ -69,6 +80,15 @@ def lone_dots(dots: np.ndarray) -> float:
     neighbours = (padded[:-2, 1:-1].astype(np.uint8) + padded[2:, 1:-1] + padded[1:-1, :-2]
                   + padded[1:-1, 2:])
     return float(((neighbours == 0) & dots).sum() / max(int(dots.sum()), 1))
+
+
+def holes(dots: np.ndarray) -> float:
+    """Blank dots with printed dots on at least three of their four sides, per printed dot: the
+    holes dithering leaves in dark grey strokes (and the one-dot counters of small glyphs)."""
+    padded = np.pad(dots, 1)
+    neighbours = (padded[:-2, 1:-1].astype(np.uint8) + padded[2:, 1:-1] + padded[1:-1, :-2]
+                  + padded[1:-1, 2:])
+    return float(((neighbours >= 3) & ~dots).sum() / max(int(dots.sum()), 1))
 
 
 def runs(flags: np.ndarray, gap: int) -> list[tuple[int, int]]:
@@ -110,7 +130,21 @@ def lines(dots: np.ndarray) -> list[Line]:
                     out += _side_by_side(dots, line_top, line_bottom, short, height)
                 else:
                     out.append(_line(dots, line_top, line_bottom, height))
-    return _double_rules(_join_marks(out, short), height)
+    return _double_rules(_join_marks([_clipped(dots, line) for line in out], short), height)
+
+
+def _clipped(dots: np.ndarray, line: Line) -> Line:
+    """A rule that runs off the paper's right edge (from within a CELL of its left edge) with
+    as many dashes as the paper has columns of printed text: the POS wrote a rule as wide as
+    its columns, which a driver's font with dashes wider than a CELL drew too long and the
+    paper clipped (generated receipts in DejaVu Sans Condensed at 416 dots: 28 of 34 dashes
+    counted)."""
+    if not line.dashes:
+        return line
+    inked = np.flatnonzero(dots[line.top:line.bottom].any(axis=0))
+    if inked[0] < CELL and inked[-1] >= dots.shape[1] - 1:
+        return Line(line.top, line.bottom, dashes=dots.shape[1] // CELL, rule=line.rule)
+    return line
 
 
 def _side_by_side(dots: np.ndarray, top: int, bottom: int, short: int,
@@ -328,8 +362,8 @@ def _dash_count(columns: np.ndarray, width: int) -> int:
             here = correlation[lag]
             if here > 0.5 and correlation[lag - 1] < here >= correlation[lag + 1]:
                 left, right = correlation[lag - 1], correlation[lag + 1]
-                period = _refined(correlation, lag + _vertex(left, here, right),
-                                  len(signal))
+                period = _fundamental(correlation, lag + _vertex(left, here, right))
+                period = _refined(correlation, period, len(signal))
                 # n dashes of fill * period dots: width = (n - 1) * period + fill * period
                 estimate = width / period + 1 - fill
                 # dashes printed apart (not dithered to fragments) are counted as they are:
@@ -337,6 +371,21 @@ def _dash_count(columns: np.ndarray, width: int) -> int:
                 apart = len(runs(columns, 1))
                 return max(3, apart if abs(apart - estimate) <= 1.5 else round(estimate))
     return max(3, round(width / CELL))
+
+
+def _fundamental(correlation: np.ndarray, period: float) -> float:
+    """The period, or a half or third of it if the correlation peaks at every multiple of that
+    up to twice the period (at least HARMONIC at a neighbouring lag): a dithered rule of dashes
+    printed a fractional number of dots apart (11.4) correlates at lags 11 and 12 under 0.5
+    each, at twice the period at 0.79, and was counted half its dashes. A true period
+    correlates negatively at half of it; dithering's own patterns peak at some short lags, not
+    at all their multiples, and at periods under FEWEST_DOTS."""
+    for parts in (3, 2):
+        lags = [int(k * period / parts) for k in range(1, 2 * parts) if k % parts]
+        if period / parts >= FEWEST_DOTS and lags[-1] + 1 < len(correlation) and all(
+                max(correlation[lag], correlation[lag + 1]) >= HARMONIC for lag in lags):
+            return period / parts
+    return period
 
 
 def _vertex(left: float, here: float, right: float) -> float:
@@ -372,3 +421,33 @@ def piece_image(dots: np.ndarray, box: tuple[int, int, int, int], side: int,
     canvas[above:above + bottom - top, side:side + right - left][
         dots[top:bottom, left:right]] = 0
     return Image.fromarray(canvas, "L")
+
+
+def mark_shape(dots: np.ndarray,
+               box: tuple[int, int, int, int]) -> tuple[float, float] | None:
+    """(depth, aspect) of the decimal mark of a piece read as one number (None where no mark is
+    found): how far below the digits' baseline it reaches, in digit heights (a comma's tail
+    reaches below it, 0.06-0.25 on generated driver receipts; a full stop sits on it, 0), and
+    how many times taller than wide it is. The mark is the rightmost glyph (a run of columns
+    with ink, after the dots are blurred so that dithered strokes join) whose top lies MARK_LOW
+    digit heights below the tallest top; the baseline is the glyphs' median bottom."""
+    left, top, right, bottom = box
+    piece = Image.fromarray(np.where(dots[top:bottom, left:right], 0, 255).astype(np.uint8))
+    grey = np.asarray(piece.filter(ImageFilter.GaussianBlur(MARK_BLUR)), dtype=np.float32)
+    mask = grey <= 255 * (1 - MARK_INK)
+    glyphs = runs(mask.any(axis=0), 1)
+    if len(glyphs) < 3:
+        return None
+    tops, bottoms = [], []
+    for a, b in glyphs:
+        rows = np.flatnonzero(mask[:, a:b].any(axis=1))
+        tops.append(int(rows[0]))
+        bottoms.append(int(rows[-1]) + 1)
+    highest, baseline = min(tops), float(np.median(bottoms))
+    height = baseline - highest
+    low = [k for k, t in enumerate(tops) if t > highest + MARK_LOW * height]
+    if not low or height <= 0:
+        return None
+    mark = low[-1]
+    a, b = glyphs[mark]
+    return (bottoms[mark] - baseline) / height, (bottoms[mark] - tops[mark]) / (b - a)

@@ -17,7 +17,8 @@ How a page is read (figures: bench/bench_extract.py, README "Parsing print strea
     without it    Tesseract (Debian tesseract-ocr, tesseract-ocr-chi-sim): a crisp page whole,
                   a dithered page band by band blurred back to grey, Han first and English for
                   bands that are not.
-    either way    the page's decimal marks made one ("," or ".", decimal_marks).
+    either way    the page's decimal marks made one ("," or ".", decimal_marks): with PP-OCR
+                  the one measured in the print where its shapes tell (printed_mark).
 
     for receipt in ocr_stream(data, encoding="gb18030"):
         receipt.lines, receipt.fields
@@ -96,6 +97,16 @@ _TESSERACT_TIMEOUT_S = 60
 # (gamma 2) first, on generated dithered receipts 11/31 -> 27/31 lines (DejaVu Sans Mono),
 # 15 -> 24 (Liberation Sans), 25 -> 28 (WenQuanYi Micro Hei); crisp pieces blurred lost 0-2.
 _LONE_DOTS = 0.1
+# Text dithered from a darker grey (70-100 of 255) leaves few lone dots (3-10%) but holes in its
+# strokes (layout.holes): on generated driver receipts of the tuned fonts and of 7 other fonts
+# (bench scratch), 0.12-0.22 of the dots on such pages, at most 0.028 on crisp pages; its pieces
+# are softened too (threshold halfway), dithered lines read 879 -> 906 of 980, crisp the same
+# (softening every page lost 6 crisp lines there and 4 of raster.bin's). The one-dot counters
+# of bitmap fonts in text under _HOLES_HEIGHT dots (layout.py's H) look like such holes
+# (raster.bin's bold 12-dot Han 0.072 at H 14, print-from-pdf's page printed at half size
+# 0.096 at H 10, which lost 2 lines softened); on the generated dark dithered pages H is 17-21.
+_HOLES = 0.075
+_HOLES_HEIGHT = 16
 # Lines less tall than this (dots, layout.py's H) are widened for PP-OCR in proportion: a PDF
 # printed at half size (H 10) lost letters ("recepts"), raster.bin's 12-dot font repeated digits
 _SMALL_PRINT = 20
@@ -236,7 +247,7 @@ def ocr_image(page: Image.Image, languages: list[str] | None = None,
     if pp_ocr and reader is None:
         log.warning("PP-OCR is not installed (make setup): page read by Tesseract")
     if reader is not None:
-        return decimal_marks(_read_pieces(page, reader))
+        return _read_pieces(page, reader)
     if languages is None:
         installed = tesseract_languages()
         languages = [lang for lang in ("chi_sim", "eng") if lang in installed] or ["eng"]
@@ -258,17 +269,18 @@ _MARK_MAJORITY = 0.6
 _MARK_COUNT = 3
 
 
-def decimal_marks(lines: list[str]) -> list[str]:
+def decimal_marks(lines: list[str], printed: str | None = None) -> list[str]:
     """Decimal marks made the page's: a receipt prints all its amounts with one mark ("," in
     most of Europe, "." elsewhere), but in dithered print a comma is a speck that OCR reads
-    as a full stop (and the other way round). Where most of a page's amounts (at least
-    _MARK_COUNT of them, _MARK_MAJORITY) have one mark, the other mark between digits is
-    read as that one (see _DECIMAL for what is left alone)."""
+    as a full stop (and the other way round). The mark is printed (the one measured in the
+    print, see printed_mark), else the one most of a page's amounts are read with (at least
+    _MARK_COUNT of them, _MARK_MAJORITY); the other mark between digits is read as that one
+    (see _DECIMAL for what is left alone)."""
     marks = [m.group(1) for line in lines for m in _AMOUNT.finditer(line)]
     if not marks:
         return lines
-    mark = max(".,", key=marks.count)
-    if marks.count(mark) < max(_MARK_COUNT, _MARK_MAJORITY * len(marks)):
+    mark = printed or max(".,", key=marks.count)
+    if not printed and marks.count(mark) < max(_MARK_COUNT, _MARK_MAJORITY * len(marks)):
         return lines
     return [_DECIMAL.sub(lambda m: re.sub("[.,]", mark, m.group(0)), line) for line in lines]
 
@@ -283,10 +295,13 @@ def _read_pieces(page, reader):
     found = layout.lines(dots)
     pieces = [(k, box) for k, line in enumerate(found) for box in line.pieces]
     images = [layout.piece_image(dots, box, _PIECE_MARGIN, _PIECE_MARGIN) for _, box in pieces]
-    if layout.lone_dots(dots) > _LONE_DOTS:
-        # light grey text dithered to scattered dots: blurred back to grey and darkened
+    height = layout.line_heights(dots)[1]
+    if layout.lone_dots(dots) > _LONE_DOTS or (
+            height >= _HOLES_HEIGHT and layout.holes(dots) >= _HOLES):
+        # grey text dithered to scattered dots or to strokes full of holes: blurred back to grey
+        # and darkened
         images = [_soften(image) for image in images]
-    stretch = max(1.0, _SMALL_PRINT / layout.line_heights(dots)[1])
+    stretch = max(1.0, _SMALL_PRINT / height)
     readings = reader.recognise(images, stretch)
     _read_narrow_again(reader, images, readings, stretch)
     _read_han_again(reader, images, readings, stretch)
@@ -316,7 +331,43 @@ def _read_pieces(page, reader):
         text = line.text or "  ".join(filter(None, words))
         if text:
             lines.append(text)
-    return lines
+    shapes = [layout.mark_shape(dots, box) for (_, box), text in zip(pieces, texts)
+              if _ONE_AMOUNT.fullmatch(clean_line(text))]
+    return decimal_marks(lines, printed_mark([s for s in shapes if s is not None]))
+
+
+# a piece read as one amount: its decimal mark is measured in the print (layout.mark_shape)
+_ONE_AMOUNT = re.compile(r"[-+]?\d+[.,]\d\d")
+# Depths of a mark below the digits' baseline (digit heights) that only a comma's tail reaches:
+# on generated driver receipts of the tuned fonts and of 8 other fonts at other widths (bench
+# scratch), Latin full stops measured -0.08-0.0 (one 0.09 in a thin dithered font), commas
+# 0.06-0.25 crisp and 0-0.3 dithered (a light grey comma's tail often lost); depths above 0.5
+# were another glyph taken for the mark. A brush font's full stop (AR PL UKai), a teardrop
+# beside digits that do not share a baseline, measured 0-0.56 but no taller than wide: a
+# comma is _COMMA_ASPECT times taller than wide (commas 1.0-2.5, that full stop 0.8-1.0)
+_COMMA_DEPTH = (0.05, 0.5)
+_COMMA_ASPECT = 1.1
+# a page prints commas if at least _COMMA_MARKS of its measured marks, and _COMMA_SHARE of them,
+# are that deep and tall (dithered commas: 2 of 7 to all; full stops: at most 1 of 10); full
+# stops if none reaches that deep and at least _MARK_COUNT sit within _STOP_DEPTH of the
+# baseline; else the page's readings decide (decimal_marks). On those receipts (104 pages) the
+# marks decided 85 pages, all right, and left 19 to the readings.
+_COMMA_MARKS = 2
+_COMMA_SHARE = 0.25
+_STOP_DEPTH = 0.05
+
+
+def printed_mark(shapes: list[tuple[float, float]]) -> str | None:
+    """The decimal mark a page prints, "," or ".", from the shapes (depth, aspect) of its
+    amounts' marks (layout.mark_shape), or None if they do not tell."""
+    low, high = _COMMA_DEPTH
+    deep = [aspect for depth, aspect in shapes if low <= depth <= high]
+    commas = sum(aspect > _COMMA_ASPECT for aspect in deep)
+    if commas >= max(_COMMA_MARKS, _COMMA_SHARE * len(shapes)):
+        return ","
+    if not deep and sum(abs(depth) < _STOP_DEPTH for depth, _ in shapes) >= _MARK_COUNT:
+        return "."
+    return None
 
 
 # a word's 1s between lowercase letters, in a word with no other digit ("Vo11milch": both
