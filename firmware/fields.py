@@ -45,7 +45,7 @@ LABELS = (
     ("total", "1", ("total", "tl", "ttl", "somme", "nett total", "net total", "nett",
                     "total sales", "total amount", "total ttc", "total eur", "totale", "totaal",
                     "totalt", "kokku", "sum", "summa", "suma", "razem", "celkem", "yhteensä",
-                    "ukupno", "skupaj", "kopā", "iš viso", "σύνολο", "합계", "tổng cộng",
+                    "ukupno", "skupaj", "kopā", "iš viso", "σύνολο", "συνολο", "합계", "tổng cộng",
                     "totaal bedrag", "toplam", "összesen", "i alt", "итого", "endbetrag",
                     "rechnungsbetrag", "tagihan", "importo", "summe", "gesamt", "gesamtbetrag",
                     "gesamtsumme", "endsumme", "montant total", "importe total", "合计", "合計",
@@ -77,8 +77,8 @@ LABELS = (
                       "实收金额", "收款")),
     ("change", "", ("change", "change due", "resto", "tagasi", "kembali", "kembalian", "rückgeld",
                     "wechselgeld", "rendu", "rendu monnaie", "monnaie rendue", "cambio", "vuelto",
-                    "troco", "reszta", "vaihtoraha", "växel", "wisselgeld", "сдача", "para üstü",
-                    "visszajáró", "お釣り", "お釣", "거스름돈", "tiền thừa",
+                    "troco", "reszta", "vaihtoraha", "växel", "vráceno", "wisselgeld", "сдача",
+                    "para üstü", "visszajáró", "お釣り", "お釣", "거스름돈", "tiền thừa",
                     "su cambio", "找零", "找赎", "找續")),
     ("payment", "cash", ("cash", "tunai", "contante", "contanti", "kontant", "bar", "barzahlung",
                          "espèces", "especes", "efectivo", "contado", "contant", "dinheiro",
@@ -148,6 +148,10 @@ COUNTRY_SIGNALS = (("sdn bhd", "MYR"), ("sdn. bhd", "MYR"), ("s/b", "MYR"), ("ma
                    ("indonesia", "IDR"), ("jakarta", "IDR"), ("tunai", "IDR"), ("kembali", "IDR"),
                    ("ppn", "IDR"), ("pb1", "IDR"), ("belanja", "IDR"), ("singapore", "SGD"),
                    ("gst reg no", "MYR"), ("u.a.e", "AED"), ("dubai", "AED"))
+# Signals that name the country for sure, enough to read a "$" alone as its currency (a
+# "GST REG" is printed in Canada and New Zealand too).
+COUNTRY_NAMES = ("sdn bhd", "sdn. bhd", "malaysia", "selangor", "johor", "kuala lumpur",
+                 "indonesia", "jakarta", "singapore", "u.a.e", "dubai")
 NO_CENTS_CURRENCY = "IDR"
 # Words that may stand between an item's numbers: "3 x 1.50", "1,272 kg x 2,99/kg".
 TIMES = ("x", "×", "*", "@")
@@ -203,7 +207,8 @@ def fold(line):
     """Lower case, full-width ASCII as ASCII, box-drawing as spaces; one char per char.
 
     Positions in the folded text are positions in the line, so values are cut from the line.
-    MicroPython's lower() only knows ASCII: Latin-1 and Cyrillic capitals and Œ are mapped here.
+    MicroPython's lower() only knows ASCII: Latin-1, Latin Extended-A, Greek, Cyrillic and
+    Vietnamese capitals are mapped here.
     """
     low = line.lower()
     if len(low) != len(line):  # CPython: a few capitals lower-case to two characters
@@ -226,6 +231,14 @@ def fold(line):
                 n = 32
             elif o == 0x152:
                 n = 0x153
+            elif 0x100 <= o <= 0x17E:   # Latin Extended-A ("KOPĀ", "IŠ VISO", "HOTOVĚ")
+                if (0x139 <= o <= 0x148 or o >= 0x179) == (o % 2 == 1) \
+                        and o not in (0x138, 0x149, 0x178):
+                    n = o + 1
+            elif 0x391 <= o <= 0x3A9 and o != 0x3A2:   # Greek capitals ("ΣΥΝΟΛΟ")
+                n = o + 32
+            elif 0x1EA0 <= o <= 0x1EF9 and o % 2 == 0:   # Vietnamese ("TỔNG CỘNG")
+                n = o + 1
             if n:
                 if chars is None:
                     chars = list(low)
@@ -312,10 +325,10 @@ def _number_at(text, i, j, comma):
     if _is_letter(before) and not (before in "x×" and _is_digit(before2)) \
             and not _currency_before(text, i):
         return None
-    # "2x3" is counted; so is "2x" opening a line ("2x   10.000   20.000"), not after a name
-    # ("Toilettenpapier 8x")
+    # "2x3" is counted; so is "2x" opening a line of numbers ("2x   10.000   20.000"), not after
+    # a name ("Toilettenpapier 8x") nor before one ("3X LARGE SHIRT")
     if _is_letter(after) and not (after in "x×" and (_is_digit(after2) or (
-            not _is_letter(after2) and not text[:i].strip()))) \
+            not _is_letter(after2) and not text[:i].strip() and not has_word(text[j + 1:])))) \
             and not _currency_after(text, j) and not _tax_code_after(text, i, j):
         return None
     if (before in ":/-" and _is_digit(before2)) or (after in ":/-" and _is_digit(after2)):
@@ -474,7 +487,7 @@ def labels(text):
     return out
 
 
-# The largest count read from a column of its own without a caption.
+# Counts read from a column of their own without a caption are below this.
 _QTY_MAX = 1000
 # The longest line that is the end of a word cut at the line's end, not a line of its own.
 _WORD_END = 2
@@ -1069,9 +1082,12 @@ class Extractor:
         self.items = []           # [name, qty, unit_price, amount, first line, last line]
         self._currency_rank = 9   # 0: on the total line, 1: on another amount line, 2: anywhere
         self._bare_dollar = False  # the currency read is a "$" alone
+        self._country_named = False  # the country is told by words of COUNTRY_NAMES
         self._time_next = False   # date without time: the time may be on the next line
         self._in_items = True     # until the first subtotal, total, tax or payment
         self._name_col = None     # column of the last item's name when on its amount's line
+        self._joined = None       # (item, its name, its last line) before a line joined it
+        self._counted = False     # _count_column ran
         self._pending = None      # (name, first and last line index): text lines waiting for
         #                           their numbers
         self._columns = None      # "qp" or "pq" from a column header
@@ -1130,6 +1146,7 @@ class Extractor:
             for word, code in COUNTRY_SIGNALS:
                 if find_word(text, (word,)) >= 0:
                     self._country = code
+                    self._country_named = word in COUNTRY_NAMES
                     break
         named = self._identifiers(line, text, hits)
         dated = self._datetime(text)
@@ -1139,7 +1156,7 @@ class Extractor:
                 self._subtotal_at = len(self._amounts)
             self._amounts.append((nums[-1][2], nums[-1][3]))
         if nums and nums[-1][2] > 0 and nums[-1][3] == (2 if self.decimals else 0) \
-                and find_currency(text, nums[-1:], True):
+                and is_money(nums[-1], self.decimals) and find_currency(text, nums[-1:], True):
             mant, scale = nums[-1][2], nums[-1][3]
             top = self._signed_max
             if top is None or mant * 10 ** top[1] > top[0] * 10 ** scale:
@@ -1169,7 +1186,8 @@ class Extractor:
                 self.currency = code
                 self._currency_rank = rank
                 # "$" alone, not "USD" or "US$": a sign POS software prints for any currency
-                self._bare_dollar = code == "USD" and text.find("us") < 0
+                self._bare_dollar = code == "USD" and find_word(text, ("usd",)) < 0 \
+                    and text.find("us$") < 0
 
     def _identifiers(self, line, text, hits):
         """Receipt and member number; True if this line gave one."""
@@ -1231,25 +1249,31 @@ class Extractor:
         if group and len(group) >= 2 and xs[-1] and not group[-1][4] & PERCENT:
             self._qty_line(group[-2], group[-1], text)
             return
-        if not group or not self._amount_ok(group[-1], group, hits):
+        if not group or not self._amount_ok(group[-1], group, hits, text):
             # a text line ("CALCETINES PACK 3"): the name of numbers that may follow
             pending = self._pending
             if not has_word(text):
                 self._pending = None
-            elif not nums and self._name_col is not None and self.items[-1][5] == index - 1 \
-                    and len(line) - len(line.lstrip()) == self._name_col:
+            elif not nums and not hits and self._name_col is not None \
+                    and self.items[-1][5] == index - 1 \
+                    and len(text) - len(text.lstrip(" ")) == self._name_col:
                 # the item's name goes on under it, from the same column ("HAEMUL DENJANG  1
-                # 85,000" / "JJIGAE"); a modifier is indented or marked ("  LESS ICE", "+Hot")
-                self.items[-1][0] += " " + line.strip()
+                # 85,000" / "JJIGAE"); a modifier is indented or marked ("  LESS ICE", "+Hot").
+                # Kept as a name waiting for numbers too: if the next amount line takes it
+                # ("MILK 2%  3.49" / "BREAD" / "2 @ 1.50  3.00"), the join is undone.
+                item = self.items[-1]
+                self._joined = (item, item[0], item[5])
+                item[0] += " " + _strip_box(line)
+                item[5] = index
                 self._name_col = None
-                self._pending = None
+                self._pending = (_strip_box(line), index, index)
             elif pending is not None and pending[1] == pending[2] == index - 1 and (
                     self.items or len(text.strip()) <= _WORD_END):
                 # a name wrapped onto a second line above its amount ("BUDS CALMING TUMMY
                 # RUB CREAM" / "30ML(TOILETRIES)" / "200,000"), two lines at most; not the
                 # header's lines before the first item, unless the second is the end of a word
                 # cut ("Sudirma" / "n")
-                self._pending = (pending[0] + " " + _strip_box(line).strip(), pending[1], index)
+                self._pending = (pending[0] + " " + _strip_box(line), pending[1], index)
             else:
                 self._pending = (_strip_box(line), index, index)
             return
@@ -1264,7 +1288,8 @@ class Extractor:
             used = 3
         elif len(group) >= 2 and self._qty_column and group[-2][3] != 2 and group[-2][2] > 0:
             qty, used = group[-2], 2
-        elif len(group) == 2 and group[-2][3] == 0 and 0 < group[-2][2] < _QTY_MAX \
+        elif len(group) == 2 and not self.decimals and group[-2][3] == 0 \
+                and 0 < group[-2][2] < _QTY_MAX \
                 and text[group[-2][0] - 2:group[-2][0]] == "  " and has_word(text[:group[-2][0]]):
             # a count in a column of its own, no caption above ("BO SSAM     1     320,000"); a
             # number one space after the name is the name's ("Band-Aids Assorted 40  3.99")
@@ -1286,7 +1311,11 @@ class Extractor:
         first = index
         if name is None and self._pending is not None:
             name, first, _last = self._pending
+            joined = self._joined
+            if joined is not None and joined[0][5] == first:
+                joined[0][0], joined[0][5] = joined[1], joined[2]   # the next item's name
         self._pending = None
+        self._joined = None
         amount_s = fmt(amount[2], amount[3])
         if price is not None:
             price_s = fmt(price[2], price[3])
@@ -1298,9 +1327,11 @@ class Extractor:
                            first, index])
         self._name_col = line.find(name) if name and first == index else None
 
-    def _amount_ok(self, amount, group, hits):
-        if amount[4] or (amount[2] < 0 and (hits or not self.items)):
-            return False   # a labelled negative ("Discount -1.00") or one before any item
+    def _amount_ok(self, amount, group, hits, text):
+        if amount[4] or (amount[2] < 0 and (hits or not self.items
+                                            or not has_word(text[:group[0][0]]))):
+            return False   # a labelled negative ("Discount -1.00"), a nameless one, or one
+            #                before any item
         if amount[3] == 2 or (not self.decimals and amount[3] == 0):
             return True   # cents, or a receipt without cents ("43.636" rupiah)
         # whole-number amounts only in quantity/price/amount columns that multiply out
@@ -1384,14 +1415,16 @@ class Extractor:
         """Printed sign or code (a "$" alone: the store's country's currency when words tell
         the country), else the store's country, else rupiah for amounts without cents in the
         thousands; None if nothing tells."""
-        if self._bare_dollar and self._country and self._country != "USD":
+        if self._bare_dollar and self._country_named:
             return self._country   # "$8.20" at a "SDN BHD": ringgit
         if self.currency or self._country:
             return self.currency or self._country
         totals = [a for _tag, a, _at in self.values.get("total", ())]
-        if self.comma is None or ([a for a in totals if len(a.lstrip("-").split(".")[0]) > 3]
+        big = [len(a.lstrip("-").split(".")[0]) for a in totals]
+        if self.comma is None or ((max(big, default=0) > 4 or (self.comma and 4 in big))
                                   and _no_cents(totals + [i[3] for i in self.items])):
-            # thousands grouped, or a total in the thousands and never a cent ("8.500,00")
+            # thousands grouped, or never a cent but zero and a total of five digits or four
+            # printed with a decimal comma ("8.500,00"); "SOFA 1200.00" stays unknown
             return NO_CENTS_CURRENCY
         return None
 
@@ -1401,8 +1434,11 @@ class Extractor:
 
     def _count_column(self):
         """Items whose names open with a count ("2 SAM DA SOO MINERAL WATER  32,000") on a
-        receipt where most item names do: the count is the quantity, not part of the name.
-        Idempotent: result() may be asked twice."""
+        receipt where at least half the item names do: the count is the quantity, not part of
+        the name. Once: result() may be asked twice."""
+        if self._counted:
+            return
+        self._counted = True
         counted = [item for item in self.items if item[1] == "1" and _lead_count(item[0])]
         if len(counted) < 2 or 2 * len(counted) < len(self.items):
             return

@@ -152,7 +152,7 @@ def receipt_fields(receipt):
         name = item["name"]
         if name is None or PLACEHOLDER not in name:
             continue
-        spans = _name_spans(lines, receipt.raw_lines, name, seen[4], seen[5] + 1)
+        spans = _name_spans(lines, receipt.raw_lines, name, seen[4], seen[5])
         if spans is None:
             continue
         item["name"] = None

@@ -134,7 +134,8 @@ class _ServerExtractor(rules.Extractor):
                                                rules.fmt(num[2], num[3])))
         if not labelled and nums and not self._is_item_line(index):
             last = nums[-1]
-            # an unlabelled negative amount ("Coupon 00112563  -5.00") is a discount
+            # an unlabelled negative amount after the items ("Coupon 00112563  -5.00") is a
+            # discount (among them, with a name of its own, it is an item: fields.py)
             if (last[2] < 0 and rules.is_money(last, self.decimals)
                     and not text[last[1]:].strip(" *")):
                 self.discounts.append(Discount(_strip_label(line[:last[0]]),

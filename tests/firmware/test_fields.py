@@ -249,12 +249,12 @@ def test_total_labels_of_real_shops():
                    "CASHRM    60.00", "CHANGERM    7.90"])
     assert (got["total"], got["payments"]) == ("52.10", [{"type": "cash", "amount": "52.10"}])
     for label in ("BAL DUE", "TE BETALEN", "Yhteensä", "RAZEM", "ИТОГО", "TTL", "UKUPNO",
-                  "합계"):
+                  "합계", "TỔNG CỘNG", "KOPĀ", "IŠ VISO", "ΣΥΝΟΛΟ"):
         assert extract(["SUBTOTAL   9.00", "%s    9.50" % label, "CASH   10.00"])["total"] \
             == "9.50", label
     # cash and change in the shop's language: the total is what was paid less the change
     for cash, change in (("GOTÓWKA", "RESZTA"), ("Käteinen", "Vaihtoraha"), ("Dinheiro", "Troco"),
-                         ("現金", "お釣り"), ("Tiền mặt", "Tiền thừa")):
+                         ("現金", "お釣り"), ("TIỀN MẶT", "TIỀN THỪA"), ("HOTOVĚ", "VRÁCENO")):
         got = extract(["Kawa   4.50", "Bułka   5.00", "%s   20.00" % cash, "%s   10.50" % change])
         assert (got["total"], got["payments"]) == ("9.50", [{"type": "cash", "amount": "9.50"}]), \
             cash
@@ -374,6 +374,25 @@ def test_item_layouts_of_real_shops():
                                          ("PAIN AU CHOCOLAT", "1", "11000", "11000")]
     assert _items(["3 Musketeers   1.50", "Mars Bar   1.20", "Snickers   1.30",
                    "TOTAL   4.00"])[0] == ("3 Musketeers", "1", "1.50", "1.50")
+    # a line under an item from its name's column is not its name's end when the next amount
+    # takes it, nor when it is a label; a nameless negative amount is no item
+    assert _items(["SHOP", "MILK 2%   3.49", "BREAD", "  2 @ 1.50   3.00", "TOTAL 6.49"]) == [
+        ("MILK 2%", "1", "3.49", "3.49"), ("BREAD", "2", "1.50", "3.00")]
+    assert _items(["LATTE   4.50", "Cashier: Anna", "TOTAL   4.50"])[0][0] == "LATTE"
+    # (the indent counted the same on the board and the server: U+3000 is one column)
+    assert _items(["  LATTE   4.50", "\u3000\u3000\u3000LESS ICE", "TOTAL   4.50"])[0][0] == \
+        "LATTE"
+    assert _items(["STORE", "MILK   3.49", "   -0.50", "BREAD", "  2 @ 1.00   2.00",
+                   "TOTAL   4.99"]) == [("MILK", "1", "3.49", "3.49"),
+                                       ("BREAD", "2", "1.00", "2.00")]
+    # on a receipt with cents a number before the amount is the name's; so is "3X" before words
+    assert _items(["PEPSI  12   5.99", "3X LARGE SHIRT   19.99", "TOTAL   25.98"]) == [
+        ("PEPSI  12", "1", "5.99", "5.99"), ("3X LARGE SHIRT", "1", "19.99", "19.99")]
+    # the count column is read once, however often the fields are asked
+    from tilltap_fw.fields import Extractor
+    lines = ["STORE", "1 2 PC CHICKEN   5.00", "1 3 PC CHICKEN   7.00", "TOTAL   12.00"]
+    extractor = Extractor(lines).run(lines)
+    assert extractor.result()["items"] == extractor.result()["items"]
     # a name wrapped onto a second line above its amount; the header above the first item is
     # no part of its name
     assert _items(["CORNER SHOP", "Welcome", "BUDS BABY OIL", "12.00", "BUDS CALMING CREAM",
@@ -398,3 +417,7 @@ def test_currency_from_the_store_country_when_none_is_printed():
     assert extract(["ROTI KEJU   8.500,00", "Total   8.500,00"])["currency"] == "IDR"
     assert extract(["KING DEAL FISH   25000", "Total   25000"])["currency"] == "IDR"
     assert extract(["Coffee   3.00", "Total   3.00"])["currency"] is None
+    assert extract(["ABC SDN BHD", "NASI LEMAK   12.00",
+                    "TOTAL INCLUSIVE GST:   $12.00"])["currency"] == "MYR"
+    assert extract(["GST REG # 12345", "TOTAL   $2.00"])["currency"] == "USD"
+    assert extract(["SOFA   1200.00", "TOTAL   1200.00"])["currency"] is None
