@@ -412,15 +412,78 @@ def _refined(correlation: np.ndarray, period: float, length: int) -> float:
 
 
 def piece_image(dots: np.ndarray, box: tuple[int, int, int, int], side: int,
-                above: int) -> Image.Image:
+                above: int, solid: bool = False) -> Image.Image:
     """One piece as a black-on-white greyscale image with blank margins (side dots left and
     right, above dots above and below); only its line's rows, so that a touching line above or
-    below does not show."""
+    below does not show. solid: dithered dashes and underscores drawn solid (see
+    solid_strokes)."""
     left, top, right, bottom = box
+    piece = dots[top:bottom, left:right]
     canvas = np.full((bottom - top + 2 * above, right - left + 2 * side), 255, dtype=np.uint8)
     canvas[above:above + bottom - top, side:side + right - left][
-        dots[top:bottom, left:right]] = 0
+        solid_strokes(piece) if solid else piece] = 0
     return Image.fromarray(canvas, "L")
+
+
+def solid_strokes(piece: np.ndarray) -> np.ndarray:
+    """The piece's dots (rows, columns) with its dithered dashes and underscores drawn solid (the
+    same array if it has none). Dithered light, a hyphen or an underscore is a few dots with
+    blanks between them (raster-2.bin's "2016-03-25" and "10002_002": 4-6 dots in 2 rows, 4-5
+    blank dots apart), which PP-OCR read as "·" and "."; drawn solid, they read "-" and "_".
+    A dash is a glyph of its own columns: runs of columns each at most 1/RULE_HEIGHT of the
+    piece tall, their rows overlapping, less than FEWEST_DOTS apart (marks in columns that are
+    not neighbours are at least a column apart), together at least twice as long as tall, and
+    off the baseline (the median of the columns' lowest dots): above it by their own height at
+    least, or wholly under it (full stops and dot leaders sit on it). A run with a row of dots
+    at least half of FEWEST_DOTS long is a printed dash, not dithering's fragment of one, and
+    stays apart (printed dashes 1-2 blank dots apart; raster-2.bin's fragments are 2-3 dots
+    long). Only rows with dots are filled ("=" keeps its blank rows)."""
+    height = piece.shape[0]
+    columns = piece.any(axis=0)
+    if not columns.any():
+        return piece
+    lowest = height - 1 - np.argmax(piece[::-1], axis=0)
+    baseline = float(np.median(lowest[columns]))
+    groups: list[list[tuple[int, int, int, int]]] = []
+    for a, b in runs(columns, 1):
+        rows = np.flatnonzero(piece[:, a:b].any(axis=1))
+        top, bottom = int(rows[0]), int(rows[-1]) + 1
+        if (bottom - top) * RULE_HEIGHT > height or 2 * _longest_run(piece[top:bottom, a:b]) \
+                >= FEWEST_DOTS:
+            groups.append([])               # a glyph's columns, or a solid dash: drawn as is
+            continue
+        last = groups[-1] if groups else []
+        if last and a - last[-1][1] < FEWEST_DOTS and \
+                top < max(g[3] for g in last) and bottom > min(g[2] for g in last):
+            last.append((a, b, top, bottom))
+        else:
+            groups.append([(a, b, top, bottom)])
+    out = piece
+    for group in groups:
+        if len(group) < 2:
+            continue                        # one run of columns: drawn as it is
+        left, right = group[0][0], group[-1][1]
+        top, bottom = min(g[2] for g in group), max(g[3] for g in group)
+        if right - left < 2 * (bottom - top) or (bottom - top) * RULE_HEIGHT > height:
+            continue
+        if not (bottom - 1 < baseline - (bottom - top) or top > baseline):
+            continue
+        if out is piece:
+            out = piece.copy()
+        for row in range(top, bottom):
+            if piece[row, left:right].any():
+                out[row, left:right] = True
+    return out
+
+
+def _longest_run(block: np.ndarray) -> int:
+    """The longest run of consecutive printed dots in any row of block."""
+    longest = 0
+    current = np.zeros(block.shape[0], dtype=np.int32)
+    for column in block.T:
+        current = np.where(column, current + 1, 0)
+        longest = max(longest, int(current.max()))
+    return longest
 
 
 def mark_shape(dots: np.ndarray,

@@ -296,13 +296,15 @@ def _read_pieces(page, reader):
     pieces = [(k, box) for k, line in enumerate(found) for box in line.pieces]
     images = [layout.piece_image(dots, box, _PIECE_MARGIN, _PIECE_MARGIN) for _, box in pieces]
     height = layout.line_heights(dots)[1]
-    if layout.lone_dots(dots) > _LONE_DOTS or (
-            height >= _HOLES_HEIGHT and layout.holes(dots) >= _HOLES):
+    soft = layout.lone_dots(dots) > _LONE_DOTS or (
+        height >= _HOLES_HEIGHT and layout.holes(dots) >= _HOLES)
+    if soft:
         # grey text dithered to scattered dots or to strokes full of holes: blurred back to grey
         # and darkened
         images = [_soften(image) for image in images]
     stretch = max(1.0, _SMALL_PRINT / height)
     readings = reader.recognise(images, stretch)
+    _read_solid_again(reader, dots, [box for _, box in pieces], images, readings, stretch, soft)
     _read_narrow_again(reader, images, readings, stretch)
     _read_han_again(reader, images, readings, stretch)
     texts = [r.text for r in readings]
@@ -405,6 +407,57 @@ def _tesseract_alone(reading, text: str, confidence: float) -> bool:
     return min(reading.probabilities) < _UNSURE and confidence >= _TESSERACT_SURE and \
         sum(c.isdigit() for c in text) <= sum(c.isdigit() for c in reading.text) and \
         all(_western_accent(c) or _plain(c) == c for c in text)
+
+
+# what drawing a piece's dithered dashes solid may change in its reading (see _read_solid_again):
+# the dots, dashes and underscore PP-OCR reads for a light dithered dash or underscore; on
+# generated driver receipts in other fonts (bench xtune), letting other characters change too
+# (the reading kept where surer) lost 3 lines of 1297
+_DASH_MARKS = frozenset(".,·・_-‐‑–—―…")
+
+
+def _read_solid_again(reader, dots, boxes, images, readings, stretch, soft) -> None:
+    """Pieces with dithered dashes or underscores (layout.solid_strokes) read again with them
+    drawn solid (and softened as the first images were, if soft); that reading and image kept
+    (in place) if it differs from the first only in such marks and spaces ("2016-03·25" ->
+    "2016-03-25", "10002.002" -> "10002_002"). Solid, the fragments of other flat strokes
+    change letters: a dithered T's crossbar beside its stem made it I (generated driver
+    receipts in other fonts, bench xtune)."""
+    solid = {}
+    for k, box in enumerate(boxes):
+        if not _DASH_MARKS.intersection(readings[k].text):
+            continue            # only marks may change (see _marks_only): none to mend
+        left, top, right, bottom = box
+        piece = dots[top:bottom, left:right]
+        if layout.solid_strokes(piece) is not piece:
+            image = layout.piece_image(dots, box, _PIECE_MARGIN, _PIECE_MARGIN, solid=True)
+            solid[k] = _soften(image) if soft else image
+    if not solid:
+        return
+    again = reader.recognise(list(solid.values()), stretch)
+    for (k, image), reading in zip(solid.items(), again):
+        if reading.text != readings[k].text and _marks_only(readings[k].text, reading.text):
+            readings[k], images[k] = reading, image
+
+
+# a digit, a decimal mark and two digits that end the number: an amount's cents
+_CENTS = re.compile(r"\d[.,]\d\d(?!\d)")
+
+
+def _marks_only(first: str, second: str) -> bool:
+    """True if two readings differ only in _DASH_MARKS replaced by _DASH_MARKS, and spaces
+    (a piece read again must have one of them to change), never in an amount's decimal mark
+    (_CENTS: solid_strokes leaves marks on the baseline as they are, so a change there would be
+    the recognizer's, not the print's; "10002.002" is no amount)."""
+    a, b = first.replace(" ", ""), second.replace(" ", "")
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if tag != "replace" or not set(a[i1:i2] + b[j1:j2]) <= _DASH_MARKS:
+            return False
+        if any(_CENTS.match(a, i - 1) for i in range(max(i1, 1), i2)):
+            return False
+    return True
 
 
 def _read_narrow_again(reader, images, readings, stretch) -> None:
