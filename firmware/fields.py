@@ -1142,11 +1142,12 @@ class Extractor:
         for hit, num in found:
             self._money(hit, num, index)
         self._find_currency(text, nums, found)
-        if self._country is None:
+        if not self._country_named:   # a named country may follow a street word ("jalan")
             for word, code in COUNTRY_SIGNALS:
                 if find_word(text, (word,)) >= 0:
-                    self._country = code
-                    self._country_named = word in COUNTRY_NAMES
+                    if self._country is None:
+                        self._country = code
+                    self._country_named = word in COUNTRY_NAMES and code == self._country
                     break
         named = self._identifiers(line, text, hits)
         dated = self._datetime(text)

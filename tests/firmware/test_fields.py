@@ -420,4 +420,6 @@ def test_currency_from_the_store_country_when_none_is_printed():
     assert extract(["ABC SDN BHD", "NASI LEMAK   12.00",
                     "TOTAL INCLUSIVE GST:   $12.00"])["currency"] == "MYR"
     assert extract(["GST REG # 12345", "TOTAL   $2.00"])["currency"] == "USD"
+    assert extract(["NO 5, JALAN TUN RAZAK", "50400 KUALA LUMPUR", "DISC $.20   -1.00",
+                    "TOTAL   12.00"])["currency"] == "MYR"
     assert extract(["SOFA   1200.00", "TOTAL   1200.00"])["currency"] is None
