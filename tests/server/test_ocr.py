@@ -9,6 +9,7 @@ import re
 import shutil
 import unicodedata
 
+import numpy as np
 import pytest
 from corpus import CORPUS
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
@@ -360,3 +361,32 @@ def test_combine_takes_tesseract_letters_where_pp_ocr_is_unsure():
     assert ocr.combine("Apfetx", "Apfelx", charset, unsure) == "Apfelx"
     assert ocr.combine("Apfetx", "Apfelx", charset, sure) == "Apfetx"
     assert ocr.combine("Apfetx", "Apfeṭx", charset, unsure) == "Apfetx"   # not a printed accent
+
+
+def test_the_printed_decimal_mark_decides_the_page():
+    """A mark measured as a comma (below the baseline, taller than wide) on enough amounts makes
+    the page's marks commas even where most were read as full stops; marks on the baseline make
+    them full stops; no clear shape leaves it to the readings."""
+    page = ["A 2.49", "B 1.19", "C 3.00", "D 5,00"]
+    commas = [(0.2, 2.0), (0.15, 1.8), (0.0, 1.0)]
+    assert ocr.printed_mark(commas) == ","
+    assert ocr.decimal_marks(page, ocr.printed_mark(commas)) == ["A 2,49", "B 1,19", "C 3,00",
+                                                                 "D 5,00"]
+    assert ocr.printed_mark([(0.0, 1.0), (0.01, 0.9), (-0.02, 1.0)]) == "."
+    assert ocr.printed_mark([(0.3, 0.9), (0.0, 1.0)]) is None   # a brush full stop: not tall
+
+
+def test_a_solid_redrawing_may_change_dashes_but_never_an_amount():
+    assert ocr._marks_only("2016-03·25", "2016-03-25")
+    assert ocr._marks_only("10002.002", "10002_002")                 # no amount: 3 digits after
+    assert not ocr._marks_only("TOTAL 12.50", "TOTAL 12-50")         # an amount's decimal mark
+    assert not ocr._marks_only("TTC 3.00", "TIC 3.00")               # a letter
+
+
+def test_dithered_holes_tell_dark_grey_text_from_crisp_strokes():
+    crisp = np.zeros((20, 20), dtype=bool)
+    crisp[5:15, 5:15] = True
+    holed = crisp.copy()
+    holed[6:14:2, 6:14:2] = False                                    # dithering's one-dot holes
+    assert layout.holes(crisp) == 0.0
+    assert layout.holes(holed) > 0.1
