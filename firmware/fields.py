@@ -496,7 +496,8 @@ _WORD_END = 2
 def _no_cents(amounts):
     """True if no amount string has cents other than zero ("9500", "8500.00")."""
     for a in amounts:
-        if "." in a and a.split(".")[1].strip("0"):
+        num = decimal(a)
+        if num[2] % 10 ** num[3]:
             return False
     return True
 

@@ -224,7 +224,7 @@ def _peel_rules(dots: np.ndarray, top: int, bottom: int,
     top, bottom = strokes[0][0], strokes[-1][1]
     under = bottom
     while under > top + height and bottom - under < max(1, height // RULE_HEIGHT) and \
-            max((b - a for a, b in runs(dots[under - 1], 1)), default=0) >= RULE_WIDTH * height:
+            _longest_run(dots[under - 1:under]) >= RULE_WIDTH * height:
         under -= 1
     if under < bottom:
         after.insert(0, _line(dots, under, bottom, height))
@@ -478,12 +478,7 @@ def solid_strokes(piece: np.ndarray) -> np.ndarray:
 
 def _longest_run(block: np.ndarray) -> int:
     """The longest run of consecutive printed dots in any row of block."""
-    longest = 0
-    current = np.zeros(block.shape[0], dtype=np.int32)
-    for column in block.T:
-        current = np.where(column, current + 1, 0)
-        longest = max(longest, int(current.max()))
-    return longest
+    return max((b - a for row in block for a, b in runs(row, 1)), default=0)
 
 
 def mark_shape(dots: np.ndarray,
