@@ -71,7 +71,8 @@ LABELS = (
     ("discount", "", ("discount", "saving", "savings", "coupon", "total savings", "rabatt",
                       "nachlass", "remise", "réduction", "descuento", "dto", "优惠", "折扣",
                       "折让", "抹零")),
-    ("tendered", "", ("tendered", "bayar", "dibayar", "cash tendered", "amount tendered", "given",
+    ("tendered", "", ("tendered", "paid", "amount paid", "bayar", "dibayar", "cash tendered",
+                      "amount tendered", "given",
                       "cash given", "gegeben", "bar gegeben", "reçu", "espèces reçues",
                       "montant reçu", "entregado", "efectivo entregado", "recibido", "实收",
                       "实收金额", "收款")),
@@ -1100,6 +1101,7 @@ class Extractor:
         self._amounts = []        # (mantissa, scale) ending each line after the items
         self._subtotal_at = None  # index in _amounts of the first subtotal's amount
         self._signed_max = None   # (mantissa, scale): the largest amount printed with a currency
+        self._orphans = []        # amounts alone on a line before the first payment
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -1136,10 +1138,12 @@ class Extractor:
             elif find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
                 self._label_above = last   # not a caption ("Qty  Price  Total")
         if not found and not hits and len(nums) == 1 and self._paid_at is None \
-                and is_money(nums[0], self.decimals) and not has_word(text) \
-                and (self.values.get("subtotal") or self.values.get("tax")):
-            # an amount alone under the subtotal and tax lines: the total, its label left out
-            found = [((0, 0, "total", "2"), nums[0])]
+                and is_money(nums[0], self.decimals) \
+                and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:]):
+            self._orphans.append(fmt(nums[0][2], nums[0][3]))
+            if not has_word(text) and (self.values.get("subtotal") or self.values.get("tax")):
+                # an amount alone under the subtotal and tax lines: the total, its label left out
+                found = [((0, 0, "total", "2"), nums[0])]
         for hit, num in found:
             self._money(hit, num, index)
         self._find_currency(text, nums, found)
@@ -1311,6 +1315,12 @@ class Extractor:
         if qty is None:
             qty = prefix_qty
         first = index
+        if name is None and self._pending is None and len(nums) == 1 and len(self.items) >= 2 \
+                and not has_word(text) and self._sum_of_items(amount) \
+                and None not in [i[0] for i in self.items]:
+            # the named items' sum alone on a line: their total, its label lost
+            self._in_items = False
+            return
         if name is None and self._pending is not None:
             name, first, _last = self._pending
             joined = self._joined
@@ -1399,6 +1409,9 @@ class Extractor:
             # no label, payment or sum says it ("TOLLPAID: $5.00", "FUELSALE $16.24"): the
             # amount due is the largest printed with the currency
             total = fmt(*self._signed_max)
+        due = self._paid_net(payments, change)
+        if due is not None and due != total and due in self._orphans:
+            total = due   # the total's label left out (unreadable): what was paid says it
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
         return {
@@ -1412,6 +1425,19 @@ class Extractor:
             "items": [{"name": i[0], "qty": i[1], "unit_price": i[2], "amount": i[3]}
                       for i in self.items],
         }
+
+    def _paid_net(self, payments, change):
+        """What the payments (else the amount tendered) came to, less the change given: None
+        without either or when that is not a positive amount."""
+        if payments:
+            paid = add_amounts(p["amount"] for p in payments)
+        else:
+            paid = self._first("tendered")
+            if paid is None:
+                return None
+        if change is not None and not change.startswith("-"):
+            paid = add_amounts((paid, "-" + change))
+        return None if paid.startswith("-") or not paid.strip("0.") else paid
 
     def _currency(self):
         """Printed sign or code (a "$" alone: the store's country's currency when words tell
@@ -1450,14 +1476,17 @@ class Extractor:
             if count > 1:
                 item[2] = unit_price(decimal(item[3]), (0, 0, count, 0))
 
+    def _sum_of_items(self, num):
+        """True if the number (a scan's tuple) is the sum of the items read so far."""
+        want = decimal(add_amounts(i[3] for i in self.items))
+        return num[2] * 10 ** want[3] == want[2] * 10 ** num[3]
+
     def _item_sum_printed(self):
         """No total label found: the items' sum when a line after them prints it."""
         if not self.items:
             return None
-        items = add_amounts(i[3] for i in self.items)
-        want = decimal(items)
         for mant, scale in self._amounts:
-            if mant * 10 ** want[3] == want[2] * 10 ** scale and mant > 0:
+            if mant > 0 and self._sum_of_items((0, 0, mant, scale, 0)):
                 return fmt(mant, scale)
         return None
 

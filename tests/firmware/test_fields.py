@@ -306,6 +306,25 @@ def test_totals_printed_in_unusual_ways():
     assert extract(["PUMP# 18", "GALLONS: 6.28", "FUELSALE  16.24"])["total"] is None
     # a payment label with the spaces lost
     assert extract(["CREDITCARD   15.20"])["payments"] == [{"type": "card", "amount": "15.20"}]
+    # the total's label left out (an unreadable box): the amount alone on its line is the total
+    # when the payment less the change comes to it; a tax summary's "TOTAL" row after the
+    # payment is not
+    lost = ["SOCKS   1 X 9.50   9.50", "BELT   1 X 22.90   22.90", "PVC MAN   1 X 10.50   10.50",
+            "RM 42.90", "CASH   RM 50.00", "CHANGE   RM 7.10",
+            "GST SUMMARY   AMOUNT   TAX", "TOTAL   40.47   2.43"]
+    assert extract(lost)["total"] == "42.90"
+    assert extract(lost[:3] + ["RM 41.00"] + lost[4:])["total"] != "41.00"
+    assert extract(["NASI LEMAK   2.50", "TEH TARIK   1.27", "4.00", "PAID   4.00",
+                    "CHANGE   0.00", "INCLUSIVE 6% GST   0.23"])["total"] == "4.00"
+    # the named items' sum alone on a line is their total, not an item; a nameless amount that
+    # happens to be the sum of nameless ones before it is an item
+    summed = extract(["WRAP   6.95", "SALMON   6.25", "CHIPS   1.25", "                 14.45",
+                      "REQUESTED BILL", "Tables: 11"])
+    assert summed["total"] == "14.45"
+    assert [i["name"] for i in summed["items"]] == ["WRAP", "SALMON", "CHIPS"]
+    nameless = extract(["1   2.00", "1   2.50", "1   4.50", "1 FRIED RICE   11.00",
+                        "SUBTOTAL   20.00", "TOTAL:   20.00"])
+    assert [i["amount"] for i in nameless["items"]] == ["2.00", "2.50", "4.50", "11.00"]
 
 
 def test_dates_of_real_shops():

@@ -17,7 +17,7 @@ from tilltap_host import real_receipts
 THRESHOLDS = {   # measured: see README ("Real shops' receipts")
     "sroie": {"totals": 0.95, "dates": 0.98, "lines": 0.99, "currency": 0.98},
     "cord": {"totals": 0.95, "items": 0.93, "quantities": 0.91, "lines": 0.99, "currency": 0.97},
-    "wildreceipt": {"totals": 0.85, "dates": 0.96, "items": 0.93, "quantities": 0.96,
+    "wildreceipt": {"totals": 0.87, "dates": 0.96, "items": 0.93, "quantities": 0.96,
                     "lines": 0.99},
 }
 
@@ -44,6 +44,15 @@ def test_totals_hold_when_the_spaces_are_lost():
         pytest.skip("receipts-real not found")
     right, out_of = real_receipts.glued_totals("measure")
     assert right >= 0.94 * out_of, (right, out_of)
+
+
+def test_totals_hold_when_their_label_is_lost():
+    """Measure-part receipts read right, read again with only the amount of their total's line
+    (WildReceipt leaves out boxes it cannot read): measured 214 of 237 (90.3%)."""
+    if not os.path.isdir(real_receipts.REAL):
+        pytest.skip("receipts-real not found")
+    right, out_of = real_receipts.label_lost_totals("measure")
+    assert right >= 0.88 * out_of, (right, out_of)
 
 
 def test_the_split_is_the_committed_one():

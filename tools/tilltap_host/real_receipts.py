@@ -163,6 +163,34 @@ def glued_totals(part):
     return right, out_of
 
 
+_TOTAL_WORDS = re.compile(r"total|jumlah|amount|due|payable|summe|\btl\b", re.I)
+_AMOUNT_END = re.compile(r"\S*\d[\d.,]*\S*\s*$")
+
+
+def label_lost_totals(part):
+    """(right, out of): totals of the part's receipts read right as they are, read again with
+    the words of their total's line left out, only its amount kept (WildReceipt leaves out the
+    boxes it could not read): how far the rules find the total without its label (cash less
+    change, the items' sum, ...). The total's line is the first with a total word and the
+    total's digits; receipts without one are not counted."""
+    from tilltap_fw.fields import extract
+    right = out_of = 0
+    for _rid, _stream, truth in receipts(part):
+        want = _dec(truth.get("total"))
+        lines = truth["lines"]
+        if want is None or _dec(extract(lines)["total"]) != want:
+            continue
+        digits = truth["total"].replace(".", "").lstrip("0")
+        for k, line in enumerate(lines):
+            end = _AMOUNT_END.search(line)
+            if end and _TOTAL_WORDS.search(line) and digits in re.sub(r"\D", "", end.group()):
+                lost = lines[:k] + [" " * end.start() + end.group()] + lines[k + 1:]
+                right += _dec(extract(lost)["total"]) == want
+                out_of += 1
+                break
+    return right, out_of
+
+
 FIGURES = ("totals", "dates", "items", "quantities", "lines", "currency")
 
 
@@ -192,6 +220,9 @@ if __name__ == "__main__":
         write_split()
     elif sys.argv[1:2] == ["glued"]:   # python -m tilltap_host.real_receipts glued [part]
         print("totals with spaces lost: %d of %d" % glued_totals(
+            sys.argv[2] if len(sys.argv) > 2 else "tune"))
+    elif sys.argv[1:2] == ["unlabelled"]:   # ... unlabelled [part]
+        print("totals with their label lost: %d of %d" % label_lost_totals(
             sys.argv[2] if len(sys.argv) > 2 else "tune"))
     else:  # measure a part: python -m tilltap_host.real_receipts [tune|measure|all]
         print("\n".join(report(measure(sys.argv[1] if len(sys.argv) > 1 else "tune")[0])))
