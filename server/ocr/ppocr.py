@@ -47,6 +47,7 @@ class Reading:
     # where the characters were read, as shares of the image's width: the first one's step
     # start and the last one's step end (0, 0 for an empty reading)
     span: tuple[float, float] = (0.0, 0.0)
+    steps: int = 0          # the recognizer's output steps (one per 8 input columns)
 
     @property
     def confidence(self) -> float:
@@ -133,4 +134,4 @@ class LineReader:
                 steps.append(at)
             previous = cls
         span = (steps[0] * step, (steps[-1] + 1) * step) if steps else (0.0, 0.0)
-        return Reading("".join(chars), confidence, span)
+        return Reading("".join(chars), confidence, span, len(best))

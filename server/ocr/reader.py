@@ -9,7 +9,8 @@ How a page is read (figures: bench/bench_extract.py, README "Parsing print strea
     with PP-OCR   (server/ocr/ppocr.py, installed by make setup) every page: cut into lines and
                   each line into pieces at column gaps (server/ocr/layout.py), every piece read
                   by PP-OCRv4's recognizer (pieces of light grey dithered text blurred first;
-                  pieces read as nothing or with repeated characters read again wider),
+                  pieces read as nothing or with repeated characters, and the pieces of narrow
+                  print, read again wider),
                   pieces without Han read again by Tesseract (Latin script, else eng) to
                   correct what PP-OCR's Chinese model cannot read (combine), or taken from it
                   where PP-OCR is unsure and Tesseract sure; unsure pieces with Han read
@@ -37,6 +38,7 @@ import logging
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -51,7 +53,7 @@ from tilltap_fw import escpos_parser
 from tilltap_fw.receipt import ReceiptAssembler
 
 from . import layout
-from .ppocr import LineReader
+from .ppocr import LineReader, Reading
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,16 @@ _REPEATS = 3
 _REPEAT_STRETCH = 1.5
 _RUN = re.compile(r"(\S)\1{%d}" % (_REPEATS - 1))
 _RUN_OF = re.compile(r"(.)\1+")
+# On a page whose Latin pieces are read with more than _DENSE characters per recognizer step
+# (the median), those pieces are read again _REPEAT_STRETCH times as wide (see
+# _read_dense_again). Per piece (4 characters or more) of generated driver receipts monospace
+# fonts read 0.26-0.41, proportional ones 0.33-0.66 (medians 0.33-0.48, the most Liberation Sans
+# Narrow), print-from-pdf's serif pages 0.51-0.63 ("formating", "cilum"; its half-size page,
+# widened as small print, 0.33-0.47). At 0.45 the held-out fonts' receipts read 1 line more
+# ("Seriennr:", Liberation Sans Narrow), at 0.5 none; the tuned fonts' the same. Only pages that
+# dense pay for it: a serif PDF page ~0.5 s more CPU (the wider reading is 1.5 times as long).
+_DENSE = 0.45
+_NARROW_MARKS = frozenset(".,;:")
 _MIN_PAGE = 48          # dots: images less tall in all are a logo, not a receipt to read
 _FEW_LINES = 3          # printed text lines a raster-only receipt may have besides its images
 
@@ -306,6 +318,7 @@ def _read_pieces(page, reader):
     readings = reader.recognise(images, stretch)
     _read_solid_again(reader, dots, [box for _, box in pieces], images, readings, stretch, soft)
     _read_narrow_again(reader, images, readings, stretch)
+    wider = _read_dense_again(reader, images, readings, stretch)
     _read_han_again(reader, images, readings, stretch)
     texts = [r.text for r in readings]
     latin = [k for k, r in enumerate(readings) if _second_reading(r, images[k])]
@@ -320,9 +333,11 @@ def _read_pieces(page, reader):
         for k, (text, confidence) in zip(latin, second):
             if _tesseract_alone(readings[k], text, confidence):
                 texts[k] = text.strip()
+                if k in wider:      # Tesseract merges double letters as PP-OCR ("cilum")
+                    texts[k] = _added(texts[k], wider[k]) or texts[k]
             else:
                 texts[k] = combine(texts[k], text.strip(), reader.charset,
-                                   readings[k].probabilities)
+                                   readings[k].probabilities, specks=soft)
     for k in latin:
         texts[k] = latin_letters(texts[k])
     parts: list[list[str]] = [[] for _ in found]
@@ -481,6 +496,67 @@ def _read_narrow_again(reader, images, readings, stretch) -> None:
             readings[k] = reading
 
 
+def _read_dense_again(reader, images, readings, stretch) -> dict[int, str]:
+    """On a page whose Latin pieces are read with more than _DENSE characters per recognizer
+    step (the median; narrow letters: a proportional serif font, a condensed one), the pieces
+    that dense read again _REPEAT_STRETCH times as wide, and the characters that reading adds
+    put into the first one (see _added): a letter twice where the first reading has it once
+    (greedy CTC merges two of one character unless a blank step lies between them:
+    "formating", "cilum") and narrow marks the squeezed reading lost ("proident sunt",
+    "Seriennr:"). The first reading's spaces are kept: read wider, words split ("forma tting").
+    Returns the wider readings' texts by piece (Tesseract misses the same letters and marks)."""
+    latin = {k: len(r.text) / r.steps for k, r in enumerate(readings)
+             if r.steps and r.text.strip() and _han_share(r.text) == 0}
+    if not latin or statistics.median(latin.values()) <= _DENSE:
+        return {}
+    dense = [k for k, density in latin.items() if density > _DENSE]
+    wider = reader.recognise([images[k] for k in dense], stretch * _REPEAT_STRETCH)
+    for k, reading in zip(dense, wider):
+        text = _added(readings[k].text, reading.text)
+        if text is not None:
+            readings[k] = Reading(text, _spread(readings[k], text), readings[k].span,
+                                  readings[k].steps)
+    return {k: reading.text for k, reading in zip(dense, wider)}
+
+
+def _added(first: str, wider: str) -> str | None:
+    """first with the characters wider adds (spaces aside) put in place, if wider differs from
+    it only by such additions, each a letter next to its twin ("tt"; not a digit: an amount's
+    digits are left to _read_narrow_again's stricter test) or marks of _NARROW_MARKS after a
+    letter; else None (also when it adds nothing)."""
+    where = [k for k, c in enumerate(first) if not c.isspace()]
+    a, b = "".join(first[k] for k in where), "".join(wider.split())
+    inserts: dict[int, str] = {}
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        added = b[j1:j2]
+        twin = added.isalpha() and len(added) == 1 and added in (a[i1 - 1:i1], a[i1:i1 + 1])
+        marks = set(added) <= _NARROW_MARKS and a[i1 - 1:i1].isalpha()
+        if op != "insert" or not (twin or marks):
+            return None
+        at = where[i1 - 1] + 1 if i1 else 0
+        inserts[at] = inserts.get(at, "") + added
+    if not inserts:
+        return None
+    return "".join(inserts.get(k, "") + c for k, c in enumerate(first)) + \
+        inserts.get(len(first), "")
+
+
+def _spread(reading, text: str) -> list[float]:
+    """One probability per character of text (the first reading with characters added): the
+    added ones get the reading's least (its other uses need one per character)."""
+    least = min(reading.probabilities, default=0.0)
+    out, k = [], 0
+    for c in text:
+        if k < len(reading.text) and c == reading.text[k]:
+            out.append(reading.probabilities[k])
+            k += 1
+        else:
+            out.append(least)
+    return out
+
+
 def _read_han_again(reader, images, readings, stretch) -> None:
     """Pieces with Han read with a character less likely than _UNSURE read again padded (see
     _AGAIN_PAD), the more certain reading kept (in place); Latin pieces get their second
@@ -562,7 +638,7 @@ def _lean_model(language: str) -> str:
 
 
 def combine(primary: str, second: str, charset: frozenset[str],
-            probabilities: list[float] | None = None) -> str:
+            probabilities: list[float] | None = None, specks: bool = True) -> str:
     """PP-OCR's reading (primary) of a Latin piece, corrected by Tesseract's (second) where
     PP-OCR is measured to be wrong and Tesseract right (generated driver receipts): letters and
     currency signs PP-OCR's Chinese set lacks (accented letters, €, £, ß, ñ, Œ) that Tesseract
@@ -571,10 +647,12 @@ def combine(primary: str, second: str, charset: frozenset[str],
     neighbours (PP-OCR's "0xford", "N0.", "Til1", "40og", "20%0n", "Bele9-Nr."); a symbol PP-OCR
     made of a digit ("©.465"); a currency sign PP-OCR dropped beside an amount whose digits
     Tesseract misread ("8,11" read "&,li€"); a full stop after a word that Tesseract does not
-    see (a speck of dithering: "TOTAL."); a letter PP-OCR gave a probability (probabilities:
-    one per character of primary) under _UNSURE_LETTER. Everything else stays PP-OCR's, which
-    reads digits and amounts better. The two readings are aligned without their spaces, which
-    the engines place differently ("Cashier:oliver", "Cashier: Oliver")."""
+    see (a speck of dithering: "TOTAL."), if specks (a page whose pieces are softened: crisp
+    print leaves none, and Tesseract missed a PDF's small full stop, "pariatur."); a letter
+    PP-OCR gave a probability (probabilities: one per character of primary) under
+    _UNSURE_LETTER. Everything else stays PP-OCR's, which reads digits and amounts better. The
+    two readings are aligned without their spaces, which the engines place differently
+    ("Cashier:oliver", "Cashier: Oliver")."""
     where = [k for k, c in enumerate(primary) if not c.isspace()]
     unsure = _unsure(primary, probabilities)
     ours = "".join(primary[k] for k in where)
@@ -612,8 +690,8 @@ def combine(primary: str, second: str, charset: frozenset[str],
                 text[k] = _better(text, k, theirs[n])
                 if unsure[k] and text[k].isalpha() and _printed_letter(theirs[n]):
                     text[k] = theirs[n]     # a letter PP-OCR is unsure of ("Apfetstrudel")
-        elif op == "delete" and i2 == len(ours) and ours[i1:i2] in (".", ",") and \
-                ours[i1 - 1:i1].isalpha():
+        elif specks and op == "delete" and i2 == len(ours) and ours[i1:i2] in (".", ",") \
+                and ours[i1 - 1:i1].isalpha():
             text[where[i1]] = ""        # a speck of dithering after a word ("TOTAL.")
     return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
 

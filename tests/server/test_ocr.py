@@ -383,6 +383,16 @@ def test_a_solid_redrawing_may_change_dashes_but_never_an_amount():
     assert not ocr._marks_only("TTC 3.00", "TIC 3.00")               # a letter
 
 
+def test_narrow_print_read_wider_adds_only_twin_letters_and_marks():
+    # greedy CTC merges a letter printed twice, and a squeezed reading loses narrow marks
+    assert ocr._added("formating", "forma tting") == "formatting"
+    assert ocr._added("proident sunt", "proident, sunt") == "proident, sunt"
+    assert ocr._added("pariatur", "pariatur.") == "pariatur."
+    assert ocr._added("TOTAL 12.50", "TOTAL 122.50") is None        # never an amount's digit
+    assert ocr._added("velit", "vclit") is None                      # a change is no addition
+    assert ocr._added("velit", "velit") is None                      # nothing added
+
+
 def test_dithered_holes_tell_dark_grey_text_from_crisp_strokes():
     crisp = np.zeros((20, 20), dtype=bool)
     crisp[5:15, 5:15] = True
