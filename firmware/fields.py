@@ -430,12 +430,16 @@ def _times_matches(qty, price, amount):
 
 
 def unit_price(amount, qty):
-    """amount / qty rounded half up to amount's decimals (at least 2): the unit price."""
-    scale = max(amount[3], 2)
-    num = amount[2] * 10 ** (scale - amount[3] + qty[3])
+    """The unit price, amount / qty: in amount's decimals when it divides evenly (rupiah stay
+    whole: 10,000 / 2 -> '5000'), else rounded half up to at least 2 decimals."""
     den = qty[2]
     if den <= 0:
         return None
+    even = amount[2] * 10 ** qty[3]
+    if even % den == 0:
+        return fmt(even // den, amount[3])
+    scale = max(amount[3], 2)
+    num = amount[2] * 10 ** (scale - amount[3] + qty[3])
     return fmt((2 * num + den) // (2 * den), scale)
 
 

@@ -372,7 +372,7 @@ def test_item_layouts_of_real_shops():
     assert _items(["   GONG GIBAB        2      40,000", "   HAEMUL DENJANG    1      85,000",
                    "   JJIGAE", "   BO SSAM           1     320,000", "      =*MEDIUM*=",
                    "   TOTAL                    445,000"]) == [
-        ("GONG GIBAB", "2", "20000.00", "40000"), ("HAEMUL DENJANG JJIGAE", "1", "85000", "85000"),
+        ("GONG GIBAB", "2", "20000", "40000"), ("HAEMUL DENJANG JJIGAE", "1", "85000", "85000"),
         ("BO SSAM", "1", "320000", "320000")]
     # a count before the name that multiplies out with the unit price; "2x" opening a line
     # is a count, "8x" after a name is the name's
@@ -389,7 +389,7 @@ def test_item_layouts_of_real_shops():
                                         ("*Tableware Offer", "1", "-0.24", "-0.24")]
     # counts opening most item names are quantities; one name opening with a number is a name
     assert _items(["2 SAM DA SOO WATER       32,000", "1 PAIN AU CHOCOLAT   11,000",
-                   "TOTAL   43,000"]) == [("SAM DA SOO WATER", "2", "16000.00", "32000"),
+                   "TOTAL   43,000"]) == [("SAM DA SOO WATER", "2", "16000", "32000"),
                                          ("PAIN AU CHOCOLAT", "1", "11000", "11000")]
     assert _items(["3 Musketeers   1.50", "Mars Bar   1.20", "Snickers   1.30",
                    "TOTAL   4.00"])[0] == ("3 Musketeers", "1", "1.50", "1.50")
