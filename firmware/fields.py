@@ -1106,6 +1106,9 @@ class Extractor:
         self._subtotal_at = None  # index in _amounts of the first subtotal's amount
         self._signed_max = None   # (mantissa, scale): the largest amount printed with a currency
         self._orphans = []        # amounts alone on a line before the first payment
+        self._orphan = None       # (line index, scan) of the last of them
+        self._above_label = None  # that scan when it is the line above _label_above's
+        self._previous = None     # index of the line fed last
 
     def run(self, lines):
         for index in range(len(lines)):
@@ -1124,7 +1127,12 @@ class Extractor:
         found = labelled_values(text, nums, hits, self.decimals)
         if self._label_above is not None:
             above = self._label_above
-            if not hits and len(nums) == 1 and is_money(nums[0], self.decimals):
+            alone = not hits and len(nums) == 1 and is_money(nums[0], self.decimals)
+            if alone and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:]):
+                found = [(above, nums[0])]
+            elif above[2] == "total" and self._above_label is not None:
+                found = [self._amount_above(above)] + found
+            elif alone:
                 found = [(above, nums[0])]
             elif above[2] == "total" and nums and is_money(nums[-1], self.decimals) \
                     and not [h for h in hits if h[2] in ("total", "subtotal", "tax")]:
@@ -1137,14 +1145,19 @@ class Extractor:
             last = hits[-1]
             if len(hits) == 1 and last[2] == "total" and len(nums) == 1 \
                     and is_money(nums[0], self.decimals) and nums[0][1] <= last[0] \
+                    and (nums[0][3] or nums[0][2] >= 10) \
                     and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:last[0]]):
-                found = [(last, nums[0])]   # "9.50  TOTAL": the amount printed first
+                found = [(last, nums[0])]   # "9.50  TOTAL": the amount printed first, not
+                #                             a count of items ("9  Total")
             elif find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
                 self._label_above = last   # not a caption ("Qty  Price  Total")
+                orphan = self._orphan
+                self._above_label = orphan[1] if orphan and orphan[0] == self._previous else None
         if not found and not hits and len(nums) == 1 and self._paid_at is None \
                 and is_money(nums[0], self.decimals) \
                 and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:]):
             self._orphans.append(fmt(nums[0][2], nums[0][3]))
+            self._orphan = (index, nums[0])
             if not has_word(text) and (self.values.get("subtotal") or self.values.get("tax")):
                 # an amount alone under the subtotal and tax lines: the total, its label left out
                 found = [((0, 0, "total", "2"), nums[0])]
@@ -1171,7 +1184,16 @@ class Extractor:
             top = self._signed_max
             if top is None or mant * 10 ** top[1] > top[0] * 10 ** scale:
                 self._signed_max = (mant, scale)
+        self._previous = index
         self.on_line(index, line, text, nums, hits, found)
+
+    def _amount_above(self, label):
+        """(label, amount) for a bare total label under an amount alone on its line ("$85.00" /
+        "Total": a row split in two), the amount no longer an item named by the label."""
+        if self.items and self.items[-1][5] == self._orphan[0]:
+            self.items.pop()
+        self._label_above = None
+        return (label, self._above_label)
 
     def on_line(self, index, line, text, nums, hits, found):
         """Hook for subclasses: one decoded line and its scan."""
@@ -1390,6 +1412,10 @@ class Extractor:
     def result(self):
         """The fields (see the module docstring)."""
         self._count_column()
+        above = self._label_above
+        if above is not None and above[2] == "total" and self._above_label is not None:
+            hit, num = self._amount_above(above)   # the label is the last line
+            self._money(hit, num, self._orphan[0])
         total = self._best_total()
         subtotal = self._first("subtotal")
         payments = self.payments

@@ -316,6 +316,15 @@ def test_totals_printed_in_unusual_ways():
     assert extract(lost[:3] + ["RM 41.00"] + lost[4:])["total"] != "41.00"
     assert extract(["NASI LEMAK   2.50", "TEH TARIK   1.27", "4.00", "PAID   4.00",
                     "CHANGE   0.00", "INCLUSIVE 6% GST   0.23"])["total"] == "4.00"
+    # a total's row split in two: its amount above the label (also as the last line), and a
+    # count before the label is no amount ("9  Total" / "259.298")
+    split = ["NASI GORENG   2   50,000", "ES TEH   1   9,000", "64,900", "TOTAL", "CASH   100,000",
+             "THANK YOU"]
+    assert extract(split)["total"] == "64900"
+    assert [i["name"] for i in extract(split)["items"]] == ["NASI GORENG", "ES TEH"]
+    assert extract(split[:4])["total"] == "64900"
+    assert extract(["NASI GORENG   2   50,000", "ES TEH   1   9,000", "2  Total", "59,000",
+                    "CASH   100,000"])["total"] == "59000"
     # the named items' sum alone on a line is their total, not an item; a nameless amount that
     # happens to be the sum of nameless ones before it is an item
     summed = extract(["WRAP   6.95", "SALMON   6.25", "CHIPS   1.25", "                 14.45",

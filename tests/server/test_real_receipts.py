@@ -46,13 +46,16 @@ def test_totals_hold_when_the_spaces_are_lost():
     assert right >= 0.94 * out_of, (right, out_of)
 
 
-def test_totals_hold_when_their_label_is_lost():
-    """Measure-part receipts read right, read again with only the amount of their total's line
-    (WildReceipt leaves out boxes it cannot read): measured 214 of 237 (90.3%)."""
+@pytest.mark.parametrize("how, share", [("unlabelled", 0.88), ("label above", 0.95),
+                                        ("label under", 0.95)])
+def test_totals_hold_when_their_row_is_damaged(how, share):
+    """Measure-part receipts read right, read again with their total's line damaged as
+    WildReceipt's transcriptions damage rows (real_receipts.PERTURBATIONS): measured (stop 26)
+    unlabelled 214 of 237 (90.3%), label above 235 of 237, label under 233 of 237."""
     if not os.path.isdir(real_receipts.REAL):
         pytest.skip("receipts-real not found")
-    right, out_of = real_receipts.label_lost_totals("measure")
-    assert right >= 0.88 * out_of, (right, out_of)
+    right, out_of = real_receipts.perturbed_totals("measure", how)
+    assert right >= share * out_of, (right, out_of)
 
 
 def test_the_split_is_the_committed_one():

@@ -165,15 +165,26 @@ def glued_totals(part):
 
 _TOTAL_WORDS = re.compile(r"total|jumlah|amount|due|payable|summe|\btl\b", re.I)
 _AMOUNT_END = re.compile(r"\S*\d[\d.,]*\S*\s*$")
+# How a total's line is changed, as WildReceipt's transcriptions change rows (the lines
+# given: the line's label and its amount, each at its column):
+PERTURBATIONS = {
+    # the boxes it could not read left out: only the amount is left
+    "unlabelled": lambda label, amount: [amount],
+    # a skewed photo's row rebuilt as two: the label above its amount, or under it
+    "label above": lambda label, amount: [label, amount],
+    "label under": lambda label, amount: [amount, label],
+}
 
 
-def label_lost_totals(part):
+def perturbed_totals(part, how):
     """(right, out of): totals of the part's receipts read right as they are, read again with
-    the words of their total's line left out, only its amount kept (WildReceipt leaves out the
-    boxes it could not read): how far the rules find the total without its label (cash less
-    change, the items' sum, ...). The total's line is the first with a total word and the
-    total's digits; receipts without one are not counted."""
+    their total's line changed as PERTURBATIONS[how] says: how far the rules find the total
+    when its row is damaged (from cash less change, the items' sum, the line above or under).
+    The total's line is the first with a total word and the total's digits in its last word;
+    receipts without one are not counted, nor for the splits those with no label before the
+    amount."""
     from tilltap_fw.fields import extract
+    change = PERTURBATIONS[how]
     right = out_of = 0
     for _rid, _stream, truth in receipts(part):
         want = _dec(truth.get("total"))
@@ -184,9 +195,11 @@ def label_lost_totals(part):
         for k, line in enumerate(lines):
             end = _AMOUNT_END.search(line)
             if end and _TOTAL_WORDS.search(line) and digits in re.sub(r"\D", "", end.group()):
-                lost = lines[:k] + [" " * end.start() + end.group()] + lines[k + 1:]
-                right += _dec(extract(lost)["total"]) == want
-                out_of += 1
+                label = line[:end.start()].rstrip()
+                if label.strip() or how == "unlabelled":
+                    rows = change(label, " " * end.start() + end.group())
+                    right += _dec(extract(lines[:k] + rows + lines[k + 1:])["total"]) == want
+                    out_of += 1
                 break
     return right, out_of
 
@@ -221,8 +234,9 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["glued"]:   # python -m tilltap_host.real_receipts glued [part]
         print("totals with spaces lost: %d of %d" % glued_totals(
             sys.argv[2] if len(sys.argv) > 2 else "tune"))
-    elif sys.argv[1:2] == ["unlabelled"]:   # ... unlabelled [part]
-        print("totals with their label lost: %d of %d" % label_lost_totals(
-            sys.argv[2] if len(sys.argv) > 2 else "tune"))
+    elif sys.argv[1:2] == ["damaged"]:   # ... damaged [part]: the total's row damaged
+        for how in PERTURBATIONS:
+            print("totals, %s: %d of %d" % ((how,) + perturbed_totals(
+                sys.argv[2] if len(sys.argv) > 2 else "tune", how)))
     else:  # measure a part: python -m tilltap_host.real_receipts [tune|measure|all]
         print("\n".join(report(measure(sys.argv[1] if len(sys.argv) > 1 else "tune")[0])))
