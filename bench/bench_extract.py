@@ -229,6 +229,11 @@ def real_receipts_figures():
           % (time.perf_counter() - started))
     for line in real_receipts.report(figures):
         print("  " + line)
+    print("  totals with the spaces lost (SROIE, CORD): %d of %d"
+          % real_receipts.glued_totals("measure"))
+    for how in real_receipts.PERTURBATIONS:
+        print("  totals with their row damaged, %s: %d of %d"
+              % ((how,) + real_receipts.perturbed_totals("measure", how)))
     _real_receipts_real_path(real_receipts)
 
 
