@@ -156,6 +156,9 @@ COUNTRY_NAMES = ("sdn bhd", "sdn. bhd", "malaysia", "selangor", "johor", "kuala 
 NO_CENTS_CURRENCY = "IDR"
 # Words that may stand between an item's numbers: "3 x 1.50", "1,272 kg x 2,99/kg".
 TIMES = ("x", "×", "*", "@")
+# What a name ends with before its unit price ("Hefe à 3,30", "Latte @ 3.50"; not "a", which
+# may be the name's: "VITAMIN A")
+PRICE_MARKS = ("@", "à", "á", "x", "×")
 UNITS = ("kg", "g", "lb", "lbs", "pc", "pcs", "st", "stk", "ea", "uds", "个", "件", "瓶", "斤",
          "份", "杯", "盒", "包", "袋", "只", "支")
 # Column captions: tell a "price qty amount" table from a "qty price amount" one.
@@ -509,9 +512,12 @@ def _no_cents(amounts):
 
 def _lead_count(name):
     """(count, rest) of a name that opens with a count of 1-3 digits and a space ("2 SAM DA
-    SOO"), else None."""
+    SOO") or an "x" and a space ("2x GyrosFolie"), else None."""
     if not name:
         return None
+    glued = _glued_count(name)   # "2x GyrosFolie"
+    if glued is not None:
+        return (glued[0][2], name[glued[1]:].strip())
     k = 0
     while k < len(name) and _is_digit(name[k]):
         k += 1
@@ -1334,7 +1340,11 @@ class Extractor:
             # the count before the name, the unit price and the amount after it ("8   NASI
             # PUTIH   10,000   80,000"): the count is what multiplies out
             qty, price, used = lead, group[-2], 2
-            name = _trim(_strip_box(line[lead[1]:price[0]]), _NAME_TRIM)
+            begin = lead[1]
+            rest = text[begin:price[0]].split()
+            if rest and rest[0] in TIMES:   # "2 x VITAMIN A  5.00  10.00"
+                begin = text.find(rest[0], begin) + len(rest[0])
+            name = _trim(_strip_box(line[begin:_before_mark(text, price[0])]), _NAME_TRIM)
             prefix_qty = None
         else:
             name, prefix_qty = _item_name(line, text, nums, group[-used])
@@ -1492,13 +1502,15 @@ class Extractor:
 
     def _count_column(self):
         """Items whose names open with a count ("2 SAM DA SOO MINERAL WATER  32,000") on a
-        receipt where at least half the item names do: the count is the quantity, not part of
-        the name. Once: result() may be asked twice."""
+        receipt where at least half the item names whose count was not read otherwise do: the
+        count is the quantity, not part of the name. Once: result() may be asked twice."""
         if self._counted:
             return
         self._counted = True
-        counted = [item for item in self.items if item[1] == "1" and _lead_count(item[0])]
-        if len(counted) < 2 or 2 * len(counted) < len(self.items):
+        unread = [item for item in self.items if item[1] == "1"]   # no other count read
+        counted = [item for item in unread if _lead_count(item[0])]
+        if not counted or len(counted) + len(self.items) - len(unread) < 2 \
+                or 2 * len(counted) < len(unread):
             return
         for item in counted:
             count, name = _lead_count(item[0])
@@ -1619,10 +1631,53 @@ def _item_name(line, text, nums, first):
             start = num[1]
         elif num[3] == 0 and num[1] - num[0] >= 5:
             start = num[1]
-    name = _trim(_strip_box(line[start:first[0]]), _NAME_TRIM)
+    end = first[0]
+    price = [n for n in nums if n[1] <= end and not text[n[1]:end].strip()]
+    price = price[-1] if price and price[-1] is not first else None   # just before the amount
+    glued = _glued_count(text) if qty is None and price is not None else None
+    if glued is not None and _times_matches(glued[0], price, first):
+        qty, start = glued   # "3x Hefe-Weissbier  à 3,30  9,90"; not "3X LARGE SHIRT  19.99"
+    if qty is not None and price is not None and start < price[0] \
+            and _times_matches(qty, price, first):
+        end = _before_mark(text, price[0])   # the unit price after the name
+    word_end = end
+    while word_end > start and text[word_end - 1] == " ":
+        word_end -= 1
+    sign = word_end
+    while sign > start and _is_letter(text[sign - 1]):
+        sign -= 1
+    code = text[sign:word_end]
+    if code and (currency(code) is not None or (word_end == end and code in GLUED_SIGNS)):
+        end = sign   # the amount's currency is not the name's ("BACON   RM 4.90", "EXHAM R14.00")
+    name = _trim(_strip_box(line[start:end]), _NAME_TRIM)
     if not has_word(name) or _only_times(fold(name)):
         return None, qty
     return name, qty
+
+
+def _before_mark(text, end):
+    """Where a name ends that the unit price at end follows: before the mark between them
+    ("Hefe à 3,30", "Latte @ 3.50"), if there is one."""
+    k = end
+    while k > 0 and text[k - 1] == " ":
+        k -= 1
+    if k and text[k - 1] in PRICE_MARKS and (k < 2 or text[k - 2] == " "):
+        return k - 1
+    return end
+
+
+def _glued_count(text):
+    """(count as a scan, where the name starts) for a line opening with a count glued to its
+    "x" ("3x Hefe-Weissbier", "2X  COPERTO"), else None."""
+    k = len(text) - len(text.lstrip(" "))
+    i = k
+    while k < len(text) and _is_digit(text[k]):
+        k += 1
+    if not 0 < k - i <= 3 or text[k + 1:k + 2] != " " or text[k] not in "xX×" \
+            or not has_word(text[k + 2:]):
+        return None
+    count = int(text[i:k])
+    return ((i, k, count, 0, 0), k + 2) if 0 < count < _QTY_MAX else None
 
 
 def _only_times(text):

@@ -349,6 +349,30 @@ def test_dates_of_real_shops():
         assert extract([line])["datetime"] is None, line
 
 
+def test_item_names_are_the_printed_names_alone():
+    # a count glued to its "x", the unit price after its mark, the amount's currency: not the
+    # name's
+    assert _items(["3x Hefe-Weissbier   à 3,30     9,90", "1x Vegetarische Varia   8,50",
+                   "Summe   18,40"]) == [("Hefe-Weissbier", "3", "3.30", "9.90"),
+                                        ("Vegetarische Varia", "1", "8.50", "8.50")]
+    assert _items(["2 x VITAMIN A   5.00   10.00", "3 Latte @ 3.50   10.50",
+                   "TOTAL   18.50"]) == [("VITAMIN A", "2", "5.00", "10.00"),
+                                        ("Latte", "3", "3.50", "10.50")]
+    # a count glued to its "x" without a unit price: only where such counts open most names
+    # ("3X LARGE SHIRT" is a size)
+    assert _items(["2X   COPERTO   4.00", "1x ChknTeriRoll   6.50", "TOTAL   10.50"]) == [
+        ("COPERTO", "2", "2.00", "4.00"), ("ChknTeriRoll", "1", "6.50", "6.50")]
+    assert _items(["BACON          RM 4.90", "EXHAM            R14.00", "TOTAL   RM 18.90"]) \
+        == [("BACON", "1", "4.90", "4.90"), ("EXHAM", "1", "14.00", "14.00")]
+    # counts opening most names, where the others' counts were read otherwise (multiplied out)
+    counted = _items(["1   UDG GR TLUR ASIN   165,000", "1   SAPO TH SEAFOOD   129,000",
+                      "2   CHINESE TE   14,000   28,000", "8   NASI PUTIH   10,000   80,000",
+                      "3   HOT TEA   12,000   36,000", "FOOD   294,000"])
+    assert [i[:2] for i in counted] == [
+        ("UDG GR TLUR ASIN", "1"), ("SAPO TH SEAFOOD", "1"), ("CHINESE TE", "2"),
+        ("NASI PUTIH", "8"), ("HOT TEA", "3"), ("FOOD", "1")]
+
+
 def test_item_layouts_of_real_shops():
     # price line before the name; quantity line under the name
     assert _items(["1x  22.000        22.000", "Ice t grentea", "TOTAL    22.000"]) == \

@@ -16,9 +16,10 @@ from tilltap_host import real_receipts
 # dataset -> figure -> lowest share (measured on the measure part minus about 1.5 points)
 THRESHOLDS = {   # measured: see README ("Real shops' receipts")
     "sroie": {"totals": 0.95, "dates": 0.98, "lines": 0.99, "currency": 0.98},
-    "cord": {"totals": 0.95, "items": 0.93, "quantities": 0.91, "lines": 0.99, "currency": 0.97},
-    "wildreceipt": {"totals": 0.87, "dates": 0.96, "items": 0.93, "quantities": 0.96,
-                    "lines": 0.99},
+    "cord": {"totals": 0.95, "items": 0.93, "names": 0.83, "quantities": 0.91, "lines": 0.99,
+             "currency": 0.97},
+    "wildreceipt": {"totals": 0.87, "dates": 0.96, "items": 0.93, "names": 0.80,
+                    "quantities": 0.96, "lines": 0.99},
 }
 
 

@@ -88,17 +88,22 @@ def score(fields, lines, truth):
     if truth.get("items"):
         got = [(_name(i.get("name")), _dec(i.get("amount")), _dec(i.get("qty")))
                for i in fields.get("items", ())]
-        found = counted = counted_right = 0
+        found = counted = counted_right = named = 0
         for item in truth["items"]:
             name, amount = _name(item["name"]), _dec(item["amount"])
-            match = [q for n, a, q in got if name in n and a == amount]
+            match = [(n, q) for n, a, q in got if name in n and a == amount]
             if match:
                 found += 1
+                named += name in [n for n, _q in match]
                 want = _dec(item.get("qty"))
                 if want is not None:   # not "1PK", "2X", "(2@$1.95)"
                     counted += 1
-                    counted_right += match[0] == want
+                    counted_right += match[0][1] == want
         out["items"] = (found, len(truth["items"]))
+        if found:
+            # not in the corpus README's score: of the items found, those whose name is the
+            # printed name alone (no count, code, price or currency left in it)
+            out["names"] = (named, found)
         if counted:
             # not in the corpus README's score: of the items found whose truth has a number
             # for the quantity, those read with that quantity
@@ -204,7 +209,7 @@ def perturbed_totals(part, how):
     return right, out_of
 
 
-FIGURES = ("totals", "dates", "items", "quantities", "lines", "currency")
+FIGURES = ("totals", "dates", "items", "names", "quantities", "lines", "currency")
 
 
 def report(totals):
