@@ -206,7 +206,8 @@ def test_a_payment_label_ending_the_line_above_its_amount_does_not_crash():
 _WORDS = st.sampled_from(["TOTAL", "Total", "CASH", "Cash", "Visa", "合计", "现金", "Summe",
                           "Bar", "RM", "Rp", "€", "$", "x", "@", "kg", "Subtotal", "Change",
                           "Tax", "GST 6%", "Member", "No.", ":", "-", "(", ")", "Qty",
-                          "Price", "单价", "数量", "\t", "   "])
+                          "Price", "单价", "数量", "\t", "   ", "PAID", "à", "2x", "3X", "R",
+                          "TL"])
 _NUMBERS = st.sampled_from(["1", "12.50", "-3.00", "1,234.56", "8.500,00", "48.000", "0",
                             "2024", "12/03/2025", "14:05", "4111 1111 1111 1111", "3x"])
 _LINES = st.lists(st.one_of(
