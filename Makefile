@@ -12,7 +12,7 @@ UPLOAD ?= full
 help:
 	@echo "make setup      create .venv and install everything (pinned)"
 	@echo "make test       compile the firmware with mpy-cross, lint, type-check, run every test"
-	@echo "make test-fast  the same without end-to-end and browser tests (about a minute)"
+	@echo "make test-fast  the same without end-to-end and browser tests (about a minute and a half)"
 	@echo "make lint       ruff over everything, mypy over the server and host tools"
 	@echo "make soak       long property/fuzz and power-loss runs"
 	@echo "make bench      print speed and memory figures"

@@ -340,6 +340,8 @@ def _number_at(text, i, j, comma):
     if before == "-" and _is_letter(before2):
         return None
     s = text[i:j]
+    if len(s) > 1 and s[0] == "0" and s.isdigit() and before != ".":
+        return None   # "牌号：0001", "No. 007": a number, never an amount (".00" is cents)
     if before == "." and comma is False and j - i == 2 and s.isdigit() \
             and not (_is_digit(before2) or _is_letter(before2) or before2 == "."):
         return (i - 1, j, int(s), 2, 0)   # ".82", "$.50": cents without a leading zero

@@ -5,6 +5,7 @@ point group "tilltap.commands" (the host tools add demo, board and tap), so a se
 deployment has the server's commands only and a developer's checkout has them all.
 """
 import argparse
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -48,8 +49,30 @@ def database_arguments(ap):
 
 
 def main(argv=None):
+    """Runs one subcommand; what a user can get wrong ends in one line, not a traceback."""
+    import ssl
+
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    name = "tilltap " + (argv or sys.argv[1:] or ["?"])[0]
+    try:
+        return args.run(args)
+    except (OperationalError, NoSuchModuleError, ArgumentError) as e:
+        print("%s: the database cannot be used (--db %s): %s"
+              % (name, getattr(args, "db", "?"), str(e.orig if hasattr(e, "orig") else e)
+                 .splitlines()[0]), file=sys.stderr)
+        return 2
+    except ssl.SSLError as e:
+        print("%s: TLS certificate or key (--tls-cert, --tls-key): %s" % (name, e),
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`tilltap parse ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -8,22 +8,23 @@ from tilltap_fw import config
 _SIZES = ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB"))
 
 
-def _value(kind, value):
+def _value(kind, value, name=""):
     if kind is bool:
         return "true" if value else "false"
     if kind is str:
         return "`%s`" % json.dumps(value)
-    for size, unit in _SIZES:
-        if value >= size and value % size == 0 and value > 1 << 12:
-            return "%d %s" % (value // size, unit)
+    if "baud" not in name:   # a rate in bits per second is no size
+        for size, unit in _SIZES:
+            if value >= size and value % size == 0 and value > 1 << 12:
+                return "%d %s" % (value // size, unit)
     return str(value)
 
 
-def _allowed(kind, allowed):
+def _allowed(kind, allowed, name):
     if allowed is None:
         return ""
     if kind is int:
-        return "%s to %s" % (_value(kind, allowed[0]), _value(kind, allowed[1]))
+        return "%s to %s" % (_value(kind, allowed[0], name), _value(kind, allowed[1], name))
     return ", ".join("`%s`" % a if a else '`""`' for a in allowed)
 
 
@@ -31,8 +32,8 @@ def markdown_table():
     """The settings table: setting, default, allowed values, meaning."""
     rows = ["| setting | default | allowed | meaning |", "|---|---|---|---|"]
     for name, (kind, default, allowed, meaning) in config.SCHEMA.items():
-        rows.append("| `%s` | %s | %s | %s |" % (name, _value(kind, default),
-                                                  _allowed(kind, allowed), meaning))
+        rows.append("| `%s` | %s | %s | %s |" % (name, _value(kind, default, name),
+                                                  _allowed(kind, allowed, name), meaning))
     return "\n".join(rows)
 
 

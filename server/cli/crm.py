@@ -21,8 +21,16 @@ def add_command(sub):
 
 def run(args):
     engine = make_engine(args.db, schema=args.schema)
-    with open(args.csv_file, newline="", encoding="utf-8-sig") as f:
-        imported, errors = crm.import_csv(engine, f)
+    try:
+        with open(args.csv_file, newline="", encoding="utf-8-sig") as f:
+            imported, errors = crm.import_csv(engine, f)
+    except UnicodeDecodeError:
+        print("tilltap crm import: %s is not UTF-8 (save it as \"CSV UTF-8\")" % args.csv_file,
+              file=sys.stderr)
+        return 2
+    except OSError as e:
+        print("tilltap crm import: %s" % e, file=sys.stderr)
+        return 2
     for row, reason in errors:
         print("%s:%d: %s" % (args.csv_file, row, reason), file=sys.stderr)
     print("%d customers imported, %d rows refused" % (imported, len(errors)))

@@ -11,6 +11,7 @@ command line.
 add and revoke also rewrite the Mosquitto files when --mosquitto-dir is given.
 """
 import json
+import os
 import sys
 
 from tilltap.accounts import broker_files, devices
@@ -43,6 +44,12 @@ def add_command(sub):
 
 
 def run(args):
+    folder = args.mosquitto_dir or (args.directory if args.action == "mosquitto" else None)
+    if folder and not os.path.isdir(folder):
+        # checked first: a device added and its broker files not written would be shown its
+        # credential once and then refused by the broker
+        print("tilltap devices: %s is not a folder" % folder, file=sys.stderr)
+        return 2
     engine = make_engine(args.db, schema=args.schema)
     try:
         if args.action == "add":

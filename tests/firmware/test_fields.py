@@ -127,6 +127,10 @@ def test_numbers_skip_codes_dates_and_glued_units():
     assert values("Rabatt 10%   -1,05", True) == ["10", "-1.05"]
     assert values("1,272 kg x 2,99/kg", True) == ["1.272", "2.99"]
     assert values("1.234,50 EUR", True) == ["1234.50"]
+    # a whole number with leading zeros is a number, not an amount; cents without a leading
+    # zero are ("TAX  .00")
+    assert values("收银：1001(1001) 牌号：0001") == ["1001", "1001"]
+    assert values("TAX   .00") == ["0.00"]
 
 
 def test_dates():

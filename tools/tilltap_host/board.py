@@ -131,14 +131,21 @@ def provision(db_url, device, config_path):
     given["device_id"] = device
     given.setdefault("server", {})["credential"] = "(set below)"
     device_config.validate(given)
-    engine = database.make_engine(db_url)
-    try:
-        given["server"]["credential"] = devices.add(engine, device)
-    finally:
-        engine.dispose()
     tmp = config_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(given, f, indent=2)
+    # opened before the device is registered: a folder that cannot be written fails here, not
+    # after the credential exists (it is shown once and the ID could not be registered again)
+    f = open(tmp, "w")
+    try:
+        with f:
+            engine = database.make_engine(db_url)
+            try:
+                given["server"]["credential"] = devices.add(engine, device)
+            finally:
+                engine.dispose()
+            json.dump(given, f, indent=2)
+    except BaseException:
+        os.remove(tmp)
+        raise
     os.replace(tmp, config_path)
 
 
@@ -146,7 +153,7 @@ def run(args):
     if args.board_command == "provision":
         try:
             provision(args.db, args.device, args.config)
-        except (device_config.ConfigError, ValueError) as e:
+        except (device_config.ConfigError, ValueError, OSError) as e:
             print("tilltap board provision: %s" % e, file=sys.stderr)
             return 2
         print("registered %s; its credential is in %s (deploy it with: make deploy CONFIG=%s)"

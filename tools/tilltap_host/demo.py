@@ -464,8 +464,8 @@ async def _main(args):
         print("\n".join(lines), flush=True)
         if args.once:
             return 0 if ok else 1
-        print("dashboard: %s/dashboard/  (login %s / %s; API docs at %s/docs); Ctrl-C to stop"
-              % (demo.server.url, OPERATOR, demo.operator_password, demo.server.url), flush=True)
+        print("dashboard: %s/dashboard/  (login %s / %s); Ctrl-C to stop"
+              % (demo.server.url, OPERATOR, demo.operator_password), flush=True)
         while True:
             await asyncio.sleep(3600)
     finally:

@@ -73,7 +73,10 @@ class ServerProc:
                 raise RuntimeError("tilltap serve exited with %s: %s"
                                    % (proc.returncode, self.log_tail() or "(no output)"))
             h = self.health()
-            return h and (not self.mqtt or h.get("mqtt_connected"))
+            # only this server knows the token and shows "ingest": another process answering on
+            # the port (a tilltap serve started by hand) is not ready, and this one then exits
+            # with "address already in use"
+            return h and "ingest" in h and (not self.mqtt or h.get("mqtt_connected"))
         wait_for(ready, 30, what="tilltap serve on port %d" % self.port)
 
     def log_tail(self, lines=5):

@@ -41,7 +41,8 @@ def add_command(parent):
                          "(default: $TILLTAP_DATA or ~/.local/share/tilltap)")
     ap.add_argument("--heapsize", default=None,
                     help="the firmware's heap, as on a chip (e.g. 128k; default: the port's), "
-                         "with a chip's 4 KiB capture backlog")
+                         "with a chip's 4 KiB capture backlog and the code in a ROMFS image "
+                         "as a production board boots it")
     ap.set_defaults(run=run)
 
 
@@ -95,7 +96,9 @@ def run(args):
     _check_printer_name(printer["host"], printer.get("port", 9100))
     print("tilltap tap: spool %s, status %s; Ctrl-C stops" % (cfg["spool"]["dir"], status),
           flush=True)
-    cmd, env = firmware_command(workdir, effective, status, heapsize=args.heapsize)
+    # a heap as on a chip: the code in flash, as a production board boots it (ROMFS)
+    cmd, env = firmware_command(workdir, effective, status, heapsize=args.heapsize,
+                                rom=bool(args.heapsize))
     proc = subprocess.Popen(cmd, env=env, cwd=workdir)
     # Ctrl-C reaches the firmware (same process group), which stops and says so; this process
     # waits for it instead of dying first. SIGTERM is passed on.
