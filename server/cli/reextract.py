@@ -23,6 +23,10 @@ def run(args):
         print("\r%d / %d receipts" % (done, total), end="", file=sys.stderr, flush=True)
 
     done = extraction.reextract_all(engine, progress, device_id=args.device)
+    if not done and args.device:
+        print("tilltap reextract: no receipts stored for device %s" % args.device,
+              file=sys.stderr)
+        return 1
     print("\n%d receipts extracted" % done)
     failed = extraction.failures(engine, args.device)
     if failed:

@@ -108,6 +108,11 @@ def run(args):
                                     host=args.host, port=args.port, log_level=args.log_level,
                                     ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                                     access_log=False, proxy_headers=False)
+            print("tilltap serve: %s://%s:%d, database %s%s; Ctrl-C stops"
+                  % ("https" if args.tls_cert else "http", args.host, args.port,
+                     engine.url.render_as_string(hide_password=True),
+                     ", MQTT %s:%d" % (args.mqtt_host, args.mqtt_port) if consumer else ""),
+                  flush=True)
             uvicorn.Server(config).run()
     finally:
         if consumer:
