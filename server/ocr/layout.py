@@ -49,6 +49,11 @@ MARK_LOW = 0.55         # digit heights: a glyph whose top is this far below the
 #                         a mark (",", "."), not a digit nor a minus sign (~0.5)
 FEWEST_DOTS = 9         # dots a column of printed text takes at least (font B on 80 mm
 #                         printers): a rule's dashes are no closer (see _fundamental)
+PEAK_MARGIN = 0.2       # see _dash_count: a dithered rule's dashes' period is its first peak
+#                         of autocorrelation this close to its highest: thin strokes dithered
+#                         into dot pairs (a monospace "=" of 12-dot dashes: "#.##.##.##..")
+#                         peak at 6 dots at 0.65 and at 12 at 0.97, and were counted double
+#                         (6 rules of the tuning fonts' dithered receipts righted)
 HARMONIC = 0.25         # see _fundamental: between the -0.4 at half a true period (dashes 0.7
 #                         of it long) and the 0.32-0.42 at lags by a fractional one
 
@@ -358,10 +363,14 @@ def _dash_count(columns: np.ndarray, width: int) -> int:
     if power > 0.05 * len(signal):             # a line with gaps, not a solid stroke
         correlation = np.correlate(signal, signal, "full")[len(signal) - 1:] / power
         # periods under 5 dots are dithering's, not a font's hyphens (>= 14 px fonts)
-        for lag in range(5, min(2 * CELL, len(correlation) - 1)):
+        lags = range(5, min(2 * CELL, len(correlation) - 1))
+        strongest = max((correlation[lag] for lag in lags), default=0.0)
+        for lag in lags:
             here = correlation[lag]
-            if here > 0.5 and correlation[lag - 1] < here >= correlation[lag + 1]:
-                left, right = correlation[lag - 1], correlation[lag + 1]
+            left, right = correlation[lag - 1], correlation[lag + 1]
+            # a fractional period's peak is split over two lags: both count against strongest
+            if here > 0.5 and left < here >= right and \
+                    here + max(left, right, 0.0) >= strongest - PEAK_MARGIN:
                 period = _fundamental(correlation, lag + _vertex(left, here, right))
                 period = _refined(correlation, period, len(signal))
                 # n dashes of fill * period dots: width = (n - 1) * period + fill * period

@@ -395,6 +395,10 @@ _ONES_IN_WORD = re.compile(r"(?<=[a-zß])1+(?=[a-zß])")
 # neither engine reads ("iGracias ... !", "jGracias ... !"); 1 line of 188 righted on the tuned
 # fonts' receipts, 2 of 391 with other seeds, none lost
 _OPENING_MARK = re.compile(r"(?<![^\s(\"'])[ij](?=[A-ZÁÉÍÓÚÑ][a-záéíóúñü][^!¡]*!)")
+# the shapes PP-OCR gives a German ß, which its set lacks, after two lowercase letters and
+# before a lowercase letter or the word's end ("groB", "Hauptstrabe"): a ß where PP-OCR is
+# unsure of them (see _sharp_s; a sure capital B stays: "MacBook")
+_SHARP_S_SHAPES = re.compile(r"(?<=[a-zäöü]{2})[Bbf8](?=[a-zäöü]|\W|$)")
 
 
 def latin_letters(text: str) -> str:
@@ -414,13 +418,20 @@ def _ones_to_l(word: re.Match) -> str:
     return _ONES_IN_WORD.sub(lambda m: "l" * len(m.group(0)), token)
 
 
+# a mark between digits: a decimal mark or a thousands separator
+_MARK_IN_NUMBER = re.compile(r"\d[.,]\d")
+
+
 def _tesseract_alone(reading, text: str, confidence: float) -> bool:
     """True if a Latin piece is Tesseract's reading (text, confidence) alone rather than PP-OCR's
     reading combined with it: PP-OCR unsure of a character, Tesseract sure of its words and
     reading no more digits than PP-OCR (Tesseract makes digits of dithering's specks:
-    "3 x 1,909", "690902 Lyon") and no accent of another language (see _WESTERN_ACCENTS)."""
+    "3 x 1,909", "690902 Lyon"), no fewer marks between digits (it lost a dithered decimal
+    comma: "3,49" read "349"; 2 lines of the tuning fonts' dithered receipts righted, none lost)
+    and no accent of another language (see _WESTERN_ACCENTS)."""
     return min(reading.probabilities) < _UNSURE and confidence >= _TESSERACT_SURE and \
         sum(c.isdigit() for c in text) <= sum(c.isdigit() for c in reading.text) and \
+        len(_MARK_IN_NUMBER.findall(text)) >= len(_MARK_IN_NUMBER.findall(reading.text)) and \
         all(_western_accent(c) or _plain(c) == c for c in text)
 
 
@@ -645,18 +656,20 @@ def combine(primary: str, second: str, charset: frozenset[str],
     read in place of or next to PP-OCR's; a capital PP-OCR read in lower case (C, W, X of some
     fonts); a capital I PP-OCR read as l ("USt-ldNr."); look-alike digits and letters by their
     neighbours (PP-OCR's "0xford", "N0.", "Til1", "40og", "20%0n", "Bele9-Nr."); a symbol PP-OCR
-    made of a digit ("©.465"); a currency sign PP-OCR dropped beside an amount whose digits
-    Tesseract misread ("8,11" read "&,li€"); a full stop after a word that Tesseract does not
-    see (a speck of dithering: "TOTAL."), if specks (a page whose pieces are softened: crisp
-    print leaves none, and Tesseract missed a PDF's small full stop, "pariatur."); a letter
-    PP-OCR gave a probability (probabilities: one per character of primary) under
-    _UNSURE_LETTER. Everything else stays PP-OCR's, which reads digits and amounts better. The
-    two readings are aligned without their spaces, which the engines place differently
-    ("Cashier:oliver", "Cashier: Oliver")."""
-    where = [k for k, c in enumerate(primary) if not c.isspace()]
+    made of a digit ("©.465"), a "%" ("19%" read "198") or a date's "T" it read as a digit; a
+    currency sign PP-OCR dropped beside an amount whose digits Tesseract misread ("8,11" read
+    "&,li€"); a full stop after a word that Tesseract does not see (a speck of dithering:
+    "TOTAL."), if specks (a page whose pieces are softened: crisp print leaves none, and
+    Tesseract missed a PDF's small full stop, "pariatur."); a letter PP-OCR gave a probability
+    (probabilities: one per character of primary) under _UNSURE_LETTER. Everything else stays
+    PP-OCR's, which reads digits and amounts better. The two readings are aligned without their
+    spaces, which the engines place differently ("Cashier:oliver", "Cashier: Oliver"),
+    Tesseract's with its marks made the printed ones first (_tesseract_marks: "¡")."""
     unsure = _unsure(primary, probabilities)
+    primary = _sharp_s(primary, unsure)
+    where = [k for k, c in enumerate(primary) if not c.isspace()]
     ours = "".join(primary[k] for k in where)
-    theirs_all = "".join(second.split())
+    theirs_all = "".join(_tesseract_marks(second).split())
     text = list(primary)
     inserts: dict[int, str] = {}
     matcher = difflib.SequenceMatcher(None, ours, theirs_all, autojunk=False)
@@ -694,6 +707,29 @@ def combine(primary: str, second: str, charset: frozenset[str],
                 and ours[i1 - 1:i1].isalpha():
             text[where[i1]] = ""        # a speck of dithering after a word ("TOTAL.")
     return "".join(inserts.get(k, "") + c for k, c in enumerate(text)) + inserts.get(len(text), "")
+
+
+def _sharp_s(primary: str, unsure: list[bool]) -> str:
+    """primary with the letters of ß's shapes PP-OCR is unsure of inside a lowercase word
+    (_SHARP_S_SHAPES) read as ß: its set lacks ß, and in thin dithered print it gave one the
+    nearest shape under _UNSURE_LETTER ("grof" 0.39, "Hauptstrabe" 0.29; 3 lines of the tuning
+    fonts' dithered receipts righted, none lost), where Tesseract read no ß either ("gro8",
+    "Hauptstraĝe")."""
+    return _SHARP_S_SHAPES.sub(lambda m: "ß" if unsure[m.start()] else m.group(0), primary)
+
+
+# an i with a grave accent before a letter: Italian puts it only at a word's end ("più"), so in
+# a word it is a dithered i's dot Tesseract read as an accent ("Amerìcano", "dìd"; 2 lines of
+# the tuning fonts' dithered receipts righted, none lost)
+_GRAVE_I = re.compile(r"[ìÌ](?=[^\W\d_])")
+
+
+def _tesseract_marks(second: str) -> str:
+    """Tesseract's reading with its marks made what is printed before it is combined: an i or j
+    opening a capitalised word before a "!" is "¡" (_OPENING_MARK: PP-OCR reads nothing there,
+    so the mark is taken as a sign PP-OCR left out) and an ì inside a word is i (_GRAVE_I)."""
+    second = _GRAVE_I.sub(lambda m: "i" if m.group(0) == "ì" else "I", second)
+    return _OPENING_MARK.sub("¡", second)
 
 
 _CURRENCY = "$£€¥￥"
@@ -754,12 +790,20 @@ def _tax_code(primary: str, span: list[int]) -> bool:
 # the accents of the Latin receipts' languages (grave, acute, circumflex, tilde, diaeresis,
 # ring, cedilla); Tesseract's others on dithered print were specks ("TVĀ", "Ẹuf", "Núřez")
 _WESTERN_ACCENTS = frozenset("\u0300\u0301\u0302\u0303\u0308\u030a\u0327")
+# the letters of the Western European code page (Windows-1252: the languages' own letters, as a
+# driver's text has them); on the dithered receipts of the tuning fonts (bench scratch) 2 lines
+# righted with _sharp_s ("Hauptstraßĝe"), none lost
+_WESTERN_LETTERS = frozenset(c for c in bytes(range(0x80, 0x100)).decode("cp1252", "ignore")
+                             if c.isalpha())
 
 
 def _western_accent(c: str) -> bool:
-    """True for a letter with one of _WESTERN_ACCENTS ("é", "ñ", "ç"), not "ā" or "ř"."""
+    """True for a letter with one of _WESTERN_ACCENTS that Western European text has ("é", "ñ",
+    "ç"; not "ā" or "ř", nor "ĝ" or "ů", which Tesseract read in dithered print beside a "ß" and
+    for a "ú": see _WESTERN_LETTERS)."""
     marks = unicodedata.normalize("NFD", c)[1:]
-    return c.isalpha() and len(marks) == 1 and marks in _WESTERN_ACCENTS
+    return c.isalpha() and len(marks) == 1 and marks in _WESTERN_ACCENTS and \
+        c in _WESTERN_LETTERS
 
 
 def _plain(c: str) -> str:
@@ -801,6 +845,13 @@ def _accented(ours: str, theirs: str, charset: frozenset[str]) -> bool:
 
 
 _LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B", "9": "g"}
+# capitals Tesseract reads for digits ("O", "I", "S", "B", "Z" for 2, "G" for 6): between digits
+# they stay PP-OCR's digits; another capital Tesseract reads between the digits of a code or a
+# date and time (_CODE), where PP-OCR read a digit, is printed ("22T16" read "22116" and
+# "28719" in dithered FreeMono: 3 lines of the tuning fonts' dithered receipts righted, none
+# lost)
+_DIGIT_SHAPES = frozenset("OISBZG")
+_CODE = re.compile(r"\d[-:/]\d|[^\W\d_]")
 _PUNCTUATION = set(".,:;-/%()'&+*#@$!?\"")
 
 
@@ -819,6 +870,14 @@ def _better(chars, k, theirs):
         return theirs
     if not ours.isalnum() and ours not in _PUNCTUATION and theirs.isalnum():
         return theirs
+    if theirs == "%" and ours.isdigit() and text[k - 1:k].isdigit() and \
+            not text[k + 1:k + 2].isdigit() and _whole_number_before(text, k):
+        return theirs       # a thin dithered % PP-OCR read as a digit ending a whole number
+        #                     ("19%" read "198"; 7 lines of the tuning fonts' dithered receipts
+        #                     righted, none lost); never an amount's last digit ("12.98")
+    if ours.isdigit() and theirs.isupper() and theirs not in _DIGIT_SHAPES and \
+            text[k - 1:k].isdigit() and text[k + 1:k + 2].isdigit() and _in_code(text, k):
+        return theirs       # a capital between digits of a date and time ("2026-03-22T16:49")
     return ours
 
 
@@ -830,6 +889,23 @@ def _in_word(text, k):
         return not before.isdigit() and (after.islower() or before in ("", " ") or
                                          before.isalpha())
     return before.isalpha() and not after.isdigit() and not (after in ".," and then.isdigit())
+
+
+def _whole_number_before(text, k):
+    """True if the digits before text[k] follow no decimal mark (not "12.9" of "12.98")."""
+    start = k
+    while start and text[start - 1].isdigit():
+        start -= 1
+    return not (start > 1 and text[start - 1] in ".," and text[start - 2].isdigit())
+
+
+def _in_code(text, k):
+    """True if the word around text[k] (itself left out) is a code or a date and time, not an
+    amount: it has a letter, or digits joined by "-", ":" or "/" (_CODE)."""
+    start = text.rfind(" ", 0, k) + 1
+    end = text.find(" ", k)
+    return _CODE.search(text[start:k] + " " + text[k + 1:end if end >= 0 else len(text)]) \
+        is not None
 
 
 def _in_number(text, k):

@@ -393,6 +393,19 @@ def test_narrow_print_read_wider_adds_only_twin_letters_and_marks():
     assert ocr._added("velit", "velit") is None                      # nothing added
 
 
+def test_dithered_print_corrections_never_touch_an_amount():
+    # a thin dithered "%" read as a digit ending a whole number is Tesseract's "%"; an amount's
+    # last digit stays PP-OCR's
+    assert ocr._whole_number_before("MwSt 198", 7)
+    assert not ocr._whole_number_before("12.98", 4)
+    # a ß's shapes are a ß only where PP-OCR is unsure of them; a sure capital B stays
+    assert ocr._sharp_s("Hauptstrabe", [False] * 9 + [True, False]) == "Hauptstraße"
+    assert ocr._sharp_s("MacBook", [False] * 7) == "MacBook"
+    # Tesseract's marks made the printed ones: an opening "¡", an ì inside a word is an i
+    assert ocr._tesseract_marks("iGracias por su compra!") == "¡Gracias por su compra!"
+    assert ocr._tesseract_marks("Amerìcano più") == "Americano più"
+
+
 def test_dithered_holes_tell_dark_grey_text_from_crisp_strokes():
     crisp = np.zeros((20, 20), dtype=bool)
     crisp[5:15, 5:15] = True
