@@ -179,7 +179,7 @@ MONTHS = (("jan", 1), ("ene", 1), ("feb", 2), ("fév", 2), ("fev", 2), ("mar", 3
 # Number flags
 PERCENT = 1      # "19%"
 PER_UNIT = 2     # "2,99/kg"
-LONG = 4         # 8+ integer digits: a code, not an amount
+CODE = 4         # 8+ integer digits, or a leading zero ("0001"): a code, not an amount
 
 # ---- text -------------------------------------------------------------------------------------
 
@@ -340,8 +340,6 @@ def _number_at(text, i, j, comma):
     if before == "-" and _is_letter(before2):
         return None
     s = text[i:j]
-    if len(s) > 1 and s[0] == "0" and s.isdigit() and before != ".":
-        return None   # "牌号：0001", "No. 007": a number, never an amount (".00" is cents)
     if before == "." and comma is False and j - i == 2 and s.isdigit() \
             and not (_is_digit(before2) or _is_letter(before2) or before2 == "."):
         return (i - 1, j, int(s), 2, 0)   # ".82", "$.50": cents without a leading zero
@@ -353,7 +351,9 @@ def _number_at(text, i, j, comma):
     if parsed is None:
         return None
     mant, scale, ndigits = parsed
-    flags = LONG if ndigits >= 8 else 0
+    # "牌号：0001": a number, never an amount, though it may count ("01 x Latte"); ".00" is cents
+    padded = len(s) > 1 and s[0] == "0" and s.isdigit() and before != "."
+    flags = CODE if ndigits >= 8 or padded else 0
     if after == "%":
         flags |= PERCENT
     elif after == "/" and _is_letter(after2):
@@ -517,7 +517,7 @@ def _lead_count(name):
     SOO") or an "x" and a space ("2x GyrosFolie"), else None."""
     if not name:
         return None
-    glued = _glued_count(name)   # "2x GyrosFolie"
+    glued = _glued_count(name)   # "2x GyrosFolie": where such counts open most names
     if glued is not None:
         return (glued[0][2], name[glued[1]:].strip())
     k = 0
@@ -1113,9 +1113,10 @@ class Extractor:
         self._amounts = []        # (mantissa, scale) ending each line after the items
         self._subtotal_at = None  # index in _amounts of the first subtotal's amount
         self._signed_max = None   # (mantissa, scale): the largest amount printed with a currency
-        self._orphans = []        # amounts alone on a line before the first payment
-        self._orphan = None       # (line index, scan) of the last of them
-        self._above_label = None  # that scan when it is the line above _label_above's
+        self._lone_amounts = []   # (line index, amount) alone on a line before the payment
+        self._lone_amount = None  # (line index, scan) of the last of them
+        self._amount_above_label = None  # that scan when it is the line above _label_above's
+        self._named_below = False  # an item was named by the line under its amount
         self._previous = None     # index of the line fed last
 
     def run(self, lines):
@@ -1138,7 +1139,10 @@ class Extractor:
             alone = not hits and len(nums) == 1 and is_money(nums[0], self.decimals)
             if alone and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:]):
                 found = [(above, nums[0])]
-            elif above[2] == "total" and self._above_label is not None:
+            elif above[2] == "total" and self._amount_above_label is not None and not (
+                    nums and is_money(nums[-1], self.decimals)
+                    and self._priced_item(self._lone_amount[0])):
+                # not "Tea" / "3.00" / "TOTAL" / "Visa 7.50": an item's price under its name
                 found = [self._amount_above(above)] + found
             elif alone:
                 found = [(above, nums[0])]
@@ -1159,13 +1163,13 @@ class Extractor:
                 #                             a count of items ("9  Total")
             elif find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
                 self._label_above = last   # not a caption ("Qty  Price  Total")
-                orphan = self._orphan
-                self._above_label = orphan[1] if orphan and orphan[0] == self._previous else None
+                lone = self._lone_amount
+                self._amount_above_label = lone[1] if lone and lone[0] == self._previous else None
         if not found and not hits and len(nums) == 1 and self._paid_at is None \
                 and is_money(nums[0], self.decimals) \
                 and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:]):
-            self._orphans.append(fmt(nums[0][2], nums[0][3]))
-            self._orphan = (index, nums[0])
+            self._lone_amounts.append((index, fmt(nums[0][2], nums[0][3])))
+            self._lone_amount = (index, nums[0])
             if not has_word(text) and (self.values.get("subtotal") or self.values.get("tax")):
                 # an amount alone under the subtotal and tax lines: the total, its label left out
                 found = [((0, 0, "total", "2"), nums[0])]
@@ -1198,10 +1202,10 @@ class Extractor:
     def _amount_above(self, label):
         """(label, amount) for a bare total label under an amount alone on its line ("$85.00" /
         "Total": a row split in two), the amount no longer an item named by the label."""
-        if self.items and self.items[-1][5] == self._orphan[0]:
+        if self.items and self.items[-1][5] == self._lone_amount[0]:
             self.items.pop()
         self._label_above = None
-        return (label, self._above_label)
+        return (label, self._amount_above_label)
 
     def on_line(self, index, line, text, nums, hits, found):
         """Hook for subclasses: one decoded line and its scan."""
@@ -1279,6 +1283,7 @@ class Extractor:
                 return
         if not nums and self.items and self.items[-1][0] is None and has_word(text):
             self.items[-1][0] = _strip_box(line)   # the name under its price line
+            self._named_below = True
             return
         if _is_code_line(text, nums):
             return  # an item's SKU line between its name and its numbers
@@ -1292,8 +1297,8 @@ class Extractor:
         if not group or not self._amount_ok(group[-1], group, hits, text):
             # a text line ("CALCETINES PACK 3"): the name of numbers that may follow
             pending = self._pending
-            if not has_word(text):
-                self._pending = None
+            if not has_word(text) or [h for h in hits if h[2] in SUMMARY]:
+                self._pending = None   # no name: a total's label waiting for its amount
             elif not nums and not hits and self._name_col is not None \
                     and self.items[-1][5] == index - 1 \
                     and len(text) - len(text.lstrip(" ")) == self._name_col:
@@ -1347,6 +1352,8 @@ class Extractor:
             if rest and rest[0] in TIMES:   # "2 x VITAMIN A  5.00  10.00"
                 begin = text.find(rest[0], begin) + len(rest[0])
             name = _trim(_strip_box(line[begin:_before_mark(text, price[0])]), _NAME_TRIM)
+            if not has_word(name):
+                name = None   # "2 x à 5.00  10.00"
             prefix_qty = None
         else:
             name, prefix_qty = _item_name(line, text, nums, group[-used])
@@ -1354,7 +1361,7 @@ class Extractor:
             qty = prefix_qty
         first = index
         if name is None and self._pending is None and len(nums) == 1 and len(self.items) >= 2 \
-                and not has_word(text) and self._sum_of_items(amount) \
+                and not has_word(text) and not self._named_below and self._sum_of_items(amount) \
                 and None not in [i[0] for i in self.items]:
             # the named items' sum alone on a line: their total, its label lost
             self._in_items = False
@@ -1425,9 +1432,9 @@ class Extractor:
         """The fields (see the module docstring)."""
         self._count_column()
         above = self._label_above
-        if above is not None and above[2] == "total" and self._above_label is not None:
+        if above is not None and above[2] == "total" and self._amount_above_label is not None:
             hit, num = self._amount_above(above)   # the label is the last line
-            self._money(hit, num, self._orphan[0])
+            self._money(hit, num, self._lone_amount[0])
         total = self._best_total()
         subtotal = self._first("subtotal")
         payments = self.payments
@@ -1436,23 +1443,16 @@ class Extractor:
             total = self._charges_sum_printed()
         if total is None:
             total = self._untaxed_subtotal()
-        if total is None and payments:
-            total = add_amounts(p["amount"] for p in payments).lstrip("-")
-            if change is not None and not change.startswith("-"):   # cash handed over
-                total = add_amounts((total, "-" + change))
-                total = None if total.startswith("-") else total
+        due = self._paid_net(payments, change)
         if total is None:
-            tendered = self._first("tendered")
-            if tendered is not None and change is not None:
-                total = add_amounts((tendered, "-" + change))
+            total = due
         if total is None:
             total = self._item_sum_printed()
         if total is None and self._signed_max is not None:
             # no label, payment or sum says it ("TOLLPAID: $5.00", "FUELSALE $16.24"): the
             # amount due is the largest printed with the currency
             total = fmt(*self._signed_max)
-        due = self._paid_net(payments, change)
-        if due is not None and due != total and due in self._orphans:
+        if due is not None and due != total and due.strip("0.") and due in self._lone_totals():
             total = due   # the total's label left out (unreadable): what was paid says it
         if total is not None and change is not None:
             payments = _net_of_change(payments, total, change)
@@ -1469,17 +1469,42 @@ class Extractor:
         }
 
     def _paid_net(self, payments, change):
-        """What the payments (else the amount tendered) came to, less the change given: None
-        without either or when that is not a positive amount."""
+        """What was paid less the change given: the payments (printed negative too, cash handed
+        over), else the amount tendered when the change is printed; None without them or below
+        zero."""
         if payments:
-            paid = add_amounts(p["amount"] for p in payments)
+            paid = add_amounts(p["amount"] for p in payments).lstrip("-")
         else:
             paid = self._first("tendered")
-            if paid is None:
+            if paid is None or change is None:
                 return None
-        if change is not None and not change.startswith("-"):
+        if change is not None and not change.startswith("-"):   # cash handed over
             paid = add_amounts((paid, "-" + change))
-        return None if paid.startswith("-") or not paid.strip("0.") else paid
+        return None if paid.startswith("-") else paid
+
+    def _priced_item(self, index):
+        """True if the line at index is the price of an item named on a line above it ("Tea" /
+        "3.00"): an amount alone that is no total."""
+        for item in self.items:
+            if item[5] == index != item[4]:
+                return True
+        return False
+
+    def _lone_totals(self):
+        """The amounts alone on their line before the payment that may be the total: where a
+        total label prints one, not an item's price under its name ("Cake" / "3.00" paid in
+        part by a gift card)."""
+        labelled = self._total_labelled()
+        return [amount for index, amount in self._lone_amounts
+                if not (labelled and self._priced_item(index))]
+
+    def _total_labelled(self):
+        """True if a total label, not a weak one, prints an amount before the first payment."""
+        paid = self._paid_at
+        for tag, _amount, index in self.values.get("total", ()):
+            if tag != "2" and (paid is None or index <= paid):
+                return True
+        return False
 
     def _currency(self):
         """Printed sign or code (a "$" alone: the store's country's currency when words tell
@@ -1635,7 +1660,7 @@ def _item_name(line, text, nums, first):
             start = num[1]
     end = first[0]
     price = [n for n in nums if n[1] <= end and not text[n[1]:end].strip()]
-    price = price[-1] if price and price[-1] is not first else None   # just before the amount
+    price = price[-1] if price else None   # the number just before the amount
     glued = _glued_count(text) if qty is None and price is not None else None
     if glued is not None and _times_matches(glued[0], price, first):
         qty, start = glued   # "3x Hefe-Weissbier  à 3,30  9,90"; not "3X LARGE SHIRT  19.99"

@@ -49,30 +49,48 @@ def database_arguments(ap):
 
 
 def main(argv=None):
-    """Runs one subcommand; what a user can get wrong ends in one line, not a traceback."""
-    import ssl
-
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-
+    """Runs one subcommand; a database that cannot be opened and a closed pipe end in one line,
+    not a traceback."""
     args = build_parser().parse_args(argv)
     name = "tilltap " + (argv or sys.argv[1:] or ["?"])[0]
+    if getattr(args, "db", None):
+        problem = _database_problem(args.db, getattr(args, "schema", None))
+        if problem:
+            print("%s: %s" % (name, problem), file=sys.stderr)
+            return 2
     try:
         return args.run(args)
-    except (OperationalError, NoSuchModuleError, ArgumentError) as e:
-        print("%s: the database cannot be used (--db %s): %s"
-              % (name, getattr(args, "db", "?"), str(e.orig if hasattr(e, "orig") else e)
-                 .splitlines()[0]), file=sys.stderr)
-        return 2
-    except ssl.SSLError as e:
-        print("%s: TLS certificate or key (--tls-cert, --tls-key): %s" % (name, e),
-              file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
-        # the reader went away (`tilltap parse ... | head`): stop quietly, as cat does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # the reader went away (`tilltap parse ... | head`): stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        raise   # a socket's, not stdout's
+
+
+def _database_problem(url, schema):
+    """Why the database at url cannot be opened (one line, password hidden), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    from tilltap.storage.database import make_engine
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as e:
+        return "the database URL cannot be read: %s" % e
+    try:
+        engine = make_engine(url, schema=schema)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except (OperationalError, NoSuchModuleError, ArgumentError) as e:
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        return "the database cannot be opened (--db %s): %s" % (shown, reason)
+    return None
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import logging
 import os
 import signal
 import socket
+import ssl
+import sys
 import threading
 
 import uvicorn
@@ -113,7 +115,11 @@ def run(args):
                      engine.url.render_as_string(hide_password=True),
                      ", MQTT %s:%d" % (args.mqtt_host, args.mqtt_port) if consumer else ""),
                   flush=True)
-            uvicorn.Server(config).run()
+            try:
+                uvicorn.Server(config).run()
+            except ssl.SSLError as e:   # the certificate or key files do not load
+                print("tilltap serve: --tls-cert/--tls-key: %s" % e, file=sys.stderr)
+                return 2
     finally:
         if consumer:
             consumer.stop()

@@ -851,7 +851,7 @@ _LOOKALIKE = {"0": "oO", "1": "lI", "5": "sS", "8": "B", "9": "g"}
 # "28719" in dithered FreeMono: 3 lines of the tuning fonts' dithered receipts righted, none
 # lost)
 _DIGIT_SHAPES = frozenset("OISBZG")
-_CODE = re.compile(r"\d[-:/]\d|[^\W\d_]")
+_CODE = re.compile(r"\d[-:/]\d")
 _PUNCTUATION = set(".,:;-/%()'&+*#@$!?\"")
 
 
@@ -892,16 +892,19 @@ def _in_word(text, k):
 
 
 def _whole_number_before(text, k):
-    """True if the digits before text[k] follow no decimal mark (not "12.9" of "12.98")."""
+    """True if the digits before text[k] are a rate's: one or two, after no decimal mark (not
+    "12.9" of "12.98", nor "198" of a whole-number amount "1980")."""
     start = k
     while start and text[start - 1].isdigit():
         start -= 1
-    return not (start > 1 and text[start - 1] in ".," and text[start - 2].isdigit())
+    return k - start <= 2 and not (start > 1 and text[start - 1] in ".," and
+                                   text[start - 2].isdigit())
 
 
 def _in_code(text, k):
-    """True if the word around text[k] (itself left out) is a code or a date and time, not an
-    amount: it has a letter, or digits joined by "-", ":" or "/" (_CODE)."""
+    """True if the word around text[k] (itself left out) is a date and time or a code whose
+    digits are joined by "-", ":" or "/" (_CODE); not an amount, even with a currency or a
+    label glued on ("RM175.00", "TOTAL:1450.00")."""
     start = text.rfind(" ", 0, k) + 1
     end = text.find(" ", k)
     return _CODE.search(text[start:k] + " " + text[k + 1:end if end >= 0 else len(text)]) \

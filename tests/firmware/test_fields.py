@@ -1,5 +1,5 @@
 """Field extraction on the board (fields.py); runs under pytest and under MicroPython."""
-from tilltap_fw.fields import extract, fmt, fold, labels, mask_cards, numbers
+from tilltap_fw.fields import extract, fmt, fold, is_money, labels, mask_cards, numbers
 
 GERMAN = [
     "Bäckerei Schäfer",
@@ -129,8 +129,10 @@ def test_numbers_skip_codes_dates_and_glued_units():
     assert values("1.234,50 EUR", True) == ["1234.50"]
     # a whole number with leading zeros is a number, not an amount; cents without a leading
     # zero are ("TAX  .00")
-    assert values("收银：1001(1001) 牌号：0001") == ["1001", "1001"]
+    padded = numbers(fold("收银：1001(1001) 牌号：0001"), False)
+    assert [is_money(n, False) for n in padded] == [True, True, False]
     assert values("TAX   .00") == ["0.00"]
+    assert _items(["01 x Latte   3.50", "TOTAL   3.50"]) == [("Latte", "1", "3.50", "3.50")]
 
 
 def test_dates():
@@ -329,6 +331,11 @@ def test_totals_printed_in_unusual_ways():
     assert extract(split[:4])["total"] == "64900"
     assert extract(["NASI GORENG   2   50,000", "ES TEH   1   9,000", "2  Total", "59,000",
                     "CASH   100,000"])["total"] == "59000"
+    # an item's price under its name is not a total's amount, nor is a part payment that
+    # equals an item's price the total when a total label prints one
+    assert extract(["Latte", "4.50", "Tea", "3.00", "TOTAL", "Visa 7.50"])["total"] == "7.50"
+    assert extract(["Latte", "4.50", "Cake", "3.00", "TOTAL 7.50", "GIFT CARD 3.00"])["total"] \
+        == "7.50"
     # the named items' sum alone on a line is their total, not an item; a nameless amount that
     # happens to be the sum of nameless ones before it is an item
     summed = extract(["WRAP   6.95", "SALMON   6.25", "CHIPS   1.25", "                 14.45",
@@ -362,10 +369,12 @@ def test_item_names_are_the_printed_names_alone():
     assert _items(["2 x VITAMIN A   5.00   10.00", "3 Latte @ 3.50   10.50",
                    "TOTAL   18.50"]) == [("VITAMIN A", "2", "5.00", "10.00"),
                                         ("Latte", "3", "3.50", "10.50")]
-    # a count glued to its "x" without a unit price: only where such counts open most names
-    # ("3X LARGE SHIRT" is a size)
+    # a count glued to its "x" without a unit price that multiplies out: only where such counts
+    # open most names ("3X LARGE SHIRT" among others is a size)
     assert _items(["2X   COPERTO   4.00", "1x ChknTeriRoll   6.50", "TOTAL   10.50"]) == [
         ("COPERTO", "2", "2.00", "4.00"), ("ChknTeriRoll", "1", "6.50", "6.50")]
+    assert _items(["3X LARGE SHIRT   19.99", "SOCKS   4.00", "CAP   9.00", "TOTAL   32.99"])[0] \
+        == ("3X LARGE SHIRT", "1", "19.99", "19.99")
     assert _items(["BACON          RM 4.90", "EXHAM            R14.00", "TOTAL   RM 18.90"]) \
         == [("BACON", "1", "4.90", "4.90"), ("EXHAM", "1", "14.00", "14.00")]
     # counts opening most names, where the others' counts were read otherwise (multiplied out)

@@ -44,4 +44,10 @@ def test_a_database_that_cannot_be_opened_is_one_line(tmp_path, capsys):
     assert main(["devices", "--db", bad, "list"]) == 2
     assert main(["devices", "--db", "nosuchdialect://x", "list"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all("the database cannot be used" in line for line in err)
+    assert len(err) == 2 and all("the database cannot be" in line for line in err)
+
+
+def test_the_database_password_is_never_shown(capsys):
+    assert main(["devices", "--db", "postgresql://alice:S3cret@127.0.0.1:1/tt", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "S3cret" not in err and "alice:***@" in err

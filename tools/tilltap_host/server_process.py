@@ -34,8 +34,10 @@ class ServerProc:
         self.env = dict(os.environ)
         if mqtt:
             self.env["TILLTAP_MQTT_PASSWORD"] = mqtt[2]
+        # a token of its own (not one inherited from a server started by hand): readiness is
+        # this server showing its counters
+        self.env["TILLTAP_MONITOR_TOKEN"] = secrets.token_urlsafe(16)
         self.env.update(env or {})
-        self.env.setdefault("TILLTAP_MONITOR_TOKEN", secrets.token_urlsafe(16))
         self.monitor_token = self.env["TILLTAP_MONITOR_TOKEN"]
         self.wrapper = wrapper
         self.log_path = log_path or os.devnull
