@@ -48,6 +48,14 @@ def database_arguments(ap):
     ap.add_argument("--schema", default=None, help="PostgreSQL schema for the tables")
 
 
+def database_arguments_after(actions):
+    """--db and --schema after the action too (`tilltap devices add ID --db URL`), every
+    action of a command's subparsers (actions) taking them; given before it, they stay."""
+    for parser in actions.choices.values():
+        parser.add_argument("--db", default=argparse.SUPPRESS, help="as before the action")
+        parser.add_argument("--schema", default=argparse.SUPPRESS, help="as before the action")
+
+
 def main(argv=None):
     """Runs one subcommand; a database that cannot be opened and a closed pipe end in one line,
     not a traceback."""

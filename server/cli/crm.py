@@ -6,7 +6,7 @@ from tilltap.storage.database import make_engine
 
 
 def add_command(sub):
-    from tilltap.cli import database_arguments
+    from tilltap.cli import database_arguments, database_arguments_after
     ap = sub.add_parser("crm", help="customer data: import a CSV (member_id, phone, name, "
                                     "email, ...)",
                         description="Upsert customers by member ID and link their receipts.")
@@ -16,6 +16,7 @@ def add_command(sub):
     p = actions.add_parser("import", help="import customers from CSV (member_id, phone, name, "
                                           "email, ...)")
     p.add_argument("csv_file")
+    database_arguments_after(actions)
     ap.set_defaults(run=run)
 
 

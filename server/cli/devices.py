@@ -19,7 +19,7 @@ from tilltap.storage.database import make_engine
 
 
 def add_command(sub):
-    from tilltap.cli import database_arguments
+    from tilltap.cli import database_arguments, database_arguments_after
     ap = sub.add_parser("devices", help="register, list and revoke devices; write Mosquitto "
                                         "passwd/acl files",
                         description="The device registry: one unique ID and credential per tap.")
@@ -40,6 +40,7 @@ def add_command(sub):
     p.add_argument("device_id")
     p = actions.add_parser("mosquitto", help="write Mosquitto passwd and acl files")
     p.add_argument("directory")
+    database_arguments_after(actions)
     ap.set_defaults(run=run)
 
 

@@ -9,7 +9,7 @@ from tilltap.storage.database import make_engine
 
 
 def add_command(sub):
-    from tilltap.cli import database_arguments
+    from tilltap.cli import database_arguments, database_arguments_after
     ap = sub.add_parser("operators", help="dashboard operators (login for reports and customer "
                                           "data)",
                         description="Create operators; device credentials never open the "
@@ -19,6 +19,7 @@ def add_command(sub):
     actions.required = True
     p = actions.add_parser("add", help="create a dashboard operator")
     p.add_argument("username")
+    database_arguments_after(actions)
     ap.set_defaults(run=run)
 
 

@@ -76,7 +76,9 @@ class Consumer:
         # paho annotates the delays int; they are seconds used in float arithmetic
         c.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]
         c.on_connect = self._on_connect
+        c.on_connect_fail = self._on_connect_fail
         c.on_disconnect = self._on_disconnect
+        self._unreachable = False   # said once per outage, not at every retry
         c.on_message = self._on_message
         self._client = c
         self._host, self._port = host, port
@@ -90,10 +92,17 @@ class Consumer:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def _on_connect_fail(self, client, userdata):
+        if not self._unreachable:
+            self._unreachable = True
+            log.warning("broker %s:%d cannot be reached; retrying until it answers",
+                        self._host, self._port)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             log.error("broker refused the consumer: %s", reason_code)
             return
+        self._unreachable = False
         client.subscribe([(protocol_check.shared_filter("receipts", self._group), 1),
                           (protocol_check.shared_filter("telemetry", self._group), 1)])
         self.connected.set()

@@ -51,3 +51,11 @@ def test_the_database_password_is_never_shown(capsys):
     assert main(["devices", "--db", "postgresql://alice:S3cret@127.0.0.1:1/tt", "list"]) == 2
     err = capsys.readouterr().err
     assert "S3cret" not in err and "alice:***@" in err
+
+
+def test_the_database_may_follow_the_action(tmp_path, capsys):
+    db = _db(tmp_path)
+    assert main(["devices", "add", "till-3", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["devices", "--db", db, "list"]) == 0
+    assert '"till-3"' in capsys.readouterr().out
