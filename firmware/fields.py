@@ -517,16 +517,8 @@ def _lead_count(name):
     SOO") or an "x" and a space ("2x GyrosFolie"), else None."""
     if not name:
         return None
-    glued = _glued_count(name)   # "2x GyrosFolie": where such counts open most names
-    if glued is not None:
-        return (glued[0][2], name[glued[1]:].strip())
-    k = 0
-    while k < len(name) and _is_digit(name[k]):
-        k += 1
-    if not 0 < k <= 3 or k >= len(name) or name[k] != " " or not has_word(name[k:]):
-        return None
-    count = int(name[:k])
-    return (count, name[k:].strip()) if 0 < count < _QTY_MAX else None
+    found = _opening_count(name, True) or _opening_count(name, False)
+    return (found[0][2], name[found[1]:].strip()) if found else None
 
 
 # Payment words that are also nouns of item names ("COKLAT BAR", "SAFETY PIN"): among the items
@@ -1113,8 +1105,8 @@ class Extractor:
         self._amounts = []        # (mantissa, scale) ending each line after the items
         self._subtotal_at = None  # index in _amounts of the first subtotal's amount
         self._signed_max = None   # (mantissa, scale): the largest amount printed with a currency
-        self._lone_amounts = []   # (line index, amount) alone on a line before the payment
-        self._lone_amount = None  # (line index, scan) of the last of them
+        self._lone_amounts = []   # (line index, scan) of amounts alone on a line before the
+        #                           payment
         self._amount_above_label = None  # that scan when it is the line above _label_above's
         self._named_below = False  # an item was named by the line under its amount
         self._previous = None     # index of the line fed last
@@ -1141,7 +1133,7 @@ class Extractor:
                 found = [(above, nums[0])]
             elif above[2] == "total" and self._amount_above_label is not None and not (
                     nums and is_money(nums[-1], self.decimals)
-                    and self._priced_item(self._lone_amount[0])):
+                    and self._priced_item(self._lone_amounts[-1][0])):
                 # not "Tea" / "3.00" / "TOTAL" / "Visa 7.50": an item's price under its name
                 found = [self._amount_above(above)] + found
             elif alone:
@@ -1163,13 +1155,12 @@ class Extractor:
                 #                             a count of items ("9  Total")
             elif find_word(text, QTY_WORDS) < 0 and find_word(text, PRICE_WORDS) < 0:
                 self._label_above = last   # not a caption ("Qty  Price  Total")
-                lone = self._lone_amount
+                lone = self._lone_amounts[-1] if self._lone_amounts else None
                 self._amount_above_label = lone[1] if lone and lone[0] == self._previous else None
         if not found and not hits and len(nums) == 1 and self._paid_at is None \
                 and is_money(nums[0], self.decimals) \
                 and _only_currency_words(text[:nums[0][0]] + text[nums[0][1]:]):
-            self._lone_amounts.append((index, fmt(nums[0][2], nums[0][3])))
-            self._lone_amount = (index, nums[0])
+            self._lone_amounts.append((index, nums[0]))
             if not has_word(text) and (self.values.get("subtotal") or self.values.get("tax")):
                 # an amount alone under the subtotal and tax lines: the total, its label left out
                 found = [((0, 0, "total", "2"), nums[0])]
@@ -1202,7 +1193,7 @@ class Extractor:
     def _amount_above(self, label):
         """(label, amount) for a bare total label under an amount alone on its line ("$85.00" /
         "Total": a row split in two), the amount no longer an item named by the label."""
-        if self.items and self.items[-1][5] == self._lone_amount[0]:
+        if self.items and self.items[-1][5] == self._lone_amounts[-1][0]:
             self.items.pop()
         self._label_above = None
         return (label, self._amount_above_label)
@@ -1434,7 +1425,7 @@ class Extractor:
         above = self._label_above
         if above is not None and above[2] == "total" and self._amount_above_label is not None:
             hit, num = self._amount_above(above)   # the label is the last line
-            self._money(hit, num, self._lone_amount[0])
+            self._money(hit, num, self._lone_amounts[-1][0])
         total = self._best_total()
         subtotal = self._first("subtotal")
         payments = self.payments
@@ -1495,7 +1486,7 @@ class Extractor:
         total label prints one, not an item's price under its name ("Cake" / "3.00" paid in
         part by a gift card)."""
         labelled = self._total_labelled()
-        return [amount for index, amount in self._lone_amounts
+        return [fmt(num[2], num[3]) for index, num in self._lone_amounts
                 if not (labelled and self._priced_item(index))]
 
     def _total_labelled(self):
@@ -1661,7 +1652,7 @@ def _item_name(line, text, nums, first):
     end = first[0]
     price = [n for n in nums if n[1] <= end and not text[n[1]:end].strip()]
     price = price[-1] if price else None   # the number just before the amount
-    glued = _glued_count(text) if qty is None and price is not None else None
+    glued = _opening_count(text, True) if qty is None and price is not None else None
     if glued is not None and _times_matches(glued[0], price, first):
         qty, start = glued   # "3x Hefe-Weissbier  à 3,30  9,90"; not "3X LARGE SHIRT  19.99"
     if qty is not None and price is not None and start < price[0] \
@@ -1693,18 +1684,22 @@ def _before_mark(text, end):
     return end
 
 
-def _glued_count(text):
-    """(count as a scan, where the name starts) for a line opening with a count glued to its
-    "x" ("3x Hefe-Weissbier", "2X  COPERTO"), else None."""
+def _opening_count(text, glued):
+    """(count as a scan, where the name starts) for a text opening with a count of 1-3 digits
+    and a space ("2 SAM DA SOO") or, glued, its "x" and a space ("3x Hefe-Weissbier", "2X
+    COPERTO"), before words; else None."""
     k = len(text) - len(text.lstrip(" "))
     i = k
     while k < len(text) and _is_digit(text[k]):
         k += 1
-    if not 0 < k - i <= 3 or text[k + 1:k + 2] != " " or text[k] not in "xX×" \
-            or not has_word(text[k + 2:]):
+    if glued:
+        if text[k:k + 1] not in ("x", "X", "×"):
+            return None
+        k += 1
+    if not 0 < k - i - glued <= 3 or text[k:k + 1] != " " or not has_word(text[k + 1:]):
         return None
-    count = int(text[i:k])
-    return ((i, k, count, 0, 0), k + 2) if 0 < count < _QTY_MAX else None
+    count = int(text[i:k - glued])
+    return ((i, k - glued, count, 0, 0), k + 1) if 0 < count < _QTY_MAX else None
 
 
 def _only_times(text):

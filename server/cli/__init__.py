@@ -38,22 +38,22 @@ def build_parser():
     return ap
 
 
-def database_arguments(ap):
-    """--db and --schema, as every command that opens the database takes them."""
-    import os
-
+def database_arguments(ap, after=False):
+    """--db and --schema, as every command that opens the database takes them; after: an
+    action's own, which override the command's only when given (database_arguments_after)."""
     from tilltap.storage.database import DEFAULT_URL
-    ap.add_argument("--db", default=os.environ.get("TILLTAP_DB", DEFAULT_URL),
-                    help="SQLAlchemy URL (default $TILLTAP_DB or %(default)s)")
-    ap.add_argument("--schema", default=None, help="PostgreSQL schema for the tables")
+    ap.add_argument("--db", default=argparse.SUPPRESS if after else
+                    os.environ.get("TILLTAP_DB", DEFAULT_URL),
+                    help="SQLAlchemy URL (default $TILLTAP_DB or %s)" % DEFAULT_URL)
+    ap.add_argument("--schema", default=argparse.SUPPRESS if after else None,
+                    help="PostgreSQL schema for the tables")
 
 
 def database_arguments_after(actions):
-    """--db and --schema after the action too (`tilltap devices add ID --db URL`), every
-    action of a command's subparsers (actions) taking them; given before it, they stay."""
+    """--db and --schema after the action too (`tilltap devices add ID --db URL`), for every
+    action of a command's subparsers (actions)."""
     for parser in actions.choices.values():
-        parser.add_argument("--db", default=argparse.SUPPRESS, help="as before the action")
-        parser.add_argument("--schema", default=argparse.SUPPRESS, help="as before the action")
+        database_arguments(parser, after=True)
 
 
 def main(argv=None):
